@@ -1,0 +1,72 @@
+// Environment -> typed configuration. Every bad value is reported at once,
+// by variable name, before anything starts.
+export type Config = {
+  host: string;
+  port: number;
+  databaseUrl: string | null;
+  dataDir: string;
+  embeddedPostgresPort: number;
+  bootstrapKey: string | null;
+  corsOrigins: string[];
+  logLevel: "debug" | "info" | "warn" | "error";
+  pgPoolSize: number;
+  batchMaxEvents: number;
+  maxPendingEvents: number;
+  shutdownGraceMs: number;
+  keyCacheMs: number;
+  maxMessageBytes: number;
+};
+
+export class ConfigError extends Error {}
+
+type Env = Record<string, string | undefined>;
+
+export function loadConfig(env: Env = process.env): Config {
+  const errors: string[] = [];
+  const int = (name: string, dflt: number, min: number, max: number): number => {
+    const raw = env[name];
+    if (raw === undefined || raw === "") return dflt;
+    const n = /^\d+$/.test(raw) ? Number(raw) : Number.NaN;
+    if (!Number.isInteger(n) || n < min || n > max) {
+      errors.push(`${name}=${JSON.stringify(raw)}: must be a whole number from ${min} to ${max}`);
+      return dflt;
+    }
+    return n;
+  };
+  const logLevel = env.LOG_LEVEL || "info";
+  if (!["debug", "info", "warn", "error"].includes(logLevel)) {
+    errors.push(`LOG_LEVEL=${JSON.stringify(logLevel)}: must be debug, info, warn or error`);
+  }
+  const bootstrapKey = env.AUDITLOG_BOOTSTRAP_KEY || null;
+  if (bootstrapKey !== null && bootstrapKey.length < 24) {
+    errors.push("AUDITLOG_BOOTSTRAP_KEY: must be at least 24 characters (use e.g. `openssl rand -hex 24`)");
+  }
+  const databaseUrl = env.DATABASE_URL || null;
+  if (databaseUrl !== null && !/^postgres(ql)?:\/\//.test(databaseUrl)) {
+    errors.push("DATABASE_URL: must be a postgres:// or postgresql:// URL");
+  }
+  const corsOrigins = (env.CORS_ORIGINS ?? "").split(",").map((s) => s.trim()).filter(Boolean);
+  for (const o of corsOrigins) {
+    if (o !== "*" && !/^https?:\/\/[^/]+$/.test(o)) {
+      errors.push(`CORS_ORIGINS: ${JSON.stringify(o)} is not an origin like https://app.example.com (or *)`);
+    }
+  }
+  const config: Config = {
+    host: env.HOST || "127.0.0.1",
+    port: int("PORT", 8080, 0, 65535),
+    databaseUrl,
+    dataDir: env.AUDITLOG_DATA_DIR || ".data",
+    embeddedPostgresPort: int("AUDITLOG_EMBEDDED_PG_PORT", 5433, 1, 65535),
+    bootstrapKey,
+    corsOrigins,
+    logLevel: logLevel as Config["logLevel"],
+    pgPoolSize: int("PG_POOL_SIZE", 10, 2, 200),
+    batchMaxEvents: int("AUDITLOG_BATCH_MAX_EVENTS", 5000, 1, 100_000),
+    maxPendingEvents: int("AUDITLOG_MAX_PENDING_EVENTS", 50_000, 1000, 10_000_000),
+    shutdownGraceMs: int("AUDITLOG_SHUTDOWN_GRACE_MS", 10_000, 0, 600_000),
+    keyCacheMs: int("AUDITLOG_KEY_CACHE_MS", 5_000, 0, 600_000),
+    maxMessageBytes: int("AUDITLOG_MAX_MESSAGE_BYTES", 8 * 1024 * 1024, 1024, 256 * 1024 * 1024),
+  };
+  if (errors.length) throw new ConfigError(`invalid configuration:\n  ${errors.join("\n  ")}`);
+  return config;
+}

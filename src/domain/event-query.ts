@@ -1,0 +1,113 @@
+// The query model shared by every search backend: a conjunction of plain
+// conditions. The EventFilter message and the human query string both turn
+// into conditions; PostgreSQL, Elasticsearch and the reference evaluator
+// (matchesQuery) each translate them, never the protobuf message, so all
+// answer the same question.
+import type { EventFilter } from "../../gen/auditlog/v1/query_pb.js";
+import { Severity } from "../../gen/auditlog/v1/event_pb.js";
+import { actorTypeName, outcomeName, SEVERITY_ORDER, severityName, type SeverityName } from "./event-record.ts";
+import { type Micros, microsFromTimestamp } from "./timestamp.ts";
+
+/** Envelope fields that can be matched exactly, by their dotted names. */
+export const TERM_FIELDS = [
+  "id",
+  "action",
+  "actor.id",
+  "actor.type",
+  "actor.name",
+  "actor.ip",
+  "actor.session_id",
+  "target.type",
+  "target.id",
+  "target.name",
+  "outcome",
+  "severity",
+  "context.request_id",
+  "context.trace_id",
+  "context.source",
+  "context.location",
+] as const;
+export type TermField = (typeof TERM_FIELDS)[number];
+
+export type Condition =
+  /** The field equals one of the values (enum fields by stored name, e.g. "WARNING"). */
+  | { kind: "terms"; field: TermField; values: string[] }
+  /** The action equals one of `exact` or starts with one of `prefixes` (which end in "."). */
+  | { kind: "action"; exact: string[]; prefixes: string[] }
+  /** occurred_at in [from, to). */
+  | { kind: "time"; from: Micros | null; to: Micros | null }
+  /** The scalar at a metadata path has one of the values as text; empty values: the path exists. */
+  | { kind: "metadata"; path: string[]; values: string[] }
+  /** The words, in this order, appear in message or in the string values of metadata/changes. */
+  | { kind: "text"; words: string[]; negate: boolean }
+  /** Matches nothing (contradictory conditions). */
+  | { kind: "none" };
+
+export type EventQuery = { conditions: Condition[] };
+
+export type SortDirection = "asc" | "desc";
+
+/**
+ * Free text is matched by words: maximal runs of letters and digits,
+ * compared case-insensitively. Elasticsearch's analyzer for `message` and
+ * `open_text` uses the same pattern, so every backend agrees.
+ */
+export const WORD_PATTERN = /[\p{L}\p{N}]+/gu;
+
+export function words(text: string): string[] {
+  return (text.toLowerCase().match(WORD_PATTERN) ?? []) as string[];
+}
+
+/** Parses the `text` field: words, "quoted phrases", -excluded words or -"phrases". */
+export function textConditions(text: string): Condition[] {
+  const out: Condition[] = [];
+  const re = /(-?)(?:"([^"]*)"|(\S+))/g;
+  for (const m of text.matchAll(re)) {
+    const w = words(m[2] ?? m[3] ?? "");
+    if (w.length) out.push({ kind: "text", words: w, negate: m[1] === "-" });
+  }
+  return out;
+}
+
+export function severitiesAtLeast(s: SeverityName): SeverityName[] {
+  return SEVERITY_ORDER.slice(SEVERITY_ORDER.indexOf(s));
+}
+
+export function queryFromFilter(f: EventFilter | undefined): EventQuery {
+  const conditions: Condition[] = [];
+  if (!f) return { conditions };
+  const terms = (field: TermField, values: readonly string[]) => {
+    if (values.length) conditions.push({ kind: "terms", field, values: [...new Set(values)] });
+  };
+  terms("id", f.ids);
+  if (f.actions.length) {
+    conditions.push({
+      kind: "action",
+      exact: f.actions.filter((a) => !a.endsWith(".*")),
+      prefixes: f.actions.filter((a) => a.endsWith(".*")).map((a) => a.slice(0, -1)),
+    });
+  }
+  terms("actor.id", f.actorIds);
+  terms("actor.type", f.actorTypes.map(actorTypeName));
+  terms("actor.ip", f.actorIps);
+  terms("actor.session_id", f.sessionIds);
+  terms("target.type", f.targetTypes);
+  terms("target.id", f.targetIds);
+  terms("outcome", f.outcomes.map(outcomeName));
+  terms("severity", f.severities.map(severityName));
+  if (f.minSeverity !== Severity.UNSPECIFIED) terms("severity", severitiesAtLeast(severityName(f.minSeverity)));
+  terms("context.request_id", f.requestIds);
+  terms("context.trace_id", f.traceIds);
+  terms("context.source", f.sources);
+  terms("context.location", f.locations);
+  if (f.occurredAfter || f.occurredBefore) {
+    conditions.push({
+      kind: "time",
+      from: f.occurredAfter ? microsFromTimestamp(f.occurredAfter) : null,
+      to: f.occurredBefore ? microsFromTimestamp(f.occurredBefore) : null,
+    });
+  }
+  for (const m of f.metadata) conditions.push({ kind: "metadata", path: m.key.split("."), values: m.values });
+  conditions.push(...textConditions(f.text));
+  return { conditions };
+}

@@ -1,0 +1,142 @@
+// The two export file formats, one event at a time.
+//
+// NDJSON: one StoredEvent per line in proto3 JSON (the JSON the Connect API
+// answers with: lowerCamelCase keys, enums by name, 64-bit integers as
+// strings, fields at their default value omitted), each line ending in "\n".
+//
+// CSV (RFC 4180): a fixed header row (CSV_COLUMNS), then one row per event,
+// every line ending in CRLF. A cell holds exactly what the NDJSON line holds
+// at the same place: enums by their proto JSON names (OUTCOME_SUCCESS),
+// times as proto3 JSON timestamps (RFC 3339, UTC, 0/3/6/9 fraction digits),
+// `sequence` in decimal, open content (metadata, changes.before,
+// changes.after) as compact JSON text. A field that NDJSON omits (not set or
+// at its default, e.g. no target, ACTOR_TYPE_UNSPECIFIED) is an empty cell.
+// Cells are quoted only when they contain `"`, `,`, CR or LF; quotes inside
+// are doubled.
+//
+// Values are never altered: in particular no protection against spreadsheet
+// formula injection (a cell starting with =, +, - or @ is written as is),
+// because a prefixed cell would no longer equal the stored, hash-chained
+// value. Open the file with a spreadsheet's import dialog (columns as text),
+// not by double-clicking, when events may carry producer-controlled text.
+import { toJsonString } from "@bufbuild/protobuf";
+import type { Timestamp } from "@bufbuild/protobuf/wkt";
+import { ActorType, Outcome, Severity, type StoredEvent, StoredEventSchema } from "../../gen/auditlog/v1/event_pb.js";
+
+/** One NDJSON line: the event in proto3 JSON plus "\n". */
+export function ndjsonLine(e: StoredEvent): string {
+  return toJsonString(StoredEventSchema, e) + "\n";
+}
+
+/**
+ * The CSV columns, in order. Every field of StoredEvent has one column
+ * (dotted names for nested envelope fields, proto field names in snake_case);
+ * `content_hash` is not part of StoredEvent and is not exported.
+ */
+export const CSV_COLUMNS = [
+  "tenant_id",
+  "id",
+  "sequence",
+  "occurred_at",
+  "received_at",
+  "action",
+  "actor.id",
+  "actor.type",
+  "actor.name",
+  "actor.ip",
+  "actor.user_agent",
+  "actor.session_id",
+  "target.type",
+  "target.id",
+  "target.name",
+  "outcome",
+  "severity",
+  "context.request_id",
+  "context.trace_id",
+  "context.source",
+  "context.location",
+  "message",
+  "metadata",
+  "changes.before",
+  "changes.after",
+  "hash",
+  "prev_hash",
+] as const;
+
+export type CsvColumn = (typeof CSV_COLUMNS)[number];
+
+const CRLF = "\r\n";
+const NEEDS_QUOTES = /[",\r\n]/;
+
+/** One RFC 4180 field: quoted (with doubled quotes) only when it has to be. */
+export function csvField(v: string): string {
+  return NEEDS_QUOTES.test(v) ? `"${v.replaceAll('"', '""')}"` : v;
+}
+
+/** The header row, CRLF-terminated. */
+export function csvHeader(): string {
+  return CSV_COLUMNS.join(",") + CRLF;
+}
+
+/** A Timestamp exactly as proto3 JSON writes it (what @bufbuild/protobuf's toJson produces). */
+export function timestampJson(ts: Timestamp | undefined): string {
+  if (!ts) return "";
+  const nanos = ts.nanos;
+  let z = "Z";
+  if (nanos > 0) {
+    const digits = String(nanos + 1_000_000_000).slice(1);
+    z = digits.endsWith("000000") ? `.${digits.slice(0, 3)}Z` : digits.endsWith("000") ? `.${digits.slice(0, 6)}Z` : `.${digits}Z`;
+  }
+  return new Date(Number(ts.seconds) * 1000).toISOString().replace(".000Z", z);
+}
+
+/** An enum value as proto3 JSON writes it: its full name, "" for the default (omitted), the number if unknown. */
+function enumJson(names: Record<number, string>, prefix: string, v: number): string {
+  if (v === 0) return "";
+  const name = names[v];
+  return name === undefined ? String(v) : prefix + name;
+}
+
+function jsonText(v: unknown): string {
+  return v === undefined ? "" : JSON.stringify(v);
+}
+
+/** One CSV row for the event, CRLF-terminated, in the order of CSV_COLUMNS. */
+export function csvRow(e: StoredEvent): string {
+  const ev = e.event;
+  const a = ev?.actor;
+  const t = ev?.target;
+  const c = ev?.context;
+  const cells: string[] = [
+    e.tenantId,
+    ev?.id ?? "",
+    e.sequence === 0n ? "" : e.sequence.toString(),
+    timestampJson(ev?.occurredAt),
+    timestampJson(e.receivedAt),
+    ev?.action ?? "",
+    a?.id ?? "",
+    enumJson(ActorType, "ACTOR_TYPE_", a?.type ?? 0),
+    a?.name ?? "",
+    a?.ip ?? "",
+    a?.userAgent ?? "",
+    a?.sessionId ?? "",
+    t?.type ?? "",
+    t?.id ?? "",
+    t?.name ?? "",
+    enumJson(Outcome, "OUTCOME_", ev?.outcome ?? 0),
+    enumJson(Severity, "SEVERITY_", ev?.severity ?? 0),
+    c?.requestId ?? "",
+    c?.traceId ?? "",
+    c?.source ?? "",
+    c?.location ?? "",
+    ev?.message ?? "",
+    jsonText(ev?.metadata),
+    jsonText(ev?.changes?.before),
+    jsonText(ev?.changes?.after),
+    e.hash,
+    e.prevHash,
+  ];
+  let line = csvField(cells[0]!);
+  for (let i = 1; i < cells.length; i++) line += "," + csvField(cells[i]!);
+  return line + CRLF;
+}

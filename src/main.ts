@@ -1,0 +1,89 @@
+// Entry point: configuration -> (embedded) PostgreSQL -> app -> signals.
+import { randomBytes } from "node:crypto";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { startApp } from "./app.ts";
+import { ConfigError, loadConfig } from "./config.ts";
+import { createLogger } from "./server/log.ts";
+import { startEmbeddedPostgres } from "./store/embedded-postgres.ts";
+
+/** With nothing configured, a bootstrap key is made once and kept (mode 600) in the data directory. */
+function localBootstrapKey(dataDir: string): string {
+  const file = join(dataDir, "bootstrap-key");
+  if (existsSync(file)) return readFileSync(file, "utf8").trim();
+  mkdirSync(dataDir, { recursive: true });
+  const key = `boot_${randomBytes(24).toString("hex")}`;
+  writeFileSync(file, `${key}\n`, { mode: 0o600 });
+  return key;
+}
+
+async function main(): Promise<void> {
+  let config;
+  try {
+    config = loadConfig();
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`${err.message}\n`);
+      process.exit(2);
+    }
+    throw err;
+  }
+  const log = createLogger({ level: config.logLevel });
+  const dataDir = resolve(config.dataDir);
+  let stopPostgres: (() => Promise<void>) | null = null;
+  let databaseUrl = config.databaseUrl;
+  if (!databaseUrl) {
+    log.info("DATABASE_URL is not set: starting embedded PostgreSQL", { dataDir: join(dataDir, "postgres") });
+    const pgEmbedded = await startEmbeddedPostgres({
+      dataDir: join(dataDir, "postgres"),
+      port: config.embeddedPostgresPort,
+      log: (msg) => log.debug(msg, { component: "embedded-postgres" }),
+    });
+    databaseUrl = pgEmbedded.url;
+    stopPostgres = pgEmbedded.stop;
+  }
+  let bootstrapKey = config.bootstrapKey;
+  let bootstrapNote = "AUDITLOG_BOOTSTRAP_KEY (from the environment)";
+  if (!bootstrapKey && !config.databaseUrl) {
+    bootstrapKey = localBootstrapKey(dataDir);
+    bootstrapNote = `in ${join(dataDir, "bootstrap-key")}`;
+  }
+
+  const app = await startApp({ ...config, databaseUrl: databaseUrl as string, bootstrapKey }, log);
+  log.info("auditlog is serving", { url: app.url, grpc: "h2c", connect: "HTTP/1.1 and HTTP/2" });
+  process.stdout.write(
+    [
+      "",
+      `  auditlog listening on ${app.url}  (gRPC, gRPC-Web and Connect on one port)`,
+      bootstrapKey ? `  operator key: ${bootstrapNote}` : "  no AUDITLOG_BOOTSTRAP_KEY set: AdminService is closed to everyone",
+      "  next steps (README.md, 'Quick start'):",
+      `    buf curl --protocol grpc --http2-prior-knowledge --list-methods ${app.url}`,
+      `    curl -s ${app.url}/auditlog.v1.AdminService/CreateTenant -H 'Authorization: Bearer <operator key>' \\`,
+      `      -H 'Content-Type: application/json' -d '{"id":"acme","name":"Acme"}'`,
+      "",
+    ].join("\n") + "\n",
+  );
+
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info("shutting down", { signal });
+    try {
+      await app.close();
+      if (stopPostgres) await stopPostgres();
+      log.info("stopped");
+      process.exit(0);
+    } catch (err) {
+      log.error("shutdown failed", { err: String(err) });
+      process.exit(1);
+    }
+  };
+  process.on("SIGINT", () => void stop("SIGINT"));
+  process.on("SIGTERM", () => void stop("SIGTERM"));
+}
+
+main().catch((err) => {
+  process.stderr.write(`auditlog failed to start: ${err instanceof Error ? err.stack : String(err)}\n`);
+  process.exit(1);
+});

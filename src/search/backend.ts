@@ -1,0 +1,61 @@
+// What QueryService needs from a search backend. Elasticsearch serves it
+// when configured; otherwise PostgreSQL does, with the same contract.
+import type { StoredRecord } from "../domain/event-record.ts";
+import type { EventQuery, SortDirection } from "../domain/event-query.ts";
+import type { PagePosition } from "../domain/page-token.ts";
+import type { Micros } from "../domain/timestamp.ts";
+
+export type SearchPage = {
+  records: StoredRecord[];
+  /** null when not asked for. */
+  total: bigint | null;
+  totalIsLowerBound: boolean;
+};
+
+export type StatsInterval = "minute" | "hour" | "day" | "week" | "month";
+
+export type Stats = {
+  total: bigint;
+  histogram: { start: Micros; count: bigint }[];
+  /** In the order action, actor.id, target.type, severity, outcome. */
+  top: { field: "action" | "actor.id" | "target.type" | "severity" | "outcome"; values: { value: string; count: bigint }[] }[];
+};
+
+export type IndexStatus = {
+  backend: "elasticsearch" | "postgresql";
+  committedPosition: bigint;
+  indexedPosition: bigint;
+  lagEvents: bigint;
+  lagSeconds: number;
+  lastReconcile: {
+    finishedAt: Date;
+    windowsChecked: bigint;
+    windowsWithGaps: bigint;
+    eventsRepaired: bigint;
+    documentsRemoved: bigint;
+  } | null;
+};
+
+export interface SearchBackend {
+  readonly name: "elasticsearch" | "postgresql";
+
+  /** One page: `limit` records after `after` in the given order. */
+  search(
+    tenantId: string,
+    q: EventQuery,
+    direction: SortDirection,
+    after: PagePosition | null,
+    limit: number,
+    withTotal: boolean,
+  ): Promise<SearchPage>;
+
+  /** Every matching record, in order, in batches; memory bounded by one batch. */
+  export(tenantId: string, q: EventQuery, direction: SortDirection, limit: bigint | null, signal: AbortSignal): AsyncIterable<StoredRecord[]>;
+
+  stats(tenantId: string, q: EventQuery, interval: StatsInterval, top: number): Promise<Stats>;
+
+  /** Resolves true once events up to `position` are searchable, false after `timeoutMs`. */
+  waitForPosition(tenantId: string, position: bigint, timeoutMs: number): Promise<boolean>;
+
+  indexStatus(tenantId: string): Promise<IndexStatus>;
+}

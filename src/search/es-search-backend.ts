@@ -1,0 +1,127 @@
+// Search served by Elasticsearch: one page per request, sorted by
+// (occurred_at, sequence) with search_after, always filtered and routed by
+// tenant. Export, stats and index status live in files of their own
+// (es-export.ts, es-stats.ts, ...) and plug in through the options; this
+// class only holds what they share.
+import type { Client, estypes } from "@elastic/elasticsearch";
+import type { Pool } from "pg";
+import type { StoredRecord } from "../domain/event-record.ts";
+import type { EventQuery, SortDirection } from "../domain/event-query.ts";
+import type { PagePosition } from "../domain/page-token.ts";
+import type { IndexStatus, SearchBackend, SearchPage, Stats, StatsInterval } from "./backend.ts";
+import { type EventDocument, recordFromDocument } from "./event-document.ts";
+import { esQuery, esSearchAfter, esSort } from "./es-query.ts";
+import { READ_ALIAS } from "./index-template.ts";
+
+/** What the pluggable parts get: the same client, pool and alias as search. */
+export type EsBackendContext = { readonly client: Client; readonly pool: Pool; readonly readAlias: string };
+
+export type ElasticsearchBackendOptions = {
+  /** The alias (or index pattern) searched; default READ_ALIAS. */
+  readAlias?: string;
+  /** Totals above this are reported as a lower bound (track_total_hits). Default 10,000. */
+  totalHitsLimit?: number;
+  /** How often waitForPosition looks at index_progress. Default 25 ms. */
+  pollIntervalMs?: number;
+  export?: (
+    ctx: EsBackendContext,
+    tenantId: string,
+    q: EventQuery,
+    direction: SortDirection,
+    limit: bigint | null,
+    signal: AbortSignal,
+  ) => AsyncIterable<StoredRecord[]>;
+  stats?: (ctx: EsBackendContext, tenantId: string, q: EventQuery, interval: StatsInterval, top: number) => Promise<Stats>;
+  indexStatus?: (ctx: EsBackendContext, tenantId: string) => Promise<IndexStatus>;
+};
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+export class ElasticsearchSearchBackend implements SearchBackend, EsBackendContext {
+  readonly name = "elasticsearch" as const;
+  readonly client: Client;
+  readonly pool: Pool;
+  readonly readAlias: string;
+  private readonly opts: ElasticsearchBackendOptions;
+
+  constructor(client: Client, pool: Pool, opts: ElasticsearchBackendOptions = {}) {
+    this.client = client;
+    this.pool = pool;
+    this.readAlias = opts.readAlias ?? READ_ALIAS;
+    this.opts = opts;
+  }
+
+  async search(
+    tenantId: string,
+    q: EventQuery,
+    direction: SortDirection,
+    after: PagePosition | null,
+    limit: number,
+    withTotal: boolean,
+  ): Promise<SearchPage> {
+    const searchAfter = after ? esSearchAfter(after, direction) : "start";
+    const end = searchAfter === "end";
+    const res = await this.client.search<EventDocument>({
+      index: this.readAlias,
+      routing: tenantId,
+      // Before the first event is indexed there is no index behind the alias yet.
+      ignore_unavailable: true,
+      allow_no_indices: true,
+      query: esQuery(tenantId, q),
+      sort: esSort(direction),
+      size: end ? 0 : limit,
+      ...(typeof searchAfter === "object" ? { search_after: searchAfter } : {}),
+      track_total_hits: withTotal ? (this.opts.totalHitsLimit ?? 10_000) : false,
+      // Derived search fields that a StoredRecord does not carry.
+      _source_excludes: ["open_text", "id_hash"],
+    });
+    const records = res.hits.hits.map((h) => {
+      const r = recordFromDocument(h._source!);
+      // The query filters by tenant; this is the last line of defence.
+      if (r.tenantId !== tenantId) throw new Error(`search for tenant ${tenantId} returned a document of another tenant`);
+      return r;
+    });
+    const total = res.hits.total as estypes.SearchTotalHits | undefined;
+    return {
+      records,
+      total: withTotal ? BigInt(total?.value ?? 0) : null,
+      totalIsLowerBound: withTotal && total?.relation === "gte",
+    };
+  }
+
+  /** Polls index_progress, which the indexer advances only once a bulk request with refresh=wait_for has returned. */
+  async waitForPosition(tenantId: string, position: bigint, timeoutMs: number): Promise<boolean> {
+    const deadline = performance.now() + timeoutMs;
+    const interval = this.opts.pollIntervalMs ?? 25;
+    for (;;) {
+      if ((await this.indexedPosition(tenantId)) >= position) return true;
+      const left = deadline - performance.now();
+      if (left <= 0) return false;
+      await sleep(Math.min(interval, left));
+    }
+  }
+
+  /** The tenant's highest searchable sequence (0 before anything was indexed). */
+  async indexedPosition(tenantId: string): Promise<bigint> {
+    const r = await this.pool.query<{ indexed_sequence: string }>(
+      "SELECT indexed_sequence FROM index_progress WHERE tenant_id = $1",
+      [tenantId],
+    );
+    return BigInt(r.rows[0]?.indexed_sequence ?? "0");
+  }
+
+  export(tenantId: string, q: EventQuery, direction: SortDirection, limit: bigint | null, signal: AbortSignal): AsyncIterable<StoredRecord[]> {
+    if (!this.opts.export) throw new Error("not implemented here");
+    return this.opts.export(this, tenantId, q, direction, limit, signal);
+  }
+
+  stats(tenantId: string, q: EventQuery, interval: StatsInterval, top: number): Promise<Stats> {
+    if (!this.opts.stats) return Promise.reject(new Error("not implemented here"));
+    return this.opts.stats(this, tenantId, q, interval, top);
+  }
+
+  indexStatus(tenantId: string): Promise<IndexStatus> {
+    if (!this.opts.indexStatus) return Promise.reject(new Error("not implemented here"));
+    return this.opts.indexStatus(this, tenantId);
+  }
+}

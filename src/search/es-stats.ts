@@ -1,0 +1,169 @@
+// Statistics from Elasticsearch in one search with size 0, routed to the
+// tenant's shards and filtered by esQuery (which always holds the tenant
+// condition): the exact total, a date_histogram on occurred_at (UTC calendar
+// buckets, weeks starting on Monday, empty buckets between the first and the
+// last included) and terms aggregations for the five top fields, most
+// frequent first and ties by value. PostgreSQL gives the same answer
+// (src/store/pg-stats.ts); the helpers both share live here.
+//
+// Top values are the stored values: enum fields by their short stored name
+// ("WARNING", "DENIED"); the RPC layer adds the proto prefix.
+//
+// Terms counts over several monthly indices are exact as long as a field has
+// at most `shard_size` distinct values per index (max(1000, 20 x top));
+// beyond that Elasticsearch's counts for the tail may be approximate.
+import type { Client, estypes } from "@elastic/elasticsearch";
+import type { EventQuery } from "../domain/event-query.ts";
+import type { Micros } from "../domain/timestamp.ts";
+import type { Stats, StatsInterval } from "./backend.ts";
+import { esQuery } from "./es-query.ts";
+import { READ_ALIAS } from "./index-template.ts";
+
+/** The fields of Stats.top, in order. */
+export const STATS_FIELDS = ["action", "actor.id", "target.type", "severity", "outcome"] as const;
+
+/**
+ * At most this many histogram buckets (first to last, empty ones included).
+ * Below Elasticsearch's default search.max_buckets (65,536), which also
+ * counts the terms buckets.
+ */
+export const MAX_HISTOGRAM_BUCKETS = 50_000;
+
+export class TooManyBucketsError extends Error {
+  readonly interval: StatsInterval;
+  readonly buckets: number | null;
+
+  constructor(interval: StatsInterval, buckets: number | null) {
+    super(
+      `the histogram would have ${buckets === null ? "too many" : `${buckets}`} ${interval} buckets (at most ${MAX_HISTOGRAM_BUCKETS}); ` +
+        "use a longer interval or a shorter time range (occurred_after/occurred_before)",
+    );
+    this.interval = interval;
+    this.buckets = buckets;
+  }
+}
+
+const MINUTE_MS = 60_000;
+const STEP_MS: Record<Exclude<StatsInterval, "month">, number> = {
+  minute: MINUTE_MS,
+  hour: 60 * MINUTE_MS,
+  day: 24 * 60 * MINUTE_MS,
+  week: 7 * 24 * 60 * MINUTE_MS,
+};
+
+/** The start of the bucket after the one starting at `ms` (a bucket start, UTC). */
+export function nextBucketStart(ms: number, interval: StatsInterval): number {
+  if (interval !== "month") return ms + STEP_MS[interval];
+  const d = new Date(ms);
+  return Date.UTC(d.getUTCFullYear(), d.getUTCMonth() + 1, 1);
+}
+
+/** Buckets from the bucket starting at `firstMs` to the one starting at `lastMs`, both included. */
+export function bucketCount(firstMs: number, lastMs: number, interval: StatsInterval): number {
+  if (lastMs < firstMs) return 0;
+  if (interval !== "month") return Math.floor((lastMs - firstMs) / STEP_MS[interval]) + 1;
+  const a = new Date(firstMs);
+  const b = new Date(lastMs);
+  return (b.getUTCFullYear() - a.getUTCFullYear()) * 12 + (b.getUTCMonth() - a.getUTCMonth()) + 1;
+}
+
+/**
+ * The histogram with the empty buckets between the first and the last
+ * filled in. `sparse` holds bucket starts in ascending order.
+ */
+export function fillHistogram(sparse: { start: Micros; count: bigint }[], interval: StatsInterval): Stats["histogram"] {
+  if (sparse.length === 0) return [];
+  const firstMs = Number(sparse[0]!.start / 1000n);
+  const lastMs = Number(sparse[sparse.length - 1]!.start / 1000n);
+  const n = bucketCount(firstMs, lastMs, interval);
+  if (n > MAX_HISTOGRAM_BUCKETS) throw new TooManyBucketsError(interval, n);
+  const out: Stats["histogram"] = [];
+  let i = 0;
+  for (let ms = firstMs; ms <= lastMs; ms = nextBucketStart(ms, interval)) {
+    const start = BigInt(ms) * 1000n;
+    if (i < sparse.length && sparse[i]!.start === start) out.push(sparse[i++]!);
+    else out.push({ start, count: 0n });
+  }
+  if (i !== sparse.length) throw new Error(`histogram bucket ${sparse[i]!.start} is not a ${interval} boundary`);
+  return out;
+}
+
+export function emptyStats(): Stats {
+  return { total: 0n, histogram: [], top: STATS_FIELDS.map((field) => ({ field, values: [] })) };
+}
+
+/** Elasticsearch's error type (or a nested cause's), if `err` is an Elasticsearch error response. */
+export function esErrorTypes(err: unknown): string[] {
+  const body = (err as { meta?: { body?: unknown } } | null)?.meta?.body;
+  const out: string[] = [];
+  const walk = (e: unknown) => {
+    if (!e || typeof e !== "object") return;
+    const o = e as Record<string, unknown>;
+    if (typeof o["type"] === "string") out.push(o["type"]);
+    walk(o["caused_by"]);
+    if (Array.isArray(o["root_cause"])) o["root_cause"].forEach(walk);
+    if (Array.isArray(o["failed_shards"])) o["failed_shards"].forEach((f) => walk((f as { reason?: unknown }).reason));
+  };
+  walk((body as { error?: unknown } | undefined)?.error);
+  return out;
+}
+
+type TermsAgg = estypes.AggregationsStringTermsAggregate;
+type HistogramAgg = estypes.AggregationsDateHistogramAggregate;
+
+export async function esStats(
+  client: Client,
+  tenantId: string,
+  q: EventQuery,
+  interval: StatsInterval,
+  top: number,
+  opts: { alias?: string } = {},
+): Promise<Stats> {
+  const shardSize = Math.max(1000, top * 20);
+  const aggs: Record<string, estypes.AggregationsAggregationContainer> = {
+    histogram: {
+      date_histogram: { field: "occurred_at", calendar_interval: interval, time_zone: "UTC", min_doc_count: 0 },
+    },
+  };
+  STATS_FIELDS.forEach((field, i) => {
+    aggs[`top${i}`] = {
+      terms: { field, size: top, shard_size: shardSize, order: [{ _count: "desc" }, { _key: "asc" }] },
+    };
+  });
+  let r: estypes.SearchResponse<unknown, Record<string, estypes.AggregationsAggregate>>;
+  try {
+    r = await client.search<unknown, Record<string, estypes.AggregationsAggregate>>({
+      index: opts.alias ?? READ_ALIAS,
+      routing: tenantId,
+      size: 0,
+      track_total_hits: true,
+      query: esQuery(tenantId, q),
+      aggs,
+    });
+  } catch (err) {
+    const types = esErrorTypes(err);
+    if (types.includes("too_many_buckets_exception")) throw new TooManyBucketsError(interval, null);
+    // No monthly index yet: nothing has been indexed, so nothing matches.
+    if (types.includes("index_not_found_exception")) return emptyStats();
+    throw err;
+  }
+  if (r._shards.failed > 0 || r.timed_out) {
+    throw new Error(`statistics incomplete: ${r._shards.failed} of ${r._shards.total} shards failed${r.timed_out ? ", timed out" : ""}`);
+  }
+  const total = r.hits.total;
+  const histogram = ((r.aggregations?.["histogram"] as HistogramAgg).buckets as estypes.AggregationsDateHistogramBucket[]).map(
+    (b) => ({ start: BigInt(b.key) * 1000n, count: BigInt(b.doc_count) }),
+  );
+  if (histogram.length > MAX_HISTOGRAM_BUCKETS) throw new TooManyBucketsError(interval, histogram.length);
+  return {
+    total: BigInt(typeof total === "number" ? total : (total?.value ?? 0)),
+    histogram,
+    top: STATS_FIELDS.map((field, i) => ({
+      field,
+      values: ((r.aggregations?.[`top${i}`] as TermsAgg).buckets as estypes.AggregationsStringTermsBucket[]).map((b) => ({
+        value: String(b.key),
+        count: BigInt(b.doc_count),
+      })),
+    })),
+  };
+}

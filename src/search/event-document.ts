@@ -1,0 +1,126 @@
+// StoredRecord <-> Elasticsearch document. The document keeps everything
+// (so search answers without a PostgreSQL round trip) plus derived fields
+// for searching: `open_text` (the string values of metadata and changes, for
+// free text) and `id_hash` (for the reconciler's checksums).
+import { createHash } from "node:crypto";
+import type { JsonObject, JsonValue } from "@bufbuild/protobuf";
+import type { ActorTypeName, OutcomeName, SeverityName, StoredRecord } from "../domain/event-record.ts";
+import { formatMicros, parseMicros } from "../domain/timestamp.ts";
+
+export type EventDocument = {
+  tenant_id: string;
+  id: string;
+  sequence: number;
+  occurred_at: string;
+  received_at: string;
+  action: string;
+  actor: { id: string; type: string; name: string; ip: string; user_agent: string; session_id: string };
+  target: { type: string; id: string; name: string } | null;
+  outcome: string;
+  severity: string;
+  context: { request_id: string; trace_id: string; source: string; location: string };
+  changes: { before: JsonObject | null; after: JsonObject | null } | null;
+  metadata: JsonObject | null;
+  message: string;
+  open_text: string[];
+  content_hash: string;
+  hash: string;
+  prev_hash: string;
+  id_hash: number;
+};
+
+/** Document ids are unique per index, event ids only per tenant: namespace them. */
+export function documentId(tenantId: string, eventId: string): string {
+  return `${tenantId}/${eventId}`;
+}
+
+/**
+ * A 32-bit hash of the event id, as a non-negative number. Sums of it over a
+ * window stay exact in a double (2^32 x 2^20 events < 2^53), and PostgreSQL
+ * computes the same from md5: ('x' || left(md5(id), 8))::bit(32)::bigint.
+ */
+export function idHash(eventId: string): number {
+  return createHash("md5").update(eventId, "utf8").digest().readUInt32BE(0);
+}
+
+/** Every string value inside open content, in document order. */
+export function openTextValues(...roots: (JsonValue | null | undefined)[]): string[] {
+  const out: string[] = [];
+  const walk = (v: JsonValue | null | undefined) => {
+    if (typeof v === "string") out.push(v);
+    else if (Array.isArray(v)) v.forEach(walk);
+    else if (v !== null && typeof v === "object") Object.values(v).forEach(walk);
+  };
+  roots.forEach(walk);
+  return out;
+}
+
+export function documentFromRecord(r: StoredRecord): EventDocument {
+  return {
+    tenant_id: r.tenantId,
+    id: r.id,
+    sequence: Number(r.sequence),
+    occurred_at: formatMicros(r.occurredAt),
+    received_at: formatMicros(r.receivedAt),
+    action: r.action,
+    actor: {
+      id: r.actor.id,
+      type: r.actor.type,
+      name: r.actor.name,
+      ip: r.actor.ip,
+      user_agent: r.actor.userAgent,
+      session_id: r.actor.sessionId,
+    },
+    target: r.target,
+    outcome: r.outcome,
+    severity: r.severity,
+    context: {
+      request_id: r.context.requestId,
+      trace_id: r.context.traceId,
+      source: r.context.source,
+      location: r.context.location,
+    },
+    changes: r.changes,
+    metadata: r.metadata,
+    message: r.message,
+    open_text: openTextValues(r.metadata, r.changes?.before, r.changes?.after),
+    content_hash: r.contentHash,
+    hash: r.hash,
+    prev_hash: r.prevHash,
+    id_hash: idHash(r.id),
+  };
+}
+
+export function recordFromDocument(d: EventDocument): StoredRecord {
+  return {
+    tenantId: d.tenant_id,
+    id: d.id,
+    sequence: BigInt(d.sequence),
+    occurredAt: parseMicros(d.occurred_at),
+    receivedAt: parseMicros(d.received_at),
+    action: d.action,
+    actor: {
+      id: d.actor.id,
+      type: d.actor.type as ActorTypeName,
+      name: d.actor.name,
+      ip: d.actor.ip,
+      userAgent: d.actor.user_agent,
+      sessionId: d.actor.session_id,
+    },
+    target: d.target,
+    outcome: d.outcome as OutcomeName,
+    severity: d.severity as SeverityName,
+    context: {
+      requestId: d.context.request_id,
+      traceId: d.context.trace_id,
+      source: d.context.source,
+      location: d.context.location,
+    },
+    changes: d.changes,
+    metadata: d.metadata,
+    message: d.message,
+    contentHash: d.content_hash,
+    hash: d.hash,
+    prevHash: d.prev_hash,
+  };
+}

@@ -1,0 +1,215 @@
+// The RPC server: Connect, gRPC and gRPC-Web on one cleartext port, with
+// CORS, gRPC health, gRPC reflection, an access log and GET /healthz.
+
+import type { DescFile, DescService } from "@bufbuild/protobuf";
+import {
+  Code,
+  ConnectError,
+  createContextValues,
+  type ConnectRouter,
+  type ContextValues,
+  type HandlerContext,
+  type Interceptor,
+} from "@connectrpc/connect";
+import { connectNodeAdapter } from "@connectrpc/connect-node";
+import { codeToString } from "@connectrpc/connect/protocol-connect";
+import { accessLogInterceptor, accessLogStateKey, peerAddressKey, protocolOf } from "./access-log.ts";
+import { withCors } from "./cors.ts";
+import { registerHealth, type HealthState } from "./health.ts";
+import { listen, type NodeRequest, type NodeResponse } from "./listener.ts";
+import type { Logger } from "./log.ts";
+import { registerReflection } from "./reflection.ts";
+
+export const DEFAULT_MAX_MESSAGE_BYTES = 8 * 1024 * 1024;
+
+export interface HttpServerOptions {
+  host: string;
+  /** 0 picks a free port. */
+  port: number;
+  /**
+   * Registers the application's services. Reflection is derived from what is
+   * registered here (each service's file and its imports); health and
+   * reflection are added by the server.
+   */
+  routes: (router: ConnectRouter) => void;
+  /**
+   * Optional: services to describe through reflection even if `routes` does
+   * not register them. Services registered by `routes` are found anyway.
+   */
+  services?: DescService[];
+  /**
+   * Interceptors for the application's routes, run inside the access log
+   * that the server always adds as the outermost interceptor (first =
+   * outermost; listing accessLogInterceptor here again is harmless, a call
+   * is logged once). Health and reflection get only the access log, so e.g.
+   * an auth interceptor does not break health probes.
+   */
+  interceptors?: Interceptor[];
+  /**
+   * Runs after request headers arrive and before the body is read (Connect
+   * 2.2 `requestGate`): throw a ConnectError (e.g. Unauthenticated) to reject
+   * a call cheaply. Applied to the application's routes only, like `interceptors`.
+   */
+  requestGate?: (context: HandlerContext) => void | Promise<void>;
+  /** Extra context values per request (peer address is always set). */
+  contextValues?: (req: NodeRequest) => ContextValues;
+  /** Browser origins allowed by CORS; "*" for any, [] for none. */
+  allowedOrigins: string[];
+  health: HealthState;
+  /** Max size of one request message, after decompression (default 8 MiB). */
+  maxMessageBytes?: number;
+  log: Logger;
+}
+
+export interface HttpServer {
+  readonly port: number;
+  /** e.g. "http://127.0.0.1:8080" (a wildcard host is shown as loopback). */
+  readonly url: string;
+  /**
+   * Aborted (with Code.Unavailable) shortly before close() gives up waiting:
+   * the same signal handlers see as part of `ctx.signal`.
+   */
+  readonly shutdownSignal: AbortSignal;
+  /**
+   * Graceful stop: health goes NOT_SERVING (Watch streams end), the port
+   * stops accepting, HTTP/2 sessions get GOAWAY, idle HTTP/1.1 connections
+   * are closed, in-flight calls get up to graceMs; what is left is destroyed.
+   */
+  close(graceMs: number): Promise<void>;
+}
+
+function urlHost(host: string): string {
+  if (host === "" || host === "0.0.0.0") return "127.0.0.1";
+  if (host === "::") return "[::1]";
+  return host.includes(":") ? `[${host}]` : host;
+}
+
+function peerOf(req: NodeRequest): string | undefined {
+  const { remoteAddress, remotePort } = req.socket;
+  if (remoteAddress === undefined) return undefined;
+  return remoteAddress.includes(":") ? `[${remoteAddress}]:${remotePort}` : `${remoteAddress}:${remotePort}`;
+}
+
+export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServer> {
+  const { health, log } = opts;
+  const shutdown = new AbortController();
+  const rpcPaths = new Set<string>();
+  const logStates = new WeakMap<NodeRequest, { logged: boolean }>();
+
+  const accessLog = accessLogInterceptor(log);
+  const adapter = connectNodeAdapter({
+    grpc: true,
+    grpcWeb: true,
+    connect: true,
+    readMaxBytes: opts.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES,
+    // Misspelled JSON fields are INVALID_ARGUMENT, not silently dropped.
+    // Zero values are written out (`"index": 0`, `"accepted": "0"`): curl users read these answers.
+    jsonOptions: { ignoreUnknownFields: false, alwaysEmitImplicit: true },
+    interceptors: [accessLog, ...(opts.interceptors ?? [])],
+    requestGate: opts.requestGate,
+    shutdownSignal: shutdown.signal,
+    contextValues(req) {
+      const values = opts.contextValues?.(req) ?? createContextValues();
+      values.set(peerAddressKey, peerOf(req));
+      values.set(accessLogStateKey, logStates.get(req));
+      return values;
+    },
+    routes(router) {
+      opts.routes(router);
+      const files = new Map<string, DescFile>();
+      for (const s of opts.services ?? []) files.set(s.file.proto.name, s.file);
+      for (const h of router.handlers) files.set(h.service.file.proto.name, h.service.file);
+      // Infrastructure endpoints: access log only, no app interceptors or gate.
+      const infra = { interceptors: [accessLog], requestGate: undefined };
+      registerHealth(router, health, infra);
+      registerReflection(router, [...files.values()], infra);
+      for (const h of router.handlers) rpcPaths.add(h.requestPath);
+    },
+    fallback(req, res) {
+      const path = req.url?.split("?", 1)[0];
+      if (path === "/healthz" && (req.method === "GET" || req.method === "HEAD")) {
+        const status = health.get("") === "SERVING" ? "SERVING" : "NOT_SERVING";
+        const body = JSON.stringify({ status });
+        res.writeHead(status === "SERVING" ? 200 : 503, {
+          "content-type": "application/json",
+          "cache-control": "no-store",
+          "content-length": String(Buffer.byteLength(body)),
+        });
+        if (req.method === "HEAD") res.end();
+        else res.end(body);
+        return;
+      }
+      res.writeHead(404, { "content-type": "text/plain; charset=utf-8" });
+      res.end("not found\n");
+    },
+  });
+
+  const corsHandler = withCors(adapter, { allowedOrigins: opts.allowedOrigins });
+
+  function handler(req: NodeRequest, res: NodeResponse): void {
+    const path = req.url?.split("?", 1)[0] ?? "";
+    if (req.method !== "OPTIONS" && rpcPaths.has(path)) {
+      // Calls rejected before the interceptor chain (unparsable or oversized
+      // unary requests, bad content types, request gate) would otherwise leave
+      // no trace: log those here.
+      const state = { logged: false };
+      logStates.set(req, state);
+      const start = performance.now();
+      const peer = peerOf(req);
+      let grpcStatus: string | undefined;
+      const addTrailers = res.addTrailers;
+      res.addTrailers = function (this: NodeResponse, headers: Parameters<NodeResponse["addTrailers"]>[0]) {
+        const s = (headers as Record<string, unknown>)["grpc-status"];
+        if (s !== undefined) grpcStatus = String(s);
+        return addTrailers.call(this, headers as never);
+      } as NodeResponse["addTrailers"];
+      res.once("close", () => {
+        if (state.logged) return;
+        // gRPC carries the status in trailers (or headers when trailers-only);
+        // gRPC-Web in the body, which is not parsed here.
+        const status = grpcStatus ?? res.getHeader("grpc-status");
+        log.info("rpc rejected", {
+          procedure: path,
+          protocol: protocolOf(req.headers["content-type"]),
+          httpStatus: res.statusCode,
+          code: status === undefined ? undefined : Number(status) === 0 ? "ok" : codeToString(Number(status)),
+          durationMs: Math.round((performance.now() - start) * 10) / 10,
+          peer,
+        });
+      });
+    }
+    corsHandler(req, res);
+  }
+
+  const listener = await listen({ host: opts.host, port: opts.port, handler, log });
+  const url = `http://${urlHost(opts.host)}:${listener.port}`;
+  log.info("server listening", { url, host: opts.host, port: listener.port });
+
+  let closing: Promise<void> | undefined;
+  async function close(graceMs: number): Promise<void> {
+    log.info("server shutting down", { graceMs });
+    health.shutdown();
+    // Give handlers that watch ctx.signal a moment to wrap up before the
+    // remaining connections are destroyed.
+    const abortAfter = Math.max(0, graceMs - Math.min(1000, graceMs / 4));
+    const reason = new ConnectError("server is shutting down", Code.Unavailable);
+    const timer = setTimeout(() => shutdown.abort(reason), abortAfter);
+    try {
+      await listener.close(graceMs);
+    } finally {
+      clearTimeout(timer);
+      if (!shutdown.signal.aborted) shutdown.abort(reason);
+    }
+    log.info("server stopped");
+  }
+
+  return {
+    port: listener.port,
+    url,
+    shutdownSignal: shutdown.signal,
+    close(graceMs: number) {
+      closing ??= close(graceMs);
+      return closing;
+    },
+  };
+}

@@ -1,0 +1,247 @@
+// One cleartext TCP port for both HTTP/2 with prior knowledge (gRPC over h2c)
+// and HTTP/1.1 (Connect, gRPC-Web, plain GET).
+//
+// Node's http2.createServer() without TLS only speaks HTTP/2, and
+// http.createServer() only HTTP/1.1. So a net.Server accepts the connections,
+// peeks at the first bytes for the HTTP/2 client connection preface, puts the
+// bytes back (socket.unshift) and injects the socket into the matching server
+// with emit("connection", socket) (both servers support injected sockets).
+// h2c upgrade over HTTP/1.1 (Upgrade: h2c) is not supported; gRPC clients use
+// prior knowledge anyway.
+
+import * as http from "node:http";
+import * as http2 from "node:http2";
+import * as net from "node:net";
+import type { Logger } from "./log.ts";
+
+export type NodeRequest = http.IncomingMessage | http2.Http2ServerRequest;
+export type NodeResponse = http.ServerResponse | http2.Http2ServerResponse;
+/** A request handler that works for both http and http2 (compat API). */
+export type NodeHandler = (req: NodeRequest, res: NodeResponse) => void;
+
+export interface ListenOptions {
+  host: string;
+  /** 0 picks a free port; the chosen one is in the result. */
+  port: number;
+  handler: NodeHandler;
+  log?: Logger;
+  /** Max time for a new connection to send its first bytes (default 30 s; browsers preconnect). */
+  firstBytesTimeoutMs?: number;
+  /** HTTP/1.1: max time to receive the request head (default 30 s). */
+  headersTimeoutMs?: number;
+  /** HTTP/1.1: idle keep-alive timeout (default 65 s, above common LB idle timeouts). */
+  keepAliveTimeoutMs?: number;
+  /** HTTP/2: per-session memory cap for nghttp2 in MiB (default 32; Node's default is 10). */
+  maxSessionMemoryMiB?: number;
+  /** HTTP/2: SETTINGS_MAX_CONCURRENT_STREAMS advertised to clients (default 1000). */
+  maxConcurrentStreams?: number;
+}
+
+export interface Listener {
+  /** The bound port (useful with port 0). */
+  readonly port: number;
+  /** Resolves once every connection is gone (idempotent). */
+  close(graceMs: number): Promise<void>;
+}
+
+/** "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", RFC 9113 section 3.4. */
+const H2_PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", "latin1");
+
+type ConnState = {
+  socket: net.Socket;
+  kind: "sniffing" | "h1" | "h2";
+  /** HTTP/1.1 requests whose response has not finished yet. */
+  activeRequests: number;
+  session?: http2.ServerHttp2Session;
+};
+
+export async function listen(opts: ListenOptions): Promise<Listener> {
+  const log = opts.log;
+  const firstBytesTimeoutMs = opts.firstBytesTimeoutMs ?? 30_000;
+  const conns = new Map<net.Socket, ConnState>();
+  let closing = false;
+  let closePromise: Promise<void> | undefined;
+
+  // ---- HTTP/1.1 -----------------------------------------------------------
+  const h1 = http.createServer({
+    // No overall request deadline: Connect client streams may run for hours.
+    requestTimeout: 0,
+    headersTimeout: opts.headersTimeoutMs ?? 30_000,
+    keepAliveTimeout: opts.keepAliveTimeoutMs ?? 65_000,
+    maxHeaderSize: 32 * 1024,
+    // How often headersTimeout is checked (default 30 s).
+    connectionsCheckingInterval: 5_000,
+    // Reject requests with both Content-Length and Transfer-Encoding etc.
+    insecureHTTPParser: false,
+  });
+  // The headers timeout is enforced by a periodic check that http.Server
+  // only sets up on its "listening" event, which an un-bound server never
+  // emits. Emit it so the check runs for injected sockets too; the interval
+  // is cleared by h1.close() below.
+  h1.emit("listening");
+  h1.on("request", (req: http.IncomingMessage, res: http.ServerResponse) => {
+    const state = conns.get(req.socket as net.Socket);
+    if (state !== undefined) {
+      state.activeRequests++;
+      res.once("close", () => {
+        state.activeRequests--;
+        if (closing && state.activeRequests === 0) state.socket.end();
+      });
+    }
+    // While draining, tell HTTP/1.1 clients not to reuse the connection.
+    if (closing && !res.headersSent) res.setHeader("connection", "close");
+    opts.handler(req, res);
+  });
+  // Malformed requests, header timeouts, oversized heads: Node answers
+  // 400/408/431 and closes the socket (default "clientError" behaviour).
+
+  // ---- HTTP/2 -------------------------------------------------------------
+  const h2 = http2.createServer({
+    maxSessionMemory: opts.maxSessionMemoryMiB ?? 32,
+    maxHeaderListPairs: 256,
+    peerMaxConcurrentStreams: 1000,
+    settings: {
+      maxConcurrentStreams: opts.maxConcurrentStreams ?? 1000,
+      maxHeaderListSize: 64 * 1024,
+      // 1 MiB per stream instead of 64 KiB: large ingest batches would
+      // otherwise crawl through many WINDOW_UPDATE round trips.
+      initialWindowSize: 1024 * 1024,
+      enablePush: false,
+    },
+  });
+  // No session/stream inactivity timeout: a Watch or a long client stream can
+  // be legitimately silent for a long time.
+  // http2 creates the session synchronously inside emit("connection"), and
+  // session.socket is a Proxy, so the state is handed over through this slot.
+  let handingOver: ConnState | undefined;
+  h2.on("session", (session: http2.ServerHttp2Session) => {
+    if (handingOver !== undefined) handingOver.session = session;
+    // Connection-level window, same reason as initialWindowSize.
+    try {
+      session.setLocalWindowSize(8 * 1024 * 1024);
+    } catch {
+      // Session may already be closing.
+    }
+    session.on("error", (err: Error) => log?.debug("http/2 session error", { err: err.message }));
+    if (closing) session.close();
+  });
+  h2.on("request", (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => opts.handler(req, res));
+  h2.on("sessionError", (err: Error) => log?.debug("http/2 session error", { err: err.message }));
+
+  // ---- Accepting and sniffing ---------------------------------------------
+  const server = net.createServer({ noDelay: true, keepAlive: true, keepAliveInitialDelay: 60_000 }, (socket) => {
+    if (closing) {
+      socket.destroy();
+      return;
+    }
+    const state: ConnState = { socket, kind: "sniffing", activeRequests: 0 };
+    conns.set(socket, state);
+    socket.once("close", () => conns.delete(socket));
+    sniff(state);
+  });
+
+  function sniff(state: ConnState): void {
+    const { socket } = state;
+    let head: Buffer = Buffer.alloc(0);
+    const timer = setTimeout(() => socket.destroy(), firstBytesTimeoutMs);
+    const onError = (err: Error) => log?.debug("connection error before first request", { err: err.message });
+    const onClose = () => clearTimeout(timer);
+    const onData = (chunk: Buffer) => {
+      head = head.length === 0 ? chunk : Buffer.concat([head, chunk]);
+      const n = Math.min(head.length, H2_PREFACE.length);
+      const isH2Prefix = head.subarray(0, n).equals(H2_PREFACE.subarray(0, n));
+      if (isH2Prefix && head.length < H2_PREFACE.length) return; // need more bytes to decide
+      // Stop the flow before removing our listener, else bytes would be lost.
+      socket.pause();
+      socket.off("data", onData);
+      socket.off("error", onError);
+      socket.off("close", onClose);
+      clearTimeout(timer);
+      socket.unshift(head);
+      if (isH2Prefix) {
+        state.kind = "h2";
+        handingOver = state;
+        try {
+          h2.emit("connection", socket);
+        } finally {
+          handingOver = undefined;
+        }
+      } else {
+        state.kind = "h1";
+        h1.emit("connection", socket);
+      }
+      // The servers attach their own readers; make sure the socket flows again.
+      process.nextTick(() => {
+        if (!socket.destroyed) socket.resume();
+      });
+    };
+    socket.on("data", onData);
+    socket.on("error", onError);
+    socket.on("close", onClose);
+  }
+
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once("error", reject);
+      server.listen({ host: opts.host, port: opts.port }, () => {
+        server.off("error", reject);
+        resolve();
+      });
+    });
+  } catch (err) {
+    h1.close();
+    h2.close();
+    throw err;
+  }
+  server.on("error", (err) => log?.error("listener error", { err }));
+  const address = server.address() as net.AddressInfo;
+
+  function drainStep(): void {
+    for (const state of conns.values()) {
+      if (state.kind === "sniffing") {
+        state.socket.destroy();
+      } else if (state.kind === "h1") {
+        if (state.activeRequests === 0) state.socket.end();
+      } else if (state.session !== undefined && !state.session.closed) {
+        // Sends GOAWAY; in-flight streams may finish, no new ones are accepted.
+        state.session.close();
+      }
+    }
+  }
+
+  async function close(graceMs: number): Promise<void> {
+    closing = true;
+    const allClosed = new Promise<void>((resolve) => server.close(() => resolve()));
+    drainStep();
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = await Promise.race([
+      allClosed.then(() => false),
+      new Promise<boolean>((resolve) => {
+        timer = setTimeout(() => resolve(true), Math.max(0, graceMs));
+      }),
+    ]);
+    clearTimeout(timer);
+    if (timedOut) {
+      log?.warn("shutdown grace period over, closing remaining connections", {
+        connections: conns.size,
+        graceMs,
+      });
+      for (const state of conns.values()) {
+        state.session?.destroy();
+        state.socket.destroy();
+      }
+      await allClosed;
+    }
+    // h1/h2 were never bound: close() only stops their internal timers.
+    await new Promise<void>((resolve) => h1.close(() => resolve()));
+    await new Promise<void>((resolve) => h2.close(() => resolve()));
+  }
+
+  return {
+    port: address.port,
+    close(graceMs: number) {
+      closePromise ??= close(graceMs);
+      return closePromise;
+    },
+  };
+}

@@ -1,0 +1,121 @@
+import { create } from "@bufbuild/protobuf";
+import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
+import type { Validator } from "@bufbuild/protovalidate";
+import type { Event } from "../../gen/auditlog/v1/event_pb.js";
+import {
+  AppendResponseSchema,
+  type IngestRequest,
+  IngestResponseSchema,
+  type IngestService,
+} from "../../gen/auditlog/v1/ingest_pb.js";
+import { recordFromEvent } from "../domain/event-record.ts";
+import { validateEvent } from "../domain/event-validation.ts";
+import { contentHash } from "../domain/hash-chain.ts";
+import { ClosedError, type GroupCommitter } from "../store/group-commit.ts";
+import type { WriteItem, WriteResult } from "../store/event-writer.ts";
+import { tenantOf } from "./request-context.ts";
+import { SummaryBuilder } from "./ingest-summary.ts";
+import type { Logger } from "../server/log.ts";
+
+export type IngestDeps = {
+  validator: Validator;
+  committer: GroupCommitter<WriteItem, WriteResult>;
+  log: Logger;
+};
+
+const MAX_EVENTS_PER_MESSAGE = 1000;
+
+function checkBatchSize(events: Event[]): void {
+  if (events.length === 0 || events.length > MAX_EVENTS_PER_MESSAGE) {
+    throw new ConnectError(
+      `events: ${events.length} events in one message; send 1 to ${MAX_EVENTS_PER_MESSAGE}`,
+      Code.InvalidArgument,
+    );
+  }
+}
+
+/** Failures of the write path are retryable for the client: nothing of the failed batch was committed. */
+function writeFailure(err: unknown, log: Logger): ConnectError {
+  if (err instanceof ConnectError) return err;
+  if (err instanceof ClosedError) return new ConnectError(err.message, Code.Unavailable);
+  log.error("write failed", { err: String(err) });
+  return new ConnectError("storage is unavailable; retry with the same event ids", Code.Unavailable);
+}
+
+/**
+ * Validates one message's events, submits the valid ones for group commit
+ * (waiting for room: backpressure) and returns the promise of their commit.
+ */
+async function submitEvents(
+  deps: IngestDeps,
+  tenantId: string,
+  events: Event[],
+  firstIndex: number,
+  summary: SummaryBuilder,
+): Promise<{ committed: Promise<void> }> {
+  const items: WriteItem[] = [];
+  const indexes: number[] = [];
+  events.forEach((e, i) => {
+    const violations = validateEvent(deps.validator, e);
+    if (violations.length) {
+      summary.reject(firstIndex + i, e.id, violations);
+      return;
+    }
+    const record = recordFromEvent(e);
+    items.push({ tenantId, record, contentHash: contentHash(record) });
+    indexes.push(firstIndex + i);
+  });
+  if (items.length === 0) return { committed: Promise.resolve() };
+  const { committed } = await deps.committer.submit(items);
+  return {
+    committed: committed.then((results) => {
+      results.forEach((r, i) => summary.record(indexes[i]!, items[i]!.record.id, r));
+    }),
+  };
+}
+
+async function settleAll(commits: Promise<void>[], log: Logger): Promise<void> {
+  const settled = await Promise.allSettled(commits);
+  const failed = settled.find((s) => s.status === "rejected");
+  if (failed) throw writeFailure((failed as PromiseRejectedResult).reason, log);
+}
+
+export function ingestService(deps: IngestDeps): ServiceImpl<typeof IngestService> {
+  return {
+    async ingest(requests: AsyncIterable<IngestRequest>, ctx: HandlerContext) {
+      const tenantId = tenantOf(ctx);
+      const summary = new SummaryBuilder();
+      const commits: Promise<void>[] = [];
+      let index = 0;
+      try {
+        for await (const req of requests) {
+          checkBatchSize(req.events);
+          const first = index;
+          index += req.events.length;
+          commits.push((await submitEvents(deps, tenantId, req.events, first, summary)).committed);
+        }
+      } catch (err) {
+        // Let what was submitted finish (it may commit), then report the stream's error.
+        await Promise.allSettled(commits);
+        throw writeFailure(err, deps.log);
+      }
+      await settleAll(commits, deps.log);
+      return create(IngestResponseSchema, { summary: summary.build() });
+    },
+
+    async append(req, ctx) {
+      const tenantId = tenantOf(ctx);
+      checkBatchSize(req.events);
+      const summary = new SummaryBuilder();
+      await settleAll([(await submitEvents(deps, tenantId, req.events, 0, summary)).committed], deps.log);
+      const s = summary.build();
+      if (s.accepted === 0n && s.duplicates === 0n) {
+        // The error alone must say what was wrong with each event: grpcurl and
+        // curl users see only the status message.
+        const detail = s.results.map((r) => `events[${r.index}] (id "${r.id}"): ${r.reason}`).join("; ");
+        throw new ConnectError(detail, s.rejected > 0n ? Code.InvalidArgument : Code.AlreadyExists);
+      }
+      return create(AppendResponseSchema, { summary: s });
+    },
+  };
+}

@@ -1,0 +1,110 @@
+import { create, toJsonString } from "@bufbuild/protobuf";
+import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
+import type { Validator } from "@bufbuild/protovalidate";
+import {
+  BrokenLinkSchema,
+  EventFilterSchema,
+  GetEventRequestSchema,
+  GetEventResponseSchema,
+  type QueryService,
+  SearchEventsRequestSchema,
+  SearchEventsResponseSchema,
+  SortOrder,
+  VerifyChainRequestSchema,
+  VerifyChainResponseSchema,
+} from "../../gen/auditlog/v1/query_pb.js";
+import { storedEventFromRecord } from "../domain/event-record.ts";
+import { queryFromFilter } from "../domain/event-query.ts";
+import { ChainVerifier, type ChainBreak, GENESIS_HASH } from "../domain/hash-chain.ts";
+import { decodePageToken, encodePageToken, PageTokenError, queryFingerprint } from "../domain/page-token.ts";
+import type { EventReader } from "../store/event-reader.ts";
+import { tenantOf, validateRequest } from "./request-context.ts";
+
+function missing(sequence: bigint): ChainBreak {
+  return { sequence, eventId: "", reason: `event at sequence ${sequence} is missing`, expectedHash: "", storedHash: "" };
+}
+
+export type QueryDeps = { validator: Validator; reader: EventReader };
+
+const DEFAULT_PAGE_SIZE = 100;
+
+export function queryService(deps: QueryDeps): Partial<ServiceImpl<typeof QueryService>> {
+  const { validator, reader } = deps;
+  return {
+    async getEvent(req, ctx) {
+      const tenantId = tenantOf(ctx);
+      validateRequest(validator, GetEventRequestSchema, req);
+      const r = await reader.getEvent(tenantId, req.id);
+      if (!r) throw new ConnectError(`no event with id "${req.id}"`, Code.NotFound);
+      return create(GetEventResponseSchema, { event: storedEventFromRecord(r) });
+    },
+
+    async searchEvents(req, ctx) {
+      const tenantId = tenantOf(ctx);
+      validateRequest(validator, SearchEventsRequestSchema, req);
+      const q = queryFromFilter(req.filter);
+      const direction = req.order === SortOrder.ASCENDING ? "asc" : "desc";
+      const fingerprint = queryFingerprint(tenantId, {
+        filter: toJsonString(EventFilterSchema, req.filter ?? create(EventFilterSchema)),
+        direction,
+      });
+      let after = null;
+      if (req.pageToken) {
+        try {
+          after = decodePageToken(req.pageToken, fingerprint);
+        } catch (err) {
+          if (err instanceof PageTokenError) throw new ConnectError(`page_token: ${err.message}`, Code.InvalidArgument);
+          throw err;
+        }
+      }
+      const pageSize = req.pageSize || DEFAULT_PAGE_SIZE;
+      const { records, total } = await reader.search(tenantId, q, direction, after, pageSize + 1, req.includeTotal);
+      const page = records.slice(0, pageSize);
+      const last = page.at(-1);
+      return create(SearchEventsResponseSchema, {
+        events: page.map(storedEventFromRecord),
+        nextPageToken:
+          records.length > pageSize && last
+            ? encodePageToken(fingerprint, { occurredAt: last.occurredAt, sequence: last.sequence })
+            : "",
+        total: total ?? 0n,
+        totalIsLowerBound: false,
+      });
+    },
+
+    async verifyChain(req, ctx) {
+      const tenantId = tenantOf(ctx);
+      validateRequest(validator, VerifyChainRequestSchema, req);
+      const from = req.fromSequence > 1n ? req.fromSequence : 1n;
+      const to = req.toSequence > 0n ? req.toSequence : null;
+      if (to !== null && to < from) {
+        throw new ConnectError("to_sequence: must not be below from_sequence", Code.InvalidArgument);
+      }
+      let verifier = new ChainVerifier(from, GENESIS_HASH);
+      let broken: ChainBreak | null = null;
+      let end = from - 1n;
+      await reader.walkChain(tenantId, from, to, (prevHash, last) => {
+        end = last;
+        verifier = new ChainVerifier(from, prevHash ?? GENESIS_HASH);
+        if (from > 1n && prevHash === null && from <= last + 1n) {
+          broken = missing(from - 1n);
+          return () => false;
+        }
+        return (r) => {
+          broken = verifier.next(r);
+          return broken === null;
+        };
+      });
+      broken ??= verifier.finish(end);
+      const b = broken as ChainBreak | null;
+      return create(VerifyChainResponseSchema, {
+        ok: b === null,
+        checked: verifier.checked,
+        fromSequence: from,
+        toSequence: end < from ? from - 1n : end,
+        headHash: b === null ? verifier.lastHash : "",
+        broken: b ? create(BrokenLinkSchema, b) : undefined,
+      });
+    },
+  };
+}

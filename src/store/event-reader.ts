@@ -1,0 +1,86 @@
+// Tenant-scoped reads of the system of record: one event, a page of a
+// search, and walks over the hash chain.
+import type { Pool, PoolClient } from "pg";
+import type { StoredRecord } from "../domain/event-record.ts";
+import type { EventQuery, SortDirection } from "../domain/event-query.ts";
+import type { PagePosition } from "../domain/page-token.ts";
+import { EVENT_COLUMNS, type EventRow, recordFromRow } from "./event-rows.ts";
+import { countSql, searchSql } from "./search-sql.ts";
+import { withTenantRead } from "./tenant-scope.ts";
+
+export class EventReader {
+  private readonly pool: Pool;
+
+  constructor(pool: Pool) {
+    this.pool = pool;
+  }
+
+  getEvent(tenantId: string, id: string): Promise<StoredRecord | null> {
+    return withTenantRead(this.pool, tenantId, async (db) => {
+      const rows = await db.query<EventRow>(
+        `SELECT ${EVENT_COLUMNS} FROM events
+         WHERE tenant_id = $1 AND (sequence, received_at) =
+           (SELECT sequence, received_at FROM event_ids WHERE tenant_id = $1 AND event_id = $2)`,
+        [tenantId, id],
+      );
+      return rows.rows[0] ? recordFromRow(rows.rows[0]) : null;
+    });
+  }
+
+  search(
+    tenantId: string,
+    q: EventQuery,
+    direction: SortDirection,
+    after: PagePosition | null,
+    limit: number,
+    withTotal: boolean,
+  ): Promise<{ records: StoredRecord[]; total: bigint | null }> {
+    return withTenantRead(this.pool, tenantId, async (db) => {
+      const page = searchSql(tenantId, q, direction, after, limit, EVENT_COLUMNS);
+      const rows = await db.query<EventRow>(page.text, page.values);
+      let total: bigint | null = null;
+      if (withTotal) {
+        const c = countSql(tenantId, q);
+        total = BigInt((await db.query<{ n: string }>(c.text, c.values)).rows[0]!.n);
+      }
+      return { records: rows.rows.map(recordFromRow), total };
+    });
+  }
+
+  /**
+   * Walks the tenant's events from `from` to `to` (null: the head) in
+   * sequence order, in pages, inside one snapshot. `start` is told the stored
+   * hash just before `from` (null if that event is missing) and the head
+   * sequence, and returns the visitor; a visitor returning false stops.
+   */
+  walkChain(
+    tenantId: string,
+    from: bigint,
+    to: bigint | null,
+    start: (prevHash: string | null, last: bigint) => (r: StoredRecord) => boolean,
+  ): Promise<void> {
+    return withTenantRead(this.pool, tenantId, async (db) => {
+      const head = await db.query<{ sequence: string }>("SELECT sequence FROM chain_heads WHERE tenant_id = $1", [tenantId]);
+      const headSequence = BigInt(head.rows[0]?.sequence ?? "0");
+      const last = to === null || to > headSequence ? headSequence : to;
+      const visit = start(from > 1n ? await hashAt(db, tenantId, from - 1n) : null, last);
+      const pageSize = 5000n;
+      for (let first = from; first <= last; first += pageSize) {
+        const end = first + pageSize - 1n < last ? first + pageSize - 1n : last;
+        const rows = await db.query<EventRow>(
+          `SELECT ${EVENT_COLUMNS} FROM events WHERE tenant_id = $1 AND sequence BETWEEN $2 AND $3 ORDER BY sequence, received_at`,
+          [tenantId, first.toString(), end.toString()],
+        );
+        for (const row of rows.rows) if (!visit(recordFromRow(row))) return;
+      }
+    }, { snapshot: true });
+  }
+}
+
+async function hashAt(db: PoolClient, tenantId: string, sequence: bigint): Promise<string | null> {
+  const r = await db.query<{ hash: string }>("SELECT hash FROM events WHERE tenant_id = $1 AND sequence = $2 LIMIT 1", [
+    tenantId,
+    sequence.toString(),
+  ]);
+  return r.rows[0]?.hash ?? null;
+}

@@ -1,0 +1,126 @@
+// Mapping between StoredRecord and the columns of `events`. Times travel as
+// RFC 3339 text with microseconds in both directions, so nothing is rounded
+// through JavaScript's millisecond Date.
+import type { JsonObject } from "@bufbuild/protobuf";
+import type { ActorTypeName, OutcomeName, SeverityName, StoredRecord } from "../domain/event-record.ts";
+import { formatMicros, parseMicros } from "../domain/timestamp.ts";
+
+export const EVENT_COLUMNS = `tenant_id, sequence, id,
+  to_char(occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS occurred_at,
+  to_char(received_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS received_at,
+  action, actor_id, actor_type, actor_name, actor_ip, actor_user_agent, actor_session_id,
+  target_type, target_id, target_name, outcome, severity,
+  request_id, trace_id, source, location, changes, metadata, message,
+  content_hash, hash, prev_hash`;
+
+export type EventRow = {
+  tenant_id: string;
+  sequence: string;
+  id: string;
+  occurred_at: string;
+  received_at: string;
+  action: string;
+  actor_id: string;
+  actor_type: string;
+  actor_name: string;
+  actor_ip: string;
+  actor_user_agent: string;
+  actor_session_id: string;
+  target_type: string | null;
+  target_id: string | null;
+  target_name: string | null;
+  outcome: string;
+  severity: string;
+  request_id: string;
+  trace_id: string;
+  source: string;
+  location: string;
+  changes: { before: JsonObject | null; after: JsonObject | null } | null;
+  metadata: JsonObject | null;
+  message: string;
+  content_hash: string;
+  hash: string;
+  prev_hash: string;
+};
+
+export function recordFromRow(r: EventRow): StoredRecord {
+  return {
+    tenantId: r.tenant_id,
+    sequence: BigInt(r.sequence),
+    id: r.id,
+    occurredAt: parseMicros(r.occurred_at),
+    receivedAt: parseMicros(r.received_at),
+    action: r.action,
+    actor: {
+      id: r.actor_id,
+      type: r.actor_type as ActorTypeName,
+      name: r.actor_name,
+      ip: r.actor_ip,
+      userAgent: r.actor_user_agent,
+      sessionId: r.actor_session_id,
+    },
+    target: r.target_type === null ? null : { type: r.target_type, id: r.target_id ?? "", name: r.target_name ?? "" },
+    outcome: r.outcome as OutcomeName,
+    severity: r.severity as SeverityName,
+    context: { requestId: r.request_id, traceId: r.trace_id, source: r.source, location: r.location },
+    changes: r.changes,
+    metadata: r.metadata,
+    message: r.message,
+    contentHash: r.content_hash,
+    hash: r.hash,
+    prevHash: r.prev_hash,
+  };
+}
+
+const INSERT_COLUMNS = [
+  ["tenant_id", "text"], ["sequence", "bigint"], ["id", "text"], ["occurred_at", "timestamptz"],
+  ["received_at", "timestamptz"], ["action", "text"], ["actor_id", "text"], ["actor_type", "text"],
+  ["actor_name", "text"], ["actor_ip", "text"], ["actor_user_agent", "text"], ["actor_session_id", "text"],
+  ["target_type", "text"], ["target_id", "text"], ["target_name", "text"], ["outcome", "text"],
+  ["severity", "text"], ["request_id", "text"], ["trace_id", "text"], ["source", "text"],
+  ["location", "text"], ["changes", "jsonb"], ["metadata", "jsonb"], ["message", "text"],
+  ["content_hash", "text"], ["hash", "text"], ["prev_hash", "text"],
+] as const;
+
+/** One multi-row INSERT over unnest(): a single statement, one array per column. */
+export const INSERT_EVENTS_SQL = `INSERT INTO events (${INSERT_COLUMNS.map(([c]) => c).join(", ")})
+  SELECT * FROM unnest(${INSERT_COLUMNS.map(([, t], i) => `$${i + 1}::${t}[]`).join(", ")})`;
+
+export function insertEventsParams(records: StoredRecord[]): unknown[][] {
+  const cols: unknown[][] = INSERT_COLUMNS.map(() => new Array(records.length));
+  records.forEach((r, i) => {
+    const values = [
+      r.tenantId, r.sequence.toString(), r.id, formatMicros(r.occurredAt), formatMicros(r.receivedAt),
+      r.action, r.actor.id, r.actor.type, r.actor.name, r.actor.ip, r.actor.userAgent, r.actor.sessionId,
+      r.target?.type ?? null, r.target?.id ?? null, r.target?.name ?? null, r.outcome, r.severity,
+      r.context.requestId, r.context.traceId, r.context.source, r.context.location,
+      r.changes === null ? null : JSON.stringify(r.changes),
+      r.metadata === null ? null : JSON.stringify(r.metadata),
+      r.message, r.contentHash, r.hash, r.prevHash,
+    ];
+    values.forEach((v, c) => (cols[c]![i] = v));
+  });
+  return cols;
+}
+
+export const COPY_EVENTS_SQL = `COPY events (${INSERT_COLUMNS.map(([c]) => c).join(", ")}) FROM STDIN`;
+
+// COPY's text format: tab-separated, \N for NULL, and backslash escapes for
+// the characters that would otherwise end a field or a row.
+function copyField(v: unknown): string {
+  if (v === null || v === undefined) return "\\N";
+  const s = String(v);
+  return /[\\\t\n\r]/.test(s) ? s.replace(/[\\\t\n\r]/g, (c) => (c === "\\" ? "\\\\" : c === "\t" ? "\\t" : c === "\n" ? "\\n" : "\\r")) : s;
+}
+
+/** The rows of `records` in COPY text format. */
+export function copyEventsText(records: StoredRecord[]): string {
+  const cols = insertEventsParams(records);
+  const lines = new Array<string>(records.length);
+  for (let i = 0; i < records.length; i++) {
+    let line = "";
+    for (let c = 0; c < cols.length; c++) line += (c ? "\t" : "") + copyField(cols[c]![i]);
+    lines[i] = line;
+  }
+  return lines.join("\n") + "\n";
+}

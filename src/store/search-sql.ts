@@ -1,0 +1,107 @@
+// EventQuery -> SQL over `events`. Every value is a bind parameter; the
+// tenant condition is always first, and row-level security enforces it again.
+import type { Condition, EventQuery, SortDirection, TermField } from "../domain/event-query.ts";
+import type { PagePosition } from "../domain/page-token.ts";
+import { formatMicros } from "../domain/timestamp.ts";
+
+export type Sql = { text: string; values: unknown[] };
+
+export const TERM_COLUMNS: Record<TermField, string> = {
+  id: "id",
+  action: "action",
+  "actor.id": "actor_id",
+  "actor.type": "actor_type",
+  "actor.name": "actor_name",
+  "actor.ip": "actor_ip",
+  "actor.session_id": "actor_session_id",
+  "target.type": "target_type",
+  "target.id": "target_id",
+  "target.name": "target_name",
+  outcome: "outcome",
+  severity: "severity",
+  "context.request_id": "request_id",
+  "context.trace_id": "trace_id",
+  "context.source": "source",
+  "context.location": "location",
+};
+
+/** Lowercased message plus every string value of metadata and changes, as one searchable text. */
+export const OPEN_TEXT_SQL = `lower(message || ' ' || coalesce(
+  (SELECT string_agg(v, ' ') FROM jsonb_path_query(coalesce(metadata, '{}') || jsonb_build_object('c', coalesce(changes, '{}')), 'strict $.**') AS j(x),
+     LATERAL (SELECT x #>> '{}' AS v) s WHERE jsonb_typeof(x) = 'string'), ''))`;
+
+function escapeRegex(s: string): string {
+  return s.replace(/[\\^$.*+?()[\]{}|]/g, "\\$&");
+}
+
+function conditionSql(c: Condition, p: (v: unknown) => string): string {
+  switch (c.kind) {
+    case "terms":
+      return `${TERM_COLUMNS[c.field]} = ANY(${p(c.values)}::text[])`;
+    case "action": {
+      const parts = [
+        ...(c.exact.length ? [`action = ANY(${p(c.exact)}::text[])`] : []),
+        // starts_with avoids LIKE's wildcard escaping.
+        ...c.prefixes.map((prefix) => `starts_with(action, ${p(prefix)})`),
+      ];
+      return `(${parts.join(" OR ")})`;
+    }
+    case "time": {
+      const parts = [];
+      if (c.from !== null) parts.push(`occurred_at >= ${p(formatMicros(c.from))}::timestamptz`);
+      if (c.to !== null) parts.push(`occurred_at < ${p(formatMicros(c.to))}::timestamptz`);
+      return parts.length ? `(${parts.join(" AND ")})` : "true";
+    }
+    case "metadata":
+      // jsonb_typeof excludes objects and arrays: only scalars compare by text.
+      return c.values.length
+        ? `((metadata #>> ${p(c.path)}::text[]) = ANY(${p(c.values)}::text[]) AND jsonb_typeof(metadata #> ${p(c.path)}::text[]) NOT IN ('object', 'array'))`
+        : `(metadata #> ${p(c.path)}::text[] IS NOT NULL)`;
+    case "text": {
+      // Words are runs of letters and digits; match the phrase at word boundaries.
+      const pattern = `(^|[^[:alnum:]])${c.words.map(escapeRegex).join("[^[:alnum:]]+")}($|[^[:alnum:]])`;
+      return `${c.negate ? "NOT " : ""}(${OPEN_TEXT_SQL} ~ ${p(pattern)})`;
+    }
+    case "none":
+      return "false";
+  }
+}
+
+export function whereClause(tenantId: string, q: EventQuery): Sql {
+  const values: unknown[] = [];
+  const p = (v: unknown) => {
+    values.push(v);
+    return `$${values.length}`;
+  };
+  const conds = [`tenant_id = ${p(tenantId)}`, ...q.conditions.map((c) => conditionSql(c, p))];
+  return { text: conds.join(" AND "), values };
+}
+
+export function searchSql(
+  tenantId: string,
+  q: EventQuery,
+  direction: SortDirection,
+  after: PagePosition | null,
+  limit: number,
+  columns: string,
+): Sql {
+  const where = whereClause(tenantId, q);
+  const values = [...where.values];
+  let text = where.text;
+  if (after) {
+    values.push(formatMicros(after.occurredAt), after.sequence.toString());
+    const op = direction === "asc" ? ">" : "<";
+    text += ` AND (occurred_at, sequence) ${op} ($${values.length - 1}::timestamptz, $${values.length}::bigint)`;
+  }
+  values.push(limit);
+  const dir = direction === "asc" ? "ASC" : "DESC";
+  return {
+    text: `SELECT ${columns} FROM events WHERE ${text} ORDER BY occurred_at ${dir}, sequence ${dir} LIMIT $${values.length}`,
+    values,
+  };
+}
+
+export function countSql(tenantId: string, q: EventQuery): Sql {
+  const where = whereClause(tenantId, q);
+  return { text: `SELECT count(*)::bigint AS n FROM events WHERE ${where.text}`, values: where.values };
+}

@@ -1,0 +1,51 @@
+// An independent gRPC client, as a producer in another language would build
+// it: @grpc/grpc-js with stubs loaded from our .proto files (not from the
+// server's generated code).
+import { mkdtempSync, mkdirSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import * as grpc from "@grpc/grpc-js";
+import * as protoLoader from "@grpc/proto-loader";
+import { renderValidateProto } from "../../scripts/protovalidate-proto.ts";
+
+const ROOT = join(import.meta.dirname, "..", "..");
+
+function validateIncludeDir(): string {
+  const dir = mkdtempSync(join(tmpdir(), "auditlog-proto-"));
+  const file = join(dir, "buf", "validate", "validate.proto");
+  mkdirSync(dirname(file), { recursive: true });
+  writeFileSync(file, renderValidateProto());
+  return dir;
+}
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type GrpcStub = grpc.Client & Record<string, any>;
+
+export function loadAuditlogStubs(): { IngestService: grpc.ServiceClientConstructor; QueryService: grpc.ServiceClientConstructor; AdminService: grpc.ServiceClientConstructor } {
+  const def = protoLoader.loadSync(
+    ["auditlog/v1/ingest.proto", "auditlog/v1/query.proto", "auditlog/v1/admin.proto"],
+    { includeDirs: [join(ROOT, "proto"), validateIncludeDir()], longs: String, enums: String, defaults: true, oneofs: true },
+  );
+  const pkg = grpc.loadPackageDefinition(def) as unknown as {
+    auditlog: { v1: Record<string, grpc.ServiceClientConstructor> };
+  };
+  const v1 = pkg.auditlog.v1;
+  return { IngestService: v1.IngestService!, QueryService: v1.QueryService!, AdminService: v1.AdminService! };
+}
+
+export function bearer(secret: string): grpc.Metadata {
+  const md = new grpc.Metadata();
+  md.set("authorization", `Bearer ${secret}`);
+  return md;
+}
+
+export function grpcTarget(url: string): string {
+  return new URL(url).host;
+}
+
+export function newClient(ctor: grpc.ServiceClientConstructor, url: string): GrpcStub {
+  return new ctor(grpcTarget(url), grpc.credentials.createInsecure(), {
+    "grpc.max_receive_message_length": 64 * 1024 * 1024,
+    "grpc.max_send_message_length": 64 * 1024 * 1024,
+  }) as GrpcStub;
+}

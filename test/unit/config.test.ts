@@ -1,0 +1,183 @@
+import { describe, expect, it } from "vitest";
+import { ConfigError, loadConfig } from "../../src/config.ts";
+
+function errorOf(env: Record<string, string | undefined>): ConfigError {
+  try {
+    loadConfig(env);
+  } catch (e) {
+    expect(e).toBeInstanceOf(ConfigError);
+    return e as ConfigError;
+  }
+  throw new Error(`loadConfig accepted ${JSON.stringify(env)}`);
+}
+
+/** The error lines after the heading. */
+function problems(e: ConfigError): string[] {
+  const [heading, ...rest] = e.message.split("\n");
+  expect(heading).toBe("invalid configuration:");
+  return rest.map((l) => l.trim());
+}
+
+describe("loadConfig", () => {
+  it("has defaults for everything", () => {
+    expect(loadConfig({})).toEqual({
+      host: "127.0.0.1",
+      port: 8080,
+      databaseUrl: null,
+      dataDir: ".data",
+      embeddedPostgresPort: 5433,
+      bootstrapKey: null,
+      corsOrigins: [],
+      logLevel: "info",
+      pgPoolSize: 10,
+      batchMaxEvents: 5000,
+      maxPendingEvents: 50_000,
+      shutdownGraceMs: 10_000,
+      keyCacheMs: 5_000,
+      maxMessageBytes: 8 * 1024 * 1024,
+    });
+  });
+
+  it("treats empty strings as unset", () => {
+    const env = Object.fromEntries(
+      ["HOST", "PORT", "DATABASE_URL", "AUDITLOG_DATA_DIR", "AUDITLOG_BOOTSTRAP_KEY", "CORS_ORIGINS", "LOG_LEVEL", "PG_POOL_SIZE"].map((k) => [k, ""]),
+    );
+    expect(loadConfig(env)).toEqual(loadConfig({}));
+  });
+
+  it("reads every variable", () => {
+    const c = loadConfig({
+      HOST: "0.0.0.0",
+      PORT: "9090",
+      DATABASE_URL: "postgresql://u:p@db:5432/audit",
+      AUDITLOG_DATA_DIR: "/var/lib/auditlog",
+      AUDITLOG_EMBEDDED_PG_PORT: "6543",
+      AUDITLOG_BOOTSTRAP_KEY: "0123456789abcdef01234567",
+      CORS_ORIGINS: " https://app.example.com , http://localhost:3000,,* ",
+      LOG_LEVEL: "debug",
+      PG_POOL_SIZE: "20",
+      AUDITLOG_BATCH_MAX_EVENTS: "100",
+      AUDITLOG_MAX_PENDING_EVENTS: "1000",
+      AUDITLOG_SHUTDOWN_GRACE_MS: "0",
+      AUDITLOG_KEY_CACHE_MS: "600000",
+      AUDITLOG_MAX_MESSAGE_BYTES: "1024",
+    });
+    expect(c).toEqual({
+      host: "0.0.0.0",
+      port: 9090,
+      databaseUrl: "postgresql://u:p@db:5432/audit",
+      dataDir: "/var/lib/auditlog",
+      embeddedPostgresPort: 6543,
+      bootstrapKey: "0123456789abcdef01234567",
+      corsOrigins: ["https://app.example.com", "http://localhost:3000", "*"],
+      logLevel: "debug",
+      pgPoolSize: 20,
+      batchMaxEvents: 100,
+      maxPendingEvents: 1000,
+      shutdownGraceMs: 0,
+      keyCacheMs: 600_000,
+      maxMessageBytes: 1024,
+    });
+  });
+
+  it("accepts postgres:// as well as postgresql://", () => {
+    expect(loadConfig({ DATABASE_URL: "postgres://localhost/x" }).databaseUrl).toBe("postgres://localhost/x");
+  });
+
+  it("accepts the bounds of numeric ranges", () => {
+    expect(loadConfig({ PORT: "0" }).port).toBe(0);
+    expect(loadConfig({ PORT: "65535" }).port).toBe(65535);
+    expect(loadConfig({ PG_POOL_SIZE: "2" }).pgPoolSize).toBe(2);
+    expect(loadConfig({ PG_POOL_SIZE: "200" }).pgPoolSize).toBe(200);
+    expect(loadConfig({ AUDITLOG_MAX_PENDING_EVENTS: "10000000" }).maxPendingEvents).toBe(10_000_000);
+  });
+
+  it.each(["debug", "info", "warn", "error"])("accepts LOG_LEVEL=%s", (level) => {
+    expect(loadConfig({ LOG_LEVEL: level }).logLevel).toBe(level);
+  });
+
+  it.each([
+    ["PORT", "http"],
+    ["PORT", "65536"],
+    ["PORT", "-1"],
+    ["PORT", "80.5"],
+    ["AUDITLOG_EMBEDDED_PG_PORT", "0"],
+    ["PG_POOL_SIZE", "1"],
+    ["PG_POOL_SIZE", "201"],
+    ["AUDITLOG_BATCH_MAX_EVENTS", "0"],
+    ["AUDITLOG_BATCH_MAX_EVENTS", "100001"],
+    ["AUDITLOG_MAX_PENDING_EVENTS", "999"],
+    ["AUDITLOG_SHUTDOWN_GRACE_MS", "600001"],
+    ["AUDITLOG_KEY_CACHE_MS", "-5"],
+    ["AUDITLOG_MAX_MESSAGE_BYTES", "1023"],
+    ["AUDITLOG_MAX_MESSAGE_BYTES", "NaN"],
+  ])("names %s=%j in the error", (name, value) => {
+    const [p, ...more] = problems(errorOf({ [name]: value }));
+    expect(more).toEqual([]);
+    const prefix = `${name}=${JSON.stringify(value)}: `;
+    expect(p!.startsWith(prefix)).toBe(true);
+    expect(p!.slice(prefix.length)).toMatch(/^must be a whole number from \d+ to \d+$/);
+  });
+
+  it("states the allowed range for a number", () => {
+    expect(problems(errorOf({ PG_POOL_SIZE: "1" }))).toEqual(['PG_POOL_SIZE="1": must be a whole number from 2 to 200']);
+  });
+
+  it("names a bad LOG_LEVEL", () => {
+    expect(problems(errorOf({ LOG_LEVEL: "verbose" }))).toEqual(['LOG_LEVEL="verbose": must be debug, info, warn or error']);
+    expect(problems(errorOf({ LOG_LEVEL: "INFO" }))[0]).toMatch(/^LOG_LEVEL="INFO"/);
+  });
+
+  it("names a short bootstrap key without echoing it", () => {
+    const [p] = problems(errorOf({ AUDITLOG_BOOTSTRAP_KEY: "short-secret" }));
+    expect(p).toMatch(/^AUDITLOG_BOOTSTRAP_KEY: must be at least 24 characters/);
+    expect(p).not.toContain("short-secret");
+    expect(loadConfig({ AUDITLOG_BOOTSTRAP_KEY: "x".repeat(24) }).bootstrapKey).toBe("x".repeat(24));
+    expect(() => loadConfig({ AUDITLOG_BOOTSTRAP_KEY: "x".repeat(23) })).toThrow(/AUDITLOG_BOOTSTRAP_KEY/);
+  });
+
+  it("names a DATABASE_URL that is not a PostgreSQL URL without echoing it", () => {
+    for (const url of ["mysql://u:secret@db/x", "localhost:5432", "postgres:/x"]) {
+      const [p] = problems(errorOf({ DATABASE_URL: url }));
+      expect(p).toBe("DATABASE_URL: must be a postgres:// or postgresql:// URL");
+      expect(p).not.toContain("secret");
+    }
+  });
+
+  it("names each bad CORS origin", () => {
+    const ps = problems(errorOf({ CORS_ORIGINS: "https://ok.example.com,app.example.com,https://x.example.com/path" }));
+    expect(ps).toEqual([
+      'CORS_ORIGINS: "app.example.com" is not an origin like https://app.example.com (or *)',
+      'CORS_ORIGINS: "https://x.example.com/path" is not an origin like https://app.example.com (or *)',
+    ]);
+  });
+
+  it("reports several errors together, one per line, each naming its variable", () => {
+    const e = errorOf({
+      PORT: "eighty",
+      LOG_LEVEL: "loud",
+      PG_POOL_SIZE: "0",
+      DATABASE_URL: "http://db",
+      AUDITLOG_BOOTSTRAP_KEY: "abc",
+      CORS_ORIGINS: "nope",
+      AUDITLOG_KEY_CACHE_MS: "1.5",
+    });
+    const ps = problems(e);
+    expect(ps).toHaveLength(7);
+    for (const name of ["PORT", "LOG_LEVEL", "PG_POOL_SIZE", "DATABASE_URL", "AUDITLOG_BOOTSTRAP_KEY", "CORS_ORIGINS", "AUDITLOG_KEY_CACHE_MS"]) {
+      expect(ps.filter((p) => p.startsWith(name))).toHaveLength(1);
+    }
+    expect(e.message.split("\n").slice(1).every((l) => l.startsWith("  "))).toBe(true);
+  });
+
+  it("reads process.env when called without an argument", () => {
+    const saved = process.env.PG_POOL_SIZE;
+    process.env.PG_POOL_SIZE = "33";
+    try {
+      expect(loadConfig().pgPoolSize).toBe(33);
+    } finally {
+      if (saved === undefined) delete process.env.PG_POOL_SIZE;
+      else process.env.PG_POOL_SIZE = saved;
+    }
+  });
+});

@@ -1,0 +1,228 @@
+import { toBinary, type JsonObject, type JsonValue } from "@bufbuild/protobuf";
+import { createValidator } from "@bufbuild/protovalidate";
+import { describe, expect, it } from "vitest";
+import { type ActorType, type Event, EventSchema, type Outcome, type Severity } from "../../gen/auditlog/v1/event_pb.js";
+import { EVENT_LIMITS, type FieldViolation, validateEvent } from "../../src/domain/event-validation.ts";
+import { fullEvent, minimalEvent } from "./fixtures.ts";
+
+const validator = createValidator();
+const check = (e: Event): FieldViolation[] => validateEvent(validator, e);
+
+/** `levels` nested objects: {k: {k: ... {k: leaf}}}. */
+function nested(levels: number, leaf: JsonValue = "leaf"): JsonObject {
+  let v: JsonValue = leaf;
+  for (let i = 0; i < levels; i++) v = { k: v };
+  return v as JsonObject;
+}
+
+function objectWithKeys(n: number): JsonObject {
+  return Object.fromEntries(Array.from({ length: n }, (_, i) => [`key${i}`, i]));
+}
+
+/** Asserts exactly one violation, at `field`, with a non-empty reason matching `reason`. */
+function expectOnly(violations: FieldViolation[], field: string, reason: RegExp): void {
+  expect(violations, JSON.stringify(violations)).toHaveLength(1);
+  expect(violations[0]!.field).toBe(field);
+  expect(violations[0]!.reason).toMatch(reason);
+}
+
+describe("validateEvent: valid events", () => {
+  it("finds nothing wrong with a minimal event", () => {
+    expect(check(minimalEvent())).toEqual([]);
+  });
+
+  it("finds nothing wrong with a full event", () => {
+    expect(check(fullEvent())).toEqual([]);
+  });
+
+  it("accepts IPv4 and IPv6 actor addresses and an empty one", () => {
+    for (const ip of ["", "192.0.2.1", "2001:db8::1", "::1"]) {
+      expect(check(minimalEvent({ actor: { id: "u", ip } })), ip).toEqual([]);
+    }
+  });
+
+  it("accepts ids of UUID and ULID shape and an empty id", () => {
+    for (const id of ["", "018f4d9e-6a3b-7c2d-9e8f-0123456789ab", "01HZX3J5K6M7N8P9Q0R1S2T3U4", "a", "A.b_c:d-e"]) {
+      expect(check(minimalEvent({ id })), id).toEqual([]);
+    }
+  });
+
+  it("accepts metadata nested exactly 8 levels deep", () => {
+    expect(check(minimalEvent({ metadata: nested(8) }))).toEqual([]);
+    // Arrays count as a level too: 7 objects + 1 array = 8.
+    expect(check(minimalEvent({ metadata: nested(7, ["x"]) }))).toEqual([]);
+  });
+
+  it("accepts an object with exactly 256 keys and keys of 256 characters", () => {
+    expect(check(minimalEvent({ metadata: objectWithKeys(256) }))).toEqual([]);
+    expect(check(minimalEvent({ metadata: { ["k".repeat(256)]: 1 } }))).toEqual([]);
+  });
+
+  it("accepts a message of exactly 4096 characters", () => {
+    expect(check(minimalEvent({ message: "m".repeat(4096) }))).toEqual([]);
+  });
+
+  it("accepts unicode text, including astral characters", () => {
+    expect(check(minimalEvent({ message: "日本語 😀", metadata: { "ключ": "😀", nested: { "é": ["✓"] } } }))).toEqual([]);
+  });
+
+  it("accepts an event of exactly 64 KiB encoded", () => {
+    const e = minimalEvent({ metadata: { pad: "" } });
+    const overhead = toBinary(EventSchema, e).length;
+    // Each extra byte of a string this long grows the encoding by one byte,
+    // except where the length prefix grows; adjust until the size is exact.
+    let padLength = EVENT_LIMITS.maxEncodedBytes - overhead;
+    for (;;) {
+      e.metadata = { pad: "p".repeat(padLength) };
+      const size = toBinary(EventSchema, e).length;
+      if (size === EVENT_LIMITS.maxEncodedBytes) break;
+      padLength -= size - EVENT_LIMITS.maxEncodedBytes;
+    }
+    expect(toBinary(EventSchema, e).length).toBe(64 * 1024);
+    expect(check(e)).toEqual([]);
+    e.metadata = { pad: "p".repeat(padLength + 1) };
+    expect(check(e)).toHaveLength(1);
+  });
+});
+
+describe("validateEvent: violations name the exact field", () => {
+  it("missing occurred_at", () => {
+    const e = minimalEvent();
+    e.occurredAt = undefined;
+    expectOnly(check(e), "occurred_at", /required/);
+  });
+
+  it("missing actor", () => {
+    const e = minimalEvent();
+    e.actor = undefined;
+    expectOnly(check(e), "actor", /required/);
+  });
+
+  it("empty actor.id", () => {
+    expectOnly(check(minimalEvent({ actor: { id: "" } })), "actor.id", /at least 1/);
+  });
+
+  it("actor.id too long", () => {
+    expectOnly(check(minimalEvent({ actor: { id: "u".repeat(257) } })), "actor.id", /at most 256/);
+  });
+
+  it.each(["Customer Created", "customer created", "Customer.created", "customer..created", ".customer", "customer.", ""])(
+    "bad action %j",
+    (action) => {
+      const v = check(minimalEvent({ action }));
+      expect(v.length).toBeGreaterThanOrEqual(1);
+      expect(v.every((x) => x.field === "action")).toBe(true);
+      expect(v[0]!.reason).not.toBe("");
+    },
+  );
+
+  it("action with spaces and capitals reports the pattern", () => {
+    expectOnly(check(minimalEvent({ action: "Customer Created" })), "action", /pattern/);
+  });
+
+  it.each(["-starts-with-dash", "has space", "with/slash", ".dot-first", "ünïcode"])("bad id %j", (id) => {
+    expectOnly(check(minimalEvent({ id })), "id", /pattern/);
+  });
+
+  it("id over 128 characters", () => {
+    const v = check(minimalEvent({ id: "a".repeat(129) }));
+    expect(v.map((x) => x.field)).toEqual(["id"]);
+    expect(v[0]!.reason).toMatch(/128/);
+  });
+
+  it.each(["1.2.3", "256.0.0.1", "not-an-ip", "1.2.3.4/24", "::g"])("actor.ip %j", (ip) => {
+    expectOnly(check(minimalEvent({ actor: { id: "u", ip } })), "actor.ip", /IP/);
+  });
+
+  it("message over 4096 characters", () => {
+    expectOnly(check(minimalEvent({ message: "m".repeat(4097) })), "message", /at most 4096/);
+  });
+
+  it("target without a type", () => {
+    expectOnly(check(minimalEvent({ target: { id: "x" } })), "target.type", /at least 1/);
+  });
+
+  it("context.source over 128 characters", () => {
+    expectOnly(check(minimalEvent({ context: { source: "s".repeat(129) } })), "context.source", /at most 128/);
+  });
+
+  it("undefined enum values", () => {
+    expectOnly(check(minimalEvent({ outcome: 99 as Outcome })), "outcome", /defined/);
+    expectOnly(check(minimalEvent({ severity: 99 as Severity })), "severity", /defined/);
+    expectOnly(check(minimalEvent({ actor: { id: "u", type: 99 as ActorType } })), "actor.type", /defined/);
+  });
+
+  it("metadata nested 9 levels deep, at the object that is too deep", () => {
+    expectOnly(check(minimalEvent({ metadata: nested(9) })), "metadata.k.k.k.k.k.k.k.k", /deeper than 8/);
+  });
+
+  it("nesting through arrays, with the index in the path", () => {
+    // metadata(1) > a(2) > [0](3) > b(4) > [1](5) > c(6) > d(7) > e(8) > f(9): too deep at f.
+    const metadata = { a: [{ b: [0, { c: { d: { e: { f: { g: 1 } } } } }] }] } as JsonObject;
+    expectOnly(check(minimalEvent({ metadata })), "metadata.a[0].b[1].c.d.e.f", /deeper than 8/);
+  });
+
+  it("changes.before and changes.after nested too deep", () => {
+    expectOnly(check(minimalEvent({ changes: { before: nested(9) } })), "changes.before.k.k.k.k.k.k.k.k", /deeper/);
+    expectOnly(check(minimalEvent({ changes: { after: { x: nested(8) } } })), "changes.after.x.k.k.k.k.k.k.k", /deeper/);
+  });
+
+  it("an object with 257 keys", () => {
+    expectOnly(check(minimalEvent({ metadata: objectWithKeys(257) })), "metadata", /more than 256 keys/);
+    expectOnly(check(minimalEvent({ metadata: { a: { b: objectWithKeys(257) } } })), "metadata.a.b", /more than 256 keys/);
+  });
+
+  it("an empty key or a key over 256 characters", () => {
+    expectOnly(check(minimalEvent({ metadata: { a: { "": 1 } } })), "metadata.a", /keys must be 1 to 256/);
+    expectOnly(check(minimalEvent({ metadata: { ["k".repeat(257)]: 1 } })), "metadata", /keys must be 1 to 256/);
+  });
+
+  it("NUL in a string field", () => {
+    expectOnly(check(minimalEvent({ message: "a\u0000b" })), "message", /NUL/);
+    expectOnly(check(minimalEvent({ actor: { id: "u\u0000" } })), "actor.id", /NUL/);
+    expectOnly(check(minimalEvent({ actor: { id: "u", userAgent: "\u0000" } })), "actor.user_agent", /NUL/);
+    expectOnly(check(minimalEvent({ context: { requestId: "r\u0000" } })), "context.request_id", /NUL/);
+    expectOnly(check(minimalEvent({ target: { type: "t", name: "\u0000" } })), "target.name", /NUL/);
+  });
+
+  it("NUL in a metadata value, a metadata key and changes", () => {
+    expectOnly(check(minimalEvent({ metadata: { a: { b: "x\u0000" } } })), "metadata.a.b", /NUL/);
+    expectOnly(check(minimalEvent({ metadata: { list: ["ok", "\u0000"] } })), "metadata.list[1]", /NUL/);
+    expectOnly(check(minimalEvent({ metadata: { a: { "k\u0000": 1 } } })), "metadata.a", /key must not contain NUL/);
+    expectOnly(check(minimalEvent({ changes: { after: { s: "\u0000" } } })), "changes.after.s", /NUL/);
+  });
+
+  it("a lone surrogate in a metadata value, a key or a string field", () => {
+    expectOnly(check(minimalEvent({ metadata: { a: { b: "x\ud800y" } } })), "metadata.a.b", /well-formed/);
+    expectOnly(check(minimalEvent({ metadata: { a: ["\udc00"] } })), "metadata.a[0]", /well-formed/);
+    expectOnly(check(minimalEvent({ metadata: { ["\ud83d"]: 1 } })), "metadata", /key must be well-formed/);
+    expectOnly(check(minimalEvent({ message: "end\ud83d" })), "message", /well-formed/);
+  });
+
+  it("NaN and infinite numbers in metadata", () => {
+    expectOnly(check(minimalEvent({ metadata: { n: Number.NaN } })), "metadata.n", /finite/);
+    expectOnly(check(minimalEvent({ metadata: { a: { b: [1, Number.POSITIVE_INFINITY] } } })), "metadata.a.b[1]", /finite/);
+    expectOnly(check(minimalEvent({ changes: { before: { x: Number.NEGATIVE_INFINITY } } })), "changes.before.x", /finite/);
+  });
+
+  it("an event over 64 KiB encoded, reported for the whole event", () => {
+    const v = check(minimalEvent({ metadata: { big: "y".repeat(70_000) } }));
+    expect(v).toHaveLength(1);
+    expect(v[0]!.field).toBe("");
+    expect(v[0]!.reason).toMatch(/^event is \d+ bytes encoded; the limit is 65536$/);
+  });
+
+  it("reports several independent violations together", () => {
+    const e = minimalEvent({ action: "Bad Action", actor: { id: "", ip: "1.2.3" }, message: "\u0000", metadata: { n: Number.NaN } });
+    const fields = check(e).map((v) => v.field).sort();
+    expect(fields).toEqual(["action", "actor.id", "actor.ip", "message", "metadata.n"]);
+    for (const v of check(e)) expect(v.reason.length).toBeGreaterThan(0);
+  });
+
+  it("stops walking the open structures after 10 violations", () => {
+    const metadata = Object.fromEntries(Array.from({ length: 50 }, (_, i) => [`k${i}`, "\u0000"]));
+    const v = check(minimalEvent({ metadata }));
+    expect(v).toHaveLength(10);
+    expect(v[0]!.field).toBe("metadata.k0");
+  });
+});

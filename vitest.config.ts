@@ -1,0 +1,35 @@
+import { defineConfig } from "vitest/config";
+
+// Two projects so that unit tests do not wait for servers they never use:
+// - unit:        test/unit/**, no global setup;
+// - integration: every other test/**/*.test.ts, with test/setup/global-setup.ts,
+//                which provides databaseUrl, adminDatabaseUrl and elasticsearchUrl
+//                (PostgreSQL and Elasticsearch start once per run, and only when
+//                at least one integration file is selected).
+// A test that needs inject(...) belongs outside test/unit.
+export default defineConfig({
+  test: {
+    testTimeout: 60_000,
+    hookTimeout: 180_000,
+    // Stopping Elasticsearch and dropping databases at the end can take a while.
+    teardownTimeout: 60_000,
+    // One test file at a time: 2 cores, and the files share one PostgreSQL and one Elasticsearch.
+    fileParallelism: false,
+    pool: "forks",
+    projects: [
+      {
+        extends: true,
+        test: { name: "unit", include: ["test/unit/**/*.test.ts"] },
+      },
+      {
+        extends: true,
+        test: {
+          name: "integration",
+          include: ["test/**/*.test.ts"],
+          exclude: ["test/unit/**", "**/node_modules/**"],
+          globalSetup: ["test/setup/global-setup.ts"],
+        },
+      },
+    ],
+  },
+});
