@@ -21,8 +21,70 @@ import { GroupCommitter } from "./store/group-commit.ts";
 import { migrate } from "./store/migrate.ts";
 import { ensurePartitions } from "./store/partitions.ts";
 import { TenantStore } from "./store/tenant-store.ts";
+import { Client } from "@elastic/elasticsearch";
+import type { SearchBackend } from "./search/backend.ts";
+import { esExport } from "./search/es-export.ts";
+import { ElasticsearchSearchBackend } from "./search/es-search-backend.ts";
+import { esStats } from "./search/es-stats.ts";
+import { ensureIndexTemplate } from "./search/index-setup.ts";
+import { Indexer, readIndexStatus } from "./search/indexer.ts";
+import { Reconciler } from "./search/reconciler.ts";
+import { pgExport } from "./store/pg-export.ts";
+import { PostgresSearchBackend } from "./store/pg-search-backend.ts";
+import { pgStats } from "./store/pg-stats.ts";
+import { exportHttpHandler } from "./services/export-http.ts";
 
-export type App = { url: string; port: number; pool: pg.Pool; close(): Promise<void> };
+export type App = {
+  url: string;
+  port: number;
+  pool: pg.Pool;
+  backend: SearchBackend;
+  indexer: Indexer | null;
+  reconciler: Reconciler | null;
+  close(): Promise<void>;
+};
+
+type SearchSide = { backend: SearchBackend; indexer: Indexer | null; reconciler: Reconciler | null; close(): Promise<void> };
+
+/**
+ * Elasticsearch when configured: an indexer follows the commits and a
+ * reconciler checks the index against PostgreSQL. Otherwise search, export
+ * and stats are served from PostgreSQL. An unreachable Elasticsearch never
+ * stops the service from starting or ingesting: the indexer retries.
+ */
+function startSearch(config: Config, pool: pg.Pool, log: Logger): SearchSide {
+  if (!config.elasticsearchUrl) {
+    const backend = new PostgresSearchBackend(pool, {
+      export: (ctx, ...args) => pgExport(ctx.pool, ...args),
+      stats: (ctx, ...args) => pgStats(ctx.pool, ...args),
+    });
+    return { backend, indexer: null, reconciler: null, close: async () => {} };
+  }
+  const client = new Client({ node: config.elasticsearchUrl, requestTimeout: 30_000, maxRetries: 2 });
+  const esLog = log.child({ component: "search" });
+  ensureIndexTemplate(client).catch((err: Error) =>
+    esLog.warn("index template not installed yet; the indexer installs it when Elasticsearch answers", { err: err.message }),
+  );
+  const backend = new ElasticsearchSearchBackend(client, pool, {
+    export: (ctx, tenantId, q, direction, limit, signal) => esExport(ctx.client, tenantId, q, direction, limit, signal, { alias: ctx.readAlias }),
+    stats: (ctx, tenantId, q, interval, top) => esStats(ctx.client, tenantId, q, interval, top, { alias: ctx.readAlias }),
+    indexStatus: (ctx, tenantId) => readIndexStatus(ctx.pool, tenantId),
+  });
+  const indexer = new Indexer({ pool, client, log: esLog.child({ component: "indexer" }) });
+  indexer.start();
+  const reconciler = new Reconciler({ pool, client, log: esLog.child({ component: "reconciler" }) });
+  if (config.reconcileIntervalMs > 0) reconciler.runPeriodically(config.reconcileIntervalMs);
+  return {
+    backend,
+    indexer,
+    reconciler,
+    async close() {
+      await reconciler.stop();
+      await indexer.stop();
+      await client.close();
+    },
+  };
+}
 
 const PARTITION_CHECK_MS = 60 * 60 * 1000;
 
@@ -52,16 +114,18 @@ export async function startApp(config: Config & { databaseUrl: string }, log: Lo
   });
   const reader = new EventReader(pool);
   const health = new HealthState();
+  const search = startSearch(config, pool, log);
 
   const server = await startHttpServer({
     host: config.host,
     port: config.port,
     routes: (router) => {
       router.service(IngestService, ingestService({ validator, committer, log }));
-      router.service(QueryService, queryService({ validator, reader }));
+      router.service(QueryService, queryService({ validator, reader, backend: search.backend }));
       router.service(AdminService, adminService({ validator, tenants, keys, auth }));
     },
     interceptors: [authInterceptor(auth)],
+    httpRoutes: exportHttpHandler({ auth, backend: search.backend, validator, log }),
     allowedOrigins: config.corsOrigins,
     health,
     maxMessageBytes: config.maxMessageBytes,
@@ -74,6 +138,9 @@ export async function startApp(config: Config & { databaseUrl: string }, log: Lo
     url: server.url,
     port: server.port,
     pool,
+    backend: search.backend,
+    indexer: search.indexer,
+    reconciler: search.reconciler,
     close() {
       closing ??= (async () => {
         clearInterval(partitionTimer);
@@ -82,6 +149,7 @@ export async function startApp(config: Config & { databaseUrl: string }, log: Lo
         // still queued is flushed, then the pool goes.
         await server.close(config.shutdownGraceMs);
         await committer.close();
+        await search.close();
         await pool.end();
       })();
       return closing;

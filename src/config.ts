@@ -15,6 +15,8 @@ export type Config = {
   shutdownGraceMs: number;
   keyCacheMs: number;
   maxMessageBytes: number;
+  elasticsearchUrl: string | null;
+  reconcileIntervalMs: number;
 };
 
 export class ConfigError extends Error {}
@@ -45,6 +47,10 @@ export function loadConfig(env: Env = process.env): Config {
   if (databaseUrl !== null && !/^postgres(ql)?:\/\//.test(databaseUrl)) {
     errors.push("DATABASE_URL: must be a postgres:// or postgresql:// URL");
   }
+  const elasticsearchUrl = env.ELASTICSEARCH_URL || null;
+  if (elasticsearchUrl !== null && !/^https?:\/\/[^/]+/.test(elasticsearchUrl)) {
+    errors.push("ELASTICSEARCH_URL: must be an http:// or https:// URL");
+  }
   const corsOrigins = (env.CORS_ORIGINS ?? "").split(",").map((s) => s.trim()).filter(Boolean);
   for (const o of corsOrigins) {
     if (o !== "*" && !/^https?:\/\/[^/]+$/.test(o)) {
@@ -66,6 +72,8 @@ export function loadConfig(env: Env = process.env): Config {
     shutdownGraceMs: int("AUDITLOG_SHUTDOWN_GRACE_MS", 10_000, 0, 600_000),
     keyCacheMs: int("AUDITLOG_KEY_CACHE_MS", 5_000, 0, 600_000),
     maxMessageBytes: int("AUDITLOG_MAX_MESSAGE_BYTES", 8 * 1024 * 1024, 1024, 256 * 1024 * 1024),
+    elasticsearchUrl,
+    reconcileIntervalMs: int("AUDITLOG_RECONCILE_INTERVAL_MS", 15 * 60 * 1000, 0, 7 * 24 * 3600 * 1000),
   };
   if (errors.length) throw new ConfigError(`invalid configuration:\n  ${errors.join("\n  ")}`);
   return config;

@@ -6,7 +6,13 @@
 import type { EventFilter } from "../../gen/auditlog/v1/query_pb.js";
 import { Severity } from "../../gen/auditlog/v1/event_pb.js";
 import { actorTypeName, outcomeName, SEVERITY_ORDER, severityName, type SeverityName } from "./event-record.ts";
-import { type Micros, microsFromTimestamp } from "./timestamp.ts";
+import { MAX_MICROS, MIN_MICROS, type Micros, microsFromTimestamp } from "./timestamp.ts";
+
+/** Filter bounds beyond what any stored time can be are clamped: the answer is the same. */
+function boundMicros(ts: Parameters<typeof microsFromTimestamp>[0]): Micros {
+  const us = microsFromTimestamp(ts);
+  return us < MIN_MICROS ? MIN_MICROS : us > MAX_MICROS ? MAX_MICROS : us;
+}
 
 /** Envelope fields that can be matched exactly, by their dotted names. */
 export const TERM_FIELDS = [
@@ -48,14 +54,16 @@ export type EventQuery = { conditions: Condition[] };
 export type SortDirection = "asc" | "desc";
 
 /**
- * Free text is matched by words: maximal runs of letters and digits,
- * compared case-insensitively. Elasticsearch's analyzer for `message` and
- * `open_text` uses the same pattern, so every backend agrees.
+ * Free text is matched by words as Unicode defines them (UAX #29 word
+ * boundaries, lowercased): what Elasticsearch's standard analyzer indexes for
+ * `message` and `open_text`, so the reference evaluator and the index agree.
  */
-export const WORD_PATTERN = /[\p{L}\p{N}]+/gu;
+const wordSegmenter = new Intl.Segmenter("und", { granularity: "word" });
 
 export function words(text: string): string[] {
-  return (text.toLowerCase().match(WORD_PATTERN) ?? []) as string[];
+  const out: string[] = [];
+  for (const s of wordSegmenter.segment(text.toLowerCase())) if (s.isWordLike) out.push(s.segment);
+  return out;
 }
 
 /** Parses the `text` field: words, "quoted phrases", -excluded words or -"phrases". */
@@ -103,8 +111,8 @@ export function queryFromFilter(f: EventFilter | undefined): EventQuery {
   if (f.occurredAfter || f.occurredBefore) {
     conditions.push({
       kind: "time",
-      from: f.occurredAfter ? microsFromTimestamp(f.occurredAfter) : null,
-      to: f.occurredBefore ? microsFromTimestamp(f.occurredBefore) : null,
+      from: f.occurredAfter ? boundMicros(f.occurredAfter) : null,
+      to: f.occurredBefore ? boundMicros(f.occurredBefore) : null,
     });
   }
   for (const m of f.metadata) conditions.push({ kind: "metadata", path: m.key.split("."), values: m.values });

@@ -75,11 +75,6 @@ export function validateEvent(validator: Validator, e: Event): FieldViolation[] 
   } else if (result.kind === "error") {
     throw result.error;
   }
-  const t = e.occurredAt;
-  if (t && (!Number.isInteger(t.nanos) || t.nanos < 0 || t.nanos > 999_999_999 ||
-      t.seconds < -62_135_596_800n || t.seconds > 253_402_300_799n)) {
-    out.push({ field: "occurred_at", reason: "must be a valid time from 0001-01-01T00:00:00Z to 9999-12-31T23:59:59.999999999Z" });
-  }
   const texts: [string, string | undefined][] = [
     ["id", e.id], ["action", e.action], ["message", e.message],
     ["actor.id", e.actor?.id], ["actor.name", e.actor?.name], ["actor.ip", e.actor?.ip],

@@ -326,7 +326,8 @@ export class Indexer {
           }
         }
         if (this.inflight.size > 0) {
-          await Promise.race([...this.inflight, this.sleep(this.pollMs, true)]);
+          // A batch finishing frees a slot; commits are picked up by the periodic scan.
+          await Promise.race([...this.inflight, this.sleep(this.pollMs, false)]);
           continue;
         }
         const retryAt = Math.min(...[...this.lanes.values()].filter((l) => l.head > l.committed).map((l) => l.retryAt));

@@ -56,6 +56,11 @@ export interface HttpServerOptions {
   /** Browser origins allowed by CORS; "*" for any, [] for none. */
   allowedOrigins: string[];
   health: HealthState;
+  /**
+   * Plain HTTP endpoints beside the RPCs (e.g. a file download). Called for
+   * requests no RPC matched; resolves true when it answered the request.
+   */
+  httpRoutes?: (req: NodeRequest, res: NodeResponse) => Promise<boolean>;
   /** Max size of one request message, after decompression (default 8 MiB). */
   maxMessageBytes?: number;
   log: Logger;
@@ -139,8 +144,23 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
         else res.end(body);
         return;
       }
-      res.writeHead(404, { "content-type": "text/plain; charset=utf-8" });
-      res.end("not found\n");
+      const notFound = () => {
+        res.writeHead(404, { "content-type": "text/plain; charset=utf-8" });
+        res.end("not found\n");
+      };
+      if (!opts.httpRoutes) return notFound();
+      opts.httpRoutes(req as NodeRequest, res as unknown as NodeResponse).then(
+        (handled) => handled || notFound(),
+        (err: unknown) => {
+          log.error("http route failed", { path, err: String(err) });
+          if (!res.headersSent) {
+            res.writeHead(500, { "content-type": "application/json" });
+            res.end(JSON.stringify({ code: "internal", message: "internal error" }));
+          } else {
+            res.destroy();
+          }
+        },
+      );
     },
   });
 

@@ -9,12 +9,15 @@ import {
   type QueryService,
   SearchEventsRequestSchema,
   SearchEventsResponseSchema,
-  SortOrder,
+  GetIndexStatusResponseSchema,
+  ReconcileReportSchema,
   VerifyChainRequestSchema,
   VerifyChainResponseSchema,
 } from "../../gen/auditlog/v1/query_pb.js";
 import { storedEventFromRecord } from "../domain/event-record.ts";
-import { queryFromFilter } from "../domain/event-query.ts";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import type { SearchBackend } from "../search/backend.ts";
+import { awaitPosition, directionOf, exportEvents, getStats, queryOf } from "./export-service.ts";
 import { ChainVerifier, type ChainBreak, GENESIS_HASH } from "../domain/hash-chain.ts";
 import { decodePageToken, encodePageToken, PageTokenError, queryFingerprint } from "../domain/page-token.ts";
 import type { EventReader } from "../store/event-reader.ts";
@@ -24,12 +27,12 @@ function missing(sequence: bigint): ChainBreak {
   return { sequence, eventId: "", reason: `event at sequence ${sequence} is missing`, expectedHash: "", storedHash: "" };
 }
 
-export type QueryDeps = { validator: Validator; reader: EventReader };
+export type QueryDeps = { validator: Validator; reader: EventReader; backend: SearchBackend };
 
 const DEFAULT_PAGE_SIZE = 100;
 
-export function queryService(deps: QueryDeps): Partial<ServiceImpl<typeof QueryService>> {
-  const { validator, reader } = deps;
+export function queryService(deps: QueryDeps): ServiceImpl<typeof QueryService> {
+  const { validator, reader, backend } = deps;
   return {
     async getEvent(req, ctx) {
       const tenantId = tenantOf(ctx);
@@ -42,8 +45,8 @@ export function queryService(deps: QueryDeps): Partial<ServiceImpl<typeof QueryS
     async searchEvents(req, ctx) {
       const tenantId = tenantOf(ctx);
       validateRequest(validator, SearchEventsRequestSchema, req);
-      const q = queryFromFilter(req.filter);
-      const direction = req.order === SortOrder.ASCENDING ? "asc" : "desc";
+      const q = queryOf(req.filter);
+      const direction = directionOf(req.order);
       const fingerprint = queryFingerprint(tenantId, {
         filter: toJsonString(EventFilterSchema, req.filter ?? create(EventFilterSchema)),
         direction,
@@ -57,18 +60,37 @@ export function queryService(deps: QueryDeps): Partial<ServiceImpl<typeof QueryS
           throw err;
         }
       }
+      await awaitPosition(backend, tenantId, req.minPosition);
       const pageSize = req.pageSize || DEFAULT_PAGE_SIZE;
-      const { records, total } = await reader.search(tenantId, q, direction, after, pageSize + 1, req.includeTotal);
-      const page = records.slice(0, pageSize);
-      const last = page.at(-1);
+      const page = await backend.search(tenantId, q, direction, after, pageSize + 1, req.includeTotal);
+      const records = page.records.slice(0, pageSize);
+      const last = records.at(-1);
       return create(SearchEventsResponseSchema, {
-        events: page.map(storedEventFromRecord),
+        events: records.map(storedEventFromRecord),
         nextPageToken:
-          records.length > pageSize && last
+          page.records.length > pageSize && last
             ? encodePageToken(fingerprint, { occurredAt: last.occurredAt, sequence: last.sequence })
             : "",
-        total: total ?? 0n,
-        totalIsLowerBound: false,
+        total: page.total ?? 0n,
+        totalIsLowerBound: page.totalIsLowerBound,
+      });
+    },
+
+    exportEvents: exportEvents({ validator, backend }),
+    getStats: getStats({ validator, backend }),
+
+    async getIndexStatus(req, ctx) {
+      const tenantId = tenantOf(ctx);
+      const s = await backend.indexStatus(tenantId);
+      return create(GetIndexStatusResponseSchema, {
+        backend: s.backend,
+        committedPosition: s.committedPosition,
+        indexedPosition: s.indexedPosition,
+        lagEvents: s.lagEvents,
+        lagSeconds: s.lagSeconds,
+        lastReconcile: s.lastReconcile
+          ? create(ReconcileReportSchema, { ...s.lastReconcile, finishedAt: timestampFromDate(s.lastReconcile.finishedAt) })
+          : undefined,
       });
     },
 

@@ -1,8 +1,8 @@
 // Export from the system of record: every matching event in order, in keyset
-// pages of `batchSize` (the order and page condition of searchSql). Each page is its own short tenant-scoped read (row-
-// level security, read-only transaction), so an export of millions of rows
-// holds no transaction, snapshot or connection between pages and memory is
-// bounded by one page.
+// pages of `batchSize` (the order and page condition of searchSql). Each page
+// is its own short tenant-scoped read (row-level security, read-only
+// transaction), so an export of millions of rows holds no transaction,
+// snapshot or connection between pages and memory is bounded by one page.
 //
 // Because pages are separate reads, an export is not one snapshot: an event
 // committed during the export appears if it sorts after the page being read
@@ -11,8 +11,8 @@ import type { Pool } from "pg";
 import type { EventQuery, SortDirection } from "../domain/event-query.ts";
 import type { StoredRecord } from "../domain/event-record.ts";
 import type { PagePosition } from "../domain/page-token.ts";
-import { EVENT_COLUMNS, type EventRow, recordFromRow } from "./event-rows.ts";
 import { formatMicros } from "../domain/timestamp.ts";
+import { EVENT_COLUMNS, type EventRow, recordFromRow } from "./event-rows.ts";
 import { type Sql, whereClause } from "./search-sql.ts";
 import { withTenantRead } from "./tenant-scope.ts";
 

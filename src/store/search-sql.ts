@@ -27,8 +27,25 @@ export const TERM_COLUMNS: Record<TermField, string> = {
 
 /** Lowercased message plus every string value of metadata and changes, as one searchable text. */
 export const OPEN_TEXT_SQL = `lower(message || ' ' || coalesce(
-  (SELECT string_agg(v, ' ') FROM jsonb_path_query(coalesce(metadata, '{}') || jsonb_build_object('c', coalesce(changes, '{}')), 'strict $.**') AS j(x),
-     LATERAL (SELECT x #>> '{}' AS v) s WHERE jsonb_typeof(x) = 'string'), ''))`;
+  (SELECT string_agg(x #>> '{}', ' ')
+     FROM jsonb_path_query(jsonb_build_array(coalesce(metadata, '{}'), coalesce(changes, '{}')), 'strict $.**') AS j(x)
+    WHERE jsonb_typeof(x) = 'string'), ''))`;
+
+/** A jsonpath that walks objects only (strict: no implicit array unwrapping, no indexes). */
+export function metadataJsonPath(path: readonly string[]): string {
+  return `strict $${path.map((k) => `.${JSON.stringify(k)}`).join("")}`;
+}
+
+/**
+ * The scalars at a metadata path: the value itself, or the elements of an
+ * array there (what a `flattened` field indexes), as text.
+ */
+function metadataScalarsSql(pathParam: string): string {
+  return `SELECT x #>> '{}' AS v
+     FROM (SELECT jsonb_path_query_first(metadata, ${pathParam}::jsonpath, '{}', true) AS m) s,
+          jsonb_array_elements(CASE WHEN jsonb_typeof(m) = 'array' THEN m ELSE jsonb_build_array(m) END) e(x)
+    WHERE jsonb_typeof(x) IN ('string', 'number', 'boolean')`;
+}
 
 function escapeRegex(s: string): string {
   return s.replace(/[\\^$.*+?()[\]{}|]/g, "\\$&");
@@ -52,11 +69,12 @@ function conditionSql(c: Condition, p: (v: unknown) => string): string {
       if (c.to !== null) parts.push(`occurred_at < ${p(formatMicros(c.to))}::timestamptz`);
       return parts.length ? `(${parts.join(" AND ")})` : "true";
     }
-    case "metadata":
-      // jsonb_typeof excludes objects and arrays: only scalars compare by text.
+    case "metadata": {
+      const scalars = metadataScalarsSql(p(metadataJsonPath(c.path)));
       return c.values.length
-        ? `((metadata #>> ${p(c.path)}::text[]) = ANY(${p(c.values)}::text[]) AND jsonb_typeof(metadata #> ${p(c.path)}::text[]) NOT IN ('object', 'array'))`
-        : `(metadata #> ${p(c.path)}::text[] IS NOT NULL)`;
+        ? `EXISTS (SELECT 1 FROM (${scalars}) t WHERE v = ANY(${p(c.values)}::text[]))`
+        : `EXISTS (${scalars})`;
+    }
     case "text": {
       // Words are runs of letters and digits; match the phrase at word boundaries.
       const pattern = `(^|[^[:alnum:]])${c.words.map(escapeRegex).join("[^[:alnum:]]+")}($|[^[:alnum:]])`;

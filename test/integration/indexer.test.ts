@@ -455,7 +455,7 @@ describe("search indexer during an Elasticsearch outage", () => {
     expect(calls.filter((c) => !c.ok)).toEqual([]);
     expect(outageCalls.length).toBeGreaterThan(OUTAGE_SECONDS * 5); // ~14/s when nothing blocks
     const slowest = Math.max(...outageCalls.map((c) => c.ms));
-    expect(slowest).toBeLessThan(2000);
+    expect(slowest).toBeLessThan(5000); // a blocked write would wait for the whole outage
     expect(during.lagEvents).toBeGreaterThan(0n);
     expect(maxLag).toBeGreaterThan(BigInt(OUTAGE_SECONDS * 200));
     expect(maxLagSeconds).toBeGreaterThan(OUTAGE_SECONDS / 2);

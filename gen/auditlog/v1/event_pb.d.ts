@@ -36,8 +36,9 @@ export declare type Event = Message<"auditlog.v1.Event"> & {
   id: string;
 
   /**
-   * When it happened, by the producer's clock. Required. Stored with
-   * microsecond precision (finer digits are truncated).
+   * When it happened, by the producer's clock. Required, from 1970-01-01 to
+   * 2262-04-11 (the range of the search index's nanosecond dates). Stored
+   * with microsecond precision (finer digits are truncated).
    *
    * @generated from field: google.protobuf.Timestamp occurred_at = 2;
    */
