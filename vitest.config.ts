@@ -2,6 +2,8 @@ import { defineConfig } from "vitest/config";
 
 // Two projects so that unit tests do not wait for servers they never use:
 // - unit:        test/unit/**, no global setup;
+// - faults:      test/faults/**, the long fault-injection suite (npm run test:faults),
+//                same global setup as integration, excluded from it;
 // - integration: every other test/**/*.test.ts, with test/setup/global-setup.ts,
 //                which provides databaseUrl, adminDatabaseUrl and elasticsearchUrl
 //                (PostgreSQL and Elasticsearch start once per run, and only when
@@ -26,8 +28,21 @@ export default defineConfig({
         test: {
           name: "integration",
           include: ["test/**/*.test.ts"],
-          exclude: ["test/unit/**", "**/node_modules/**"],
+          exclude: ["test/unit/**", "test/faults/**", "**/node_modules/**"],
           globalSetup: ["test/setup/global-setup.ts"],
+        },
+      },
+      {
+        // Fault injection (kill -9, PostgreSQL restart, Elasticsearch outage,
+        // slow consumers, malformed requests): long, run with `npm run test:faults`.
+        // Short forms of two of them run in the integration project
+        // (test/integration/faults-short.test.ts).
+        extends: true,
+        test: {
+          name: "faults",
+          include: ["test/faults/**/*.test.ts"],
+          globalSetup: ["test/setup/global-setup.ts"],
+          testTimeout: 900_000,
         },
       },
     ],

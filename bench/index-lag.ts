@@ -6,7 +6,11 @@
 //      covers its last sequence (searchable). Reports p50/p90/p99/max.
 //
 //   node bench/index-lag.ts [--backlog 200000] [--backlog-tenants 1] [--rates 2000,10000]
-//        [--seconds 30] [--tenants 4] [--batch-size 2000] [--concurrency 3] [--heap 1g]
+//        [--seconds 30] [--tenants 4] [--batch-size 2000] [--concurrency 6] [--heap 1g] [--baseline]
+//
+// --baseline first runs each rate with no indexer: what writeBatch alone
+// achieves on the machine (the writers, the indexer, PostgreSQL and
+// Elasticsearch share its cores).
 //
 // DATABASE_URL: a server where we may CREATE DATABASE (a fresh bench_<hex>
 // database is made and dropped); default: an embedded PostgreSQL under
@@ -41,8 +45,9 @@ const { values: args } = parseArgs({
     seconds: { type: "string", default: "30" },
     tenants: { type: "string", default: "4" },
     "batch-size": { type: "string", default: "2000" },
-    concurrency: { type: "string", default: "3" },
+    concurrency: { type: "string", default: "6" },
     heap: { type: "string", default: "1g" },
+    baseline: { type: "boolean", default: false },
   },
 });
 const BACKLOG = Number(args.backlog);
@@ -99,6 +104,77 @@ async function progress(pool: pg.Pool): Promise<Map<string, { head: bigint; inde
        FROM chain_heads h LEFT JOIN index_progress p USING (tenant_id)`,
   );
   return new Map(rows.map((r) => [r.tenant_id, { head: BigInt(r.head), indexed: BigInt(r.indexed) }]));
+}
+
+/**
+ * writeBatch at `rate` events/s (round robin over tenants, up to 8 calls in
+ * flight, at most 1000 events per call) for SECONDS; with `measureLag`, the
+ * time from each call's commit until index_progress covers its last sequence.
+ */
+async function steady(pool: pg.Pool, tenants: string[], rate: number, measureLag: boolean): Promise<string> {
+  type Pending = { tenant: string; seq: bigint; committedAt: number };
+  const pending: Pending[] = [];
+  const lags: number[] = [];
+  const writeMs: number[] = [];
+  let sent = 0;
+  let writes = 0;
+  let inflight = 0;
+  let writeErrors = 0;
+  const t0 = performance.now();
+  const end = t0 + SECONDS * 1000;
+  let rr = 0;
+  let polling = measureLag;
+  const poller = (async () => {
+    while (polling || pending.length > 0) {
+      const p = await progress(pool);
+      const now = performance.now();
+      for (let i = pending.length - 1; i >= 0; i--) {
+        const w = pending[i]!;
+        if (p.get(w.tenant)!.indexed >= w.seq) {
+          lags.push(now - w.committedAt);
+          pending.splice(i, 1);
+        }
+      }
+      if (!polling && now > end + 60_000) break;
+      await new Promise((r) => setTimeout(r, 10));
+    }
+  })();
+  while (performance.now() < end) {
+    const due = Math.floor(((performance.now() - t0) / 1000) * rate) - sent;
+    if (due > 0 && inflight < 8) {
+      const n = Math.min(due, 1000);
+      const tenant = tenants[rr++ % tenants.length]!;
+      const items = Array.from({ length: n }, () => item(tenant));
+      sent += n;
+      inflight++;
+      const w0 = performance.now();
+      writeBatch(pool, items).then(
+        (res) => {
+          const committedAt = performance.now();
+          writeMs.push(committedAt - w0);
+          writes++;
+          if (measureLag) pending.push({ tenant, seq: res.reduce((m, r) => (r.sequence > m ? r.sequence : m), 0n), committedAt });
+        },
+        () => writeErrors++,
+      ).finally(() => inflight--);
+    }
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  const elapsed = (performance.now() - t0) / 1000;
+  while (inflight > 0) await new Promise((r) => setTimeout(r, 5));
+  polling = false;
+  await poller;
+  lags.sort((a, b) => a - b);
+  writeMs.sort((a, b) => a - b);
+  return (
+    `wrote ${sent} events (${Math.round(sent / elapsed)}/s achieved) in ${writes} writeBatch calls ` +
+    `(p50 ${pct(writeMs, 50).toFixed(0)} ms, p99 ${pct(writeMs, 99).toFixed(0)} ms, errors ${writeErrors})` +
+    (measureLag
+      ? `; commit->searchable lag p50 ${pct(lags, 50).toFixed(0)} ms, p90 ${pct(lags, 90).toFixed(0)} ms, ` +
+        `p99 ${pct(lags, 99).toFixed(0)} ms, max ${lags.at(-1)?.toFixed(0)} ms` +
+        (pending.length ? `; ${pending.length} writes not indexed within 60 s` : "")
+      : "")
+  );
 }
 
 async function main(): Promise<void> {
@@ -189,70 +265,20 @@ async function main(): Promise<void> {
 
     // 2. Steady load
     for (const rate of RATES) {
+      if (args.baseline) {
+        // Without an indexer: what writeBatch alone achieves on this machine.
+        console.log(`baseline (no indexer) ${rate} events/s target for ${SECONDS} s: ${await steady(pool, tenants.slice(0, TENANTS), rate, false)}`);
+      }
       const indexer = newIndexer();
       indexer.start();
-      await new Promise((r) => setTimeout(r, 1000));
-      type Pending = { tenant: string; seq: bigint; committedAt: number };
-      const pending: Pending[] = [];
-      const lags: number[] = [];
-      let sent = 0;
-      let writes = 0;
-      let inflight = 0;
-      let writeErrors = 0;
-      const writeMs: number[] = [];
-      const t0 = performance.now();
-      const end = t0 + SECONDS * 1000;
-      let rr = 0;
-      let polling = true;
-      const poller = (async () => {
-        while (polling || pending.length > 0) {
-          const p = await progress(pool);
-          const now = performance.now();
-          for (let i = pending.length - 1; i >= 0; i--) {
-            const w = pending[i]!;
-            if (p.get(w.tenant)!.indexed >= w.seq) {
-              lags.push(now - w.committedAt);
-              pending.splice(i, 1);
-            }
-          }
-          if (!polling && now > end + 60_000) break;
-          await new Promise((r) => setTimeout(r, 10));
-        }
-      })();
-      while (performance.now() < end) {
-        const due = Math.floor(((performance.now() - t0) / 1000) * rate) - sent;
-        if (due > 0 && inflight < 8) {
-          const n = Math.min(due, 1000);
-          const tenant = tenants[rr++ % TENANTS]!;
-          const items = Array.from({ length: n }, () => item(tenant));
-          sent += n;
-          inflight++;
-          const w0 = performance.now();
-          writeBatch(pool, items).then(
-            (res) => {
-              const committedAt = performance.now();
-              writeMs.push(committedAt - w0);
-              writes++;
-              pending.push({ tenant, seq: res.reduce((m, r) => (r.sequence > m ? r.sequence : m), 0n), committedAt });
-            },
-            () => writeErrors++,
-          ).finally(() => inflight--);
-        }
-        await new Promise((r) => setTimeout(r, 5));
+      // Start from a caught-up index (the backlog or a baseline run left events behind).
+      for (;;) {
+        await new Promise((r) => setTimeout(r, 500));
+        if ([...(await progress(pool)).values()].every((v) => v.indexed === v.head)) break;
       }
-      const elapsed = (performance.now() - t0) / 1000;
-      while (inflight > 0) await new Promise((r) => setTimeout(r, 5));
-      polling = false;
-      await poller;
+      const r = await steady(pool, tenants.slice(0, TENANTS), rate, true);
       await indexer.stop();
-      lags.sort((a, b) => a - b);
-      writeMs.sort((a, b) => a - b);
-      console.log(
-        `steady ${rate} events/s target for ${SECONDS} s: wrote ${sent} events (${Math.round(sent / elapsed)}/s achieved) in ${writes} writeBatch calls ` +
-          `(p50 ${pct(writeMs, 50).toFixed(0)} ms, p99 ${pct(writeMs, 99).toFixed(0)} ms, errors ${writeErrors}); ` +
-          `commit->searchable lag p50 ${pct(lags, 50).toFixed(0)} ms, p90 ${pct(lags, 90).toFixed(0)} ms, p99 ${pct(lags, 99).toFixed(0)} ms, max ${lags.at(-1)?.toFixed(0)} ms` +
-          (pending.length ? `; ${pending.length} writes never indexed within 60 s` : ""),
-      );
+      console.log(`steady ${rate} events/s target for ${SECONDS} s: ${r}`);
     }
   } finally {
     for (const fn of cleanups.reverse()) await fn().catch((err: unknown) => say(`cleanup: ${String(err)}`));

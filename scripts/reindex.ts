@@ -18,7 +18,7 @@
 // record progress over documents that the delete then removes.
 //
 // Options: --prefix (default auditlog-events), --batch-size (2000),
-// --concurrency (3), --yes (no 5 s grace period before deleting),
+// --concurrency (6), --yes (no 5 s grace period before deleting),
 // --template FILE (a JSON index template body to use instead of the
 // built-in one from src/search/index-template.ts).
 import { readFile } from "node:fs/promises";
@@ -52,7 +52,7 @@ async function main(): Promise<void> {
     options: {
       prefix: { type: "string" },
       "batch-size": { type: "string", default: "2000" },
-      concurrency: { type: "string", default: "3" },
+      concurrency: { type: "string", default: "6" },
       yes: { type: "boolean", default: false },
       template: { type: "string" },
     },

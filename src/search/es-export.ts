@@ -29,9 +29,6 @@ export type EsExportOptions = {
   keepAlive?: string;
 };
 
-/** Derived search fields that StoredRecord does not need. */
-const SOURCE_EXCLUDES = ["open_text", "id_hash"];
-
 export async function* esExport(
   client: Client,
   tenantId: string,
@@ -45,22 +42,23 @@ export async function* esExport(
   const keepAlive = opts.keepAlive ?? ES_EXPORT_KEEP_ALIVE;
   if (limit !== null && limit <= 0n) return;
   signal.throwIfAborted();
-  const open = async () =>
-    (await client.openPointInTime({ index: opts.alias ?? READ_ALIAS, keep_alive: keepAlive, routing: tenantId }, { signal })).id;
+  const open = async (s: AbortSignal) =>
+    (await client.openPointInTime({ index: opts.alias ?? READ_ALIAS, keep_alive: keepAlive, routing: tenantId }, { signal: s })).id;
   let pitId: string;
   try {
-    pitId = await open();
+    pitId = await open(signal);
   } catch (err) {
     // No monthly index yet: nothing has been indexed, so nothing matches.
     if (esErrorTypes(err).includes("index_not_found_exception")) return;
     throw err;
   }
+  // Cancels a search still in flight when the export ends early.
+  const inFlight = new AbortController();
+  const searchSignal = AbortSignal.any([signal, inFlight.signal]);
   try {
     const query = esQuery(tenantId, q);
     const sort = esSort(direction);
-    let remaining = limit;
-    let after: estypes.SortResults | undefined;
-    const search = (size: number) =>
+    const search = (size: number, after: estypes.SortResults | undefined) =>
       client.search<EventDocument>(
         {
           pit: { id: pitId, keep_alive: keepAlive },
@@ -68,43 +66,69 @@ export async function* esExport(
           query,
           sort,
           track_total_hits: false,
-          _source: { excludes: SOURCE_EXCLUDES },
           ...(after ? { search_after: after } : {}),
         },
-        { signal },
+        { signal: searchSignal },
       );
-    while (remaining === null || remaining > 0n) {
-      signal.throwIfAborted();
-      const size = remaining !== null && remaining < BigInt(batchSize) ? Number(remaining) : batchSize;
+    /** Null when the point in time has expired (every failure is a missing search context). */
+    const attempt = async (size: number, after: estypes.SortResults | undefined) => {
       let r: estypes.SearchResponse<EventDocument>;
       try {
-        r = await search(size);
+        r = await search(size, after);
       } catch (err) {
-        if (!esErrorTypes(err).includes("search_context_missing_exception")) throw err;
+        if (esErrorTypes(err).includes("search_context_missing_exception")) return null;
+        throw err;
+      }
+      if (r.pit_id) pitId = r.pit_id;
+      const failures = r._shards.failures ?? [];
+      if (r._shards.failed > 0 && failures.length > 0 && failures.every((f) => f.reason.type === "search_context_missing_exception")) {
+        return null;
+      }
+      // A partial page would silently drop events from the file.
+      if (r._shards.failed > 0 || r.timed_out) {
+        throw new Error(`export incomplete: ${r._shards.failed} of ${r._shards.total} shards failed${r.timed_out ? ", timed out" : ""}`);
+      }
+      return r;
+    };
+    const page = async (size: number, after: estypes.SortResults | undefined) => {
+      let r = await attempt(size, after);
+      if (r === null) {
         // The point in time expired: the consumer took longer than keepAlive
         // over one batch (a slow download). Go on from a new one after the
         // same sort values; (occurred_at, sequence) is unique per tenant, so
         // nothing repeats or goes missing, though events indexed meanwhile
         // may now appear.
         await client.closePointInTime({ id: pitId }).catch(() => undefined);
-        pitId = await open();
-        r = await search(size);
+        pitId = await open(searchSignal);
+        r = await attempt(size, after);
+        if (r === null) throw new Error("export failed: a new point in time was gone at once");
       }
-      if (r.pit_id) pitId = r.pit_id;
-      // A partial page would silently drop events from the file.
-      if (r._shards.failed > 0 || r.timed_out) {
-        throw new Error(`export incomplete: ${r._shards.failed} of ${r._shards.total} shards failed${r.timed_out ? ", timed out" : ""}`);
-      }
-      const hits = r.hits.hits;
+      return { hits: r.hits.hits, size };
+    };
+    const sizeFor = (remaining: bigint | null) => (remaining !== null && remaining < BigInt(batchSize) ? Number(remaining) : batchSize);
+
+    let remaining = limit;
+    // One page ahead: Elasticsearch works on the next page while the
+    // consumer formats and writes this one. At most two pages in memory.
+    let next: ReturnType<typeof page> | null = page(sizeFor(remaining), undefined);
+    while (next) {
+      const { hits, size } = await next.catch((err: unknown) => {
+        signal.throwIfAborted(); // the abort's reason rather than the client's "request aborted"
+        throw err;
+      });
+      next = null;
+      signal.throwIfAborted();
       if (hits.length === 0) return;
       const records = hits.map((h) => recordFromDocument(h._source!));
-      after = hits[hits.length - 1]!.sort;
       if (remaining !== null) remaining -= BigInt(records.length);
-      signal.throwIfAborted();
+      if (hits.length === size && (remaining === null || remaining > 0n)) {
+        next = page(sizeFor(remaining), hits[hits.length - 1]!.sort);
+        next.catch(() => undefined); // awaited in the next round, or abandoned when the consumer stops
+      }
       yield records;
-      if (hits.length < size) return;
     }
   } finally {
+    inFlight.abort();
     // Not with `signal`: an aborted export must still release the point in time.
     await client.closePointInTime({ id: pitId }).catch(() => undefined);
   }

@@ -1,13 +1,15 @@
 // Puts the composable index template. Indices are not created here: the
 // first bulk write into a month creates its index, and Elasticsearch applies
 // the template (settings, strict mappings, the read alias) at that moment.
-import type { Client } from "@elastic/elasticsearch";
+import type { Client, TransportRequestOptions } from "@elastic/elasticsearch";
 import { indexNames, type IndexTemplateBody, templateFor } from "./index-names.ts";
 import { indexTemplate } from "./index-template.ts";
 
 export type IndexSetupOptions = {
   /** Index name prefix (see index-names.ts); default "auditlog-events". */
   prefix?: string;
+  /** Per-request transport options (e.g. { maxRetries: 0 } when the caller retries itself). */
+  transport?: TransportRequestOptions;
 };
 
 /**
@@ -26,5 +28,5 @@ export async function ensureIndexTemplate(
   const body = templateFor(names, template);
   // The template body is plain JSON; the client's request type is stricter
   // (e.g. mutable arrays) than our `as const` template.
-  await client.indices.putIndexTemplate({ name: names.templateName, ...(body as object) });
+  await client.indices.putIndexTemplate({ name: names.templateName, ...(body as object) }, opts.transport);
 }

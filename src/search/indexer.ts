@@ -37,6 +37,12 @@ import { indexTemplate } from "./index-template.ts";
 /** Advisory lock key of the indexer (one per database): "auditlog search indexer". */
 export const INDEXER_LOCK_KEY = 7_428_113_002n;
 
+/** A bulk request (with its refresh wait) taking longer counts as failed and is retried. */
+const BULK_TIMEOUT_MS = 60_000;
+
+/** Commit notifications trigger a scan at most this often. */
+const MIN_SCAN_GAP_MS = 20;
+
 export type RetryOptions = { initialMs?: number; maxMs?: number };
 
 export type IndexerOptions = {
@@ -53,7 +59,7 @@ export type IndexerOptions = {
   prefix?: string;
   /** Template put when the indexer takes over and after Elasticsearch recovers; null: leave templates alone. */
   template?: IndexTemplateBody | null;
-  /** Bulk requests in flight at once. Default 3. */
+  /** Bulk requests in flight at once (also within one tenant: pipelined). Default 6. */
   concurrency?: number;
   /** How often a standby tries to take the lock. Default 5000 ms. */
   lockRetryMs?: number;
@@ -161,7 +167,7 @@ export class Indexer {
     this.maxMs = opts.retry?.maxMs ?? 10_000;
     this.names = indexNames(opts.prefix);
     this.template = opts.template === undefined ? indexTemplate : opts.template;
-    this.concurrency = Math.max(1, opts.concurrency ?? 3);
+    this.concurrency = Math.max(1, opts.concurrency ?? 6);
     this.lockRetryMs = opts.lockRetryMs ?? 5000;
     this.lockKey = opts.lockKey ?? INDEXER_LOCK_KEY;
     this.lagLogMs = opts.lagLogMs ?? 10_000;
@@ -294,6 +300,7 @@ export class Indexer {
     this.backoffUntil = 0;
     let leaderHookDone = this.onLeader === undefined;
     let nextScan = 0;
+    let lastScan = 0;
     while (!this.stopping && this.leader) {
       try {
         const now = Date.now();
@@ -307,15 +314,18 @@ export class Indexer {
           await this.onLeader!();
           leaderHookDone = true;
         }
-        // A commit notification matters when there is nothing else to do;
-        // while working through a backlog the periodic scan is enough.
-        if (now >= nextScan || (this.notified && this.inflight.size === 0 && this.pickLane(now, false) === null)) {
+        // Heads are re-read every pollMs, and sooner after a commit
+        // notification when there is a free slot and nothing queued (at most
+        // every MIN_SCAN_GAP_MS: notifications come with every commit).
+        const wanted = this.notified && this.inflight.size < this.concurrency && this.pickLane(now, false) === null;
+        if (now >= nextScan || (wanted && now >= lastScan + MIN_SCAN_GAP_MS)) {
           this.notified = false;
           await this.scan();
-          nextScan = Date.now() + this.pollMs;
+          lastScan = Date.now();
+          nextScan = lastScan + this.pollMs;
         }
         if (!this.templateReady) {
-          await ensureIndexTemplate(this.client, this.template!, { prefix: this.names.prefix });
+          await ensureIndexTemplate(this.client, this.template!, { prefix: this.names.prefix, transport: { maxRetries: 0, requestTimeout: 30_000 } });
           this.templateReady = true;
         }
         if (this.inflight.size < this.concurrency) {
@@ -325,14 +335,18 @@ export class Indexer {
             continue;
           }
         }
-        if (this.inflight.size > 0) {
-          // A batch finishing frees a slot; commits are picked up by the periodic scan.
-          await Promise.race([...this.inflight, this.sleep(this.pollMs, false)]);
-          continue;
+        // Wait for a batch to finish, the next scan, a lane's retry time, or
+        // (with a free slot) a commit notification.
+        const t = Date.now();
+        let wait = nextScan - t;
+        for (const l of this.lanes.values()) if (l.head > l.committed && l.retryAt > t) wait = Math.min(wait, l.retryAt - t);
+        let onNotify = this.inflight.size < this.concurrency;
+        if (onNotify && this.notified) {
+          wait = Math.min(wait, lastScan + MIN_SCAN_GAP_MS - t);
+          onNotify = false;
         }
-        const retryAt = Math.min(...[...this.lanes.values()].filter((l) => l.head > l.committed).map((l) => l.retryAt));
-        const wait = Math.max(1, Math.min(nextScan, retryAt) - Date.now());
-        await this.sleep(wait, true);
+        const sleep = this.sleep(Math.max(1, wait), onNotify);
+        await (this.inflight.size > 0 ? Promise.race([...this.inflight, sleep]) : sleep);
       } catch (err) {
         this.globalFailure(err);
       }
@@ -475,7 +489,15 @@ export class Indexer {
     }
     try {
       this.stats.bulkRequests++;
-      const res = await this.client.bulk({ operations, refresh: "wait_for" });
+      const t0 = performance.now();
+      // Our own retry loop backs off; the client's immediate retries would
+      // only add load to a struggling cluster.
+      const res = await this.client.bulk(
+        // Only what we check: one small item per document, in order.
+        { operations, refresh: "wait_for", filter_path: ["took", "errors", "items.*.status", "items.*.error"] },
+        { maxRetries: 0, requestTimeout: BULK_TIMEOUT_MS },
+      );
+      this.log.debug("bulk done", { tenant: tenantId, events: rows.length, ms: Math.round(performance.now() - t0), tookMs: res.took, from: rows[0]!.sequence });
       if (!res.errors) return { kind: "ok" };
       const failed: { index: number; status: number; type: string; reason: string }[] = [];
       res.items.forEach((item, index) => {

@@ -3,7 +3,7 @@
 // through JavaScript's millisecond Date.
 import type { JsonObject } from "@bufbuild/protobuf";
 import type { ActorTypeName, OutcomeName, SeverityName, StoredRecord } from "../domain/event-record.ts";
-import { formatMicros, parseMicros } from "../domain/timestamp.ts";
+import { formatMicros, type Micros, parseMicros } from "../domain/timestamp.ts";
 
 export const EVENT_COLUMNS = `tenant_id, sequence, id,
   to_char(occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS occurred_at,
@@ -72,6 +72,7 @@ export function recordFromRow(r: EventRow): StoredRecord {
   };
 }
 
+/** The columns written for each event, with their types, in COPY order. */
 const INSERT_COLUMNS = [
   ["tenant_id", "text"], ["sequence", "bigint"], ["id", "text"], ["occurred_at", "timestamptz"],
   ["received_at", "timestamptz"], ["action", "text"], ["actor_id", "text"], ["actor_type", "text"],
@@ -82,11 +83,8 @@ const INSERT_COLUMNS = [
   ["content_hash", "text"], ["hash", "text"], ["prev_hash", "text"],
 ] as const;
 
-/** One multi-row INSERT over unnest(): a single statement, one array per column. */
-export const INSERT_EVENTS_SQL = `INSERT INTO events (${INSERT_COLUMNS.map(([c]) => c).join(", ")})
-  SELECT * FROM unnest(${INSERT_COLUMNS.map(([, t], i) => `$${i + 1}::${t}[]`).join(", ")})`;
-
-export function insertEventsParams(records: StoredRecord[]): unknown[][] {
+/** Column-major values of `records`, in INSERT_COLUMNS order. */
+function columnValues(records: StoredRecord[]): unknown[][] {
   const cols: unknown[][] = INSERT_COLUMNS.map(() => new Array(records.length));
   records.forEach((r, i) => {
     const values = [
@@ -115,7 +113,7 @@ function copyField(v: unknown): string {
 
 /** The rows of `records` in COPY text format. */
 export function copyEventsText(records: StoredRecord[]): string {
-  const cols = insertEventsParams(records);
+  const cols = columnValues(records);
   const lines = new Array<string>(records.length);
   for (let i = 0; i < records.length; i++) {
     let line = "";
@@ -123,4 +121,14 @@ export function copyEventsText(records: StoredRecord[]): string {
     lines[i] = line;
   }
   return lines.join("\n") + "\n";
+}
+
+export const COPY_EVENT_IDS_SQL = "COPY event_ids (tenant_id, event_id, content_hash, sequence, received_at) FROM STDIN";
+
+/** The idempotency rows of `records` in COPY text format. */
+export function eventIdsText(records: StoredRecord[], receivedAt: Micros): string {
+  const at = formatMicros(receivedAt);
+  let out = "";
+  for (const r of records) out += `${copyField(r.tenantId)}\t${copyField(r.id)}\t${r.contentHash}\t${r.sequence}\t${at}\n`;
+  return out;
 }

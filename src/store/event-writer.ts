@@ -6,11 +6,11 @@
 import type { Pool, PoolClient } from "pg";
 import type { EventRecord, StoredRecord } from "../domain/event-record.ts";
 import { chainHash } from "../domain/hash-chain.ts";
-import { formatMicros, type Micros, microsFromDate } from "../domain/timestamp.ts";
+import { type Micros, microsFromDate } from "../domain/timestamp.ts";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { from as copyFrom } from "pg-copy-streams";
-import { COPY_EVENTS_SQL, copyEventsText } from "./event-rows.ts";
+import { COPY_EVENT_IDS_SQL, COPY_EVENTS_SQL, copyEventsText, eventIdsText } from "./event-rows.ts";
 import { inTransaction } from "./transaction.ts";
 
 export type WriteItem = { tenantId: string; record: EventRecord; contentHash: string };
@@ -31,32 +31,24 @@ export function writeBatch(pool: Pool, items: WriteItem[], now: () => Micros = (
 }
 
 
-async function writeInTransaction(db: PoolClient, items: WriteItem[], receivedAt: Micros): Promise<WriteResult[]> {
-  const tenants = [...new Set(items.map((i) => i.tenantId))].sort();
-  const heads = new Map<string, { sequence: bigint; hash: string }>();
-  const headRows = await db.query<{ tenant_id: string; sequence: string; hash: string }>(
-    "SELECT tenant_id, sequence, hash FROM chain_heads WHERE tenant_id = ANY($1::text[]) ORDER BY tenant_id FOR UPDATE",
-    [tenants],
-  );
-  for (const r of headRows.rows) heads.set(r.tenant_id, { sequence: BigInt(r.sequence), hash: r.hash });
-  for (const t of tenants) if (!heads.has(t)) throw new UnknownTenantError(`tenant ${t} does not exist`);
+type Heads = Map<string, { sequence: bigint; hash: string }>;
+type Plan = { results: WriteResult[]; stored: StoredRecord[]; heads: Heads };
 
-  const known = new Map<string, Known>();
-  const existing = await db.query<{ tenant_id: string; event_id: string; content_hash: string; sequence: string }>(
-    `SELECT e.tenant_id, e.event_id, e.content_hash, e.sequence FROM event_ids e
-     JOIN unnest($1::text[], $2::text[]) AS k(tenant_id, event_id) USING (tenant_id, event_id)`,
-    [items.map((i) => i.tenantId), items.map((i) => i.record.id)],
-  );
-  const key = (tenantId: string, id: string) => `${tenantId}\u0000${id}`;
-  for (const r of existing.rows) {
-    known.set(key(r.tenant_id, r.event_id), { contentHash: r.content_hash, sequence: BigInt(r.sequence) });
-  }
+const key = (tenantId: string, id: string) => `${tenantId}\u0000${id}`;
 
+/**
+ * Classifies the items against what is already stored (`known`, keyed by
+ * tenant and id) and assigns sequences and chain hashes to the new ones, in
+ * order. Duplicates within the batch are resolved here too.
+ */
+function plan(items: WriteItem[], lockedHeads: Heads, known: Map<string, Known>, receivedAt: Micros): Plan {
+  const heads: Heads = new Map(lockedHeads);
+  const seen = new Map(known);
   const results: WriteResult[] = [];
   const stored: StoredRecord[] = [];
   for (const item of items) {
     const k = key(item.tenantId, item.record.id);
-    const prior = known.get(k);
+    const prior = seen.get(k);
     if (prior) {
       results.push({ status: prior.contentHash === item.contentHash ? "duplicate" : "conflict", sequence: prior.sequence });
       continue;
@@ -67,32 +59,68 @@ async function writeInTransaction(db: PoolClient, items: WriteItem[], receivedAt
     const hash = chainHash(head.hash, link);
     stored.push({ ...item.record, ...link, hash, prevHash: head.hash });
     heads.set(item.tenantId, { sequence, hash });
-    known.set(k, { contentHash: item.contentHash, sequence });
+    seen.set(k, { contentHash: item.contentHash, sequence });
     results.push({ status: "accepted", sequence });
   }
-  if (stored.length === 0) return results;
+  return { results, stored, heads };
+}
 
-  await db.query(
-    `INSERT INTO event_ids (tenant_id, event_id, content_hash, sequence, received_at)
-     SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::timestamptz[])`,
-    [
-      stored.map((s) => s.tenantId),
-      stored.map((s) => s.id),
-      stored.map((s) => s.contentHash),
-      stored.map((s) => s.sequence.toString()),
-      stored.map(() => formatMicros(receivedAt)),
-    ],
+function copyIn(db: PoolClient, sql: string, text: string): Promise<void> {
+  return pipeline(Readable.from([text]), db.query(copyFrom(sql)));
+}
+
+const UNIQUE_VIOLATION = "23505";
+
+async function writeInTransaction(db: PoolClient, items: WriteItem[], receivedAt: Micros): Promise<WriteResult[]> {
+  const tenants = [...new Set(items.map((i) => i.tenantId))].sort();
+  const locked: Heads = new Map();
+  const headRows = await db.query<{ tenant_id: string; sequence: string; hash: string }>(
+    "SELECT tenant_id, sequence, hash FROM chain_heads WHERE tenant_id = ANY($1::text[]) ORDER BY tenant_id FOR UPDATE",
+    [tenants],
   );
+  for (const r of headRows.rows) locked.set(r.tenant_id, { sequence: BigInt(r.sequence), hash: r.hash });
+  for (const t of tenants) if (!locked.has(t)) throw new UnknownTenantError(`tenant ${t} does not exist`);
+
+  // Optimistic path: most events are new, so claim their ids with one COPY.
+  // A retry among them makes the COPY fail on the primary key; then the
+  // batch is planned again against the ids already stored.
+  let p = plan(items, locked, new Map(), receivedAt);
+  if (p.stored.length) {
+    await db.query("SAVEPOINT claim_ids");
+    try {
+      await copyIn(db, COPY_EVENT_IDS_SQL, eventIdsText(p.stored, receivedAt));
+    } catch (err) {
+      if ((err as { code?: string }).code !== UNIQUE_VIOLATION) throw err;
+      await db.query("ROLLBACK TO SAVEPOINT claim_ids");
+      p = plan(items, locked, await storedIds(db, items), receivedAt);
+      if (p.stored.length) await copyIn(db, COPY_EVENT_IDS_SQL, eventIdsText(p.stored, receivedAt));
+    }
+  }
+  if (p.stored.length === 0) return p.results;
+
   // COPY is several times faster than a multi-row INSERT for large batches.
-  await pipeline(Readable.from([copyEventsText(stored)]), db.query(copyFrom(COPY_EVENTS_SQL)));
-  const moved = tenants.filter((t) => stored.some((s) => s.tenantId === t));
+  await copyIn(db, COPY_EVENTS_SQL, copyEventsText(p.stored));
+  const moved = tenants.filter((t) => p.heads.get(t) !== locked.get(t));
   await db.query(
     `UPDATE chain_heads h SET sequence = u.sequence, hash = u.hash
      FROM unnest($1::text[], $2::bigint[], $3::text[]) AS u(tenant_id, sequence, hash)
      WHERE h.tenant_id = u.tenant_id`,
-    [moved, moved.map((t) => heads.get(t)!.sequence.toString()), moved.map((t) => heads.get(t)!.hash)],
+    [moved, moved.map((t) => p.heads.get(t)!.sequence.toString()), moved.map((t) => p.heads.get(t)!.hash)],
   );
   // Delivered at commit: wakes the search indexer without polling delay.
   await db.query(`NOTIFY ${COMMIT_CHANNEL}`);
-  return results;
+  return p.results;
+}
+
+async function storedIds(db: PoolClient, items: WriteItem[]): Promise<Map<string, Known>> {
+  const known = new Map<string, Known>();
+  const existing = await db.query<{ tenant_id: string; event_id: string; content_hash: string; sequence: string }>(
+    `SELECT e.tenant_id, e.event_id, e.content_hash, e.sequence FROM event_ids e
+     JOIN unnest($1::text[], $2::text[]) AS k(tenant_id, event_id) USING (tenant_id, event_id)`,
+    [items.map((i) => i.tenantId), items.map((i) => i.record.id)],
+  );
+  for (const r of existing.rows) {
+    known.set(key(r.tenant_id, r.event_id), { contentHash: r.content_hash, sequence: BigInt(r.sequence) });
+  }
+  return known;
 }

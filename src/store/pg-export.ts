@@ -1,8 +1,9 @@
 // Export from the system of record: every matching event in order, in keyset
 // pages of `batchSize` (the order and page condition of searchSql). Each page
 // is its own short tenant-scoped read (row-level security, read-only
-// transaction), so an export of millions of rows holds no transaction,
-// snapshot or connection between pages and memory is bounded by one page.
+// transaction), so an export of millions of rows holds no transaction or
+// snapshot between pages, and memory is bounded by two pages (the next one
+// is read while the consumer works through this one).
 //
 // Because pages are separate reads, an export is not one snapshot: an event
 // committed during the export appears if it sorts after the page being read
@@ -52,20 +53,29 @@ export async function* pgExport(
   opts: { batchSize?: number } = {},
 ): AsyncGenerator<StoredRecord[], void, undefined> {
   const batchSize = opts.batchSize ?? PG_EXPORT_BATCH;
+  const sizeFor = (remaining: bigint | null) => (remaining !== null && remaining < BigInt(batchSize) ? Number(remaining) : batchSize);
+  const page = async (size: number, after: PagePosition | null) => {
+    const sql = exportPageSql(tenantId, q, direction, after, size);
+    const rows = await withTenantRead(pool, tenantId, async (db) => (await db.query<EventRow>(sql.text, sql.values)).rows);
+    return { records: rows.map(recordFromRow), size };
+  };
   let remaining = limit;
-  let after: PagePosition | null = null;
-  while (remaining === null || remaining > 0n) {
+  if (remaining !== null && remaining <= 0n) return;
+  signal.throwIfAborted();
+  // One page ahead: PostgreSQL reads the next page while the consumer
+  // formats and writes this one. At most two pages in memory, one connection.
+  let next: ReturnType<typeof page> | null = page(sizeFor(remaining), null);
+  while (next) {
+    const { records, size } = await next;
+    next = null;
     signal.throwIfAborted();
-    const size = remaining !== null && remaining < BigInt(batchSize) ? Number(remaining) : batchSize;
-    const page = exportPageSql(tenantId, q, direction, after, size);
-    const rows = await withTenantRead(pool, tenantId, async (db) => (await db.query<EventRow>(page.text, page.values)).rows);
-    if (rows.length === 0) return;
-    const records = rows.map(recordFromRow);
-    const last = records[records.length - 1]!;
-    after = { occurredAt: last.occurredAt, sequence: last.sequence };
+    if (records.length === 0) return;
     if (remaining !== null) remaining -= BigInt(records.length);
-    signal.throwIfAborted();
+    if (records.length === size && (remaining === null || remaining > 0n)) {
+      const last = records[records.length - 1]!;
+      next = page(sizeFor(remaining), { occurredAt: last.occurredAt, sequence: last.sequence });
+      next.catch(() => undefined); // awaited in the next round, or abandoned when the consumer stops
+    }
     yield records;
-    if (rows.length < size) return;
   }
 }

@@ -561,6 +561,11 @@ describe("export and statistics: Elasticsearch and PostgreSQL agree", () => {
       const r2 = await get(`/v1/export?query=${encodeURIComponent("actor.id:user-3 actor.id:user-4")}&occurred_after=${after}&occurred_before=${before}`, auth());
       expect(r2.status).toBe(200);
       expect(await r2.text()).toBe(lines.map((l) => JSON.stringify(l) + "\n").join(""));
+      // Another tenant's event ids reach nothing: the tenant is the key's.
+      const other = await get(`/v1/export?id=${TENANT_B}-ev-3&id=${TENANT_A}-ev-3`, auth());
+      expect((await other.text()).trimEnd().split("\n").map((l) => JSON.parse(l).tenantId + "/" + JSON.parse(l).event.id)).toEqual([
+        `${TENANT_A}/${TENANT_A}-ev-3`,
+      ]);
       const expected = await collect(
         pgExport(
           pool,

@@ -35,6 +35,8 @@ describe("loadConfig", () => {
       shutdownGraceMs: 10_000,
       keyCacheMs: 5_000,
       maxMessageBytes: 8 * 1024 * 1024,
+      elasticsearchUrl: null,
+      reconcileIntervalMs: 15 * 60 * 1000,
     });
   });
 
@@ -61,6 +63,8 @@ describe("loadConfig", () => {
       AUDITLOG_SHUTDOWN_GRACE_MS: "0",
       AUDITLOG_KEY_CACHE_MS: "600000",
       AUDITLOG_MAX_MESSAGE_BYTES: "1024",
+      ELASTICSEARCH_URL: "http://es:9200",
+      AUDITLOG_RECONCILE_INTERVAL_MS: "0",
     });
     expect(c).toEqual({
       host: "0.0.0.0",
@@ -77,6 +81,8 @@ describe("loadConfig", () => {
       shutdownGraceMs: 0,
       keyCacheMs: 600_000,
       maxMessageBytes: 1024,
+      elasticsearchUrl: "http://es:9200",
+      reconcileIntervalMs: 0,
     });
   });
 

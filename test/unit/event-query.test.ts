@@ -172,9 +172,10 @@ describe("queryFromFilter", () => {
 });
 
 describe("words", () => {
-  it("splits on anything but letters and digits and lowercases", () => {
+  it("splits at Unicode word boundaries (like Elasticsearch's standard analyzer) and lowercases", () => {
     expect(words("Hello, World! 42 times")).toEqual(["hello", "world", "42", "times"]);
-    expect(words("user@example.com")).toEqual(["user", "example", "com"]);
+    expect(words("user@example.com")).toEqual(["user", "example.com"]);
+    expect(words("user_1 at 10.0.1.2, don't 1.5 café-au-lait")).toEqual(["user_1", "at", "10.0.1.2", "don't", "1.5", "café", "au", "lait"]);
     expect(words("Ünïcödé ÅNGSTRÖM straße")).toEqual(["ünïcödé", "ångström", "straße"]);
     expect(words("日本語")).toEqual(["日本語"]);
     expect(words("--- ... !!!")).toEqual([]);
@@ -197,7 +198,7 @@ describe("textConditions", () => {
   });
 
   it("splits a token with punctuation into a phrase of its words", () => {
-    expect(textConditions("card.brand=visa")).toEqual([{ kind: "text", words: ["card", "brand", "visa"], negate: false }]);
+    expect(textConditions("card=visa;brand")).toEqual([{ kind: "text", words: ["card", "visa", "brand"], negate: false }]);
   });
 });
 

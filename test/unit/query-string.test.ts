@@ -254,7 +254,7 @@ describe("parseQueryString: free text", () => {
 
   it("a URL is a field term unless quoted", () => {
     expectError("see http://example.com", 4, 'query: unknown field "http" at position 4');
-    expect(parseQueryString('"http://example.com/a"')).toEqual([{ kind: "text", words: ["http", "example", "com", "a"], negate: false }]);
+    expect(parseQueryString('"http://example.com/a"')).toEqual([{ kind: "text", words: ["http", "example.com", "a"], negate: false }]);
   });
 
   it("= after an unknown name is text; escapes work inside phrases", () => {

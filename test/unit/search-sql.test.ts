@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import type { Condition, EventQuery } from "../../src/domain/event-query.ts";
 import { TERM_FIELDS } from "../../src/domain/event-query.ts";
-import { countSql, searchSql, type Sql, TERM_COLUMNS, whereClause } from "../../src/store/search-sql.ts";
+import { countSql, metadataJsonPath, searchSql, type Sql, TERM_COLUMNS, whereClause } from "../../src/store/search-sql.ts";
 
 const EVIL = `x'); DROP TABLE events; --`;
 const EVIL2 = `O'Brien"; DELETE FROM events WHERE '1'='1`;
@@ -98,14 +98,20 @@ describe("whereClause", () => {
     expect(whereClause("t", q({ kind: "time", from: null, to: null })).text).toBe("tenant_id = $1 AND true");
   });
 
-  it("compares metadata scalars by text and tests presence when there are no values", () => {
+  it("compares metadata scalars (or array elements) by text and tests presence when there are no values", () => {
     const withValues = whereClause("t", q({ kind: "metadata", path: ["card", "brand"], values: ["visa", "42"] }));
-    expect(withValues.text).toContain("(metadata #>> $2::text[]) = ANY($3::text[])");
-    expect(withValues.text).toContain("jsonb_typeof(metadata #> $4::text[]) NOT IN ('object', 'array')");
-    expect(withValues.values).toEqual(["t", ["card", "brand"], ["visa", "42"], ["card", "brand"]]);
+    expect(withValues.values).toEqual(["t", 'strict $."card"."brand"', ["visa", "42"]]);
+    expect(withValues.text).toContain("jsonb_path_query_first(metadata, $2::jsonpath, '{}', true)");
+    expect(withValues.text).toContain("jsonb_typeof(x) IN ('string', 'number', 'boolean')");
+    expect(withValues.text).toContain("v = ANY($3::text[])");
     const presence = whereClause("t", q({ kind: "metadata", path: ["plan"], values: [] }));
-    expect(presence.text).toBe("tenant_id = $1 AND (metadata #> $2::text[] IS NOT NULL)");
-    expect(presence.values).toEqual(["t", ["plan"]]);
+    expect(presence.values).toEqual(["t", 'strict $."plan"']);
+    expect(presence.text).toMatch(/^tenant_id = \$1 AND EXISTS \(SELECT x #>> '\{\}' AS v/);
+    expect(presence.text).not.toContain("ANY(");
+  });
+
+  it("quotes metadata keys inside the jsonpath", () => {
+    expect(metadataJsonPath(['we"ird', "a.b"])).toBe('strict $."we\\"ird"."a.b"');
   });
 
   it("matches text phrases with a bound, regex-escaped pattern", () => {

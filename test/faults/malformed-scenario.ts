@@ -1,0 +1,324 @@
+// Fault 5: many malformed requests (random gRPC frames, wrong content types,
+// JSON with wrong types, truncated frames, huge fields, HTTP/2 garbage, bad
+// gRPC-Web base64) while a correct producer keeps appending. Used by
+// test/faults/malformed.test.ts and test/integration/faults-short.test.ts.
+import { randomBytes } from "node:crypto";
+import http2 from "node:http2";
+import net from "node:net";
+import pg from "pg";
+import { type ChildService, startChildService } from "../support/child-service.ts";
+import { freshDatabase } from "../support/db.ts";
+import { BOOTSTRAP_KEY, createTenantWithKeys } from "../support/service.ts";
+import { appendProducer, type FaultReport, newStats, printReport, sleep, storedStats } from "./harness.ts";
+
+const APPEND = "/auditlog.v1.IngestService/Append";
+const INGEST = "/auditlog.v1.IngestService/Ingest";
+
+/** One answer: `<kind>:<what came back>`, e.g. grpc-random:grpc=3, json-types:http=400/invalid_argument. */
+type Outcome = { kind: string; answer: string };
+
+function frame(payload: Buffer, declaredLength = payload.length, flag = 0): Buffer {
+  const head = Buffer.alloc(5);
+  head[0] = flag;
+  head.writeUInt32BE(declaredLength, 1);
+  return Buffer.concat([head, payload]);
+}
+
+/** A gRPC(-Web) call over a raw HTTP/2 stream; the answer is grpc-status (headers or trailers) or the HTTP status. */
+function h2Call(
+  session: http2.ClientHttp2Session,
+  path: string,
+  contentType: string,
+  body: Buffer,
+  key: string,
+  extraHeaders: Record<string, string> = {},
+): Promise<string> {
+  return new Promise((resolve) => {
+    let status = 0;
+    let grpcStatus: string | undefined;
+    let settled = false;
+    const done = (s: string) => {
+      if (!settled) {
+        settled = true;
+        clearTimeout(timer);
+        resolve(s);
+      }
+    };
+    const timer = setTimeout(() => {
+      done("timeout");
+      req.close(http2.constants.NGHTTP2_CANCEL);
+    }, 15_000);
+    let req: http2.ClientHttp2Stream;
+    try {
+      req = session.request({
+        ":method": "POST",
+        ":path": path,
+        "content-type": contentType,
+        te: "trailers",
+        authorization: `Bearer ${key}`,
+        ...extraHeaders,
+      });
+    } catch (err) {
+      clearTimeout(timer);
+      resolve(`session-error(${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+      return;
+    }
+    req.on("response", (h) => {
+      status = Number(h[":status"]);
+      if (h["grpc-status"] !== undefined) grpcStatus = String(h["grpc-status"]);
+    });
+    req.on("trailers", (t) => {
+      if (t["grpc-status"] !== undefined) grpcStatus = String(t["grpc-status"]);
+    });
+    let bodyText = "";
+    req.on("data", (d: Buffer) => {
+      if (bodyText.length < 4096) bodyText += d.toString("latin1");
+    });
+    req.on("end", () => {
+      if (grpcStatus === undefined && contentType.startsWith("application/grpc-web")) {
+        // gRPC-Web puts the trailers in the body.
+        const m = /grpc-status:\s*(\d+)/.exec(bodyText);
+        if (m) grpcStatus = m[1];
+      }
+      done(grpcStatus !== undefined ? `grpc=${grpcStatus}` : `http=${status}`);
+    });
+    req.on("error", (err) => done(`stream-error(${(err as NodeJS.ErrnoException).code ?? err.message})`));
+    req.on("close", () => done(grpcStatus !== undefined ? `grpc=${grpcStatus}` : status ? `http=${status}` : `reset(${req.rstCode})`));
+    req.end(body);
+  });
+}
+
+async function fetchCall(url: string, path: string, contentType: string, body: string | Buffer, key: string): Promise<string> {
+  try {
+    const res = await fetch(`${url}${path}`, {
+      method: "POST",
+      headers: { "content-type": contentType, authorization: `Bearer ${key}` },
+      body,
+      signal: AbortSignal.timeout(30_000),
+    });
+    const text = await res.text();
+    let code = "";
+    try {
+      code = (JSON.parse(text) as { code?: string }).code ?? "";
+    } catch {
+      const m = /grpc-status:\s*(\d+)/.exec(text) ?? (res.headers.get("grpc-status") ? [null, res.headers.get("grpc-status")] : null);
+      if (m) code = `grpc=${m[1]}`;
+    }
+    return `http=${res.status}${code ? `/${code}` : ""}`;
+  } catch (err) {
+    return `network(${(err as Error).name})`;
+  }
+}
+
+/** Raw bytes on a TCP connection: HTTP/2 preface plus garbage, or garbage alone. */
+function rawGarbage(port: number, bytes: Buffer): Promise<string> {
+  return new Promise((resolve) => {
+    const sock = net.connect(port, "127.0.0.1");
+    let got = "";
+    let settled = false;
+    const done = (s: string) => {
+      if (!settled) {
+        settled = true;
+        clearTimeout(timer);
+        sock.destroy();
+        resolve(s);
+      }
+    };
+    const timer = setTimeout(() => done(got ? "answered-open" : "no-answer-open"), 3_000);
+    sock.on("data", (d: Buffer) => {
+      if (got.length < 64) got += d.toString("latin1");
+      // An HTTP/1.1 answer ends the exchange; an HTTP/2 server answers with SETTINGS/GOAWAY frames.
+      if (got.startsWith("HTTP/1.1 ")) done(`http1=${got.slice(9, 12)}`);
+    });
+    sock.on("error", () => done(got ? "answered-closed" : "closed"));
+    sock.on("close", () => done(got ? (got.startsWith("HTTP/1.1 ") ? `http1=${got.slice(9, 12)}` : "answered-closed") : "closed"));
+    sock.write(bytes);
+  });
+}
+
+const PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", "latin1");
+
+const JSON_BODIES: string[] = [
+  `{"events": "not a list"}`,
+  `{"events": [{"id": 42, "occurredAt": "2026-11-01T00:00:00Z", "action": "a.b"}]}`,
+  `{"events": [{"id": "x", "occurredAt": 1234567, "action": "a.b"}]}`,
+  `{"events": [{"id": "x", "occurredAt": "yesterday", "action": "a.b"}]}`,
+  `{"events": [{"id": "x", "outcome": "OUTCOME_MAYBE"}]}`,
+  `{"events": [{"id": "x", "actor": "bob"}]}`,
+  `{"events": [{"id": "x", "metadata": "not an object"}]}`,
+  `{"events": [{"id": "x", "metadata": {"a": 1e999}}]}`,
+  `{"events": [null]}`,
+  `{"events": [1, 2, 3]}`,
+  `{"noSuchField": true}`,
+  `[1, 2, 3]`,
+  `"a string"`,
+  `null`,
+  `{"events": [`,
+  `{"events": [{"id": "\\ud800"}]}`,
+  ``,
+  `\u0000\u0001\u0002`,
+];
+
+export type MalformedResult = FaultReport & {
+  badRequests: number;
+  distribution: Record<string, number>;
+  forbidden: Record<string, number>;
+  serverAlive: boolean;
+  producerCodes: Record<string, number>;
+  anomalies: string[];
+};
+
+/** Answers that a client mistake must never get. */
+function isForbidden(o: Outcome): boolean {
+  const a = o.answer;
+  if (/grpc=(13|2)\b/.test(a)) return true; // INTERNAL, UNKNOWN
+  if (/http=5\d\d/.test(a) || /http1=5\d\d/.test(a)) return true;
+  if (/\/(internal|unknown)\b/.test(a)) return true;
+  if (a === "timeout") return true;
+  // Connection-level endings are proper answers to connection-level garbage only.
+  if (!o.kind.startsWith("h2-garbage") && !o.kind.startsWith("tcp-garbage") && /^(reset|stream-error|session-error|network|closed)/.test(a)) return true;
+  return false;
+}
+
+export async function runMalformed(opts: { count: number; concurrency?: number; maxSeconds?: number }): Promise<MalformedResult> {
+  const tenantId = "malformed";
+  const db = await freshDatabase();
+  const pool = new pg.Pool({ connectionString: db.url, max: 2 });
+  let svc: ChildService | null = null;
+  let session: http2.ClientHttp2Session | null = null;
+  try {
+    svc = await startChildService({ DATABASE_URL: db.url, AUDITLOG_BOOTSTRAP_KEY: BOOTSTRAP_KEY });
+    const url = svc.url;
+    const port = Number(new URL(url).port);
+    const keys = await createTenantWithKeys(url, tenantId);
+    const deadline = Date.now() + (opts.maxSeconds ?? 300) * 1000;
+
+    const stats = newStats();
+    let stopNew = false;
+    const target = { url, ingestKey: keys.ingest, grpcClient: null, generation: 1 };
+    const producer = appendProducer("good", tenantId, 20, stats, {
+      stopNew: () => stopNew,
+      giveUp: () => Date.now() > deadline + 30_000,
+      target: () => target,
+    });
+
+    const getSession = (): http2.ClientHttp2Session => {
+      if (!session || session.closed || session.destroyed) {
+        session = http2.connect(url);
+        session.on("error", () => {});
+      }
+      return session;
+    };
+
+    const kinds = [
+      "grpc-random",
+      "grpc-random-ingest",
+      "content-type",
+      "json-types",
+      "grpc-truncated",
+      "grpc-huge-declared",
+      "json-huge-field",
+      "h2-garbage",
+      "tcp-garbage",
+      "grpcweb-bad-base64",
+      "grpcweb-random",
+      "grpc-unknown-method",
+    ];
+    const one = async (i: number): Promise<Outcome> => {
+      const kind = kinds[i % kinds.length]!;
+      const key = keys.ingest;
+      switch (kind) {
+        case "grpc-random":
+          return { kind, answer: await h2Call(getSession(), APPEND, "application/grpc", frame(randomBytes(1 + (i % 300))), key) };
+        case "grpc-random-ingest": {
+          const body = Buffer.concat([frame(randomBytes(1 + (i % 50))), frame(randomBytes(1 + (i % 120)))]);
+          return { kind, answer: await h2Call(getSession(), INGEST, "application/grpc+proto", body, key) };
+        }
+        case "content-type": {
+          const types = ["text/plain", "application/xml", "application/x-www-form-urlencoded", "image/png", "application/grpc+json5", "application/jsonx"];
+          return { kind, answer: await fetchCall(url, APPEND, types[i % types.length]!, `{"events": []}`, key) };
+        }
+        case "json-types":
+          return { kind, answer: await fetchCall(url, APPEND, "application/json", JSON_BODIES[i % JSON_BODIES.length]!, key) };
+        case "grpc-truncated": {
+          const payload = randomBytes(1 + (i % 40));
+          const body = frame(payload, payload.length + 1 + (i % 1000)).subarray(0, 5 + payload.length);
+          // Sometimes even the 5-byte prefix is cut.
+          const cut = i % 3 === 0 ? body.subarray(0, 1 + (i % 4)) : body;
+          return { kind, answer: await h2Call(getSession(), APPEND, "application/grpc", cut, key) };
+        }
+        case "grpc-huge-declared":
+          // Declares 100 MiB (over the 8 MiB limit) and sends a little.
+          return { kind, answer: await h2Call(getSession(), APPEND, "application/grpc", frame(randomBytes(16), 100 * 1024 * 1024), key) };
+        case "json-huge-field": {
+          // Mostly one oversized event (over the 64 KiB event limit); every 50th a message over the 8 MiB request limit.
+          const size = i % 50 === 6 ? 9 * 1024 * 1024 : 70 * 1024;
+          const body = JSON.stringify({
+            events: [{ id: `huge-${i}`, occurredAt: "2026-11-01T00:00:00Z", action: "a.b", actor: { id: "u", type: "ACTOR_TYPE_USER" }, message: "x".repeat(size) }],
+          });
+          return { kind, answer: await fetchCall(url, APPEND, "application/json", body, key) };
+        }
+        case "h2-garbage":
+          return { kind, answer: await rawGarbage(port, Buffer.concat([PREFACE, randomBytes(9 + (i % 200))])) };
+        case "tcp-garbage":
+          return { kind, answer: await rawGarbage(port, randomBytes(1 + (i % 200))) };
+        case "grpcweb-bad-base64":
+          return { kind, answer: await fetchCall(url, APPEND, "application/grpc-web-text", "@@not*base64!!" + randomBytes(8).toString("hex"), key) };
+        case "grpcweb-random":
+          return { kind, answer: await fetchCall(url, APPEND, "application/grpc-web+proto", frame(randomBytes(1 + (i % 200))), key) };
+        default:
+          return { kind, answer: await h2Call(getSession(), "/auditlog.v1.IngestService/NoSuchMethod", "application/grpc", frame(Buffer.alloc(0)), key) };
+      }
+    };
+
+    const distribution = new Map<string, number>();
+    const forbidden = new Map<string, number>();
+    let nextIndex = 0;
+    let done = 0;
+    const worker = async () => {
+      while (nextIndex < opts.count && Date.now() < deadline) {
+        const i = nextIndex++;
+        const o = await one(i);
+        done++;
+        const key = `${o.kind} ${o.answer}`;
+        distribution.set(key, (distribution.get(key) ?? 0) + 1);
+        if (isForbidden(o)) forbidden.set(key, (forbidden.get(key) ?? 0) + 1);
+      }
+    };
+    await Promise.all(Array.from({ length: opts.concurrency ?? 16 }, worker));
+    stopNew = true;
+    await producer;
+    (session as http2.ClientHttp2Session | null)?.close();
+
+    const serverAlive = svc.proc.exitCode === null && svc.proc.signalCode === null;
+    // Still serving after all that.
+    const after = await fetch(`${url}/healthz`).then((r) => r.status).catch(() => 0);
+    const s = await storedStats(pool, tenantId, stats.acked);
+    const report: FaultReport = {
+      fault: "malformed",
+      sent: stats.sent.size,
+      acknowledged: stats.acked.size,
+      stored: s.stored,
+      duplicated: s.duplicated,
+      lost: s.lost,
+    };
+    const dist = Object.fromEntries([...distribution].sort());
+    printReport(report, `bad_requests=${done} forbidden=${[...forbidden.values()].reduce((a, b) => a + b, 0)}`);
+    console.log(`malformed answers:\n${Object.entries(dist).map(([k, v]) => `  ${k}: ${v}`).join("\n")}`);
+    return {
+      ...report,
+      badRequests: done,
+      distribution: dist,
+      forbidden: Object.fromEntries(forbidden),
+      serverAlive: serverAlive && after === 200,
+      producerCodes: Object.fromEntries(stats.codes),
+      anomalies: stats.anomalies,
+    };
+  } finally {
+    (session as http2.ClientHttp2Session | null)?.destroy();
+    await sleep(0);
+    await (svc as ChildService | null)?.kill("SIGKILL");
+    await pool.end();
+    await db.drop();
+  }
+}

@@ -1,0 +1,22 @@
+// Fault 5 (long form): AUDITLOG_FAULT_MALFORMED_REQUESTS malformed requests
+// (default 10,000) while a correct producer appends. Every correct request
+// succeeds, the server stays up, and no client mistake is answered INTERNAL.
+import { describe, expect, it } from "vitest";
+import { envInt } from "./harness.ts";
+import { runMalformed } from "./malformed-scenario.ts";
+
+const COUNT = envInt("AUDITLOG_FAULT_MALFORMED_REQUESTS", 10_000);
+
+describe("fault: malformed requests", () => {
+  it(`answers ${COUNT} malformed requests with proper errors while serving a correct producer`, async () => {
+    const r = await runMalformed({ count: COUNT, maxSeconds: 600 });
+    expect(r.badRequests).toBe(COUNT);
+    expect(r.serverAlive).toBe(true);
+    expect(r.producerCodes).toEqual({ "connect:ok": expect.any(Number) });
+    expect(r.anomalies).toEqual([]);
+    expect(r.acknowledged).toBe(r.sent);
+    expect(r.lost).toBe(0);
+    expect(r.duplicated).toBe(0);
+    expect(r.forbidden, JSON.stringify(r.distribution, null, 1)).toEqual({});
+  });
+});
