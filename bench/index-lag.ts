@@ -212,17 +212,8 @@ async function main(): Promise<void> {
     const client = new Client({ node: esUrl });
     cleanups.push(() => client.close());
     const names = indexNames(`bench-${randomBytes(4).toString("hex")}`);
-    let template: IndexTemplateBody = indexTemplate;
-    try {
-      await ensureIndexTemplate(client, template, { prefix: names.prefix });
-    } catch {
-      // The integ-test Elasticsearch has no analysis-common module (see scripts/elasticsearch.ts).
-      const t = structuredClone(indexTemplate) as unknown as { template: { settings: { analysis: unknown } } };
-      t.template.settings.analysis = { analyzer: { words: { type: "custom", tokenizer: "standard", filter: ["lowercase"] } } };
-      template = t as unknown as IndexTemplateBody;
-      await ensureIndexTemplate(client, template, { prefix: names.prefix });
-      say("note: index template's analyzer unavailable on this node; benchmarking with standard+lowercase");
-    }
+    const template: IndexTemplateBody = indexTemplate;
+    await ensureIndexTemplate(client, template, { prefix: names.prefix });
     cleanups.push(async () => {
       const found = Object.keys(await client.indices.get({ index: names.pattern, allow_no_indices: true, ignore_unavailable: true }));
       if (found.length) await client.indices.delete({ index: found.join(",") });

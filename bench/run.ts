@@ -384,7 +384,7 @@ async function phaseAppend(ctx: Ctx): Promise<void> {
   const p = pct(m.hist);
   addRow({
     phase: `append ${rate}/s (batches of ${batch})`, events: m.accepted, seconds: m.seconds, rate: m.accepted / m.seconds, ...p,
-    note: `open loop, latency from due time${m.errors ? `; ${m.errors} errors: ${m.firstError}` : ""}`,
+    note: `open loop, latency from due time${m.accepted / m.seconds < 0.95 * rate ? "; TARGET RATE NOT REACHED" : ""}${m.errors ? `; ${m.errors} errors: ${m.firstError}` : ""}`,
   });
   results["append"] = { targetRate: rate, batch, targetSeconds: seconds, ...m, hist: undefined, histogram: hdr.encodeIntoCompressedBase64(m.hist), latencyMs: p, server: usage };
 }
@@ -493,7 +493,7 @@ async function phaseLag(ctx: Ctx): Promise<void> {
     const pc = pct(h);
     addRow({
       phase: `index lag @${rate}/s`, events: m.accepted, seconds: m.seconds, rate: m.accepted / m.seconds, ...pc,
-      note: `commit(ack)->indexed_position, polled every 50 ms${unindexed ? `; ${unindexed} acks never indexed` : ""}${m.errors ? `; ${m.errors} errors: ${m.firstError}` : ""}`,
+      note: `commit(ack)->indexed_position, polled every 50 ms${m.accepted / m.seconds < 0.95 * rate ? "; TARGET RATE NOT REACHED" : ""}${unindexed ? `; ${unindexed} acks never indexed` : ""}${m.errors ? `; ${m.errors} errors: ${m.firstError}` : ""}`,
     });
     results["indexLag"] = { targetRate: rate, targetSeconds: seconds, batch, achievedRate: m.accepted / m.seconds, acks: acks.length, unindexed, lagMs: pc, appendLatencyMs: pct(m.hist), server: usage };
   } finally {

@@ -68,7 +68,7 @@ export class EventReader {
       for (let first = from; first <= last; first += pageSize) {
         const end = first + pageSize - 1n < last ? first + pageSize - 1n : last;
         const rows = await db.query<EventRow>(
-          `SELECT ${EVENT_COLUMNS} FROM events WHERE tenant_id = $1 AND sequence BETWEEN $2 AND $3 ORDER BY sequence, received_at`,
+          `SELECT ${EVENT_COLUMNS} FROM events WHERE tenant_id = $1 AND sequence BETWEEN $2 AND $3 ORDER BY events.sequence`,
           [tenantId, first.toString(), end.toString()],
         );
         for (const row of rows.rows) if (!visit(recordFromRow(row))) return;

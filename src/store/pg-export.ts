@@ -12,36 +12,11 @@ import type { Pool } from "pg";
 import type { EventQuery, SortDirection } from "../domain/event-query.ts";
 import type { StoredRecord } from "../domain/event-record.ts";
 import type { PagePosition } from "../domain/page-token.ts";
-import { formatMicros } from "../domain/timestamp.ts";
 import { EVENT_COLUMNS, type EventRow, recordFromRow } from "./event-rows.ts";
-import { type Sql, whereClause } from "./search-sql.ts";
+import { searchSql } from "./search-sql.ts";
 import { withTenantRead } from "./tenant-scope.ts";
 
 export const PG_EXPORT_BATCH = 2000;
-
-/**
- * One keyset page: like searchSql, but ORDER BY names the table's columns
- * explicitly. EVENT_COLUMNS outputs occurred_at as text under the same name,
- * and a bare ORDER BY occurred_at would sort by that text (correct order, but
- * no index: every page a full sort of the tenant's matching rows). Qualified,
- * each page is a range scan of (tenant_id, occurred_at, sequence).
- */
-export function exportPageSql(tenantId: string, q: EventQuery, direction: SortDirection, after: PagePosition | null, limit: number): Sql {
-  const where = whereClause(tenantId, q);
-  const values = [...where.values];
-  let text = where.text;
-  if (after) {
-    values.push(formatMicros(after.occurredAt), after.sequence.toString());
-    const op = direction === "asc" ? ">" : "<";
-    text += ` AND (occurred_at, sequence) ${op} ($${values.length - 1}::timestamptz, $${values.length}::bigint)`;
-  }
-  values.push(limit);
-  const dir = direction === "asc" ? "ASC" : "DESC";
-  return {
-    text: `SELECT ${EVENT_COLUMNS} FROM events WHERE ${text} ORDER BY events.occurred_at ${dir}, events.sequence ${dir} LIMIT $${values.length}`,
-    values,
-  };
-}
 
 export async function* pgExport(
   pool: Pool,
@@ -55,7 +30,7 @@ export async function* pgExport(
   const batchSize = opts.batchSize ?? PG_EXPORT_BATCH;
   const sizeFor = (remaining: bigint | null) => (remaining !== null && remaining < BigInt(batchSize) ? Number(remaining) : batchSize);
   const page = async (size: number, after: PagePosition | null) => {
-    const sql = exportPageSql(tenantId, q, direction, after, size);
+    const sql = searchSql(tenantId, q, direction, after, size, EVENT_COLUMNS);
     const rows = await withTenantRead(pool, tenantId, async (db) => (await db.query<EventRow>(sql.text, sql.values)).rows);
     return { records: rows.map(recordFromRow), size };
   };

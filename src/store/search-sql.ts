@@ -114,7 +114,8 @@ export function searchSql(
   values.push(limit);
   const dir = direction === "asc" ? "ASC" : "DESC";
   return {
-    text: `SELECT ${columns} FROM events WHERE ${text} ORDER BY occurred_at ${dir}, sequence ${dir} LIMIT $${values.length}`,
+    // Qualified: an output column of the same name (the formatted time) would otherwise be sorted, bypassing the index.
+    text: `SELECT ${columns} FROM events WHERE ${text} ORDER BY events.occurred_at ${dir}, events.sequence ${dir} LIMIT $${values.length}`,
     values,
   };
 }

@@ -100,7 +100,7 @@ export async function runKill9(opts: { kills: number; streams?: number; appender
       lost: s.lost,
     };
     const codes = Object.fromEntries(stats.codes);
-    printReport(report, `kills=${opts.kills} chain_ok=${chain.ok} checked=${chain.checked}`);
+    printReport(report, `kills=${opts.kills} chain_ok=${chain.ok} checked=${chain.checked} codes=${JSON.stringify(codes)}`);
     return {
       ...report,
       kills: opts.kills,

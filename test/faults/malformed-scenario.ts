@@ -36,12 +36,13 @@ function h2Call(
   return new Promise((resolve) => {
     let status = 0;
     let grpcStatus: string | undefined;
+    let lastMessage = "";
     let settled = false;
     const done = (s: string) => {
       if (!settled) {
         settled = true;
         clearTimeout(timer);
-        resolve(s);
+        resolve(`${s}\u0000${lastMessage}`);
       }
     };
     const timer = setTimeout(() => {
@@ -66,9 +67,11 @@ function h2Call(
     req.on("response", (h) => {
       status = Number(h[":status"]);
       if (h["grpc-status"] !== undefined) grpcStatus = String(h["grpc-status"]);
+      if (h["grpc-message"] !== undefined) lastMessage = decodeURIComponent(String(h["grpc-message"]));
     });
     req.on("trailers", (t) => {
       if (t["grpc-status"] !== undefined) grpcStatus = String(t["grpc-status"]);
+      if (t["grpc-message"] !== undefined) lastMessage = decodeURIComponent(String(t["grpc-message"]));
     });
     let bodyText = "";
     req.on("data", (d: Buffer) => {
@@ -79,6 +82,8 @@ function h2Call(
         // gRPC-Web puts the trailers in the body.
         const m = /grpc-status:\s*(\d+)/.exec(bodyText);
         if (m) grpcStatus = m[1];
+        const mm = /grpc-message:\s*([^\r\n]*)/.exec(bodyText);
+        if (mm) lastMessage = decodeURIComponent(mm[1]!);
       }
       done(grpcStatus !== undefined ? `grpc=${grpcStatus}` : `http=${status}`);
     });
@@ -97,14 +102,19 @@ async function fetchCall(url: string, path: string, contentType: string, body: s
       signal: AbortSignal.timeout(30_000),
     });
     const text = await res.text();
+    let lastMessage = "";
     let code = "";
     try {
-      code = (JSON.parse(text) as { code?: string }).code ?? "";
+      const j = JSON.parse(text) as { code?: string; message?: string };
+      code = j.code ?? "";
+      lastMessage = j.message ?? "";
     } catch {
       const m = /grpc-status:\s*(\d+)/.exec(text) ?? (res.headers.get("grpc-status") ? [null, res.headers.get("grpc-status")] : null);
       if (m) code = `grpc=${m[1]}`;
+      const mm = /grpc-message:\s*([^\r\n]*)/.exec(text);
+      lastMessage = mm ? decodeURIComponent(mm[1]!) : "";
     }
-    return `http=${res.status}${code ? `/${code}` : ""}`;
+    return `http=${res.status}${code ? `/${code}` : ""}\u0000${lastMessage}`;
   } catch (err) {
     return `network(${(err as Error).name})`;
   }
@@ -163,6 +173,7 @@ export type MalformedResult = FaultReport & {
   badRequests: number;
   distribution: Record<string, number>;
   forbidden: Record<string, number>;
+  samples: Record<string, string>;
   serverAlive: boolean;
   producerCodes: Record<string, number>;
   anomalies: string[];
@@ -273,16 +284,22 @@ export async function runMalformed(opts: { count: number; concurrency?: number; 
 
     const distribution = new Map<string, number>();
     const forbidden = new Map<string, number>();
+    const samples = new Map<string, string>();
     let nextIndex = 0;
     let done = 0;
     const worker = async () => {
       while (nextIndex < opts.count && Date.now() < deadline) {
         const i = nextIndex++;
-        const o = await one(i);
+        const raw = await one(i);
+        const [answer, message = ""] = raw.answer.split("\u0000");
+        const o = { kind: raw.kind, answer: answer! };
         done++;
         const key = `${o.kind} ${o.answer}`;
         distribution.set(key, (distribution.get(key) ?? 0) + 1);
-        if (isForbidden(o)) forbidden.set(key, (forbidden.get(key) ?? 0) + 1);
+        if (isForbidden(o)) {
+          forbidden.set(key, (forbidden.get(key) ?? 0) + 1);
+          if (!samples.has(key)) samples.set(key, message.slice(0, 300));
+        }
       }
     };
     await Promise.all(Array.from({ length: opts.concurrency ?? 16 }, worker));
@@ -304,12 +321,15 @@ export async function runMalformed(opts: { count: number; concurrency?: number; 
     };
     const dist = Object.fromEntries([...distribution].sort());
     printReport(report, `bad_requests=${done} forbidden=${[...forbidden.values()].reduce((a, b) => a + b, 0)}`);
-    console.log(`malformed answers:\n${Object.entries(dist).map(([k, v]) => `  ${k}: ${v}`).join("\n")}`);
+    const lines = Object.entries(dist).map(([k, v]) => `  ${k}: ${v}${samples.has(k) ? `  FORBIDDEN, e.g. message ${JSON.stringify(samples.get(k))}` : ""}`);
+    console.log(`malformed answers:\n${lines.join("\n")}`);
+    process.stderr.write(`malformed answers:\n${lines.join("\n")}\n`);
     return {
       ...report,
       badRequests: done,
       distribution: dist,
       forbidden: Object.fromEntries(forbidden),
+      samples: Object.fromEntries(samples),
       serverAlive: serverAlive && after === 200,
       producerCodes: Object.fromEntries(stats.codes),
       anomalies: stats.anomalies,

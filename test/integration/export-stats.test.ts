@@ -37,7 +37,7 @@ import type { SearchBackend, Stats, StatsInterval } from "../../src/search/backe
 import { esExport } from "../../src/search/es-export.ts";
 import { esStats, TooManyBucketsError } from "../../src/search/es-stats.ts";
 import { documentFromRecord, documentId } from "../../src/search/event-document.ts";
-import { indexNames, type IndexTemplateBody } from "../../src/search/index-names.ts";
+import { indexNames } from "../../src/search/index-names.ts";
 import { indexTemplate } from "../../src/search/index-template.ts";
 import { ensureIndexTemplate } from "../../src/search/index-setup.ts";
 import { createLogger } from "../../src/server/log.ts";
@@ -126,21 +126,9 @@ function sorted(records: StoredRecord[], direction: SortDirection): boolean {
 
 const day = (d: number): Micros => (BASE_SECONDS + BigInt(d * 86_400)) * 1_000_000n;
 
-/**
- * The service's index template under a test prefix; on an Elasticsearch
- * without the analysis-common module (the integ-test distribution tests run)
- * the `words` analyzer is rebuilt from core parts, as in indexer.test.ts.
- */
+/** The service's index template under a test prefix. */
 async function putTemplate(client: Client, prefix: string): Promise<void> {
-  try {
-    await ensureIndexTemplate(client, indexTemplate, { prefix });
-  } catch (err) {
-    const text = JSON.stringify((err as { meta?: { body?: unknown } }).meta?.body ?? String(err));
-    if (!/Unknown (tokenizer|filter) type|failed to find/.test(text)) throw err;
-    const t = structuredClone(indexTemplate) as unknown as { template: { settings: { analysis: unknown } } };
-    t.template.settings.analysis = { analyzer: { words: { type: "custom", tokenizer: "standard", filter: ["lowercase"] } } };
-    await ensureIndexTemplate(client, t as unknown as IndexTemplateBody, { prefix });
-  }
+  await ensureIndexTemplate(client, indexTemplate, { prefix });
 }
 
 const QUERIES: [string, EventQuery][] = [

@@ -78,25 +78,10 @@ async function waitFor<T>(what: string, fn: () => Promise<T | null | undefined |
   }
 }
 
-/**
- * The service's template, or, on an Elasticsearch without the analysis-common
- * module (the integ-test distribution that tests run), the same template
- * with the `words` analyzer built from core parts. Analysis plays no role
- * in what these tests check.
- */
+/** The service's own template under the test's prefix. */
 async function usableTemplate(client: Client, prefix: string): Promise<IndexTemplateBody> {
-  try {
-    await ensureIndexTemplate(client, indexTemplate, { prefix });
-    return indexTemplate;
-  } catch (err) {
-    const text = JSON.stringify((err as { meta?: { body?: unknown } }).meta?.body ?? String(err));
-    if (!/Unknown (tokenizer|filter) type|failed to find/.test(text)) throw err;
-    process.stderr.write(`[indexer.test] this Elasticsearch rejects the index template's analyzer (${text.slice(0, 200)}); using a core-only analyzer\n`);
-    const t = structuredClone(indexTemplate) as unknown as { template: { settings: { analysis: unknown } } };
-    t.template.settings.analysis = { analyzer: { words: { type: "custom", tokenizer: "standard", filter: ["lowercase"] } } };
-    await ensureIndexTemplate(client, t as unknown as IndexTemplateBody, { prefix });
-    return t as unknown as IndexTemplateBody;
-  }
+  await ensureIndexTemplate(client, indexTemplate, { prefix });
+  return indexTemplate;
 }
 
 async function dropIndices(client: Client, names: IndexNames): Promise<void> {

@@ -7,9 +7,6 @@
 //   AUDITLOG_EQUIVALENCE_EVENTS   events to generate (default 20000)
 //   AUDITLOG_EQUIVALENCE_QUERIES  random queries (default 400, at least 300)
 //   AUDITLOG_EQUIVALENCE_SEED     seed of the data and query generators (default fixed)
-//   AUDITLOG_EQUIVALENCE_STRICT_PG=1  also compare PostgreSQL on the metadata
-//                                 shapes where src/store/search-sql.ts is known
-//                                 to differ (see KNOWN_PG_DIVERGENCE below)
 //
 // The data avoids the documented cases where backends legitimately differ
 // (docs/QUERY_SYNTAX.md, "Backend differences"): text is ASCII; no phrase is
@@ -32,7 +29,7 @@ import { formatMicros, type Micros, parseMicros } from "../../src/domain/timesta
 import type { SearchBackend, SearchPage } from "../../src/search/backend.ts";
 import { ElasticsearchSearchBackend } from "../../src/search/es-search-backend.ts";
 import { documentFromRecord, documentId } from "../../src/search/event-document.ts";
-import { indexNames, type IndexNames, type IndexTemplateBody } from "../../src/search/index-names.ts";
+import { indexNames, type IndexNames } from "../../src/search/index-names.ts";
 import { ensureIndexTemplate } from "../../src/search/index-setup.ts";
 import { indexTemplate } from "../../src/search/index-template.ts";
 import { EVENT_COLUMNS, type EventRow, recordFromRow } from "../../src/store/event-rows.ts";
@@ -45,7 +42,6 @@ import { freshDatabase } from "../support/db.ts";
 const N = Number(process.env.AUDITLOG_EQUIVALENCE_EVENTS || 20_000);
 const QUERIES = Math.max(300, Number(process.env.AUDITLOG_EQUIVALENCE_QUERIES || 400));
 const SEED = Number(process.env.AUDITLOG_EQUIVALENCE_SEED || 20_261_123);
-const STRICT_PG = process.env.AUDITLOG_EQUIVALENCE_STRICT_PG === "1";
 const MAX_PAGES = 6;
 const TENANT_A = "tenant-eq-a";
 const TENANT_B = "tenant-eq-b";
@@ -274,22 +270,6 @@ const METADATA_PATHS = [
   ["missing"], ["card", "missing"],
 ];
 
-/**
- * Where src/store/search-sql.ts is known to differ from the reference (see the
- * report): its metadata condition compares only a scalar at the path, not the
- * elements of an array; its "exists" form is also true for JSON null, objects
- * and arrays without scalars.
- */
-const KNOWN_PG_DIVERGENCE = {
-  values: ["tags", "codes", "mixed"],
-  exists: ["tags", "codes", "mixed", "maybe", "limits", "nulls", "card"],
-};
-
-function pgDiverges(q: EventQuery): boolean {
-  return q.conditions.some((c) => c.kind === "metadata" && c.path.length === 1 &&
-    (c.values.length ? KNOWN_PG_DIVERGENCE.values : KNOWN_PG_DIVERGENCE.exists).includes(c.path[0]!));
-}
-
 function jsonAt(v: JsonValue | null | undefined, path: string[]): JsonValue | undefined {
   let cur: JsonValue | undefined = v ?? undefined;
   for (const k of path) {
@@ -512,22 +492,12 @@ let dropDb: () => Promise<void>;
 let names: IndexNames;
 let es: ElasticsearchSearchBackend;
 let pgBackend: PostgresSearchBackend;
-let analyzerNote = "";
 const all = new Map<string, StoredRecord[]>();
 const heads = new Map<string, bigint>();
 
-/** The service's template; on an Elasticsearch without analysis-common (the test node), `words` built from core parts. */
+/** The service's own template under the test's prefix. */
 async function putTemplate(): Promise<void> {
-  try {
-    await ensureIndexTemplate(client, indexTemplate, { prefix: names.prefix });
-  } catch (err) {
-    const text = JSON.stringify((err as { meta?: { body?: unknown } }).meta?.body ?? String(err));
-    if (!/Unknown (tokenizer|filter) type|failed to find/.test(text)) throw err;
-    analyzerNote = "standard tokenizer + lowercase (this node lacks analysis-common; the generated text tokenizes the same as words())";
-    const t = structuredClone(indexTemplate) as unknown as { template: { settings: { analysis: unknown } } };
-    t.template.settings.analysis = { analyzer: { words: { type: "custom", tokenizer: "standard", filter: ["lowercase"] } } };
-    await ensureIndexTemplate(client, t as unknown as IndexTemplateBody, { prefix: names.prefix });
-  }
+  await ensureIndexTemplate(client, indexTemplate, { prefix: names.prefix });
 }
 
 async function dropIndices(): Promise<void> {
@@ -587,7 +557,7 @@ beforeAll(async () => {
   process.stderr.write(
     `[search-equivalence] ${N} events (A ${all.get(TENANT_A)!.length}, B ${all.get(TENANT_B)!.length}), seed ${SEED}: ` +
       `PostgreSQL ${Math.round(tPg - t0)} ms, Elasticsearch ${Math.round(performance.now() - tPg)} ms` +
-      `${analyzerNote ? `; analyzer: ${analyzerNote}` : ""}\n`,
+      "\n",
   );
 }, 600_000);
 
@@ -622,7 +592,7 @@ describe("search equivalence: Elasticsearch = PostgreSQL = reference", () => {
     }
     const index = Object.keys(await client.indices.get({ index: names.pattern }))[0]!;
     for (const text of [...texts].slice(0, 400)) {
-      const res = await client.indices.analyze({ index, analyzer: "words", text });
+      const res = await client.indices.analyze({ index, field: "message", text });
       expect((res.tokens ?? []).map((t) => t.token), text).toEqual(words(text));
     }
   });
@@ -632,7 +602,6 @@ describe("search equivalence: Elasticsearch = PostgreSQL = reference", () => {
     const gen = new QueryGenerator(rng, all);
     let pages = 0;
     let queriesAsText = 0;
-    let pgSkipped = 0;
     let nonEmpty = 0;
     let totalsCompared = 0;
 
@@ -657,8 +626,6 @@ describe("search equivalence: Elasticsearch = PostgreSQL = reference", () => {
       }
       const direction: SortDirection = rng.chance(0.5) ? "asc" : "desc";
       const limit = rng.weighted([[() => rng.int(1, 10), 3], [() => rng.int(11, 100), 4], [() => rng.int(101, 500), 3]] as const)();
-      const comparePg = STRICT_PG || !pgDiverges(q);
-      if (!comparePg) pgSkipped++;
       const expected = all.get(tenantId)!.filter((r) => matchesQuery(r, q)).sort((a, b) => compareForSort(a, b, direction));
       if (expected.length) nonEmpty++;
       const context = () => `query ${n} (${g.text ?? JSON.stringify(q, (_k, v) => (typeof v === "bigint" ? v.toString() : v))}), tenant ${tenantId}, ${direction}, limit ${limit}`;
@@ -676,11 +643,9 @@ describe("search equivalence: Elasticsearch = PostgreSQL = reference", () => {
           expect(esPage.total).toBe(exact < 10_000n ? exact : 10_000n);
           expect(esPage.totalIsLowerBound).toBe(exact > 10_000n);
         }
-        if (comparePg) {
-          const pgPage = await run(pgBackend, "pg", g.shape, tenantId, q, direction, after, limit, withTotal);
-          expect(ids(pgPage.records), `PostgreSQL, ${where}, ${context()}`).toEqual(ids(want));
-          if (withTotal) expect(pgPage.total).toBe(BigInt(expected.length));
-        }
+        const pgPage = await run(pgBackend, "pg", g.shape, tenantId, q, direction, after, limit, withTotal);
+        expect(ids(pgPage.records), `PostgreSQL, ${where}, ${context()}`).toEqual(ids(want));
+        if (withTotal) expect(pgPage.total).toBe(BigInt(expected.length));
         pages++;
       };
 
@@ -708,8 +673,7 @@ describe("search equivalence: Elasticsearch = PostgreSQL = reference", () => {
 
     process.stderr.write(
       `[search-equivalence] compared ${QUERIES} queries (${queriesAsText} as query strings, ${nonEmpty} with results), ` +
-        `${pages} pages, ${totalsCompared} totals; PostgreSQL compared on ${QUERIES - pgSkipped} queries` +
-        `${pgSkipped ? ` (${pgSkipped} skipped: known search-sql.ts metadata divergence; AUDITLOG_EQUIVALENCE_STRICT_PG=1 compares them too)` : ""}\n`,
+        `${pages} pages, ${totalsCompared} totals; PostgreSQL compared on every query\n`,
     );
     const rows = [...latencies.entries()].sort(([a], [b]) => a.localeCompare(b));
     const fmt = (x: number) => (Number.isNaN(x) ? "-" : x.toFixed(1)).padStart(7);

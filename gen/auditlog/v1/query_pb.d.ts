@@ -861,9 +861,10 @@ export enum ExportFormat {
   NDJSON = 1,
 
   /**
-   * RFC 4180 CSV with a header row; nested fields flattened to dotted
-   * columns (`actor.id`, `metadata.plan`), open content as JSON text in the
-   * `metadata` and `changes` columns as well.
+   * RFC 4180 CSV with a fixed header row: nested envelope fields as dotted
+   * columns (`actor.id`, `context.source`); `metadata`, `changes.before` and
+   * `changes.after` as compact JSON text (their keys are open, and a streamed
+   * file must name its columns before the first row).
    *
    * @generated from enum value: EXPORT_FORMAT_CSV = 2;
    */
