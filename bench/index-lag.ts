@@ -198,6 +198,7 @@ async function main(): Promise<void> {
     const u = new URL(adminUrl);
     u.pathname = `/${dbName}`;
     const pool = new pg.Pool({ connectionString: u.toString(), max: 20 });
+    pool.on("error", () => {}); // sessions ended by the DROP DATABASE ... (FORCE) at cleanup
     cleanups.push(() => pool.end());
     await migrate(pool);
     await ensurePartitions(pool);

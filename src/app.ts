@@ -26,7 +26,6 @@ import type { SearchBackend } from "./search/backend.ts";
 import { esExport } from "./search/es-export.ts";
 import { ElasticsearchSearchBackend } from "./search/es-search-backend.ts";
 import { esStats } from "./search/es-stats.ts";
-import { ensureIndexTemplate } from "./search/index-setup.ts";
 import { Indexer, readIndexStatus } from "./search/indexer.ts";
 import { Reconciler } from "./search/reconciler.ts";
 import { pgExport } from "./store/pg-export.ts";
@@ -60,11 +59,9 @@ function startSearch(config: Config, pool: pg.Pool, log: Logger): SearchSide {
     });
     return { backend, indexer: null, reconciler: null, close: async () => {} };
   }
+  // The indexer installs the index template whenever it takes the lead.
   const client = new Client({ node: config.elasticsearchUrl, requestTimeout: 30_000, maxRetries: 2 });
   const esLog = log.child({ component: "search" });
-  ensureIndexTemplate(client).catch((err: Error) =>
-    esLog.warn("index template not installed yet; the indexer installs it when Elasticsearch answers", { err: err.message }),
-  );
   const backend = new ElasticsearchSearchBackend(client, pool, {
     export: (ctx, tenantId, q, direction, limit, signal) => esExport(ctx.client, tenantId, q, direction, limit, signal, { alias: ctx.readAlias }),
     stats: (ctx, tenantId, q, interval, top) => esStats(ctx.client, tenantId, q, interval, top, { alias: ctx.readAlias }),

@@ -73,7 +73,8 @@ export function loadConfig(env: Env = process.env): Config {
     keyCacheMs: int("AUDITLOG_KEY_CACHE_MS", 5_000, 0, 600_000),
     maxMessageBytes: int("AUDITLOG_MAX_MESSAGE_BYTES", 8 * 1024 * 1024, 1024, 256 * 1024 * 1024),
     elasticsearchUrl,
-    reconcileIntervalMs: int("AUDITLOG_RECONCILE_INTERVAL_MS", 15 * 60 * 1000, 0, 7 * 24 * 3600 * 1000),
+    // Each round groups every tenant's whole history on both sides: hours, not minutes.
+    reconcileIntervalMs: int("AUDITLOG_RECONCILE_INTERVAL_MS", 6 * 3600 * 1000, 0, 7 * 24 * 3600 * 1000),
   };
   if (errors.length) throw new ConfigError(`invalid configuration:\n  ${errors.join("\n  ")}`);
   return config;

@@ -20,7 +20,22 @@ function sha256Hex(text: string): string {
   return createHash("sha256").update(text, "utf8").digest("hex");
 }
 
-export function canonicalContent(r: EventRecord): Json {
+/** The producer's content with the field names of the contract; hashed, and the body of a search document. */
+export type CanonicalContent = {
+  id: string;
+  occurred_at: string;
+  action: string;
+  actor: { id: string; type: string; name: string; ip: string; user_agent: string; session_id: string };
+  target: { type: string; id: string; name: string } | null;
+  outcome: string;
+  severity: string;
+  context: { request_id: string; trace_id: string; source: string; location: string };
+  changes: EventRecord["changes"];
+  metadata: EventRecord["metadata"];
+  message: string;
+};
+
+export function canonicalContent(r: EventRecord): CanonicalContent {
   return {
     id: r.id,
     occurred_at: formatMicros(r.occurredAt),
@@ -42,14 +57,14 @@ export function canonicalContent(r: EventRecord): Json {
       source: r.context.source,
       location: r.context.location,
     },
-    changes: r.changes as Json,
-    metadata: r.metadata as Json,
+    changes: r.changes,
+    metadata: r.metadata,
     message: r.message,
   };
 }
 
 export function contentHash(r: EventRecord): string {
-  return sha256Hex(canonicalJson(canonicalContent(r)));
+  return sha256Hex(canonicalJson(canonicalContent(r) as Json));
 }
 
 export function chainHash(

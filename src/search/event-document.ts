@@ -6,6 +6,7 @@ import { createHash } from "node:crypto";
 import type { JsonObject, JsonValue } from "@bufbuild/protobuf";
 import type { ActorTypeName, OutcomeName, SeverityName, StoredRecord } from "../domain/event-record.ts";
 import { formatMicros, parseMicros } from "../domain/timestamp.ts";
+import { canonicalContent } from "../domain/hash-chain.ts";
 
 export type EventDocument = {
   tenant_id: string;
@@ -57,32 +58,10 @@ export function openTextValues(...roots: (JsonValue | null | undefined)[]): stri
 
 export function documentFromRecord(r: StoredRecord): EventDocument {
   return {
+    ...canonicalContent(r),
     tenant_id: r.tenantId,
-    id: r.id,
     sequence: Number(r.sequence),
-    occurred_at: formatMicros(r.occurredAt),
     received_at: formatMicros(r.receivedAt),
-    action: r.action,
-    actor: {
-      id: r.actor.id,
-      type: r.actor.type,
-      name: r.actor.name,
-      ip: r.actor.ip,
-      user_agent: r.actor.userAgent,
-      session_id: r.actor.sessionId,
-    },
-    target: r.target,
-    outcome: r.outcome,
-    severity: r.severity,
-    context: {
-      request_id: r.context.requestId,
-      trace_id: r.context.traceId,
-      source: r.context.source,
-      location: r.context.location,
-    },
-    changes: r.changes,
-    metadata: r.metadata,
-    message: r.message,
     open_text: openTextValues(r.metadata, r.changes?.before, r.changes?.after),
     content_hash: r.contentHash,
     hash: r.hash,

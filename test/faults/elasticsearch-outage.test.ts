@@ -18,8 +18,8 @@ const ALIAS = "auditlog-events";
 
 async function esJson<T>(url: string, path: string, body?: unknown): Promise<T> {
   const res = await fetch(`${url}${path}`, {
-    method: body === undefined ? "GET" : "POST",
-    headers: { "content-type": "application/json" },
+    method: body === undefined && !path.endsWith("/_refresh") ? "GET" : "POST",
+    headers: body === undefined ? {} : { "content-type": "application/json" },
     body: body === undefined ? undefined : JSON.stringify(body),
     signal: AbortSignal.timeout(30_000),
   });
@@ -30,7 +30,7 @@ async function esJson<T>(url: string, path: string, body?: unknown): Promise<T> 
 
 /** Documents of the tenant in the index, distinct ids (exact up to 40,000), and ids held by more than one document. */
 async function esTenantCounts(url: string, tenantId: string): Promise<{ count: number; distinct: number; dupIds: string[] }> {
-  await esJson(url, `/${ALIAS}/_refresh`, {});
+  await esJson(url, `/${ALIAS}/_refresh`);
   const r = await esJson<{
     hits: { total: { value: number } };
     aggregations: { distinct: { value: number }; dups: { buckets: { key: string; doc_count: number }[] } };

@@ -36,7 +36,7 @@ describe("loadConfig", () => {
       keyCacheMs: 5_000,
       maxMessageBytes: 8 * 1024 * 1024,
       elasticsearchUrl: null,
-      reconcileIntervalMs: 15 * 60 * 1000,
+      reconcileIntervalMs: 6 * 3600 * 1000,
     });
   });
 

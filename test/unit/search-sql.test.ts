@@ -151,13 +151,13 @@ describe("searchSql", () => {
 
   it("selects, orders and limits the first page, the limit as the last parameter", () => {
     const sql = searchSql("t", q(), "desc", null, 101, cols);
-    expect(sql.text).toBe("SELECT id, sequence FROM events WHERE tenant_id = $1 ORDER BY occurred_at DESC, sequence DESC LIMIT $2");
+    expect(sql.text).toBe("SELECT id, sequence FROM events WHERE tenant_id = $1 ORDER BY events.occurred_at DESC, events.sequence DESC LIMIT $2");
     expect(sql.values).toEqual(["t", 101]);
   });
 
   it("orders ascending for asc", () => {
     const sql = searchSql("t", q(), "asc", null, 10, cols);
-    expect(sql.text).toMatch(/ORDER BY occurred_at ASC, sequence ASC LIMIT \$2$/);
+    expect(sql.text).toMatch(/ORDER BY events.occurred_at ASC, events.sequence ASC LIMIT \$2$/);
   });
 
   it("continues after the last row with a keyset condition: > for asc, < for desc", () => {
@@ -165,13 +165,13 @@ describe("searchSql", () => {
     const asc = searchSql("t", q({ kind: "terms", field: "actor.id", values: ["u"] }), "asc", after, 50, cols);
     expect(asc.text).toBe(
       "SELECT id, sequence FROM events WHERE tenant_id = $1 AND actor_id = ANY($2::text[])" +
-        " AND (occurred_at, sequence) > ($3::timestamptz, $4::bigint) ORDER BY occurred_at ASC, sequence ASC LIMIT $5",
+        " AND (occurred_at, sequence) > ($3::timestamptz, $4::bigint) ORDER BY events.occurred_at ASC, events.sequence ASC LIMIT $5",
     );
     expect(asc.values).toEqual(["t", ["u"], "2024-05-06T07:08:09.123456Z", "77", 50]);
 
     const desc = searchSql("t", q(), "desc", after, 50, cols);
     expect(desc.text).toContain("AND (occurred_at, sequence) < ($2::timestamptz, $3::bigint)");
-    expect(desc.text).toMatch(/ORDER BY occurred_at DESC, sequence DESC LIMIT \$4$/);
+    expect(desc.text).toMatch(/ORDER BY events.occurred_at DESC, events.sequence DESC LIMIT \$4$/);
     expect(desc.values).toEqual(["t", "2024-05-06T07:08:09.123456Z", "77", 50]);
   });
 
