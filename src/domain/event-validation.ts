@@ -24,42 +24,42 @@ function badTextReason(s: string): string | null {
   return null;
 }
 
-function walkStruct(value: JsonValue, path: string, depth: number, out: FieldViolation[]): void {
+// The path is kept as a stack of segments and only joined when reporting:
+// this walk runs over every key of every event on the write path.
+type Segments = (string | number)[];
+
+function pathText(root: string, segments: Segments): string {
+  return segments.reduce<string>((p, s) => (typeof s === "number" ? `${p}[${s}]` : `${p}.${s}`), root);
+}
+
+function walkStruct(value: JsonValue, root: string, segments: Segments, out: FieldViolation[]): void {
   if (out.length >= 10) return;
+  const report = (reason: string) => out.push({ field: pathText(root, segments), reason });
   if (typeof value === "string") {
     const reason = badTextReason(value);
-    if (reason) out.push({ field: path, reason });
+    if (reason) report(reason);
     return;
   }
-  if (typeof value === "number" && !Number.isFinite(value)) {
-    out.push({ field: path, reason: "numbers must be finite" });
-    return;
-  }
+  if (typeof value === "number" && !Number.isFinite(value)) return void report("numbers must be finite");
   if (value === null || typeof value !== "object") return;
-  if (depth > EVENT_LIMITS.maxDepth) {
-    out.push({ field: path, reason: `nested deeper than ${EVENT_LIMITS.maxDepth} levels` });
-    return;
-  }
+  if (segments.length + 1 > EVENT_LIMITS.maxDepth) return void report(`nested deeper than ${EVENT_LIMITS.maxDepth} levels`);
   if (Array.isArray(value)) {
-    value.forEach((v, i) => walkStruct(v, `${path}[${i}]`, depth + 1, out));
+    for (let i = 0; i < value.length; i++) {
+      segments.push(i);
+      walkStruct(value[i]!, root, segments, out);
+      segments.pop();
+    }
     return;
   }
   const keys = Object.keys(value);
-  if (keys.length > EVENT_LIMITS.maxKeysPerObject) {
-    out.push({ field: path, reason: `more than ${EVENT_LIMITS.maxKeysPerObject} keys in one object` });
-    return;
-  }
+  if (keys.length > EVENT_LIMITS.maxKeysPerObject) return void report(`more than ${EVENT_LIMITS.maxKeysPerObject} keys in one object`);
   for (const k of keys) {
-    if (k.length === 0 || k.length > EVENT_LIMITS.maxKeyLength) {
-      out.push({ field: path, reason: `keys must be 1 to ${EVENT_LIMITS.maxKeyLength} characters` });
-      return;
-    }
+    if (k.length === 0 || k.length > EVENT_LIMITS.maxKeyLength) return void report(`keys must be 1 to ${EVENT_LIMITS.maxKeyLength} characters`);
     const keyReason = badTextReason(k);
-    if (keyReason) {
-      out.push({ field: path, reason: `key ${keyReason}` });
-      return;
-    }
-    walkStruct(value[k] as JsonValue, `${path}.${k}`, depth + 1, out);
+    if (keyReason) return void report(`key ${keyReason}`);
+    segments.push(k);
+    walkStruct(value[k] as JsonValue, root, segments, out);
+    segments.pop();
   }
 }
 
@@ -87,8 +87,8 @@ export function validateEvent(validator: Validator, e: Event): FieldViolation[] 
     const reason = text ? badTextReason(text) : null;
     if (reason) out.push({ field, reason });
   }
-  if (e.metadata) walkStruct(e.metadata, "metadata", 1, out);
-  if (e.changes?.before) walkStruct(e.changes.before, "changes.before", 1, out);
-  if (e.changes?.after) walkStruct(e.changes.after, "changes.after", 1, out);
+  if (e.metadata) walkStruct(e.metadata, "metadata", [], out);
+  if (e.changes?.before) walkStruct(e.changes.before, "changes.before", [], out);
+  if (e.changes?.after) walkStruct(e.changes.after, "changes.after", [], out);
   return out;
 }

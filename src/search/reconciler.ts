@@ -219,7 +219,8 @@ export class Reconciler {
   /** One round over all tenants (what runPeriodically runs). False when another replica holds the lock. */
   async reconcileAll(opts: { window?: ReconcileWindow } = {}): Promise<boolean> {
     const lock = new pg.Client(this.pool.options);
-    lock.on("error", () => {});
+    // Losing the lock connection ends this round's claim; the queries fail on their own.
+    lock.on("error", (err) => this.log.warn("reconciler lock connection failed", { err: err.message }));
     await lock.connect();
     try {
       const got = await lock.query<{ ok: boolean }>("SELECT pg_try_advisory_lock($1) AS ok", [this.lockKey.toString()]);

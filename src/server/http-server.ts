@@ -15,6 +15,7 @@ import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { codeToString } from "@connectrpc/connect/protocol-connect";
 import { accessLogInterceptor, accessLogStateKey, peerAddressKey, protocolOf } from "./access-log.ts";
 import { withCors } from "./cors.ts";
+import { remapParseFailures } from "./parse-error-status.ts";
 import { registerHealth, type HealthState } from "./health.ts";
 import { listen, type NodeRequest, type NodeResponse } from "./listener.ts";
 import type { Logger } from "./log.ts";
@@ -183,6 +184,8 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
         if (s !== undefined) grpcStatus = String(s);
         return addTrailers.call(this, headers as never);
       } as NodeResponse["addTrailers"];
+      // Inside the logging wrapper, so the log shows the status the client gets.
+      remapParseFailures(req, res);
       res.once("close", () => {
         if (state.logged) return;
         // gRPC carries the status in trailers (or headers when trailers-only);

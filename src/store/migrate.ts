@@ -3,13 +3,17 @@
 // keeps concurrently starting replicas from applying the same file twice.
 import { readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
-import type { Pool } from "pg";
+import type { Pool, PoolClient } from "pg";
+import { withConnection } from "./transaction.ts";
 
 const MIGRATIONS_DIR = join(import.meta.dirname, "migrations");
 const LOCK_KEY = 7_428_113_001; // arbitrary, fixed: "auditlog migrations"
 
-export async function migrate(pool: Pool): Promise<string[]> {
-  const client = await pool.connect();
+export function migrate(pool: Pool): Promise<string[]> {
+  return withConnection(pool, (client) => migrateOn(client));
+}
+
+async function migrateOn(client: PoolClient): Promise<string[]> {
   const applied: string[] = [];
   try {
     await client.query("SELECT pg_advisory_lock($1)", [LOCK_KEY]);
@@ -34,8 +38,7 @@ export async function migrate(pool: Pool): Promise<string[]> {
       applied.push(file);
     }
   } finally {
-    await client.query("SELECT pg_advisory_unlock($1)", [LOCK_KEY]).catch(() => undefined);
-    client.release();
+    await client.query("SELECT pg_advisory_unlock($1)", [LOCK_KEY]);
   }
   return applied;
 }

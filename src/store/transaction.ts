@@ -1,26 +1,51 @@
-import type { Pool, PoolClient } from "pg";
+import pg, { type Pool, type PoolClient } from "pg";
 
 /**
- * Runs `fn` in a transaction on its own connection. On failure the
- * transaction is rolled back and the original error rethrown; a connection
- * whose rollback also failed is destroyed rather than returned to the pool.
+ * Runs `fn` on a connection of its own from the pool. A connection that
+ * breaks while checked out (PostgreSQL restarting, a network cut) emits
+ * 'error' on the client, which would crash the process without a listener:
+ * the error is kept, the running query fails on its own, and the connection
+ * is destroyed instead of returned to the pool.
  */
-export async function inTransaction<T>(pool: Pool, begin: string, fn: (db: PoolClient) => Promise<T>): Promise<T> {
+export async function withConnection<T>(pool: Pool, fn: (db: PoolClient) => Promise<T>): Promise<T> {
   const client = await pool.connect();
   let broken: Error | undefined;
+  const onError = (err: Error) => {
+    broken ??= err;
+  };
+  client.on("error", onError);
   try {
+    return await fn(client);
+  } catch (err) {
+    // Only an error PostgreSQL answered with leaves the connection known to be
+    // healthy; anything else (a broken socket, an aborted COPY) destroys it.
+    if (!(err instanceof pg.DatabaseError)) broken ??= err as Error;
+    throw err;
+  } finally {
+    client.off("error", onError);
+    client.release(broken);
+  }
+}
+
+/**
+ * Runs `fn` in a transaction. On failure the transaction is rolled back and
+ * the original error rethrown; a connection whose rollback also failed is
+ * destroyed rather than returned to the pool.
+ */
+export function inTransaction<T>(pool: Pool, begin: string, fn: (db: PoolClient) => Promise<T>): Promise<T> {
+  return withConnection(pool, async (client) => {
     await client.query(begin);
     try {
       const result = await fn(client);
       await client.query("COMMIT");
       return result;
     } catch (err) {
-      await client.query("ROLLBACK").catch((rollbackErr: Error) => {
-        broken = rollbackErr;
-      });
+      try {
+        await client.query("ROLLBACK");
+      } catch (rollbackErr) {
+        throw new AggregateError([err, rollbackErr], `${(err as Error).message} (and the rollback failed)`, { cause: err });
+      }
       throw err;
     }
-  } finally {
-    client.release(broken);
-  }
+  });
 }

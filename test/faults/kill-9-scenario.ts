@@ -35,7 +35,7 @@ export async function runKill9(opts: { kills: number; streams?: number; appender
   const db = await freshDatabase();
   const pool = new pg.Pool({ connectionString: db.url, max: 2 });
   const stubs = loadAuditlogStubs();
-  const env = { DATABASE_URL: db.url, AUDITLOG_BOOTSTRAP_KEY: BOOTSTRAP_KEY, AUDITLOG_SHUTDOWN_GRACE_MS: "1000" };
+  const env = { DATABASE_URL: db.url, AUDITLOG_BOOTSTRAP_KEY: BOOTSTRAP_KEY, AUDITLOG_SHUTDOWN_GRACE_MS: "1000", ELASTICSEARCH_URL: "" };
   let svc: ChildService | null = null;
   let current: Target | null = null;
   let generation = 0;

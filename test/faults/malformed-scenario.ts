@@ -198,7 +198,7 @@ export async function runMalformed(opts: { count: number; concurrency?: number; 
   let svc: ChildService | null = null;
   let session: http2.ClientHttp2Session | null = null;
   try {
-    svc = await startChildService({ DATABASE_URL: db.url, AUDITLOG_BOOTSTRAP_KEY: BOOTSTRAP_KEY });
+    svc = await startChildService({ DATABASE_URL: db.url, AUDITLOG_BOOTSTRAP_KEY: BOOTSTRAP_KEY, ELASTICSEARCH_URL: "" });
     const url = svc.url;
     const port = Number(new URL(url).port);
     const keys = await createTenantWithKeys(url, tenantId);

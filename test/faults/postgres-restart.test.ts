@@ -48,7 +48,7 @@ describe("fault: PostgreSQL restart during ingest", () => {
     pgServer = await start();
     dbg("PostgreSQL up");
     const url = pgServer.url;
-    svc = await startChildService({ DATABASE_URL: url, AUDITLOG_BOOTSTRAP_KEY: BOOTSTRAP_KEY });
+    svc = await startChildService({ DATABASE_URL: url, AUDITLOG_BOOTSTRAP_KEY: BOOTSTRAP_KEY, ELASTICSEARCH_URL: "" });
     const tenantId = "pgrestart";
     const keys = await createTenantWithKeys(svc.url, tenantId);
     target = { url: svc.url, ingestKey: keys.ingest, grpcClient: newClient(loadAuditlogStubs().IngestService, svc.url), generation: 1 };
