@@ -9,6 +9,7 @@ import { Authenticator } from "./auth/authenticator.ts";
 import { authInterceptor } from "./auth/auth-interceptor.ts";
 import type { Config } from "./config.ts";
 import { HealthState } from "./server/health.ts";
+import { storageErrorsInterceptor } from "./server/storage-errors.ts";
 import { startHttpServer } from "./server/http-server.ts";
 import type { Logger } from "./server/log.ts";
 import { adminService } from "./services/admin-service.ts";
@@ -87,8 +88,14 @@ const PARTITION_CHECK_MS = 60 * 60 * 1000;
 
 export async function startApp(config: Config & { databaseUrl: string }, log: Logger): Promise<App> {
   const pool = new pg.Pool({ connectionString: config.databaseUrl, max: config.pgPoolSize });
-  // An idle client's error (e.g. PostgreSQL restarting) must not crash the process.
+  // A connection's error (e.g. PostgreSQL restarting) must not crash the
+  // process: idle connections report through the pool, and every connection
+  // keeps a listener of its own, because pg can emit 'error' on a connection
+  // after the query that failed on it has already returned it.
   pool.on("error", (err) => log.warn("idle PostgreSQL connection failed", { err: err.message }));
+  pool.on("connect", (client) => {
+    client.on("error", (err) => log.warn("PostgreSQL connection failed", { err: err.message }));
+  });
   const applied = await migrate(pool);
   if (applied.length) log.info("migrations applied", { applied });
   const created = await ensurePartitions(pool);
@@ -121,7 +128,7 @@ export async function startApp(config: Config & { databaseUrl: string }, log: Lo
       router.service(QueryService, queryService({ validator, reader, backend: search.backend }));
       router.service(AdminService, adminService({ validator, tenants, keys, auth }));
     },
-    interceptors: [authInterceptor(auth)],
+    interceptors: [storageErrorsInterceptor(), authInterceptor(auth)],
     httpRoutes: exportHttpHandler({ auth, backend: search.backend, validator, log }),
     allowedOrigins: config.corsOrigins,
     health,

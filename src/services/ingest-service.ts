@@ -16,6 +16,7 @@ import type { WriteItem, WriteResult } from "../store/event-writer.ts";
 import { tenantOf } from "./request-context.ts";
 import { SummaryBuilder } from "./ingest-summary.ts";
 import type { Logger } from "../server/log.ts";
+import { isStorageUnavailable } from "../server/storage-errors.ts";
 
 export type IngestDeps = {
   validator: Validator;
@@ -38,7 +39,9 @@ function checkBatchSize(events: Event[]): void {
 function writeFailure(err: unknown, log: Logger): ConnectError {
   if (err instanceof ConnectError) return err;
   if (err instanceof ClosedError) return new ConnectError(err.message, Code.Unavailable);
-  log.error("write failed", { err: String(err) });
+  // Expected while PostgreSQL restarts: a warning, not an error, in the logs.
+  if (isStorageUnavailable(err)) log.warn("write failed: storage unavailable", { err: String(err) });
+  else log.error("write failed", { err: String(err) });
   return new ConnectError("storage is unavailable; retry with the same event ids", Code.Unavailable);
 }
 
@@ -67,11 +70,15 @@ async function submitEvents(
   });
   if (items.length === 0) return { committed: Promise.resolve() };
   const { committed } = await deps.committer.submit(items);
-  return {
-    committed: committed.then((results) => {
-      results.forEach((r, i) => summary.record(indexes[i]!, items[i]!.record.id, r));
-    }),
-  };
+  const recorded = committed.then((results) => {
+    results.forEach((r, i) => summary.record(indexes[i]!, items[i]!.record.id, r));
+  });
+  // A stream awaits its commits only after its last message; a commit that
+  // fails before then must not count as an unhandled rejection (which would
+  // end the process). The failure is still reported: the caller settles
+  // every commit and fails the call with it.
+  recorded.catch(() => {});
+  return { committed: recorded };
 }
 
 async function settleAll(commits: Promise<void>[], log: Logger): Promise<void> {
