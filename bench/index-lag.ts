@@ -17,12 +17,11 @@
 // .cache/bench-postgres. ELASTICSEARCH_URL: default, a throw-away node
 // started with scripts/elasticsearch.ts (full JIT, as in production).
 import { randomBytes } from "node:crypto";
-import net from "node:net";
 import path from "node:path";
 import { parseArgs } from "node:util";
 import { Client } from "@elastic/elasticsearch";
 import pg from "pg";
-import { startElasticsearch } from "../scripts/elasticsearch.ts";
+import { freePort, startElasticsearch } from "../scripts/elasticsearch.ts";
 import type { EventRecord } from "../src/domain/event-record.ts";
 import { contentHash } from "../src/domain/hash-chain.ts";
 import { microsFromDate } from "../src/domain/timestamp.ts";
@@ -85,17 +84,6 @@ function item(tenantId: string): WriteItem {
 function pct(sorted: number[], p: number): number {
   if (sorted.length === 0) return NaN;
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
-      const { port } = srv.address() as net.AddressInfo;
-      srv.close(() => resolve(port));
-    });
-  });
 }
 
 async function progress(pool: pg.Pool): Promise<Map<string, { head: bigint; indexed: bigint }>> {

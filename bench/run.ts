@@ -29,10 +29,10 @@
 //   --out FILE             [bench/results/<timestamp>.json]
 //   --keep-db              keep the databases made by --start and the COPY baseline
 import { type ChildProcess, execFileSync, fork, spawn } from "node:child_process";
+import { freePort } from "../scripts/elasticsearch.ts";
 import { randomBytes } from "node:crypto";
 import { createWriteStream, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { once } from "node:events";
-import net from "node:net";
 import os from "node:os";
 import { dirname, join } from "node:path";
 import { parseArgs } from "node:util";
@@ -166,17 +166,6 @@ async function measured<T>(fn: () => Promise<T>): Promise<[T, Usage]> {
   const out = await fn();
   const b = procSample();
   return [out, { cpuSeconds: a && b ? b.cpuSeconds - a.cpuSeconds : null, peakRssMb: b ? b.hwmKb / 1024 : null, rssMb: b ? b.rssKb / 1024 : null }];
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once("error", reject);
-    s.listen(0, "127.0.0.1", () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
 }
 
 function dbUrl(base: string, name: string): string {

@@ -531,7 +531,8 @@ function pidAlive(pid: number): boolean {
   }
 }
 
-async function freePort(avoid: number[] = []): Promise<number> {
+/** A port on 127.0.0.1 that was free a moment ago (not one of `avoid`). */
+export async function freePort(avoid: number[] = []): Promise<number> {
   for (;;) {
     const port = await new Promise<number>((resolve, reject) => {
       const srv = net.createServer();

@@ -3,26 +3,16 @@
 // for searching: `open_text` (the string values of metadata and changes, for
 // free text) and `id_hash` (for the reconciler's checksums).
 import { createHash } from "node:crypto";
-import type { JsonObject, JsonValue } from "@bufbuild/protobuf";
+import type { JsonValue } from "@bufbuild/protobuf";
 import type { ActorTypeName, OutcomeName, SeverityName, StoredRecord } from "../domain/event-record.ts";
 import { formatMicros, parseMicros } from "../domain/timestamp.ts";
-import { canonicalContent } from "../domain/hash-chain.ts";
+import { type CanonicalContent, canonicalContent } from "../domain/hash-chain.ts";
 
-export type EventDocument = {
+/** The canonical content (hash-chain.ts) plus what the server added and the derived search fields. */
+export type EventDocument = CanonicalContent & {
   tenant_id: string;
-  id: string;
   sequence: number;
-  occurred_at: string;
   received_at: string;
-  action: string;
-  actor: { id: string; type: string; name: string; ip: string; user_agent: string; session_id: string };
-  target: { type: string; id: string; name: string } | null;
-  outcome: string;
-  severity: string;
-  context: { request_id: string; trace_id: string; source: string; location: string };
-  changes: { before: JsonObject | null; after: JsonObject | null } | null;
-  metadata: JsonObject | null;
-  message: string;
   open_text: string[];
   content_hash: string;
   hash: string;

@@ -72,15 +72,12 @@ export function recordFromRow(r: EventRow): StoredRecord {
   };
 }
 
-/** The columns written for each event, with their types, in COPY order. */
+/** The columns written for each event, in COPY order. */
 const INSERT_COLUMNS = [
-  ["tenant_id", "text"], ["sequence", "bigint"], ["id", "text"], ["occurred_at", "timestamptz"],
-  ["received_at", "timestamptz"], ["action", "text"], ["actor_id", "text"], ["actor_type", "text"],
-  ["actor_name", "text"], ["actor_ip", "text"], ["actor_user_agent", "text"], ["actor_session_id", "text"],
-  ["target_type", "text"], ["target_id", "text"], ["target_name", "text"], ["outcome", "text"],
-  ["severity", "text"], ["request_id", "text"], ["trace_id", "text"], ["source", "text"],
-  ["location", "text"], ["changes", "jsonb"], ["metadata", "jsonb"], ["message", "text"],
-  ["content_hash", "text"], ["hash", "text"], ["prev_hash", "text"],
+  "tenant_id", "sequence", "id", "occurred_at", "received_at", "action", "actor_id", "actor_type",
+  "actor_name", "actor_ip", "actor_user_agent", "actor_session_id", "target_type", "target_id",
+  "target_name", "outcome", "severity", "request_id", "trace_id", "source", "location", "changes",
+  "metadata", "message", "content_hash", "hash", "prev_hash",
 ] as const;
 
 /** Column-major values of `records`, in INSERT_COLUMNS order. */
@@ -101,7 +98,7 @@ function columnValues(records: StoredRecord[]): unknown[][] {
   return cols;
 }
 
-export const COPY_EVENTS_SQL = `COPY events (${INSERT_COLUMNS.map(([c]) => c).join(", ")}) FROM STDIN`;
+export const COPY_EVENTS_SQL = `COPY events (${INSERT_COLUMNS.join(", ")}) FROM STDIN`;
 
 // COPY's text format: tab-separated, \N for NULL, and backslash escapes for
 // the characters that would otherwise end a field or a row.

@@ -2,7 +2,7 @@
 // in test/integration/faults-short.test.ts): producers that retry
 // unacknowledged batches with the same ids, the per-fault report line, and the
 // scenarios that both the long and the short suites run.
-import net from "node:net";
+export { freePort } from "../../scripts/elasticsearch.ts";
 import pg from "pg";
 import type * as grpc from "@grpc/grpc-js";
 import { connectCall } from "../support/connect-json.ts";
@@ -15,17 +15,6 @@ export function envInt(name: string, dflt: number): number {
   const raw = process.env[name];
   const n = raw ? Number(raw) : NaN;
   return Number.isInteger(n) && n > 0 ? n : dflt;
-}
-
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
-      const { port } = srv.address() as net.AddressInfo;
-      srv.close(() => resolve(port));
-    });
-  });
 }
 
 export type FaultReport = { fault: string; sent: number; acknowledged: number; stored: number; duplicated: number; lost: number };

@@ -15,12 +15,11 @@
 // and inject("elasticsearchUrl").
 import { randomBytes } from "node:crypto";
 import fsp from "node:fs/promises";
-import net from "node:net";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import pg from "pg";
 import type { TestProject } from "vitest/node";
-import { startElasticsearch } from "../../scripts/elasticsearch.ts";
+import { freePort, startElasticsearch } from "../../scripts/elasticsearch.ts";
 import { startEmbeddedPostgres } from "../../src/store/embedded-postgres.ts";
 
 declare module "vitest" {
@@ -132,17 +131,6 @@ export async function dropDatabases(adminUrl: string, prefix: string): Promise<v
   } finally {
     await client.end();
   }
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
-      const { port } = srv.address() as net.AddressInfo;
-      srv.close(() => resolve(port));
-    });
-  });
 }
 
 /**
