@@ -68,7 +68,7 @@ export function loadConfig(env: Env = process.env): Config {
     logLevel: logLevel as Config["logLevel"],
     pgPoolSize: int("PG_POOL_SIZE", 10, 2, 200),
     batchMaxEvents: int("AUDITLOG_BATCH_MAX_EVENTS", 5000, 1, 100_000),
-    maxPendingEvents: int("AUDITLOG_MAX_PENDING_EVENTS", 50_000, 1000, 10_000_000),
+    maxPendingEvents: int("AUDITLOG_MAX_PENDING_EVENTS", 20_000, 1000, 10_000_000),
     shutdownGraceMs: int("AUDITLOG_SHUTDOWN_GRACE_MS", 10_000, 0, 600_000),
     keyCacheMs: int("AUDITLOG_KEY_CACHE_MS", 5_000, 0, 600_000),
     maxMessageBytes: int("AUDITLOG_MAX_MESSAGE_BYTES", 8 * 1024 * 1024, 1024, 256 * 1024 * 1024),

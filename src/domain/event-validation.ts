@@ -6,6 +6,7 @@ import { toBinary, type JsonValue } from "@bufbuild/protobuf";
 import { pathToString } from "@bufbuild/protobuf/reflect";
 import type { Validator } from "@bufbuild/protovalidate";
 import { type Event, EventSchema } from "../../gen/auditlog/v1/event_pb.js";
+import { compilePrecheck } from "./rule-precheck.ts";
 
 export type FieldViolation = { field: string; reason: string };
 
@@ -32,49 +33,60 @@ function pathText(root: string, segments: Segments): string {
   return segments.reduce<string>((p, s) => (typeof s === "number" ? `${p}[${s}]` : `${p}.${s}`), root);
 }
 
-function walkStruct(value: JsonValue, root: string, segments: Segments, out: FieldViolation[]): void {
-  if (out.length >= 10) return;
-  const report = (reason: string) => out.push({ field: pathText(root, segments), reason });
+// An upper bound of a string's encoded size with its field's tag and length:
+// UTF-8 takes at most 3 bytes per UTF-16 unit, tag and length at most 6.
+const stringBound = (s: string) => 3 * s.length + 8;
+// The envelope's fixed-size parts: timestamp, enums, the framing of the nested messages.
+const ENVELOPE_BOUND = 128;
+
+/**
+ * Checks an open JSON value and returns an upper bound of its encoded size as
+ * a google.protobuf.Value (framing included). The bound is meaningless once a
+ * violation was reported.
+ */
+function walkStruct(value: JsonValue, root: string, segments: Segments, out: FieldViolation[]): number {
+  if (out.length >= 10) return 0;
+  const report = (reason: string) => void out.push({ field: pathText(root, segments), reason });
   if (typeof value === "string") {
     const reason = badTextReason(value);
     if (reason) report(reason);
-    return;
+    return stringBound(value) + 6;
   }
-  if (typeof value === "number" && !Number.isFinite(value)) return void report("numbers must be finite");
-  if (value === null || typeof value !== "object") return;
-  if (segments.length + 1 > EVENT_LIMITS.maxDepth) return void report(`nested deeper than ${EVENT_LIMITS.maxDepth} levels`);
+  if (typeof value === "number" && !Number.isFinite(value)) return report("numbers must be finite"), 0;
+  if (value === null || typeof value !== "object") return 16;
+  if (segments.length + 1 > EVENT_LIMITS.maxDepth) return report(`nested deeper than ${EVENT_LIMITS.maxDepth} levels`), 0;
+  let bound = 12;
   if (Array.isArray(value)) {
     for (let i = 0; i < value.length; i++) {
       segments.push(i);
-      walkStruct(value[i]!, root, segments, out);
+      bound += walkStruct(value[i]!, root, segments, out) + 6;
       segments.pop();
     }
-    return;
+    return bound;
   }
   const keys = Object.keys(value);
-  if (keys.length > EVENT_LIMITS.maxKeysPerObject) return void report(`more than ${EVENT_LIMITS.maxKeysPerObject} keys in one object`);
+  if (keys.length > EVENT_LIMITS.maxKeysPerObject) return report(`more than ${EVENT_LIMITS.maxKeysPerObject} keys in one object`), 0;
   for (const k of keys) {
-    if (k.length === 0 || k.length > EVENT_LIMITS.maxKeyLength) return void report(`keys must be 1 to ${EVENT_LIMITS.maxKeyLength} characters`);
+    if (k.length === 0 || k.length > EVENT_LIMITS.maxKeyLength) return report(`keys must be 1 to ${EVENT_LIMITS.maxKeyLength} characters`), 0;
     const keyReason = badTextReason(k);
-    if (keyReason) return void report(`key ${keyReason}`);
+    if (keyReason) return report(`key ${keyReason}`), 0;
     segments.push(k);
-    walkStruct(value[k] as JsonValue, root, segments, out);
+    bound += stringBound(k) + walkStruct(value[k] as JsonValue, root, segments, out) + 12;
     segments.pop();
   }
+  return bound;
 }
 
-export function validateEvent(validator: Validator, e: Event): FieldViolation[] {
-  const size = toBinary(EventSchema, e).length;
-  if (size > EVENT_LIMITS.maxEncodedBytes) {
-    return [{ field: "", reason: `event is ${size} bytes encoded; the limit is ${EVENT_LIMITS.maxEncodedBytes}` }];
-  }
-  const result = validator.validate(EventSchema, e);
-  const out: FieldViolation[] = [];
-  if (result.kind === "invalid") {
-    for (const v of result.violations) out.push({ field: pathToString(v.field), reason: v.message });
-  } else if (result.kind === "error") {
-    throw result.error;
-  }
+// Compiled once from the contract; null would mean "always ask protovalidate".
+const precheck = compilePrecheck(EventSchema);
+
+/**
+ * Checks the event's text and open structures (NUL, well-formed Unicode,
+ * finite numbers, nesting) into `out`, and returns an upper bound of its
+ * encoded size (meaningless once a violation was reported).
+ */
+function checkContent(e: Event, out: FieldViolation[]): number {
+  let bound = ENVELOPE_BOUND;
   const texts: [string, string | undefined][] = [
     ["id", e.id], ["action", e.action], ["message", e.message],
     ["actor.id", e.actor?.id], ["actor.name", e.actor?.name], ["actor.ip", e.actor?.ip],
@@ -84,11 +96,36 @@ export function validateEvent(validator: Validator, e: Event): FieldViolation[] 
     ["context.source", e.context?.source], ["context.location", e.context?.location],
   ];
   for (const [field, text] of texts) {
-    const reason = text ? badTextReason(text) : null;
+    if (!text) continue;
+    bound += stringBound(text);
+    const reason = badTextReason(text);
     if (reason) out.push({ field, reason });
   }
-  if (e.metadata) walkStruct(e.metadata, "metadata", [], out);
-  if (e.changes?.before) walkStruct(e.changes.before, "changes.before", [], out);
-  if (e.changes?.after) walkStruct(e.changes.after, "changes.after", [], out);
-  return out;
+  if (e.metadata) bound += walkStruct(e.metadata, "metadata", [], out);
+  if (e.changes?.before) bound += walkStruct(e.changes.before, "changes.before", [], out);
+  if (e.changes?.after) bound += walkStruct(e.changes.after, "changes.after", [], out);
+  return bound;
+}
+
+/** An upper bound of the event's protobuf encoding in bytes (for an event without violations). */
+export function encodedSizeBound(e: Event): number {
+  return checkContent(e, []);
+}
+
+export function validateEvent(validator: Validator, e: Event): FieldViolation[] {
+  const own: FieldViolation[] = [];
+  const bound = checkContent(e, own);
+  // Encoding the event again costs as much as checking it: only when the
+  // bound does not already prove it small enough.
+  if (own.length > 0 || bound > EVENT_LIMITS.maxEncodedBytes) {
+    const size = toBinary(EventSchema, e).length;
+    if (size > EVENT_LIMITS.maxEncodedBytes) {
+      return [{ field: "", reason: `event is ${size} bytes encoded; the limit is ${EVENT_LIMITS.maxEncodedBytes}` }];
+    }
+  }
+  if (own.length === 0 && precheck !== null && precheck(e)) return own;
+  const result = validator.validate(EventSchema, e);
+  if (result.kind === "error") throw result.error;
+  if (result.kind === "valid") return own;
+  return [...result.violations.map((v) => ({ field: pathToString(v.field), reason: v.message })), ...own];
 }

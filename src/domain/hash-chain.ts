@@ -63,8 +63,30 @@ export function canonicalContent(r: EventRecord): CanonicalContent {
   };
 }
 
+const str = JSON.stringify;
+
+/**
+ * canonicalJson(canonicalContent(r)), written out directly: the envelope's
+ * keys are fixed, so their sorted order is spelled out here instead of being
+ * sorted for every event on the ingest path. Only the open content (changes,
+ * metadata) goes through the general canonicalJson.
+ */
+export function canonicalContentJson(r: EventRecord): string {
+  const a = r.actor;
+  const c = r.context;
+  const t = r.target;
+  return `{"action":${str(r.action)}` +
+    `,"actor":{"id":${str(a.id)},"ip":${str(a.ip)},"name":${str(a.name)},"session_id":${str(a.sessionId)},"type":${str(a.type)},"user_agent":${str(a.userAgent)}}` +
+    `,"changes":${r.changes === null ? "null" : canonicalJson(r.changes as Json)}` +
+    `,"context":{"location":${str(c.location)},"request_id":${str(c.requestId)},"source":${str(c.source)},"trace_id":${str(c.traceId)}}` +
+    `,"id":${str(r.id)},"message":${str(r.message)}` +
+    `,"metadata":${r.metadata === null ? "null" : canonicalJson(r.metadata as Json)}` +
+    `,"occurred_at":${str(formatMicros(r.occurredAt))},"outcome":${str(r.outcome)},"severity":${str(r.severity)}` +
+    `,"target":${t === null ? "null" : `{"id":${str(t.id)},"name":${str(t.name)},"type":${str(t.type)}}`}}`;
+}
+
 export function contentHash(r: EventRecord): string {
-  return sha256Hex(canonicalJson(canonicalContent(r) as Json));
+  return sha256Hex(canonicalContentJson(r));
 }
 
 export function chainHash(

@@ -4,6 +4,8 @@
 // producer's request or back out of PostgreSQL's jsonb.
 export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 
+// Runs over every value of every ingested event: plain loops and string
+// concatenation rather than map/join, which allocate an array per level.
 export function canonicalJson(value: Json): string {
   if (value === null || typeof value !== "object") {
     if (typeof value === "number" && !Number.isFinite(value)) {
@@ -11,7 +13,17 @@ export function canonicalJson(value: Json): string {
     }
     return JSON.stringify(value);
   }
-  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(",")}]`;
-  const keys = Object.keys(value).sort();
-  return `{${keys.map((k) => `${JSON.stringify(k)}:${canonicalJson(value[k] as Json)}`).join(",")}}`;
+  if (Array.isArray(value)) {
+    let s = "[";
+    for (let i = 0; i < value.length; i++) s += (i ? "," : "") + canonicalJson(value[i]!);
+    return s + "]";
+  }
+  const keys = Object.keys(value);
+  if (keys.length > 1) keys.sort();
+  let s = "{";
+  for (let i = 0; i < keys.length; i++) {
+    const k = keys[i]!;
+    s += (i ? "," : "") + JSON.stringify(k) + ":" + canonicalJson(value[k]!);
+  }
+  return s + "}";
 }

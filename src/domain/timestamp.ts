@@ -24,11 +24,18 @@ export function microsFromDate(d: Date): Micros {
   return BigInt(d.getTime()) * 1000n;
 }
 
+// The last time formatted: a batch's rows all share one received_at.
+let lastMicros: Micros | null = null;
+let lastText = "";
+
 export function formatMicros(us: Micros): string {
+  if (us === lastMicros) return lastText;
   if (us < MIN_MICROS || us > MAX_MICROS) throw new RangeError(`time ${us} µs is outside the years 1 to 9999`);
   const { seconds, nanos } = timestampFromMicros(us);
   const iso = new Date(Number(seconds) * 1000).toISOString(); // YYYY-MM-DDTHH:MM:SS.mmmZ
-  return `${iso.slice(0, 19)}.${String(nanos / 1000).padStart(6, "0")}Z`;
+  lastText = `${iso.slice(0, 19)}.${String(nanos / 1000).padStart(6, "0")}Z`;
+  lastMicros = us;
+  return lastText;
 }
 
 const rfc3339 = /^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:\.(\d{1,9}))?Z$/;

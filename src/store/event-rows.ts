@@ -80,44 +80,39 @@ const INSERT_COLUMNS = [
   "metadata", "message", "content_hash", "hash", "prev_hash",
 ] as const;
 
-/** Column-major values of `records`, in INSERT_COLUMNS order. */
-function columnValues(records: StoredRecord[]): unknown[][] {
-  const cols: unknown[][] = INSERT_COLUMNS.map(() => new Array(records.length));
-  records.forEach((r, i) => {
-    const values = [
-      r.tenantId, r.sequence.toString(), r.id, formatMicros(r.occurredAt), formatMicros(r.receivedAt),
-      r.action, r.actor.id, r.actor.type, r.actor.name, r.actor.ip, r.actor.userAgent, r.actor.sessionId,
-      r.target?.type ?? null, r.target?.id ?? null, r.target?.name ?? null, r.outcome, r.severity,
-      r.context.requestId, r.context.traceId, r.context.source, r.context.location,
-      r.changes === null ? null : JSON.stringify(r.changes),
-      r.metadata === null ? null : JSON.stringify(r.metadata),
-      r.message, r.contentHash, r.hash, r.prevHash,
-    ];
-    values.forEach((v, c) => (cols[c]![i] = v));
-  });
-  return cols;
+/** The values of one record, in INSERT_COLUMNS order. */
+function rowValues(r: StoredRecord): (string | null)[] {
+  return [
+    r.tenantId, r.sequence.toString(), r.id, formatMicros(r.occurredAt), formatMicros(r.receivedAt),
+    r.action, r.actor.id, r.actor.type, r.actor.name, r.actor.ip, r.actor.userAgent, r.actor.sessionId,
+    r.target?.type ?? null, r.target?.id ?? null, r.target?.name ?? null, r.outcome, r.severity,
+    r.context.requestId, r.context.traceId, r.context.source, r.context.location,
+    r.changes === null ? null : JSON.stringify(r.changes),
+    r.metadata === null ? null : JSON.stringify(r.metadata),
+    r.message, r.contentHash, r.hash, r.prevHash,
+  ];
 }
 
 export const COPY_EVENTS_SQL = `COPY events (${INSERT_COLUMNS.join(", ")}) FROM STDIN`;
 
 // COPY's text format: tab-separated, \N for NULL, and backslash escapes for
 // the characters that would otherwise end a field or a row.
-function copyField(v: unknown): string {
-  if (v === null || v === undefined) return "\\N";
-  const s = String(v);
-  return /[\\\t\n\r]/.test(s) ? s.replace(/[\\\t\n\r]/g, (c) => (c === "\\" ? "\\\\" : c === "\t" ? "\\t" : c === "\n" ? "\\n" : "\\r")) : s;
+const SPECIAL = /[\\\t\n\r]/;
+function copyField(v: string | null): string {
+  if (v === null) return "\\N";
+  return SPECIAL.test(v) ? v.replace(/[\\\t\n\r]/g, (c) => (c === "\\" ? "\\\\" : c === "\t" ? "\\t" : c === "\n" ? "\\n" : "\\r")) : v;
 }
 
 /** The rows of `records` in COPY text format. */
 export function copyEventsText(records: StoredRecord[]): string {
-  const cols = columnValues(records);
-  const lines = new Array<string>(records.length);
-  for (let i = 0; i < records.length; i++) {
-    let line = "";
-    for (let c = 0; c < cols.length; c++) line += (c ? "\t" : "") + copyField(cols[c]![i]);
-    lines[i] = line;
+  let out = "";
+  for (const r of records) {
+    const values = rowValues(r);
+    let line = copyField(values[0] ?? null);
+    for (let c = 1; c < values.length; c++) line += "\t" + copyField(values[c] ?? null);
+    out += line + "\n";
   }
-  return lines.join("\n") + "\n";
+  return out;
 }
 
 export const COPY_EVENT_IDS_SQL = "COPY event_ids (tenant_id, event_id, content_hash, sequence, received_at) FROM STDIN";

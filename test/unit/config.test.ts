@@ -31,7 +31,7 @@ describe("loadConfig", () => {
       logLevel: "info",
       pgPoolSize: 10,
       batchMaxEvents: 5000,
-      maxPendingEvents: 50_000,
+      maxPendingEvents: 20_000,
       shutdownGraceMs: 10_000,
       keyCacheMs: 5_000,
       maxMessageBytes: 8 * 1024 * 1024,

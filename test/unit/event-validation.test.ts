@@ -2,7 +2,7 @@ import { toBinary, type JsonObject, type JsonValue } from "@bufbuild/protobuf";
 import { createValidator } from "@bufbuild/protovalidate";
 import { describe, expect, it } from "vitest";
 import { type ActorType, type Event, EventSchema, type Outcome, type Severity } from "../../gen/auditlog/v1/event_pb.js";
-import { EVENT_LIMITS, type FieldViolation, validateEvent } from "../../src/domain/event-validation.ts";
+import { EVENT_LIMITS, encodedSizeBound, type FieldViolation, validateEvent } from "../../src/domain/event-validation.ts";
 import { fullEvent, minimalEvent } from "./fixtures.ts";
 
 const validator = createValidator();
@@ -82,6 +82,65 @@ describe("validateEvent: valid events", () => {
     expect(check(e)).toEqual([]);
     e.metadata = { pad: "p".repeat(padLength + 1) };
     expect(check(e)).toHaveLength(1);
+  });
+});
+
+describe("validateEvent: the size limit without re-encoding every event", () => {
+  // validateEvent only encodes an event when a cheap upper bound of its size
+  // exceeds the limit. Events made of many tiny values (where framing, not
+  // text, dominates) just over the limit must still be caught.
+  it("rejects every event just over 64 KiB, whatever it is made of", () => {
+    // Tiny values (framing dominates) and long strings of 3-byte characters
+    // (where the bound is tightest).
+    const values: JsonValue[] = ["", "é", "😀", null, true, 0, 1.5, -1e300, [], [null], {}, { a: null }, ["x", [false]],
+      "€".repeat(700), ["中".repeat(300)]];
+    let seed = 7;
+    const rnd = () => ((seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32);
+    for (let trial = 0; trial < 12; trial++) {
+      const metadata: JsonObject = {};
+      const e = minimalEvent({ message: "中".repeat(Math.floor(rnd() * 1000)) });
+      const added: [JsonObject, string][] = [];
+      const sizeNow = () => toBinary(EventSchema, { ...e, metadata }).length;
+      // Grow past the limit in steps, then back off to the last entry that crosses it.
+      for (let i = 0; added.length % 50 !== 0 || sizeNow() <= EVENT_LIMITS.maxEncodedBytes; i++) {
+        // At most 256 keys per object: 200 per inner object.
+        const inner = (metadata[`o${Math.floor(i / 200)}`] ??= {}) as JsonObject;
+        const key = `${["k", "ü", "😀"][i % 3]}${i}`;
+        inner[key] = values[Math.floor(rnd() * values.length)]!;
+        added.push([inner, key]);
+      }
+      let last: [JsonObject, string, JsonValue] | null = null;
+      while (sizeNow() > EVENT_LIMITS.maxEncodedBytes) {
+        const [inner, key] = added.pop()!;
+        last = [inner, key, inner[key]!];
+        delete inner[key];
+      }
+      last![0][last![1]] = last![2];
+      e.metadata = metadata;
+      const size = toBinary(EventSchema, e).length;
+      expect(size).toBeLessThan(EVENT_LIMITS.maxEncodedBytes + 2200);
+      const v = check(e);
+      expect(v, `trial ${trial}: ${size} bytes`).toHaveLength(1);
+      expect(v[0]!.reason).toBe(`event is ${size} bytes encoded; the limit is ${EVENT_LIMITS.maxEncodedBytes}`);
+      expect(encodedSizeBound(e)).toBeGreaterThanOrEqual(size);
+    }
+  });
+
+  it("bounds the encoded size from above for every kind of content", () => {
+    const worst: JsonValue[] = ["", "a", "é", "€€€", "😀", null, false, 0, -0.1, 2 ** 60, [], [[[]]], {}, { "€": "€" }];
+    const fixtures = [minimalEvent(), fullEvent(), minimalEvent({ id: "", message: "" })];
+    for (const e of fixtures) expect(encodedSizeBound(e)).toBeGreaterThanOrEqual(toBinary(EventSchema, e).length);
+    for (const v of worst) {
+      for (const n of [1, 10, 200]) {
+        const e = fullEvent({
+          message: "€".repeat(n),
+          actor: { id: "€".repeat(n), name: "😀".repeat(n), userAgent: "é".repeat(n), sessionId: "x" },
+          metadata: Object.fromEntries(Array.from({ length: n }, (_, i) => [`€${i}`, v])),
+          changes: { before: { l: Array.from({ length: n }, () => v) }, after: { o: { p: v } } },
+        });
+        expect(encodedSizeBound(e), JSON.stringify(v)).toBeGreaterThanOrEqual(toBinary(EventSchema, e).length);
+      }
+    }
   });
 });
 

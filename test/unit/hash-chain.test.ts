@@ -5,6 +5,7 @@ import type { EventRecord, StoredRecord } from "../../src/domain/event-record.ts
 import { recordFromEvent } from "../../src/domain/event-record.ts";
 import {
   canonicalContent,
+  canonicalContentJson,
   chainHash,
   type ChainBreak,
   ChainVerifier,
@@ -52,6 +53,16 @@ describe("contentHash", () => {
     expect(c.occurred_at).toBe("2024-05-06T07:08:09.123456Z");
     expect(Object.keys(c.actor as object).sort()).toEqual(["id", "ip", "name", "session_id", "type", "user_agent"]);
     expect(Object.keys(c.context as object).sort()).toEqual(["location", "request_id", "source", "trace_id"]);
+  });
+
+  it("spells the canonical content exactly as canonicalJson would, for every shape of event", () => {
+    const records = [
+      base,
+      recordFromEvent(minimalEvent()),
+      recordFromEvent(minimalEvent({ target: { type: "t" }, changes: { after: { "é": [1, { z: null, a: "\"q\"" }] } } })),
+      recordFromEvent(fullEvent({ message: "line\nbreak \u2028 😀", actor: { id: "a\\b", name: "</script>" } })),
+    ];
+    for (const r of records) expect(canonicalContentJson(r)).toBe(canonicalJson(canonicalContent(r)));
   });
 
   it("is stable: the same event gives the same hash", () => {
