@@ -428,6 +428,38 @@ async function indexStatus(client: GrpcStub, key: string): Promise<{ backend: st
   );
 }
 
+/**
+ * With Elasticsearch, waits until the index holds everything committed, so
+ * the next phase is not measured while the indexer works off the previous
+ * phase's backlog; the wait itself is a figure: backlog indexing rate.
+ */
+async function settleIndex(ctx: Ctx, after: string): Promise<void> {
+  const q = newClient(loadAuditlogStubs().QueryService, ctx.url);
+  try {
+    let s = await indexStatus(q, ctx.queryKey);
+    if (!/elastic/i.test(s.backend)) return;
+    const from = BigInt(s.indexedPosition);
+    const target = BigInt(s.committedPosition);
+    if (from >= target) return;
+    const t0 = performance.now();
+    const deadline = Date.now() + PHASE_TIMEOUT_MS;
+    while (BigInt(s.indexedPosition) < target && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 200));
+      s = await indexStatus(q, ctx.queryKey);
+    }
+    const seconds = (performance.now() - t0) / 1000;
+    const events = Number(BigInt(s.indexedPosition) - from);
+    const caughtUp = BigInt(s.indexedPosition) >= target;
+    addRow({
+      phase: `index catch-up after ${after}`, events, seconds, rate: events / seconds, p50: null, p99: null, p999: null,
+      note: `backlog left when the ${after} phase ended, indexed before the next phase starts${caughtUp ? "" : "; NOT CAUGHT UP (phase timeout)"}`,
+    });
+    results[`indexCatchUpAfter_${after}`] = { events, seconds, rate: events / seconds, caughtUp };
+  } finally {
+    q.close();
+  }
+}
+
 async function phaseLag(ctx: Ctx): Promise<void> {
   const stubs = loadAuditlogStubs();
   const q = newClient(stubs.QueryService, ctx.url);
@@ -626,6 +658,7 @@ async function main(): Promise<void> {
     }
   };
   await run("ingest", () => phaseIngest(ctx));
+  await run("ingest", () => settleIndex(ctx, "ingest"));
   await run("append", () => phaseAppend(ctx));
   await run("copy", () => phaseCopy());
   await run("lag", () => phaseLag(ctx));

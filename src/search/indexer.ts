@@ -123,6 +123,23 @@ type BulkOutcome =
 
 type Waiter = { resolve: () => void; onNotify: boolean };
 
+/** What settling a bulk request needs of each event in it. */
+type DocRef = { sequence: string; id: string };
+
+/**
+ * The bulk request body for `rows`, already serialized (action line, then
+ * document, per event): the client passes strings through as they are.
+ */
+function bulkLines(names: IndexNames, tenantId: string, rows: EventRow[]): string[] {
+  const lines = new Array<string>(rows.length * 2);
+  rows.forEach((row, i) => {
+    const doc = documentFromRecord(recordFromRow(row));
+    lines[2 * i] = JSON.stringify({ index: { _index: names.indexFor(doc.occurred_at), _id: documentId(tenantId, doc.id), routing: tenantId } });
+    lines[2 * i + 1] = JSON.stringify(doc);
+  });
+  return lines;
+}
+
 export class Indexer {
   private readonly pool: Pool;
   private readonly client: Client;
@@ -427,13 +444,16 @@ export class Indexer {
     }
     lane.readFrom = upTo;
     lane.inflight++;
-    const bulk = docs.length > 0 ? this.bulk(lane.tenantId, docs) : Promise.resolve<BulkOutcome>({ kind: "ok" });
+    const bulk = docs.length > 0 ? this.bulk(lane.tenantId, bulkLines(this.names, lane.tenantId, docs), docs[0]!.sequence) : Promise.resolve<BulkOutcome>({ kind: "ok" });
+    // Up to `concurrency` batches wait for Elasticsearch at a time: keep only
+    // what settling needs, not the rows (most of the indexer's memory).
+    const refs: DocRef[] = docs.map((r) => ({ sequence: r.sequence, id: r.id }));
     const prev = lane.tail;
     const done = (async () => {
       const outcome = await bulk;
       await prev;
       try {
-        await this.settle(lane, epoch, docs, upTo, outcome);
+        await this.settle(lane, epoch, refs, upTo, outcome);
       } catch (err) {
         // PostgreSQL failed while recording progress.
         this.globalFailure(err);
@@ -448,7 +468,7 @@ export class Indexer {
   }
 
   /** Runs in sequence order per tenant: records progress for a finished bulk. */
-  private async settle(lane: Lane, epoch: number, docs: EventRow[], upTo: bigint, outcome: BulkOutcome): Promise<void> {
+  private async settle(lane: Lane, epoch: number, docs: DocRef[], upTo: bigint, outcome: BulkOutcome): Promise<void> {
     if (lane.epoch !== epoch) return; // an earlier batch failed: this one is re-read later
     if (outcome.kind === "error") {
       this.globalFailure(outcome.err);
@@ -481,12 +501,8 @@ export class Indexer {
     lane.stuck = null;
   }
 
-  private async bulk(tenantId: string, rows: EventRow[]): Promise<BulkOutcome> {
-    const operations: unknown[] = [];
-    for (const row of rows) {
-      const doc = documentFromRecord(recordFromRow(row));
-      operations.push({ index: { _index: this.names.indexFor(doc.occurred_at), _id: documentId(tenantId, doc.id), routing: tenantId } }, doc);
-    }
+  private async bulk(tenantId: string, operations: string[], firstSequence: string): Promise<BulkOutcome> {
+    const count = operations.length / 2;
     try {
       this.stats.bulkRequests++;
       const t0 = performance.now();
@@ -497,7 +513,7 @@ export class Indexer {
         { operations, refresh: "wait_for", filter_path: ["took", "errors", "items.*.status", "items.*.error"] },
         { maxRetries: 0, requestTimeout: BULK_TIMEOUT_MS },
       );
-      this.log.debug("bulk done", { tenant: tenantId, events: rows.length, ms: Math.round(performance.now() - t0), tookMs: res.took, from: rows[0]!.sequence });
+      this.log.debug("bulk done", { tenant: tenantId, events: count, ms: Math.round(performance.now() - t0), tookMs: res.took, from: firstSequence });
       if (!res.errors) return { kind: "ok" };
       const failed: { index: number; status: number; type: string; reason: string }[] = [];
       res.items.forEach((item, index) => {
@@ -506,8 +522,8 @@ export class Indexer {
           failed.push({ index, status: r?.status ?? 0, type: r?.error?.type ?? "unknown", reason: r?.error?.reason ?? JSON.stringify(item) });
         }
       });
-      if (res.items.length !== rows.length) {
-        return { kind: "error", err: new Error(`bulk answered ${res.items.length} items for ${rows.length} documents`) };
+      if (res.items.length !== count) {
+        return { kind: "error", err: new Error(`bulk answered ${res.items.length} items for ${count} documents`) };
       }
       if (failed.length === 0) return { kind: "ok" };
       return { kind: "items", firstFailed: failed[0]!.index, failed };
@@ -536,7 +552,7 @@ export class Indexer {
     return removed;
   }
 
-  private documentFailure(lane: Lane, docs: EventRow[], outcome: Extract<BulkOutcome, { kind: "items" }>): void {
+  private documentFailure(lane: Lane, docs: DocRef[], outcome: Extract<BulkOutcome, { kind: "items" }>): void {
     const first = outcome.failed[0]!;
     const row = docs[first.index]!;
     const transient = outcome.failed.every((f) => f.status === 429 || f.status >= 500);
