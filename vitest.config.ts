@@ -2,7 +2,7 @@ import { defineConfig } from "vitest/config";
 
 // Two projects so that unit tests do not wait for servers they never use:
 // - unit:        test/unit/**, no global setup;
-// - faults:      test/faults/**, the long fault-injection suite (npm run test:faults),
+// - faults:      test/faults/**, the fault-injection suite (alone: npm run test:faults),
 //                same global setup as integration, excluded from it;
 // - integration: every other test/**/*.test.ts, with test/setup/global-setup.ts,
 //                which provides databaseUrl, adminDatabaseUrl and elasticsearchUrl
@@ -34,9 +34,9 @@ export default defineConfig({
       },
       {
         // Fault injection (kill -9, PostgreSQL restart, Elasticsearch outage,
-        // slow consumers, malformed requests): long, run with `npm run test:faults`.
-        // Short forms of two of them run in the integration project
-        // (test/integration/faults-short.test.ts).
+        // slow consumers, malformed requests): about 3 minutes. `npm test`
+        // (and so CI) runs it in full with the other projects;
+        // `npm run test:faults` runs it alone.
         extends: true,
         test: {
           name: "faults",

@@ -1,7 +1,6 @@
-// Shared pieces of the fault suite (test/faults/*.test.ts and the short forms
-// in test/integration/faults-short.test.ts): producers that retry
-// unacknowledged batches with the same ids, the per-fault report line, and the
-// scenarios that both the long and the short suites run.
+// Shared pieces of the fault suite (test/faults/*.test.ts): producers that
+// retry unacknowledged batches with the same ids, and the per-fault report
+// line.
 export { freePort } from "../../scripts/elasticsearch.ts";
 import pg from "pg";
 import type * as grpc from "@grpc/grpc-js";

@@ -1,8 +1,8 @@
 // Fault 1: kill -9 of the server in the middle of grpc-js Ingest streams and
 // Connect Append loops, `kills` times in a row, restarting it on the same
 // database each time. Producers resend unacknowledged batches with the same
-// ids. Used by test/faults/kill-9.test.ts and the short form in
-// test/integration/faults-short.test.ts.
+// ids. Run by test/faults/kill-9.test.ts, with the number of kills as a
+// parameter.
 import pg from "pg";
 import { type ChildService, startChildService } from "../support/child-service.ts";
 import { freshDatabase } from "../support/db.ts";

@@ -1,7 +1,7 @@
 // Fault 5: many malformed requests (random gRPC frames, wrong content types,
 // JSON with wrong types, truncated frames, huge fields, HTTP/2 garbage, bad
-// gRPC-Web base64) while a correct producer keeps appending. Used by
-// test/faults/malformed.test.ts and test/integration/faults-short.test.ts.
+// gRPC-Web base64) while a correct producer keeps appending. Run by
+// test/faults/malformed.test.ts, with the size as a parameter.
 import { randomBytes } from "node:crypto";
 import http2 from "node:http2";
 import net from "node:net";
