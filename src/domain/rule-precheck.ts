@@ -13,7 +13,8 @@
 // protovalidate would reject. So it understands only a small set of rules
 // and compiles to null (always ask protovalidate) when a message, or any
 // message reachable from it, uses another one: CEL expressions, message or
-// oneof rules, predefined rule extensions, rules on lists or maps, string
+// oneof rules, predefined rule extensions, rules on lists or maps or on
+// scalars with explicit presence (`optional`), string
 // rules other than min_len/max_len/pattern/ip, enum rules other than
 // defined_only, timestamp rules other than gte/lte. Where a supported rule is
 // hard to decide exactly (IPv6 and unusual IPv4 spellings, regular
@@ -23,6 +24,7 @@
 import type { DescEnum, DescField, DescMessage, Message } from "@bufbuild/protobuf";
 import { getOption, hasOption, isFieldSet } from "@bufbuild/protobuf";
 import { reflect } from "@bufbuild/protobuf/reflect";
+import { FeatureSet_FieldPresence } from "@bufbuild/protobuf/wkt";
 import {
   type EnumRules,
   EnumRulesSchema,
@@ -103,7 +105,8 @@ function compileField(f: DescField, compiling: Map<string, ValueCheck>): ValueCh
     }
     case "scalar": {
       if (!rules) return null;
-      if (rules.required) throw new Unsupported();
+      // An unset field with presence skips its rules: not modelled here.
+      if (rules.required || f.presence !== FeatureSet_FieldPresence.IMPLICIT) throw new Unsupported();
       if (rules.type.case === undefined) return null;
       if (rules.type.case !== "string") throw new Unsupported();
       const check = stringCheck(rules.type.value);
@@ -111,7 +114,7 @@ function compileField(f: DescField, compiling: Map<string, ValueCheck>): ValueCh
     }
     case "enum": {
       if (!rules) return null;
-      if (rules.required) throw new Unsupported();
+      if (rules.required || f.presence !== FeatureSet_FieldPresence.IMPLICIT) throw new Unsupported();
       if (rules.type.case === undefined) return null;
       if (rules.type.case !== "enum") throw new Unsupported();
       return enumCheck(rules.type.value, f.enum);

@@ -116,7 +116,11 @@ describe("compilePrecheck (Event)", () => {
 
 describe("compilePrecheck (rules it does not understand)", () => {
   /** A message `t.M` with one string field `s` carrying `rules`, and optionally message rules. */
-  function messageWith(rules: MessageInitShape<typeof FieldRulesSchema>, messageRules?: MessageInitShape<typeof MessageRulesSchema>): DescMessage {
+  function messageWith(
+    rules: MessageInitShape<typeof FieldRulesSchema>,
+    messageRules?: MessageInitShape<typeof MessageRulesSchema>,
+    explicitPresence = false,
+  ): DescMessage {
     const options = create(FieldOptionsSchema);
     setExtension(options, fieldRulesExt, create(FieldRulesSchema, rules));
     const messageOptions = create(MessageOptionsSchema);
@@ -128,7 +132,11 @@ describe("compilePrecheck (rules it does not understand)", () => {
       messageType: [{
         name: "M",
         options: messageOptions,
-        field: [{ name: "s", number: 1, jsonName: "s", type: FieldDescriptorProto_Type.STRING, label: FieldDescriptorProto_Label.OPTIONAL, options }],
+        field: [{
+          name: "s", number: 1, jsonName: "s", type: FieldDescriptorProto_Type.STRING, label: FieldDescriptorProto_Label.OPTIONAL, options,
+          ...(explicitPresence ? { proto3Optional: true, oneofIndex: 0 } : {}),
+        }],
+        oneofDecl: explicitPresence ? [{ name: "_s" }] : [],
       }],
     });
     return createFileRegistry(file, () => undefined).getMessage("t.M")!;
@@ -153,6 +161,12 @@ describe("compilePrecheck (rules it does not understand)", () => {
     ["required on a scalar", { required: true, type: { case: "string", value: { minLen: 1n } } }],
   ] as const)("compiles to null for %s", (_name, rules) => {
     expect(compilePrecheck(messageWith(rules as MessageInitShape<typeof FieldRulesSchema>))).toBeNull();
+  });
+
+  it("compiles to null for rules on an `optional` scalar (unset skips them)", () => {
+    const rules = { type: { case: "string", value: { minLen: 1n } } } as const;
+    expect(compilePrecheck(messageWith(rules))).not.toBeNull();
+    expect(compilePrecheck(messageWith(rules, undefined, true))).toBeNull();
   });
 
   it("compiles to null for message rules", () => {
