@@ -22,10 +22,48 @@
 import { toJsonString } from "@bufbuild/protobuf";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { ActorType, Outcome, Severity, type StoredEvent, StoredEventSchema } from "../../gen/auditlog/v1/event_pb.js";
+import type { StoredRecord } from "./event-record.ts";
+import { timestampFromMicros } from "./timestamp.ts";
 
-/** One NDJSON line: the event in proto3 JSON plus "\n". */
+/** One NDJSON line: the event in proto3 JSON plus "\n". The definition that ndjsonLineOfRecord is tested against. */
 export function ndjsonLine(e: StoredEvent): string {
   return toJsonString(StoredEventSchema, e) + "\n";
+}
+
+const str = JSON.stringify;
+
+/** `,"key":"value"` for a string field, nothing for "" (proto3 JSON omits defaults). */
+function strField(key: string, v: string): string {
+  return v === "" ? "" : `,"${key}":${str(v)}`;
+}
+
+/** `{...}` from fields made by strField (each starts with a comma). */
+function object(fields: string): string {
+  return `{${fields.slice(1)}}`;
+}
+
+/**
+ * ndjsonLine(storedEventFromRecord(r)), written directly from the record.
+ * Exports run this for every row: building the message and serializing it by
+ * reflection cost about 14 µs per event, this about a quarter of that.
+ * test/unit/export-format.test.ts checks both give the same bytes.
+ */
+export function ndjsonLineOfRecord(r: StoredRecord): string {
+  const a = r.actor;
+  const c = r.context;
+  let ev = strField("id", r.id) + `,"occurredAt":"${timestampJson(timestampFromMicros(r.occurredAt))}"` + strField("action", r.action);
+  ev += `,"actor":` + object(strField("id", a.id) + strField("type", a.type === "UNSPECIFIED" ? "" : `ACTOR_TYPE_${a.type}`) +
+    strField("name", a.name) + strField("ip", a.ip) + strField("userAgent", a.userAgent) + strField("sessionId", a.sessionId));
+  if (r.target) ev += `,"target":` + object(strField("type", r.target.type) + strField("id", r.target.id) + strField("name", r.target.name));
+  ev += `,"outcome":"OUTCOME_${r.outcome}","severity":"SEVERITY_${r.severity}"`;
+  ev += `,"context":` + object(strField("requestId", c.requestId) + strField("traceId", c.traceId) + strField("source", c.source) + strField("location", c.location));
+  if (r.changes) {
+    ev += `,"changes":` + object((r.changes.before ? `,"before":${str(r.changes.before)}` : "") + (r.changes.after ? `,"after":${str(r.changes.after)}` : ""));
+  }
+  if (r.metadata) ev += `,"metadata":${str(r.metadata)}`;
+  ev += strField("message", r.message);
+  return `{"event":${object(ev)}` + strField("tenantId", r.tenantId) + `,"receivedAt":"${timestampJson(timestampFromMicros(r.receivedAt))}"` +
+    (r.sequence === 0n ? "" : `,"sequence":"${r.sequence}"`) + strField("hash", r.hash) + strField("prevHash", r.prevHash) + "}\n";
 }
 
 /**
@@ -79,7 +117,7 @@ export function csvHeader(): string {
 }
 
 /** A Timestamp exactly as proto3 JSON writes it (what @bufbuild/protobuf's toJson produces). */
-export function timestampJson(ts: Timestamp | undefined): string {
+export function timestampJson(ts: Pick<Timestamp, "seconds" | "nanos"> | undefined): string {
   if (!ts) return "";
   const nanos = ts.nanos;
   let z = "Z";

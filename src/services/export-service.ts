@@ -24,9 +24,9 @@ import {
   SortOrder,
   StatsInterval as StatsIntervalEnum,
 } from "../../gen/auditlog/v1/query_pb.js";
-import { storedEventFromRecord } from "../domain/event-record.ts";
+import { type StoredRecord, storedEventFromRecord } from "../domain/event-record.ts";
 import { type EventQuery, queryFromFilter, type SortDirection } from "../domain/event-query.ts";
-import { csvHeader, csvRow, ndjsonLine } from "../domain/export-format.ts";
+import { csvHeader, csvRow, ndjsonLineOfRecord } from "../domain/export-format.ts";
 import { parseQueryString, QuerySyntaxError } from "../domain/query-string.ts";
 import { timestampFromMicros } from "../domain/timestamp.ts";
 import type { SearchBackend, StatsInterval } from "../search/backend.ts";
@@ -87,12 +87,12 @@ export type ExportPlan = {
  * next(), and every chunk is produced only when asked for.
  */
 export async function* exportChunks(backend: SearchBackend, plan: ExportPlan, signal: AbortSignal): AsyncGenerator<Buffer, void, undefined> {
-  const line = plan.format === "csv" ? csvRow : ndjsonLine;
+  const line = plan.format === "csv" ? (r: StoredRecord) => csvRow(storedEventFromRecord(r)) : ndjsonLineOfRecord;
   let parts: string[] = plan.format === "csv" ? [csvHeader()] : [];
   let size = parts.length ? Buffer.byteLength(parts[0]!) : 0;
   for await (const batch of backend.export(plan.tenantId, plan.q, plan.direction, plan.limit, signal)) {
     for (const r of batch) {
-      const text = line(storedEventFromRecord(r));
+      const text = line(r);
       parts.push(text);
       size += Buffer.byteLength(text);
       if (size >= CHUNK_BYTES) {

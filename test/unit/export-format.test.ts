@@ -3,8 +3,8 @@ import { TimestampSchema } from "@bufbuild/protobuf/wkt";
 import { parse } from "csv-parse/sync";
 import { describe, expect, it } from "vitest";
 import { ActorType, type StoredEvent, StoredEventSchema } from "../../gen/auditlog/v1/event_pb.js";
-import { storedEventFromRecord } from "../../src/domain/event-record.ts";
-import { CSV_COLUMNS, csvField, csvHeader, csvRow, ndjsonLine, timestampJson } from "../../src/domain/export-format.ts";
+import { type StoredRecord, storedEventFromRecord } from "../../src/domain/event-record.ts";
+import { CSV_COLUMNS, csvField, csvHeader, csvRow, ndjsonLine, ndjsonLineOfRecord, timestampJson } from "../../src/domain/export-format.ts";
 import { chainRecords, fullEvent, minimalEvent } from "./fixtures.ts";
 
 /**
@@ -49,7 +49,7 @@ const NASTY = [
   "\u0000nul",
 ];
 
-function nastyEvents(): StoredEvent[] {
+function nastyRecords(): StoredRecord[] {
   const events = NASTY.map((s, i) =>
     fullEvent({
       id: `ev-${i}`,
@@ -62,7 +62,11 @@ function nastyEvents(): StoredEvent[] {
       changes: i % 2 ? { before: { s }, after: undefined } : { before: undefined, after: { s, n: i / 3 } },
     }),
   );
-  return chainRecords([...events, minimalEvent()], { tenantId: "tenant-x" }).map(storedEventFromRecord);
+  return chainRecords([...events, minimalEvent()], { tenantId: "tenant-x" });
+}
+
+function nastyEvents(): StoredEvent[] {
+  return nastyRecords().map(storedEventFromRecord);
 }
 
 describe("NDJSON", () => {
@@ -72,6 +76,18 @@ describe("NDJSON", () => {
     expect(line.endsWith("\n")).toBe(true);
     expect(line.slice(0, -1)).not.toMatch(/\n/);
     expect(JSON.parse(line)).toEqual(toJson(StoredEventSchema, e));
+  });
+
+  it("is written from the record with exactly the bytes of the message's proto3 JSON", () => {
+    const base = nastyRecords();
+    const records: StoredRecord[] = [
+      ...base,
+      // Shapes only stored data can have: empty nested messages, both sides of changes empty.
+      { ...base[0]!, target: { type: "", id: "", name: "" }, context: { requestId: "", traceId: "", source: "", location: "" } },
+      { ...base[1]!, changes: { before: null, after: null }, metadata: {}, sequence: 0n, id: "" },
+      { ...base[2]!, outcome: "SUCCESS", severity: "CRITICAL", actor: { ...base[2]!.actor, type: "SERVICE" }, occurredAt: 0n },
+    ];
+    for (const r of records) expect(ndjsonLineOfRecord(r)).toBe(ndjsonLine(storedEventFromRecord(r)));
   });
 });
 
