@@ -49,8 +49,7 @@ class Unsupported extends Error {}
 /** Compiles the rules of `desc` (and of every message reachable from it), or null if any is beyond the pre-check. */
 export function compilePrecheck(desc: DescMessage): Precheck | null {
   try {
-    const check = compileMessage(desc, new Map());
-    return (m) => check(m);
+    return compileMessage(desc, new Map());
   } catch (err) {
     if (err instanceof Unsupported) return null;
     throw err;

@@ -42,6 +42,7 @@ import { migrate } from "../../src/store/migrate.ts";
 import { PostgresSearchBackend } from "../../src/store/pg-search-backend.ts";
 import { TenantStore } from "../../src/store/tenant-store.ts";
 import { freshDatabase } from "../support/db.ts";
+import { mulberry32 } from "../support/random.ts";
 
 const N = Number(process.env.AUDITLOG_EQUIVALENCE_EVENTS || 20_000);
 const QUERIES = Math.max(300, Number(process.env.AUDITLOG_EQUIVALENCE_QUERIES || 400));
@@ -53,17 +54,6 @@ const TENANT_B = "tenant-eq-b";
 
 // ---------------------------------------------------------------------------
 // seeded randomness
-
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 class Rng {
   readonly next: () => number;

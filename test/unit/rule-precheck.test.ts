@@ -17,21 +17,11 @@ import { describe, expect, it } from "vitest";
 import { type Event, EventSchema } from "../../gen/auditlog/v1/event_pb.js";
 import { compilePrecheck } from "../../src/domain/rule-precheck.ts";
 import { fullEvent, minimalEvent } from "./fixtures.ts";
+import { mulberry32 } from "../support/random.ts";
 
 const validator = createValidator();
 const precheck = compilePrecheck(EventSchema)!;
 const valid = (e: Event) => validator.validate(EventSchema, e).kind === "valid";
-
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 // Strings near every boundary of the contract: lengths around the limits (in
 // code points, with characters outside the BMP), pattern edge cases and
