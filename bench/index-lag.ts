@@ -15,13 +15,14 @@
 // DATABASE_URL: a server where we may CREATE DATABASE (a fresh bench_<hex>
 // database is made and dropped); default: an embedded PostgreSQL under
 // .cache/bench-postgres. ELASTICSEARCH_URL: default, a throw-away node
-// started with scripts/elasticsearch.ts (full JIT, as in production).
+// started with src/devservers/elasticsearch.ts (full JIT, as in production).
 import { randomBytes } from "node:crypto";
 import path from "node:path";
 import { parseArgs } from "node:util";
 import { Client } from "@elastic/elasticsearch";
 import pg from "pg";
-import { freePort, startElasticsearch } from "../scripts/elasticsearch.ts";
+import { startElasticsearch } from "../src/devservers/elasticsearch.ts";
+import { freePort } from "../src/devservers/processes.ts";
 import type { EventRecord } from "../src/domain/event-record.ts";
 import { contentHash } from "../src/domain/hash-chain.ts";
 import { microsFromDate } from "../src/domain/timestamp.ts";
@@ -30,7 +31,7 @@ import { ensureIndexTemplate } from "../src/search/index-setup.ts";
 import { indexTemplate } from "../src/search/index-template.ts";
 import { Indexer } from "../src/search/indexer.ts";
 import { createLogger } from "../src/server/log.ts";
-import { startEmbeddedPostgres } from "../src/store/embedded-postgres.ts";
+import { startEmbeddedPostgres } from "../src/devservers/embedded-postgres.ts";
 import { type WriteItem, writeBatch } from "../src/store/event-writer.ts";
 import { migrate } from "../src/store/migrate.ts";
 import { ensurePartitions } from "../src/store/partitions.ts";

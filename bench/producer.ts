@@ -29,8 +29,7 @@ import { once } from "node:events";
 import { fileURLToPath } from "node:url";
 import * as grpc from "@grpc/grpc-js";
 import * as hdr from "hdr-histogram-js";
-import { bearer, grpcTarget, loadAuditlogStubs } from "../test/support/grpc-client.ts";
-import { toStruct } from "../test/support/events.ts";
+import { bearer, grpcTarget, loadAuditlogStubs, toStruct } from "../scripts/lib/grpc-client.ts";
 
 type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
 type JsonObject = { [k: string]: Json };

@@ -29,7 +29,7 @@
 //   --out FILE             [bench/results/<timestamp>.json]
 //   --keep-db              keep the databases made by --start and the COPY baseline
 import { type ChildProcess, execFileSync, fork, spawn } from "node:child_process";
-import { freePort } from "../scripts/elasticsearch.ts";
+import { freePort } from "../src/devservers/processes.ts";
 import { randomBytes } from "node:crypto";
 import { createWriteStream, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { once } from "node:events";
@@ -48,8 +48,8 @@ import { microsFromDate } from "../src/domain/timestamp.ts";
 import { COPY_EVENTS_SQL, copyEventsText } from "../src/store/event-rows.ts";
 import { migrate } from "../src/store/migrate.ts";
 import { ensurePartitions } from "../src/store/partitions.ts";
-import { connectCall } from "../test/support/connect-json.ts";
-import { bearer, type GrpcStub, loadAuditlogStubs, newClient } from "../test/support/grpc-client.ts";
+import { connectCall } from "../scripts/lib/connect-json.ts";
+import { bearer, type GrpcStub, loadAuditlogStubs, newClient } from "../scripts/lib/grpc-client.ts";
 import { benchEventJson, newHistogram, type ProducerReport, type ProducerTask, wallMs } from "./producer.ts";
 
 const ROOT = join(import.meta.dirname, "..");

@@ -5,7 +5,7 @@ import { join, resolve } from "node:path";
 import { startApp } from "./app.ts";
 import { ConfigError, loadConfig } from "./config.ts";
 import { createLogger } from "./server/log.ts";
-import { startEmbeddedPostgres } from "./store/embedded-postgres.ts";
+import { startEmbeddedPostgres } from "./devservers/embedded-postgres.ts";
 
 /** With nothing configured, a bootstrap key is made once and kept (mode 600) in the data directory. */
 function localBootstrapKey(dataDir: string): string {

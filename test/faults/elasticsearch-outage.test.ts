@@ -7,7 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pg from "pg";
 import { afterAll, describe, expect, it } from "vitest";
-import { type RunningElasticsearch, startElasticsearch } from "../../scripts/elasticsearch.ts";
+import { type RunningElasticsearch, startElasticsearch } from "../../src/devservers/elasticsearch.ts";
 import { type ChildService, startChildService } from "../support/child-service.ts";
 import { freshDatabase } from "../support/db.ts";
 import { BOOTSTRAP_KEY, createTenantWithKeys } from "../support/service.ts";

@@ -1,12 +1,12 @@
 // Shared pieces of the fault suite (test/faults/*.test.ts): producers that
 // retry unacknowledged batches with the same ids, and the per-fault report
 // line.
-export { freePort } from "../../scripts/elasticsearch.ts";
+export { freePort } from "../../src/devservers/processes.ts";
 import pg from "pg";
 import type * as grpc from "@grpc/grpc-js";
-import { connectCall } from "../support/connect-json.ts";
+import { connectCall } from "../../scripts/lib/connect-json.ts";
 import { makeEvent, toConnectJson, toProtoLoader } from "../support/events.ts";
-import { bearer } from "../support/grpc-client.ts";
+import { bearer } from "../../scripts/lib/grpc-client.ts";
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 

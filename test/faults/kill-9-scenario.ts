@@ -6,7 +6,7 @@
 import pg from "pg";
 import { type ChildService, startChildService } from "../support/child-service.ts";
 import { freshDatabase } from "../support/db.ts";
-import { loadAuditlogStubs, newClient } from "../support/grpc-client.ts";
+import { loadAuditlogStubs, newClient } from "../../scripts/lib/grpc-client.ts";
 import { BOOTSTRAP_KEY, createTenantWithKeys } from "../support/service.ts";
 import {
   appendProducer,
@@ -83,7 +83,7 @@ export async function runKill9(opts: { kills: number; streams?: number; appender
     const chain = await verifyChain(finalSvc.url, keys.query);
     const s = await storedStats(pool, tenantId, stats.acked);
     // The service goes on after all that: a new event is accepted at the next position.
-    const { connectCall } = await import("../support/connect-json.ts");
+    const { connectCall } = await import("../../scripts/lib/connect-json.ts");
     const { makeEvent, toConnectJson } = await import("../support/events.ts");
     const more = await connectCall<{ summary?: { accepted: string } }>(
       finalSvc.url,

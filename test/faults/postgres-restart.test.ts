@@ -7,9 +7,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pg from "pg";
 import { afterAll, describe, expect, it } from "vitest";
-import { type EmbeddedPostgres, startEmbeddedPostgres } from "../../src/store/embedded-postgres.ts";
+import { type EmbeddedPostgres, startEmbeddedPostgres } from "../../src/devservers/embedded-postgres.ts";
 import { type ChildService, startChildService } from "../support/child-service.ts";
-import { loadAuditlogStubs, newClient } from "../support/grpc-client.ts";
+import { loadAuditlogStubs, newClient } from "../../scripts/lib/grpc-client.ts";
 import { BOOTSTRAP_KEY, createTenantWithKeys } from "../support/service.ts";
 import {
   appendProducer,

@@ -13,10 +13,10 @@ import { recordFromEvent } from "../../src/domain/event-record.ts";
 import { contentHash } from "../../src/domain/hash-chain.ts";
 import { type WriteItem, writeBatch } from "../../src/store/event-writer.ts";
 import { type ChildService, startChildService } from "../support/child-service.ts";
-import { connectCall } from "../support/connect-json.ts";
+import { connectCall } from "../../scripts/lib/connect-json.ts";
 import { freshDatabase } from "../support/db.ts";
 import { makeEvent, toConnectJson } from "../support/events.ts";
-import { bearer, loadAuditlogStubs, newClient } from "../support/grpc-client.ts";
+import { bearer, loadAuditlogStubs, newClient } from "../../scripts/lib/grpc-client.ts";
 import { BOOTSTRAP_KEY, createTenantWithKeys } from "../support/service.ts";
 import { appendProducer, envInt, newStats, printReport, rssBytes, sleep, storedStats } from "./harness.ts";
 

@@ -2,7 +2,7 @@
 // start recovers and goes on, with an intact hash chain.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type ChildService, startChildService } from "../support/child-service.ts";
-import { connectCall } from "../support/connect-json.ts";
+import { connectCall } from "../../scripts/lib/connect-json.ts";
 import { freshDatabase } from "../support/db.ts";
 import { makeEvent, toConnectJson } from "../support/events.ts";
 import { BOOTSTRAP_KEY, createTenantWithKeys, type TenantKeys } from "../support/service.ts";

@@ -1,7 +1,7 @@
 // VerifyChain passes on untouched data and names the exact event after a
 // row is altered, removed or reordered directly in PostgreSQL.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { connectCall } from "../support/connect-json.ts";
+import { connectCall } from "../../scripts/lib/connect-json.ts";
 import { makeEvent, toConnectJson } from "../support/events.ts";
 import { createTenantWithKeys, startTestService, type TenantKeys, type TestService } from "../support/service.ts";
 

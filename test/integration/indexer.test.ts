@@ -18,7 +18,7 @@ import path from "node:path";
 import { Client } from "@elastic/elasticsearch";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import { startElasticsearch, type RunningElasticsearch } from "../../scripts/elasticsearch.ts";
+import { startElasticsearch, type RunningElasticsearch } from "../../src/devservers/elasticsearch.ts";
 import type { EventRecord } from "../../src/domain/event-record.ts";
 import { contentHash } from "../../src/domain/hash-chain.ts";
 import { microsFromDate } from "../../src/domain/timestamp.ts";

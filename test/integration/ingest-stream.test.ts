@@ -4,9 +4,9 @@
 // event under a used id is a conflict.
 import type * as grpc from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { connectCall } from "../support/connect-json.ts";
+import { connectCall } from "../../scripts/lib/connect-json.ts";
 import { makeEvent, toConnectJson, toProtoLoader } from "../support/events.ts";
-import { bearer, loadAuditlogStubs, newClient } from "../support/grpc-client.ts";
+import { bearer, loadAuditlogStubs, newClient } from "../../scripts/lib/grpc-client.ts";
 import { createTenantWithKeys, startTestService, type TenantKeys, type TestService } from "../support/service.ts";
 
 const TOTAL = Number(process.env.AUDITLOG_TEST_STREAM_EVENTS ?? 100_000);

@@ -2,7 +2,7 @@
 // right after an ingest acknowledgement (read-your-writes through
 // min_position), query strings, index status, stats and the HTTP download.
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import { connectCall } from "../support/connect-json.ts";
+import { connectCall } from "../../scripts/lib/connect-json.ts";
 import { makeEvent, toConnectJson } from "../support/events.ts";
 import { createTenantWithKeys, startTestService, type TenantKeys, type TestService } from "../support/service.ts";
 

@@ -1,7 +1,7 @@
 // Auth and tenant isolation: the tenant always comes from the key, and no
 // parameter or page token of tenant A reaches tenant B's events.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { connectCall } from "../support/connect-json.ts";
+import { connectCall } from "../../scripts/lib/connect-json.ts";
 import { makeEvent, toConnectJson } from "../support/events.ts";
 import { BOOTSTRAP_KEY, createTenantWithKeys, startTestService, type TenantKeys, type TestService } from "../support/service.ts";
 

@@ -1,7 +1,7 @@
 // Bad input is rejected precisely (code, field, reason), per event in a
 // batch, and changes nothing else; the server keeps serving.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { connectCall } from "../support/connect-json.ts";
+import { connectCall } from "../../scripts/lib/connect-json.ts";
 import { makeEvent, toConnectJson } from "../support/events.ts";
 import { createTenantWithKeys, startTestService, type TenantKeys, type TestService } from "../support/service.ts";
 

@@ -8,7 +8,7 @@
 // that test/support/db.ts freshDatabase() made for the run.
 //
 // Elasticsearch: with ELASTICSEARCH_URL set, that node is used; otherwise one
-// is started with scripts/elasticsearch.ts (about 10-20 s on 2 cores; C1-only
+// is started with src/devservers/elasticsearch.ts (about 10-20 s on 2 cores; C1-only
 // JIT for a faster start) and stopped at teardown.
 //
 // Tests read the endpoints with inject("databaseUrl"), inject("adminDatabaseUrl")
@@ -19,8 +19,9 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import pg from "pg";
 import type { TestProject } from "vitest/node";
-import { freePort, startElasticsearch } from "../../scripts/elasticsearch.ts";
-import { startEmbeddedPostgres } from "../../src/store/embedded-postgres.ts";
+import { startElasticsearch } from "../../src/devservers/elasticsearch.ts";
+import { startEmbeddedPostgres } from "../../src/devservers/embedded-postgres.ts";
+import { freePort, pidAlive } from "../../src/devservers/processes.ts";
 
 declare module "vitest" {
   export interface ProvidedContext {
@@ -156,13 +157,4 @@ async function acquireSlot(base: string): Promise<{ dir: string; release: () => 
     }
   }
   throw new Error(`no free embedded PostgreSQL slot under ${base} (32 test runs at once?)`);
-}
-
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === "EPERM";
-  }
 }

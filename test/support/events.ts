@@ -1,6 +1,6 @@
 // Test events in the two wire shapes producers use: Connect/proto3 JSON and
 // the plain objects @grpc/proto-loader expects (Struct spelled out).
-type JsonValue = null | boolean | number | string | JsonValue[] | { [k: string]: JsonValue };
+import { type JsonValue, toStruct } from "../../scripts/lib/grpc-client.ts";
 
 const ACTIONS = ["customer.created", "customer.updated", "invoice.billed", "account.deactivated", "user.login"];
 const OUTCOMES = ["OUTCOME_SUCCESS", "OUTCOME_FAILURE", "OUTCOME_DENIED", "OUTCOME_UNKNOWN"];
@@ -36,19 +36,6 @@ export function makeEvent(i: number, prefix = "ev", base = Date.UTC(2026, 10, 1)
 
 export function toConnectJson(e: TestEvent): Record<string, unknown> {
   return { ...e, occurredAt: e.occurredAt.toISOString() };
-}
-
-function structValue(v: JsonValue): Record<string, unknown> {
-  if (v === null) return { nullValue: "NULL_VALUE" };
-  if (typeof v === "boolean") return { boolValue: v };
-  if (typeof v === "number") return { numberValue: v };
-  if (typeof v === "string") return { stringValue: v };
-  if (Array.isArray(v)) return { listValue: { values: v.map(structValue) } };
-  return { structValue: toStruct(v) };
-}
-
-export function toStruct(o: { [k: string]: JsonValue }): Record<string, unknown> {
-  return { fields: Object.fromEntries(Object.entries(o).map(([k, v]) => [k, structValue(v)])) };
 }
 
 export function toProtoLoader(e: TestEvent): Record<string, unknown> {

@@ -4,7 +4,7 @@ import { randomBytes } from "node:crypto";
 import { type App, startApp } from "../../src/app.ts";
 import { loadConfig } from "../../src/config.ts";
 import { createLogger } from "../../src/server/log.ts";
-import { connectCall } from "./connect-json.ts";
+import { connectCall } from "../../scripts/lib/connect-json.ts";
 import { freshDatabase } from "./db.ts";
 
 export const BOOTSTRAP_KEY = `test-bootstrap-${randomBytes(12).toString("hex")}`;

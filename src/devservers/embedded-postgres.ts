@@ -34,10 +34,22 @@ import type { ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import fs from "node:fs";
 import fsp from "node:fs/promises";
-import net from "node:net";
+import type net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import pg from "pg";
+import {
+  ensureTraversable,
+  lookupOsUser,
+  type OsUser,
+  pidAlive,
+  portIsFree,
+  readProc,
+  runningAsRoot,
+  signalPid,
+  sleep,
+  startWatchdog,
+} from "./processes.ts";
 
 export interface EmbeddedPostgresOptions {
   /** The cluster's data directory (PGDATA). Created and initialised on first use, kept afterwards. */
@@ -87,7 +99,7 @@ export async function startEmbeddedPostgres(opts: EmbeddedPostgresOptions): Prom
   if (!fs.existsSync(path.join(dataDir, "PG_VERSION"))) {
     await initCluster(dataDir, bin.initdb, runAs, log);
   }
-  if (runAs) await ensureTraversable(path.dirname(dataDir), runAs);
+  if (runAs) await ensureTraversableBy(path.dirname(dataDir), runAs);
   const { password } = JSON.parse(await fsp.readFile(path.join(dataDir, SECRET_FILE), "utf8")) as { password: string };
 
   await clearStaleServer(dataDir, log);
@@ -135,7 +147,7 @@ export async function startEmbeddedPostgres(opts: EmbeddedPostgresOptions): Prom
   await fsp.writeFile(path.join(dataDir, OWNER_FILE), `${process.pid}\n`);
   const onProcessExit = () => signalPid(pid, "SIGINT");
   process.on("exit", onProcessExit);
-  const watchdog = startWatchdog(pid);
+  const watchdog = startWatchdog({ name: "pg-watchdog", target: String(pid), signal: "INT" });
 
   let stopping: Promise<void> | undefined;
   const stop = (stopOpts: { timeoutMs?: number } = {}): Promise<void> => {
@@ -192,37 +204,26 @@ async function binaries(): Promise<Binaries> {
   }
 }
 
-interface RunAs {
-  name: string;
-  uid: number;
-  gid: number;
-}
-
 /** PostgreSQL refuses to run as root: as root we run it as the `postgres` OS user. */
-function postgresUser(): RunAs | undefined {
-  if (process.getuid?.() !== 0) return undefined;
-  const name = "postgres";
-  const line = fs
-    .readFileSync("/etc/passwd", "utf8")
-    .split("\n")
-    .find((l) => l.startsWith(`${name}:`));
-  if (!line) {
+function postgresUser(): OsUser | undefined {
+  if (!runningAsRoot()) return undefined;
+  const user = lookupOsUser("postgres");
+  if (!user) {
     throw new Error(
       "embedded PostgreSQL: running as root, but PostgreSQL refuses to run as root and there is no 'postgres' OS user to run it as. " +
         "Create one (useradd --system --user-group postgres), run as a normal user, or set DATABASE_URL.",
     );
   }
-  const [, , uid, gid] = line.split(":");
-  return { name, uid: Number(uid), gid: Number(gid) };
+  return user;
 }
 
-async function initCluster(dataDir: string, initdb: string, runAs: RunAs | undefined, log: (m: string) => void): Promise<void> {
+async function initCluster(dataDir: string, initdb: string, runAs: OsUser | undefined, log: (m: string) => void): Promise<void> {
   if (fs.existsSync(dataDir) && (await fsp.readdir(dataDir)).length > 0) {
     throw new Error(`embedded PostgreSQL: ${dataDir} is not empty and is not a PostgreSQL data directory (no PG_VERSION)`);
   }
   const parent = path.dirname(dataDir);
   await fsp.mkdir(parent, { recursive: true });
-  if (runAs) await ensureTraversable(parent, runAs);
+  if (runAs) await ensureTraversableBy(parent, runAs);
   const tmp = await fsp.mkdtemp(path.join(parent, `.${path.basename(dataDir)}.initdb-`));
   const password = randomBytes(18).toString("base64url");
   const pwfile = path.join(os.tmpdir(), `auditlog-pw-${process.pid}-${randomBytes(4).toString("hex")}`);
@@ -263,19 +264,12 @@ async function initCluster(dataDir: string, initdb: string, runAs: RunAs | undef
   }
 }
 
-/** The unprivileged user must be able to enter every ancestor (search permission for that user), or initdb/postgres fail obscurely. */
-async function ensureTraversable(dir: string, user: RunAs): Promise<void> {
-  for (let d = dir; ; d = path.dirname(d)) {
-    const st = await fsp.stat(d);
-    const bit = st.uid === user.uid ? 0o100 : st.gid === user.gid ? 0o010 : 0o001;
-    if ((st.mode & bit) === 0) {
-      throw new Error(
-        `embedded PostgreSQL runs as the '${user.name}' OS user, which cannot enter ${d} (mode ${(st.mode & 0o777).toString(8)}); ` +
-          `put the data directory elsewhere or chmod o+x ${d}`,
-      );
-    }
-    if (d === path.dirname(d)) return;
-  }
+function ensureTraversableBy(dir: string, user: OsUser): Promise<void> {
+  return ensureTraversable(
+    dir,
+    user,
+    (d, mode) => `embedded PostgreSQL runs as the '${user.name}' OS user, which cannot enter ${d} (mode ${mode}); put the data directory elsewhere or chmod o+x ${d}`,
+  );
 }
 
 /**
@@ -357,19 +351,6 @@ async function createDatabaseIfMissing(adminUrl: string, database: string): Prom
   }
 }
 
-/** `sh` that sends SIGINT (fast shutdown) to the postmaster once the pipe from us closes. */
-function startWatchdog(pid: number): ChildProcess {
-  const wd = spawn("/bin/sh", ["-c", 'read _; kill -INT "$1" 2>/dev/null; exit 0', "pg-watchdog", String(pid)], {
-    stdio: ["pipe", "ignore", "ignore"],
-    detached: true,
-  });
-  wd.on("error", () => {}); // no /bin/sh: we lose only the crash safety net
-  wd.unref();
-  (wd.stdin as unknown as net.Socket | null)?.unref?.();
-  wd.stdin?.on("error", () => {});
-  return wd;
-}
-
 function pipeLines(child: ChildProcess, onLine: (line: string) => void): void {
   for (const stream of [child.stdout, child.stderr]) {
     if (!stream) continue;
@@ -399,45 +380,4 @@ function within(p: Promise<void>, ms: number): Promise<boolean> {
       timer = setTimeout(() => resolve(false), ms);
     }),
   ]).finally(() => clearTimeout(timer));
-}
-
-function portIsFree(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const srv = net.createServer();
-    srv.unref();
-    srv.once("error", () => resolve(false));
-    srv.listen({ port, host: "127.0.0.1", exclusive: true }, () => srv.close(() => resolve(true)));
-  });
-}
-
-function signalPid(pid: number, signal: NodeJS.Signals): void {
-  try {
-    process.kill(pid, signal);
-  } catch {
-    // gone
-  }
-}
-
-/** True if `pid` exists and is not a zombie (an exited child its new parent has not reaped yet). */
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== "EPERM") return false;
-  }
-  const stat = readProc(pid, "stat");
-  if (stat === undefined) return true; // no /proc: trust kill(0)
-  return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) !== "Z";
-}
-
-function readProc(pid: number, file: string): string | undefined {
-  try {
-    return fs.readFileSync(`/proc/${pid}/${file}`, "utf8");
-  } catch {
-    return undefined;
-  }
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }

@@ -1,12 +1,13 @@
 // An independent gRPC client, as a producer in another language would build
 // it: @grpc/grpc-js with stubs loaded from our .proto files (not from the
-// server's generated code).
+// server's generated code). For tests and benchmarks, so neither imports the
+// other's support code.
 import { mkdtempSync, mkdirSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";
-import { renderValidateProto } from "../../scripts/protovalidate-proto.ts";
+import { renderValidateProto } from "../protovalidate-proto.ts";
 
 const ROOT = join(import.meta.dirname, "..", "..");
 
@@ -48,4 +49,20 @@ export function newClient(ctor: grpc.ServiceClientConstructor, url: string): Grp
     "grpc.max_receive_message_length": 64 * 1024 * 1024,
     "grpc.max_send_message_length": 64 * 1024 * 1024,
   }) as GrpcStub;
+}
+
+export type JsonValue = null | boolean | number | string | JsonValue[] | { [k: string]: JsonValue };
+
+function structValue(v: JsonValue): Record<string, unknown> {
+  if (v === null) return { nullValue: "NULL_VALUE" };
+  if (typeof v === "boolean") return { boolValue: v };
+  if (typeof v === "number") return { numberValue: v };
+  if (typeof v === "string") return { stringValue: v };
+  if (Array.isArray(v)) return { listValue: { values: v.map(structValue) } };
+  return { structValue: toStruct(v) };
+}
+
+/** A google.protobuf.Struct in the shape @grpc/proto-loader expects: every value spelled out. */
+export function toStruct(o: { [k: string]: JsonValue }): Record<string, unknown> {
+  return { fields: Object.fromEntries(Object.entries(o).map(([k, v]) => [k, structValue(v)])) };
 }
