@@ -14,11 +14,17 @@
 // Cells are quoted only when they contain `"`, `,`, CR or LF; quotes inside
 // are doubled.
 //
-// Values are never altered: in particular no protection against spreadsheet
-// formula injection (a cell starting with =, +, - or @ is written as is),
-// because a prefixed cell would no longer equal the stored, hash-chained
-// value. Open the file with a spreadsheet's import dialog (columns as text),
-// not by double-clicking, when events may carry producer-controlled text.
+// Spreadsheet formula injection (OWASP "CSV Injection"): auditors open these
+// files in spreadsheets, and producers control most cells, so by default a
+// cell that starts with =, +, -, @, tab or CR gets a single quote in front
+// and is always quoted. Every cell, not only text columns: no column can
+// legitimately start with one of these (`sequence` is never negative,
+// times start with a digit, open content with `{`), so there is no numeric
+// case to spare. A cell that already starts with ' gets one too, which makes
+// the change reversible: remove one leading ' from any cell that has one to
+// get the stored, hash-chained value back. `keepFormulas` turns this off for
+// consumers that want the stored bytes and do not open the file in a
+// spreadsheet. NDJSON is never altered.
 import { toJsonString } from "@bufbuild/protobuf";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { ActorType, Outcome, Severity, type StoredEvent, StoredEventSchema } from "../../gen/auditlog/v1/event_pb.js";
@@ -111,6 +117,35 @@ export function csvField(v: string): string {
   return NEEDS_QUOTES.test(v) ? `"${v.replaceAll('"', '""')}"` : v;
 }
 
+/** Whether a spreadsheet could take the cell for a formula, or it starts with the ' that marks a neutralised one. */
+function formulaLeading(v: string): boolean {
+  switch (v.charCodeAt(0)) {
+    case 0x3d: // =
+    case 0x2b: // +
+    case 0x2d: // -
+    case 0x40: // @
+    case 0x09: // tab
+    case 0x0d: // CR
+    case 0x27: // '
+      return true;
+    default:
+      return false;
+  }
+}
+
+/**
+ * csvField, with a formula-leading cell neutralised: prefixed with ' and
+ * quoted (OWASP's rule; see the note at the top of this file).
+ */
+export function csvSafeField(v: string): string {
+  return formulaLeading(v) ? `"'${v.replaceAll('"', '""')}"` : csvField(v);
+}
+
+export type CsvOptions = {
+  /** Write formula-leading cells as stored instead of neutralising them. */
+  keepFormulas?: boolean;
+};
+
 /** The header row, CRLF-terminated. */
 export function csvHeader(): string {
   return CSV_COLUMNS.join(",") + CRLF;
@@ -140,7 +175,7 @@ function jsonText(v: unknown): string {
 }
 
 /** One CSV row for the event, CRLF-terminated, in the order of CSV_COLUMNS. */
-export function csvRow(e: StoredEvent): string {
+export function csvRow(e: StoredEvent, opts: CsvOptions = {}): string {
   const ev = e.event;
   const a = ev?.actor;
   const t = ev?.target;
@@ -174,7 +209,8 @@ export function csvRow(e: StoredEvent): string {
     e.hash,
     e.prevHash,
   ];
-  let line = csvField(cells[0]!);
-  for (let i = 1; i < cells.length; i++) line += "," + csvField(cells[i]!);
+  const field = opts.keepFormulas ? csvField : csvSafeField;
+  let line = field(cells[0]!);
+  for (let i = 1; i < cells.length; i++) line += "," + field(cells[i]!);
   return line + CRLF;
 }

@@ -10,7 +10,9 @@
 // actor_id, actor_type, actor_ip, session_id, target_type, target_id,
 // outcome, severity, request_id, trace_id, source, location; once each:
 // min_severity, occurred_after, occurred_before (RFC 3339), text, query;
-// metadata.<key>=<value> (repeatable; an empty value: the key is present).
+// metadata.<key>=<value> (repeatable; an empty value: the key is present);
+// csv_keep_formulas=true|false (default false: formula-leading CSV cells are
+// neutralised, see ExportEventsRequest.csv_keep_formulas).
 // Enum values by proto name or short name, any case (SEVERITY_WARNING,
 // warning). The request is validated with the same rules as the RPC.
 //
@@ -75,7 +77,18 @@ const REPEATED_ENUMS = {
   severity: ["severities", SEVERITY],
 } as const satisfies Record<string, readonly [keyof FilterInit, EnumSpec]>;
 
-const SINGLES = new Set(["format", "order", "limit", "min_position", "min_severity", "occurred_after", "occurred_before", "text", "query"]);
+const SINGLES = new Set([
+  "format",
+  "order",
+  "limit",
+  "min_position",
+  "min_severity",
+  "occurred_after",
+  "occurred_before",
+  "text",
+  "query",
+  "csv_keep_formulas",
+]);
 
 const KNOWN_TEXT = [...SINGLES, ...Object.keys(REPEATED_STRINGS), ...Object.keys(REPEATED_ENUMS), "metadata.<key>"].join(", ");
 
@@ -168,6 +181,12 @@ export function requestFromParams(params: URLSearchParams): RequestInit {
       case "query":
         filter.query = raw;
         break;
+      case "csv_keep_formulas": {
+        const b = raw.toLowerCase();
+        if (b !== "true" && b !== "false") throw badParam(`csv_keep_formulas: must be true or false, not ${JSON.stringify(raw)}`);
+        req.csvKeepFormulas = b === "true";
+        break;
+      }
     }
   }
   filter.metadata = [...metadata].map(([key, values]) => ({ key, values }));

@@ -79,6 +79,8 @@ export type ExportPlan = {
   /** null: every matching event. */
   limit: bigint | null;
   format: ExportFormatName;
+  /** CSV: cells as stored, without neutralising formula-leading ones. */
+  keepFormulas?: boolean;
 };
 
 /**
@@ -87,7 +89,8 @@ export type ExportPlan = {
  * next(), and every chunk is produced only when asked for.
  */
 export async function* exportChunks(backend: SearchBackend, plan: ExportPlan, signal: AbortSignal): AsyncGenerator<Buffer, void, undefined> {
-  const line = plan.format === "csv" ? (r: StoredRecord) => csvRow(storedEventFromRecord(r)) : ndjsonLineOfRecord;
+  const csvOptions = { keepFormulas: plan.keepFormulas === true };
+  const line = plan.format === "csv" ? (r: StoredRecord) => csvRow(storedEventFromRecord(r), csvOptions) : ndjsonLineOfRecord;
   let parts: string[] = plan.format === "csv" ? [csvHeader()] : [];
   let size = parts.length ? Buffer.byteLength(parts[0]!) : 0;
   for await (const batch of backend.export(plan.tenantId, plan.q, plan.direction, plan.limit, signal)) {
@@ -115,6 +118,7 @@ export function exportPlan(validator: Validator, tenantId: string, req: ExportEv
     direction: directionOf(req.order),
     limit: req.limit > 0n ? req.limit : null,
     format: req.format === ExportFormat.CSV ? "csv" : "ndjson",
+    keepFormulas: req.csvKeepFormulas,
   };
 }
 

@@ -4,7 +4,7 @@ import { parse } from "csv-parse/sync";
 import { describe, expect, it } from "vitest";
 import { ActorType, type StoredEvent, StoredEventSchema } from "../../gen/auditlog/v1/event_pb.js";
 import { type StoredRecord, storedEventFromRecord } from "../../src/domain/event-record.ts";
-import { CSV_COLUMNS, csvField, csvHeader, csvRow, ndjsonLine, ndjsonLineOfRecord, timestampJson } from "../../src/domain/export-format.ts";
+import { CSV_COLUMNS, csvField, csvHeader, csvRow, csvSafeField, ndjsonLine, ndjsonLineOfRecord, timestampJson } from "../../src/domain/export-format.ts";
 import { chainRecords, fullEvent, minimalEvent } from "./fixtures.ts";
 
 /**
@@ -108,7 +108,7 @@ describe("CSV", () => {
     expect(csvField("a,b")).toBe('"a,b"');
     expect(csvField("a\nb")).toBe('"a\nb"');
     expect(csvField("a\rb")).toBe('"a\rb"');
-    expect(csvField("=1+1")).toBe("=1+1"); // not altered: see the formula-injection note in export-format.ts
+    expect(csvField("=1+1")).toBe("=1+1"); // csvField itself never neutralises; csvRow chooses
   });
 
   it("ends every line with CRLF", () => {
@@ -118,12 +118,19 @@ describe("CSV", () => {
 
   it("parses back with a standard CSV parser into the NDJSON objects, flattened", () => {
     const events = nastyEvents();
-    const csv = csvHeader() + events.map(csvRow).join("");
+    const csv = csvHeader() + events.map((e) => csvRow(e, { keepFormulas: true })).join("");
     const rows = rowsOf(csv);
     expect(rows).toHaveLength(events.length);
     rows.forEach((row, i) => {
       const json = JSON.parse(ndjsonLine(events[i]!)) as Record<string, any>;
       expect(row).toEqual(flatten(json));
+    });
+    // Neutralised by default, and reversible: one leading ' removed gives the same objects.
+    const safeRows = rowsOf(csvHeader() + events.map((e) => csvRow(e)).join(""));
+    expect(safeRows).not.toEqual(rows);
+    safeRows.forEach((row, i) => {
+      const restored = Object.fromEntries(Object.entries(row).map(([k, v]) => [k, v.startsWith("'") ? v.slice(1) : v]));
+      expect(restored).toEqual(flatten(JSON.parse(ndjsonLine(events[i]!))));
     });
     // Spot checks of the shapes.
     const full = rows[1]!;
@@ -136,6 +143,48 @@ describe("CSV", () => {
     expect(rows[0]!["actor.type"]).toBe(""); // ACTOR_TYPE_UNSPECIFIED is omitted from proto3 JSON
     expect(rows[0]!["target.type"]).toBe(""); // no target
     expect(rows[0]!["metadata"]).toBe(""); // no metadata
+  });
+
+  describe("formula injection (OWASP)", () => {
+    const LEADING = { "=": "=1+2", "+": "+1", "-": "-2", "@": "@SUM(A1)", tab: "\tx", CR: "\rx", "'": "'=1+2" };
+
+    for (const [name, v] of Object.entries(LEADING)) {
+      it(`prefixes a cell starting with ${name} with ' and quotes it`, () => {
+        const out = csvSafeField(v);
+        expect(out).toBe(`"'${v}"`);
+        expect(parse(out + "\r\n", { record_delimiter: "\r\n" })).toEqual([[`'${v}`]]);
+      });
+    }
+
+    it("doubles quotes inside a neutralised cell", () => {
+      expect(csvSafeField('=HYPERLINK("http://x")')).toBe('"\'=HYPERLINK(""http://x"")"');
+    });
+
+    it("leaves every other cell as csvField writes it", () => {
+      for (const v of ["", "plain", "a=b", " =1", "1", "-", "{\"a\":\"=1\"}", "\n=1", 'say "hi"', "a,b", "ünï"]) {
+        expect(csvSafeField(v), JSON.stringify(v)).toBe(v === "-" ? `"'-"` : csvField(v));
+      }
+    });
+
+    it("neutralises every column of a row by default, and none with keepFormulas", () => {
+      const e = nastyEvents()[1]!;
+      e.event!.action = "-cmd.run";
+      e.event!.message = "=cmd|' /C calc'!A0";
+      e.event!.actor!.name = "@admin";
+      e.event!.context!.source = "+src";
+      e.event!.metadata = { note: "=1+2" };
+      const safe = rowsOf(csvHeader() + csvRow(e))[0]!;
+      expect(safe["action"]).toBe("'-cmd.run");
+      expect(safe["message"]).toBe("'=cmd|' /C calc'!A0");
+      expect(safe["actor.name"]).toBe("'@admin");
+      expect(safe["context.source"]).toBe("'+src");
+      expect(safe["metadata"]).toBe('{"note":"=1+2"}'); // JSON text starts with "{": nothing to neutralise
+      const raw = rowsOf(csvHeader() + csvRow(e, { keepFormulas: true }))[0]!;
+      expect(raw["action"]).toBe("-cmd.run");
+      expect(raw["message"]).toBe("=cmd|' /C calc'!A0");
+      expect(raw["actor.name"]).toBe("@admin");
+      expect(raw).toEqual(flatten(toJson(StoredEventSchema, e) as Record<string, any>));
+    });
   });
 
   it("writes enums it does not know by number, like proto3 JSON", () => {

@@ -510,6 +510,17 @@ export declare type ExportEventsRequest = Message<"auditlog.v1.ExportEventsReque
    * @generated from field: uint64 limit = 5;
    */
   limit: bigint;
+
+  /**
+   * CSV only: write every cell exactly as stored. By default a cell that
+   * starts with `=`, `+`, `-`, `@`, a tab, a carriage return or `'` gets a
+   * `'` in front (and is quoted), so that a spreadsheet does not run it as a
+   * formula (OWASP CSV injection); removing one leading `'` from such a cell
+   * gives the stored value back. NDJSON is never altered.
+   *
+   * @generated from field: bool csv_keep_formulas = 6;
+   */
+  csvKeepFormulas: boolean;
 };
 
 /**
