@@ -107,6 +107,8 @@ export function adminService(deps: AdminDeps): ServiceImpl<typeof AdminService> 
         secretHash: hashSecret(secret),
         expiresAt: req.expiresAt ? timestampDate(req.expiresAt) : null,
       });
+      // A failed attempt with this id may be remembered as unknown; not on this replica any more.
+      auth.forget(id);
       return { key: toApiKey(row), secret };
     },
 
