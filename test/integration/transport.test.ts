@@ -6,6 +6,11 @@
 // time (test.v1.EchoService, importing google/protobuf/timestamp.proto and
 // buf/validate/validate.proto) that reports the HTTP version it was reached
 // over, so each client proves which transport it really used.
+//
+// What every protocol must do alike is one spec run over gRPC, gRPC-Web and
+// Connect with typed clients (test/support/transports.ts), here and against
+// the real service at the end; raw fetch() remains where the HTTP itself
+// (status codes, headers, JSON error bodies) is the subject.
 
 import { execFile } from "node:child_process";
 import * as net from "node:net";
@@ -30,7 +35,7 @@ import {
   createContextValues,
   type Client,
 } from "@connectrpc/connect";
-import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
+import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
 import * as grpc from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
@@ -40,6 +45,8 @@ import { Health, HealthCheckResponse_ServingStatus } from "../../gen/health/v1/h
 import { HealthState } from "../../src/server/health.ts";
 import { startHttpServer, type HttpServer } from "../../src/server/http-server.ts";
 import { createLogger, type Logger } from "../../src/server/log.ts";
+import { EventStatus } from "../../gen/auditlog/v1/ingest_pb.js";
+import { forEachServiceTransport, forEachTransport } from "../support/transports.ts";
 
 const ROOT = join(import.meta.dirname, "..", "..");
 const BUF = join(ROOT, "node_modules", ".bin", "buf");
@@ -236,9 +243,6 @@ describe("transport", () => {
     } finally {
       client.close();
     }
-    // And the same port speaks HTTP/2 to a connect-node gRPC client.
-    const echo = createClient(EchoService, createGrpcTransport({ baseUrl: server.url }));
-    expect((await echo.echo({ text: "hi" })).text).toBe("hi via HTTP/2.0");
     // Access log: one line per RPC with procedure, protocol and code.
     const lines = logs.lines().filter((l) => l.msg === "rpc");
     expect(lines).toContainEqual(
@@ -249,7 +253,7 @@ describe("transport", () => {
     );
   });
 
-  it("(b) Connect over HTTP/1.1: plain fetch calls Health.Check with JSON", async () => {
+  it("(b) Connect over HTTP/1.1: plain fetch calls Health.Check with JSON; errors are HTTP statuses with JSON bodies", async () => {
     const res = await fetch(`${server.url}/grpc.health.v1.Health/Check`, {
       method: "POST",
       headers: { "content-type": "application/json", "connect-protocol-version": "1" },
@@ -258,14 +262,6 @@ describe("transport", () => {
     expect(res.status).toBe(200);
     expect(res.headers.get("content-type")).toBe("application/json");
     expect(await res.json()).toEqual({ status: "SERVING" });
-
-    // Node's fetch speaks HTTP/1.1; the server says so too.
-    const echo = await fetch(`${server.url}/test.v1.EchoService/Echo`, {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify({ text: "hi" }),
-    });
-    expect(await echo.json()).toEqual({ text: "hi via HTTP/1.1" });
 
     // Not found in the Connect protocol: HTTP 404 + JSON error body.
     const missing = await fetch(`${server.url}/grpc.health.v1.Health/Check`, {
@@ -303,17 +299,62 @@ describe("transport", () => {
     expect((await fetch(`${server.url}/nope`)).status).toBe(404);
   });
 
-  it("(c) gRPC-Web over HTTP/1.1 with connect-node's transport", async () => {
-    const transport = createGrpcWebTransport({ baseUrl: server.url, httpVersion: "1.1" });
-    const healthClient = createClient(Health, transport);
-    const res = await healthClient.check({ service: "" });
-    expect(res.status).toBe(HealthCheckResponse_ServingStatus.SERVING);
-    const err = await healthClient.check({ service: "nope" }).catch((e: unknown) => ConnectError.from(e));
-    expect(err).toBeInstanceOf(ConnectError);
-    expect((err as ConnectError).code).toBe(Code.NotFound);
+  // (c) and the typed-client side of (a) and (b): the same calls over each protocol.
+  forEachTransport((t) => {
+    it("Health.Check answers SERVING, and NOT_FOUND for an unknown service", async () => {
+      const healthClient = createClient(Health, t.transport(server.url));
+      expect((await healthClient.check({ service: "" })).status).toBe(HealthCheckResponse_ServingStatus.SERVING);
+      const err = await healthClient.check({ service: "nope" }).catch((e: unknown) => ConnectError.from(e));
+      expect(err).toBeInstanceOf(ConnectError);
+      expect((err as ConnectError).code).toBe(Code.NotFound);
+    });
 
-    const echo = createClient(EchoService, transport);
-    expect((await echo.echo({ text: "web" })).text).toBe("web via HTTP/1.1");
+    it(`reaches the service over HTTP/${t.httpVersion}`, async () => {
+      const echo = createClient(EchoService, t.transport(server.url));
+      expect((await echo.echo({ text: "hi" })).text).toBe(`hi via HTTP/${t.httpVersion === "2" ? "2.0" : "1.1"}`);
+    });
+
+    if (t.clientStreams) it("carries a client stream", async () => {
+      const echo = createClient(EchoService, t.transport(server.url));
+      const input = pushable<EchoMessage>();
+      const collected = echo.collect(input.iterable);
+      for (const text of ["a", "b", "c"]) input.push({ text });
+      input.end();
+      expect((await collected).text).toBe("a,b,c");
+    });
+
+    it("Health.Watch streams the current status and every change", async () => {
+      const service = `late.${t.name}`;
+      const client = createClient(Health, t.transport(server.url));
+      const abort = new AbortController();
+      const seen: HealthCheckResponse_ServingStatus[] = [];
+      const done = (async () => {
+        try {
+          for await (const res of client.watch({ service }, { signal: abort.signal })) {
+            seen.push(res.status);
+            if (seen.length === 3) abort.abort();
+          }
+        } catch (e) {
+          if (ConnectError.from(e).code !== Code.Canceled) throw e;
+        }
+      })();
+      while (seen.length < 1) await sleep(10);
+      health.set(service, "NOT_SERVING");
+      while (seen.length < 2) await sleep(10);
+      health.set(service, "SERVING");
+      await done;
+      expect(seen).toEqual([
+        HealthCheckResponse_ServingStatus.SERVICE_UNKNOWN,
+        HealthCheckResponse_ServingStatus.NOT_SERVING,
+        HealthCheckResponse_ServingStatus.SERVING,
+      ]);
+      // The stream the client abandoned is logged as canceled.
+      await vi.waitFor(() =>
+        expect(logs.lines()).toContainEqual(
+          expect.objectContaining({ msg: "rpc", procedure: "/grpc.health.v1.Health/Watch", protocol: t.protocol, code: "canceled" }),
+        ),
+      );
+    });
   });
 
   it("(d) reflection: buf curl lists the services (v1 and v1alpha) and calls through them", { timeout: 30_000 }, async () => {
@@ -486,38 +527,6 @@ describe("transport", () => {
     }
     expect((await fetch(`${server.url}/healthz`)).status).toBe(200);
   });
-
-  it("Health.Watch streams the current status and every change", async () => {
-    const client = createClient(Health, createGrpcTransport({ baseUrl: server.url }));
-    const abort = new AbortController();
-    const seen: HealthCheckResponse_ServingStatus[] = [];
-    const done = (async () => {
-      try {
-        for await (const res of client.watch({ service: "late.Service" }, { signal: abort.signal })) {
-          seen.push(res.status);
-          if (seen.length === 3) abort.abort();
-        }
-      } catch (e) {
-        if (ConnectError.from(e).code !== Code.Canceled) throw e;
-      }
-    })();
-    while (seen.length < 1) await sleep(10);
-    health.set("late.Service", "NOT_SERVING");
-    while (seen.length < 2) await sleep(10);
-    health.set("late.Service", "SERVING");
-    await done;
-    expect(seen).toEqual([
-      HealthCheckResponse_ServingStatus.SERVICE_UNKNOWN,
-      HealthCheckResponse_ServingStatus.NOT_SERVING,
-      HealthCheckResponse_ServingStatus.SERVING,
-    ]);
-    // The stream the client abandoned is logged as canceled.
-    await vi.waitFor(() =>
-      expect(logs.lines()).toContainEqual(
-        expect.objectContaining({ msg: "rpc", procedure: "/grpc.health.v1.Health/Watch", code: "canceled" }),
-      ),
-    );
-  });
 });
 
 // ---- graceful close ---------------------------------------------------------
@@ -613,5 +622,62 @@ describe("close(grace)", () => {
     expect(err).toBeInstanceOf(ConnectError);
     expect(logs.lines().some((l) => l.msg === "shutdown grace period over, closing remaining connections")).toBe(true);
     input.end();
+  });
+});
+
+// ---- the auditlog service on each protocol ----------------------------------
+
+describe("the auditlog service", () => {
+  forEachServiceTransport((s) => {
+    const event = (id: string) => ({
+      id: `${s.t.protocol}-${id}`,
+      occurredAt: { seconds: 1_714_979_289n },
+      action: "customer.created",
+      actor: { id: "user-1" },
+    });
+
+    it("Append, a resend (DUPLICATE) and GetEvent round-trip the typed messages", async () => {
+      const { ingest, query } = s.clients(s.tenant.all);
+      const first = await ingest.append({ events: [event("a1"), event("a2")] });
+      expect(first.summary).toMatchObject({ accepted: 2n, duplicates: 0n, results: [] });
+      const again = await ingest.append({ events: [event("a1")] });
+      expect(again.summary!.results.map((r) => [r.id, r.status])).toEqual([[`${s.t.protocol}-a1`, EventStatus.DUPLICATE]]);
+      const { event: stored } = await query.getEvent({ id: `${s.t.protocol}-a2` });
+      expect(stored).toMatchObject({ tenantId: s.tenant.tenantId, sequence: first.summary!.position });
+      expect(stored!.event).toMatchObject({ id: `${s.t.protocol}-a2`, action: "customer.created", occurredAt: { seconds: 1_714_979_289n } });
+    });
+
+    it("status codes and messages arrive the same way", async () => {
+      const codeOf = (p: Promise<unknown>) =>
+        p.then(
+          () => null,
+          (e: unknown) => ConnectError.from(e),
+        );
+      const noKey = await codeOf(s.clients().query.getEvent({ id: "x" }));
+      expect(noKey?.code).toBe(Code.Unauthenticated);
+      const wrongScope = await codeOf(s.clients(s.tenant.query).ingest.append({ events: [event("w1")] }));
+      expect(wrongScope?.code).toBe(Code.PermissionDenied);
+      expect(wrongScope?.rawMessage).toBe('this API key lacks the "ingest" scope');
+      const missing = await codeOf(s.clients(s.tenant.query).query.getEvent({ id: "no-such-event" }));
+      expect(missing?.code).toBe(Code.NotFound);
+      expect(missing?.rawMessage).toBe('no event with id "no-such-event"');
+      const invalid = await codeOf(s.clients(s.tenant.ingest).ingest.append({ events: [{ ...event("i1"), action: "Bad Action" }] }));
+      expect(invalid?.code).toBe(Code.InvalidArgument);
+      expect(invalid?.rawMessage).toMatch(/^events\[0\] \(id "[a-z-]+-i1"\): action: /);
+      const exists = await codeOf(s.clients(s.operatorKey).admin.createTenant({ id: s.tenant.tenantId, name: "again" }));
+      expect(exists?.code).toBe(Code.AlreadyExists);
+    });
+
+    if (s.t.clientStreams) it("Ingest takes a client stream and answers once for all its messages", async () => {
+      const { ingest } = s.clients(s.tenant.ingest);
+      const res = await ingest.ingest(
+        (async function* () {
+          yield { events: [event("s1"), event("s2")] };
+          yield { events: [event("s3"), event("s1")] };
+        })(),
+      );
+      expect(res.summary).toMatchObject({ accepted: 3n, duplicates: 1n });
+      expect(res.summary!.results.map((r) => [r.index, r.status])).toEqual([[3, EventStatus.DUPLICATE]]);
+    });
   });
 });
