@@ -1,0 +1,229 @@
+// A hostile tenant against a quiet one: does the quiet tenant's latency stay
+// within 2x of its idle value while another tenant sends the worst inputs the
+// hardening issue found?
+//
+//   npm run bench:noisy -- [--elasticsearch-url http://127.0.0.1:9200] [--seconds 30]
+//
+// Starts the service on a fresh database (like `npm run bench -- --start`),
+// then measures tenant "victim" alone for --seconds, and again while tenant
+// "attacker" runs, all at once and each in a loop:
+//   1. shards:    Append of 1,000 events dated one month apart, from 2100 on;
+//   2. search:    --search-streams concurrent searches with a 243-character
+//                 query of negated terms over ten 60 KB events of its own;
+//   3. timestamp: Append of an event whose occurred_at is out of range
+//                 (seconds 9223372035, nanos 1999999999) over gRPC.
+// The victim runs one loop: Append of one event, GetEvent of it, then a
+// search that must see it (min_position of the Append). With Elasticsearch
+// the search also measures how soon the victim's own write is searchable.
+// Figures go to stdout and to --out as JSON.
+import { randomBytes, randomUUID } from "node:crypto";
+import { mkdirSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { parseArgs } from "node:util";
+import { create, type MessageInitShape } from "@bufbuild/protobuf";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { Code, ConnectError, createClient, type Interceptor } from "@connectrpc/connect";
+import { createGrpcTransport } from "@connectrpc/connect-node";
+import * as hdr from "hdr-histogram-js";
+import { AdminService, Scope } from "../gen/auditlog/v1/admin_pb.js";
+import { EventSchema } from "../gen/auditlog/v1/event_pb.js";
+import { IngestService } from "../gen/auditlog/v1/ingest_pb.js";
+import { QueryService } from "../gen/auditlog/v1/query_pb.js";
+import { procSample, startServiceChild } from "./service-child.ts";
+
+const ROOT = join(import.meta.dirname, "..");
+const { values: args } = parseArgs({
+  options: {
+    "database-url": { type: "string", default: process.env["DATABASE_URL"] || "postgres://postgres@127.0.0.1:5432/test" },
+    "elasticsearch-url": { type: "string", default: process.env["ELASTICSEARCH_URL"] || "" },
+    seconds: { type: "string", default: "30" },
+    "search-streams": { type: "string", default: "10" },
+    out: { type: "string" },
+    "keep-db": { type: "boolean", default: false },
+  },
+});
+const SECONDS = Number(args.seconds);
+const SEARCH_STREAMS = Number(args["search-streams"]);
+const log = (msg: string) => process.stderr.write(`[noisy] ${msg}\n`);
+
+type Ops = "append" | "get" | "search";
+type Phase = { histograms: Record<Ops, hdr.Histogram>; errors: Record<string, number>; loops: number };
+const newHistogram = () => hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 120_000_000, numberOfSignificantValueDigits: 3 });
+
+function bearer(key: string): Interceptor {
+  return (next) => (req) => {
+    req.header.set("authorization", `Bearer ${key}`);
+    return next(req);
+  };
+}
+
+const stamp = new Date().toISOString().replace(/\.\d+Z$/, "").replace(/[^0-9]/g, "");
+const service = await startServiceChild({
+  adminDatabaseUrl: args["database-url"]!,
+  name: `auditlog_noisy_${stamp}`,
+  elasticsearchUrl: args["elasticsearch-url"] || undefined,
+  keepDb: args["keep-db"],
+  log,
+});
+const stopAll: (() => void)[] = [];
+process.on("SIGINT", () => {
+  for (const s of stopAll) s();
+  void service.close().then(() => process.exit(130));
+});
+
+try {
+  const transport = (key: string) => createGrpcTransport({ baseUrl: service.url, interceptors: [bearer(key)] });
+  const admin = createClient(AdminService, transport(service.operatorKey));
+  const keys: Record<string, string> = {};
+  for (const tenant of ["victim", "attacker"]) {
+    await admin.createTenant({ id: tenant, name: tenant });
+    keys[tenant] = (await admin.createApiKey({ tenantId: tenant, name: "bench", scopes: [Scope.INGEST, Scope.QUERY] })).secret;
+  }
+  const victimIngest = createClient(IngestService, transport(keys.victim!));
+  const victimQuery = createClient(QueryService, transport(keys.victim!));
+  const attackerIngest = createClient(IngestService, transport(keys.attacker!));
+  const attackerQuery = createClient(QueryService, transport(keys.attacker!));
+
+  // The attacker's large events, for the search attack.
+  const big = "x".repeat(6_000);
+  await attackerIngest.append({
+    events: Array.from({ length: 10 }, (_, i) => ({
+      action: "blob.stored",
+      occurredAt: timestampFromDate(new Date()),
+      actor: { id: `a-${i}` },
+      target: { type: "blob", id: `b-${i}` },
+      metadata: Object.fromEntries(Array.from({ length: 10 }, (_, k) => [`k${k}`, `${big}${k}`])),
+    })),
+  });
+
+  const victimEvent = (): MessageInitShape<typeof EventSchema> => ({
+    id: randomUUID(),
+    action: "victim.touched",
+    occurredAt: timestampFromDate(new Date()),
+    actor: { id: "v-1" },
+    target: { type: "doc", id: randomBytes(4).toString("hex") },
+    message: "quiet tenant at work",
+  });
+
+  async function victimPhase(name: string): Promise<Phase> {
+    const p: Phase = { histograms: { append: newHistogram(), get: newHistogram(), search: newHistogram() }, errors: {}, loops: 0 };
+    const end = performance.now() + SECONDS * 1000;
+    const time = async <T>(op: Ops, fn: () => Promise<T>): Promise<T | undefined> => {
+      const t0 = performance.now();
+      try {
+        const out = await fn();
+        p.histograms[op].recordValue(Math.max(1, Math.round((performance.now() - t0) * 1000)));
+        return out;
+      } catch (err) {
+        const key = `${op}:${err instanceof ConnectError ? Code[err.code] : String(err)}`;
+        p.errors[key] = (p.errors[key] ?? 0) + 1;
+        return undefined;
+      }
+    };
+    while (performance.now() < end) {
+      const ev = victimEvent();
+      const res = await time("append", () => victimIngest.append({ events: [ev] }, { timeoutMs: 30_000 }));
+      await time("get", () => victimQuery.getEvent({ id: ev.id! }, { timeoutMs: 30_000 }));
+      await time("search", () =>
+        victimQuery.searchEvents(
+          { filter: { actions: ["victim.*"], targetIds: [ev.target!.id!] }, pageSize: 20, minPosition: res?.summary?.position ?? 0n },
+          { timeoutMs: 30_000 },
+        ),
+      );
+      p.loops++;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    log(`${name}: ${p.loops} loops, errors ${JSON.stringify(p.errors)}`);
+    return p;
+  }
+
+  function attack(): { stop: () => Promise<Record<string, number>> } {
+    let running = true;
+    const counts: Record<string, number> = {};
+    const count = (k: string) => {
+      counts[k] = (counts[k] ?? 0) + 1;
+    };
+    const outcome = (kind: string, err?: unknown) => count(`${kind}:${err === undefined ? "OK" : err instanceof ConnectError ? Code[err.code] : "error"}`);
+    const loop = async (kind: string, fn: (i: number) => Promise<unknown>) => {
+      for (let i = 0; running; i++) {
+        try {
+          await fn(i);
+          outcome(kind);
+        } catch (err) {
+          outcome(kind, err);
+          await new Promise((r) => setTimeout(r, 10));
+        }
+      }
+    };
+    const month = (n: number) => timestampFromDate(new Date(Date.UTC(2100, n % 1_800, 1)));
+    const negated = Array.from({ length: 40 }, (_, i) => `-w${i}${"q".repeat(1)}`).join(" ").slice(0, 243);
+    const loops = [
+      loop("shards", (i) =>
+        attackerIngest.append(
+          { events: Array.from({ length: 1000 }, (_, k) => ({ action: "x.y", occurredAt: month(i * 1000 + k), actor: { id: "a" }, target: { type: "t", id: "t" } })) },
+          { timeoutMs: 60_000 },
+        ),
+      ),
+      loop("timestamp", () =>
+        attackerIngest.append(
+          { events: [create(EventSchema, { action: "x.z", occurredAt: { seconds: 9223372035n, nanos: 1999999999 }, actor: { id: "a" }, target: { type: "t", id: "t" } })] },
+          { timeoutMs: 60_000 },
+        ),
+      ),
+      ...Array.from({ length: SEARCH_STREAMS }, () => loop("search", () => attackerQuery.searchEvents({ filter: { query: negated }, pageSize: 100 }, { timeoutMs: 120_000 }))),
+    ];
+    const stopper = () => {
+      running = false;
+    };
+    stopAll.push(stopper);
+    return {
+      async stop() {
+        stopper();
+        await Promise.all(loops);
+        return counts;
+      },
+    };
+  }
+
+  log(`idle phase, ${SECONDS} s`);
+  const sample0 = procSample(service.pid);
+  const idle = await victimPhase("idle");
+  log(`attack phase, ${SECONDS} s (attacker: shards + timestamp + ${SEARCH_STREAMS} searches)`);
+  const a = attack();
+  await new Promise((r) => setTimeout(r, 2_000));
+  const attacked = await victimPhase("under attack");
+  const attackCounts = await a.stop();
+  const sample1 = procSample(service.pid);
+
+  const pct = (h: hdr.Histogram) => ({ count: h.totalCount, p50: h.getValueAtPercentile(50) / 1000, p99: h.getValueAtPercentile(99) / 1000, max: h.maxValue / 1000 });
+  const summary = Object.fromEntries(
+    (["append", "get", "search"] as Ops[]).map((op) => {
+      const i = pct(idle.histograms[op]);
+      const u = pct(attacked.histograms[op]);
+      return [op, { idle: i, attacked: u, p50Ratio: i.p50 ? u.p50 / i.p50 : null, p99Ratio: i.p99 ? u.p99 / i.p99 : null }];
+    }),
+  );
+  const result = {
+    when: new Date().toISOString(),
+    elasticsearch: Boolean(args["elasticsearch-url"]),
+    seconds: SECONDS,
+    searchStreams: SEARCH_STREAMS,
+    victim: summary,
+    victimErrors: { idle: idle.errors, attacked: attacked.errors },
+    attackerCalls: attackCounts,
+    server: { peakRssMb: sample1 ? sample1.hwmKb / 1024 : null, cpuSeconds: sample0 && sample1 ? sample1.cpuSeconds - sample0.cpuSeconds : null },
+  };
+  process.stdout.write(`${"op".padEnd(8)} ${"idle p50".padStart(9)} ${"idle p99".padStart(9)} ${"att p50".padStart(9)} ${"att p99".padStart(9)} ${"p99 x".padStart(6)}\n`);
+  for (const [op, s] of Object.entries(summary)) {
+    process.stdout.write(
+      `${op.padEnd(8)} ${s.idle.p50.toFixed(1).padStart(9)} ${s.idle.p99.toFixed(1).padStart(9)} ${s.attacked.p50.toFixed(1).padStart(9)} ${s.attacked.p99.toFixed(1).padStart(9)} ${(s.p99Ratio ?? Number.NaN).toFixed(2).padStart(6)}\n`,
+    );
+  }
+  process.stdout.write(`attacker calls: ${JSON.stringify(attackCounts)}\nvictim errors: ${JSON.stringify(result.victimErrors)}\n`);
+  const out = args.out ?? join(ROOT, "bench", "results", `noisy-${result.elasticsearch ? "es" : "pg"}-${stamp}.json`);
+  mkdirSync(dirname(out), { recursive: true });
+  writeFileSync(out, `${JSON.stringify(result, null, 2)}\n`);
+  log(`wrote ${out}`);
+} finally {
+  await service.close();
+}
