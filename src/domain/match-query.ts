@@ -7,10 +7,14 @@
 //             without target: never)
 //   action    equals one of `exact` or starts with one of `prefixes`
 //   time      from <= occurred_at < to (a null bound is open)
-//   metadata  the value at the path (walking objects only) is a string,
+//   metadata  a value at the path (walking objects only) is a string,
 //             number or boolean whose text (String(v)) is one of the values,
 //             or an array with such an element; with no values: a non-null
-//             scalar or an array with a non-null scalar element
+//             scalar or an array with a non-null scalar element. "At the
+//             path" means under keys that, joined with dots, spell the path
+//             joined with dots: a.b.c is {"a":{"b":{"c":…}}}, {"a.b.c":…},
+//             {"a.b":{"c":…}} and {"a":{"b.c":…}}, all of them (what an
+//             Elasticsearch flattened field indexes)
 //   text      the words appear consecutively in words(message), or within
 //             words(s) of one string value s of metadata / changes.before /
 //             changes.after (never across two values)
@@ -34,7 +38,7 @@ export function matchesCondition(r: StoredRecord, c: Condition): boolean {
     case "time":
       return (c.from === null || r.occurredAt >= c.from) && (c.to === null || r.occurredAt < c.to);
     case "metadata": {
-      const texts = scalarTexts(valueAt(r.metadata, c.path));
+      const texts = valuesAt(r.metadata, c.path).flatMap(scalarTexts);
       return c.values.length === 0 ? texts.length > 0 : texts.some((t) => c.values.includes(t));
     }
     case "text":
@@ -70,14 +74,22 @@ function isObject(v: JsonValue | undefined): v is { [k: string]: JsonValue } {
   return typeof v === "object" && v !== null && !Array.isArray(v);
 }
 
-/** The value at `path`, descending through objects only (never into arrays). */
-function valueAt(root: JsonValue | null, path: readonly string[]): JsonValue | undefined {
-  let v: JsonValue | undefined = root ?? undefined;
-  for (const key of path) {
-    if (!isObject(v) || !Object.hasOwn(v, key)) return undefined;
-    v = v[key];
-  }
-  return v;
+/**
+ * The values at `path`, descending through objects only (never into arrays),
+ * where a key may stand for several segments: every value whose keys, joined
+ * with dots, are the path joined with dots.
+ */
+function valuesAt(root: JsonValue | null, path: readonly string[]): JsonValue[] {
+  const found: JsonValue[] = [];
+  const walk = (v: JsonValue, rest: string) => {
+    if (!isObject(v)) return;
+    for (const [key, child] of Object.entries(v)) {
+      if (key === rest) found.push(child);
+      else if (rest.startsWith(key + ".")) walk(child, rest.slice(key.length + 1));
+    }
+  };
+  if (root !== null) walk(root, path.join("."));
+  return found;
 }
 
 function scalarText(v: JsonValue | undefined): string | null {

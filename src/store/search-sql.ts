@@ -37,12 +37,35 @@ export function metadataJsonPath(path: readonly string[]): string {
 }
 
 /**
- * The scalars at a metadata path: the value itself, or the elements of an
- * array there (what a `flattened` field indexes), as text.
+ * The values at a metadata path of several segments, where a key may contain
+ * dots and so stand for several of them (`a.b.c` is {"a":{"b":{"c"}}},
+ * {"a.b.c"}, {"a.b":{"c"}} and {"a":{"b.c"}}, as in an Elasticsearch
+ * `flattened` field and the reference evaluator): walks down only the keys
+ * that are a whole-segment prefix of what is left of the dotted path, so the
+ * cost follows the data, never the number of ways to split the path.
  */
-function metadataScalarsSql(pathParam: string): string {
+function metadataDottedValuesSql(dottedParam: string): string {
+  return `WITH RECURSIVE walk(o, rest) AS (
+         SELECT metadata, ${dottedParam}::text
+         UNION ALL
+         SELECT e.value, substr(w.rest, length(e.key) + 2)
+           FROM walk w, jsonb_each(w.o) e
+          WHERE jsonb_typeof(e.value) = 'object' AND starts_with(w.rest, e.key || '.'))
+       SELECT e.value AS m FROM walk w, jsonb_each(w.o) e WHERE e.key = w.rest`;
+}
+
+/**
+ * The scalars at a metadata path: the values themselves, or the elements of
+ * arrays there (what a `flattened` field indexes), as text. One segment
+ * cannot be split, so it is looked up directly.
+ */
+function metadataScalarsSql(path: readonly string[], p: (v: unknown) => string): string {
+  const values =
+    path.length === 1
+      ? `SELECT jsonb_path_query_first(metadata, ${p(metadataJsonPath(path))}::jsonpath, '{}', true) AS m`
+      : metadataDottedValuesSql(p(path.join(".")));
   return `SELECT x #>> '{}' AS v
-     FROM (SELECT jsonb_path_query_first(metadata, ${pathParam}::jsonpath, '{}', true) AS m) s,
+     FROM (${values}) s,
           jsonb_array_elements(CASE WHEN jsonb_typeof(m) = 'array' THEN m ELSE jsonb_build_array(m) END) e(x)
     WHERE jsonb_typeof(x) IN ('string', 'number', 'boolean')`;
 }
@@ -70,7 +93,7 @@ function conditionSql(c: Condition, p: (v: unknown) => string): string {
       return parts.length ? `(${parts.join(" AND ")})` : "true";
     }
     case "metadata": {
-      const scalars = metadataScalarsSql(p(metadataJsonPath(c.path)));
+      const scalars = metadataScalarsSql(c.path, p);
       return c.values.length
         ? `EXISTS (SELECT 1 FROM (${scalars}) t WHERE v = ANY(${p(c.values)}::text[]))`
         : `EXISTS (${scalars})`;

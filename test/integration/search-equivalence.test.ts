@@ -15,7 +15,8 @@
 // The data avoids the documented cases where backends legitimately differ
 // (docs/QUERY_SYNTAX.md, "Backend differences"): text is ASCII; no phrase is
 // generated that could span two string values (or message and a value),
-// metadata has no dotted keys and no objects inside arrays.
+// metadata has no objects inside arrays. It does have keys with dots in them,
+// alone and next to the nested objects that spell the same path.
 import { randomBytes } from "node:crypto";
 import type { JsonObject, JsonValue } from "@bufbuild/protobuf";
 import { Client } from "@elastic/elasticsearch";
@@ -240,6 +241,17 @@ function makeMetadata(rng: Rng): JsonObject {
   if (rng.chance(0.1)) m.empty = "";
   if (rng.chance(0.1)) m.limits = rng.chance(0.7) ? { daily: rng.int(1, 9) } : {};
   if (rng.chance(0.05)) m.nulls = [null];
+  // Keys with dots: the same path spelled as nested objects, one dotted key, or a mix.
+  if (rng.chance(0.15)) m["card.brand"] = rng.pick(VALUE_WORDS.brand);
+  if (rng.chance(0.3)) {
+    const v = rng.chance(0.8) ? rng.pick(VALUE_WORDS.status) : rng.int(1, 3);
+    const spelling = rng.int(0, 3);
+    if (spelling === 0) m["geo.site.zone"] = v;
+    else if (spelling === 1) m["geo.site"] = { zone: v };
+    else if (spelling === 2) m.geo = { "site.zone": v };
+    else m.geo = { site: { zone: v } };
+  }
+  if (rng.chance(0.1)) m["geo.site"] = rng.chance(0.5) ? { zone: [rng.pick(VALUE_WORDS.status), null] } : rng.pick(VALUE_WORDS.status);
   return m;
 }
 
@@ -262,21 +274,25 @@ type GeneratedQuery = { q: EventQuery; text: string | null; shape: string };
 const METADATA_PATHS = [
   ["plan"], ["seats"], ["ratio"], ["beta"], ["region"], ["card", "brand"], ["card", "last4"], ["card", "exp", "month"],
   ["card"], ["tags"], ["codes"], ["mixed"], ["note"], ["maybe"], ["empty"], ["limits"], ["limits", "daily"], ["nulls"],
-  ["missing"], ["card", "missing"],
+  ["missing"], ["card", "missing"], ["geo", "site", "zone"], ["geo", "site"], ["geo"],
 ];
 
-function jsonAt(v: JsonValue | null | undefined, path: string[]): JsonValue | undefined {
+/** Values at the path under nested keys only, and under the one key with all the dots: enough to sample values from. */
+function jsonAt(v: JsonValue | null | undefined, path: string[]): JsonValue[] {
   let cur: JsonValue | undefined = v ?? undefined;
   for (const k of path) {
-    if (typeof cur !== "object" || cur === null || Array.isArray(cur) || !Object.hasOwn(cur, k)) return undefined;
+    if (typeof cur !== "object" || cur === null || Array.isArray(cur) || !Object.hasOwn(cur, k)) {
+      cur = undefined;
+      break;
+    }
     cur = cur[k];
   }
-  return cur;
+  const literal = v && typeof v === "object" && !Array.isArray(v) && path.length > 1 ? v[path.join(".")] : undefined;
+  return [cur, literal].filter((x): x is JsonValue => x !== undefined);
 }
 
 function metadataTexts(r: StoredRecord, path: string[]): string[] {
-  const v = jsonAt(r.metadata, path);
-  const list = Array.isArray(v) ? v : [v];
+  const list = jsonAt(r.metadata, path).flatMap((v) => (Array.isArray(v) ? v : [v]));
   return list.filter((x) => typeof x === "string" || typeof x === "number" || typeof x === "boolean").map(String);
 }
 

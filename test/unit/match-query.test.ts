@@ -175,12 +175,31 @@ describe("metadata", () => {
     expect(meta(m, ["tags"], ["obj"])).toBe(false);
   });
 
-  it("never descends into arrays, and a dotted key is not a path", () => {
+  it("never descends into arrays", () => {
     expect(meta(m, ["objs", "k"], ["v"])).toBe(false);
     expect(meta(m, ["objs", "0", "k"], ["v"])).toBe(false);
     expect(meta(m, ["tags", "0"], ["a"])).toBe(false);
-    expect(meta(m, ["dotted", "key"], ["d"])).toBe(false);
+    expect(meta({ a: [{ "b.c": "x" }] }, ["a", "b", "c"], ["x"])).toBe(false);
+  });
+
+  it("a path finds keys that contain dots, as an Elasticsearch flattened field does", () => {
+    expect(meta(m, ["dotted", "key"], ["d"])).toBe(true);
     expect(meta(m, ["dotted.key"], ["d"])).toBe(true);
+    expect(meta(m, ["dotted"])).toBe(false);
+    // Every way of reading a.b.c as keys: nested, literal, and mixed.
+    for (const doc of [{ a: { b: { c: "x" } } }, { "a.b.c": "x" }, { "a.b": { c: "x" } }, { a: { "b.c": "x" } }] as JsonObject[]) {
+      expect(meta(doc, ["a", "b", "c"], ["x"]), JSON.stringify(doc)).toBe(true);
+      expect(meta(doc, ["a", "b", "c"]), JSON.stringify(doc)).toBe(true);
+      expect(meta(doc, ["a", "b"]), JSON.stringify(doc)).toBe(false); // an object, or nothing
+    }
+    // All of them count: a value at any reading matches.
+    const both: JsonObject = { card: { brand: "visa" }, "card.brand": ["amex", null] };
+    expect(meta(both, ["card", "brand"], ["visa"])).toBe(true);
+    expect(meta(both, ["card", "brand"], ["amex"])).toBe(true);
+    expect(meta({ "card.brand": null, card: {} }, ["card", "brand"])).toBe(false);
+    // Keys match whole: "a.b" is not a prefix reading of "a.bc".
+    expect(meta({ "a.b": { c: "x" } }, ["a", "bc"], ["x"])).toBe(false);
+    expect(meta({ a: { bc: "x" } }, ["a.b", "c"], ["x"])).toBe(false);
   });
 
   it("with no values: a non-null scalar, or an array with one", () => {

@@ -99,8 +99,8 @@ describe("whereClause", () => {
   });
 
   it("compares metadata scalars (or array elements) by text and tests presence when there are no values", () => {
-    const withValues = whereClause("t", q({ kind: "metadata", path: ["card", "brand"], values: ["visa", "42"] }));
-    expect(withValues.values).toEqual(["t", 'strict $."card"."brand"', ["visa", "42"]]);
+    const withValues = whereClause("t", q({ kind: "metadata", path: ["plan"], values: ["visa", "42"] }));
+    expect(withValues.values).toEqual(["t", 'strict $."plan"', ["visa", "42"]]);
     expect(withValues.text).toContain("jsonb_path_query_first(metadata, $2::jsonpath, '{}', true)");
     expect(withValues.text).toContain("jsonb_typeof(x) IN ('string', 'number', 'boolean')");
     expect(withValues.text).toContain("v = ANY($3::text[])");
@@ -108,6 +108,15 @@ describe("whereClause", () => {
     expect(presence.values).toEqual(["t", 'strict $."plan"']);
     expect(presence.text).toMatch(/^tenant_id = \$1 AND EXISTS \(SELECT x #>> '\{\}' AS v/);
     expect(presence.text).not.toContain("ANY(");
+  });
+
+  it("walks a path of several segments through keys that may contain dots, the dotted path bound", () => {
+    const sql = whereClause("t", q({ kind: "metadata", path: ["card", "brand"], values: ["visa"] }));
+    expect(sql.values).toEqual(["t", "card.brand", ["visa"]]);
+    expect(sql.text).toContain("WITH RECURSIVE walk(o, rest) AS (");
+    expect(sql.text).toContain("SELECT metadata, $2::text");
+    expect(sql.text).toContain("starts_with(w.rest, e.key || '.')");
+    expect(sql.text).toContain("v = ANY($3::text[])");
   });
 
   it("quotes metadata keys inside the jsonpath", () => {
