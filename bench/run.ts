@@ -28,8 +28,7 @@
 //   --phase-timeout S      [900] hard limit for one ingest scale / export
 //   --out FILE             [bench/results/<timestamp>.json]
 //   --keep-db              keep the databases made by --start and the COPY baseline
-import { type ChildProcess, execFileSync, fork, spawn } from "node:child_process";
-import { freePort } from "../src/devservers/processes.ts";
+import { execFileSync, fork } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { createWriteStream, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { once } from "node:events";
@@ -51,6 +50,7 @@ import { ensurePartitions } from "../src/store/partitions.ts";
 import { connectCall } from "../scripts/lib/connect-json.ts";
 import { bearer, type GrpcStub, loadAuditlogStubs, newClient } from "../scripts/lib/grpc-client.ts";
 import { benchEventJson, newHistogram, type ProducerReport, type ProducerTask, wallMs } from "./producer.ts";
+import { adminQuery, databaseUrlFor, procSample, type ServiceChild, startServiceChild } from "./service-child.ts";
 
 const ROOT = join(import.meta.dirname, "..");
 const GENESIS = "0".repeat(64);
@@ -136,122 +136,45 @@ function pct(h: hdr.Histogram): { p50: number | null; p99: number | null; p999: 
 
 // ---------------------------------------------------------------- the server process
 
-type ProcSample = { hwmKb: number; rssKb: number; cpuSeconds: number };
-const CLK_TCK = (() => {
-  try {
-    return Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).trim()) || 100;
-  } catch {
-    return 100;
-  }
-})();
 let serverPid: number | null = args["server-pid"] ? Number(args["server-pid"]) : null;
-
-function procSample(): ProcSample | null {
-  if (!serverPid) return null;
-  try {
-    const status = readFileSync(`/proc/${serverPid}/status`, "utf8");
-    const kb = (k: string) => Number(new RegExp(`^${k}:\\s+(\\d+)`, "m").exec(status)?.[1] ?? 0);
-    const stat = readFileSync(`/proc/${serverPid}/stat`, "utf8");
-    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" "); // f[0] is field 3 (state)
-    const cpu = (Number(f[11]) + Number(f[12])) / CLK_TCK; // fields 14 utime, 15 stime
-    return { hwmKb: kb("VmHWM"), rssKb: kb("VmRSS"), cpuSeconds: cpu };
-  } catch {
-    return null;
-  }
-}
+const sample = () => procSample(serverPid);
 
 type Usage = { cpuSeconds: number | null; peakRssMb: number | null; rssMb: number | null };
 async function measured<T>(fn: () => Promise<T>): Promise<[T, Usage]> {
-  const a = procSample();
+  const a = sample();
   const out = await fn();
-  const b = procSample();
+  const b = sample();
   return [out, { cpuSeconds: a && b ? b.cpuSeconds - a.cpuSeconds : null, peakRssMb: b ? b.hwmKb / 1024 : null, rssMb: b ? b.rssKb / 1024 : null }];
-}
-
-function dbUrl(base: string, name: string): string {
-  const u = new URL(base);
-  u.pathname = `/${name}`;
-  return u.toString();
-}
-
-async function adminQuery(sql: string): Promise<void> {
-  const c = new pg.Client({ connectionString: args["database-url"] });
-  await c.connect();
-  try {
-    await c.query(sql);
-  } finally {
-    await c.end();
-  }
 }
 
 const createdDbs: string[] = [];
 async function createDatabase(name: string): Promise<string> {
-  await adminQuery(`CREATE DATABASE ${name}`);
+  await adminQuery(args["database-url"]!, `CREATE DATABASE ${name}`);
   createdDbs.push(name);
-  return dbUrl(args["database-url"]!, name);
+  return databaseUrlFor(args["database-url"]!, name);
 }
 
-let child: ChildProcess | null = null;
-async function startService(): Promise<{ url: string; operatorKey: string; databaseUrl: string }> {
-  const name = `auditlog_bench_${DB_SUFFIX}`;
-  const databaseUrl = await createDatabase(name);
-  const port = await freePort();
-  const operatorKey = `bench_${randomBytes(24).toString("hex")}`;
-  const env: NodeJS.ProcessEnv = {
-    ...process.env,
-    DATABASE_URL: databaseUrl,
-    PORT: String(port),
-    HOST: "127.0.0.1",
-    AUDITLOG_BOOTSTRAP_KEY: operatorKey,
-    LOG_LEVEL: "warn",
-  };
-  if (args["elasticsearch-url"]) env["ELASTICSEARCH_URL"] = args["elasticsearch-url"];
-  else delete env["ELASTICSEARCH_URL"];
-  log(`starting the service on 127.0.0.1:${port}, database ${name}${args["elasticsearch-url"] ? `, Elasticsearch ${args["elasticsearch-url"]}` : ""}`);
-  const c = spawn(process.execPath, [join(ROOT, "src", "main.ts")], { cwd: ROOT, env, stdio: ["ignore", "pipe", "pipe"] });
-  child = c;
-  serverPid = c.pid ?? null;
-  let stderrTail = "";
-  c.stderr!.on("data", (d: Buffer) => {
-    stderrTail = (stderrTail + d.toString()).slice(-4000);
+let service: ServiceChild | null = null;
+async function startService(): Promise<{ url: string; operatorKey: string }> {
+  service = await startServiceChild({
+    adminDatabaseUrl: args["database-url"]!,
+    name: `auditlog_bench_${DB_SUFFIX}`,
+    elasticsearchUrl: args["elasticsearch-url"] || undefined,
+    keepDb: args["keep-db"],
+    log,
   });
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`service did not start within 120 s:\n${stderrTail}`)), 120_000);
-    let out = "";
-    c.stdout!.on("data", (d: Buffer) => {
-      out += d.toString();
-      if (out.includes("listening on")) {
-        clearTimeout(timer);
-        resolve();
-      }
-    });
-    c.once("exit", (code) => {
-      clearTimeout(timer);
-      reject(new Error(`service exited with ${code}:\n${stderrTail}`));
-    });
-  });
-  c.stdout!.resume();
-  return { url: `http://127.0.0.1:${port}`, operatorKey, databaseUrl };
-}
-
-async function stopService(): Promise<void> {
-  const c = child;
-  if (!c || c.exitCode !== null || c.signalCode !== null) return;
-  const exited = once(c, "exit");
-  c.kill("SIGTERM");
-  const t = setTimeout(() => c.kill("SIGKILL"), 20_000);
-  await exited;
-  clearTimeout(t);
+  serverPid = service.pid;
+  return service;
 }
 
 async function cleanup(): Promise<void> {
-  await stopService();
+  await service?.close();
   if (args["keep-db"]) {
     if (createdDbs.length) log(`kept databases: ${createdDbs.join(", ")}`);
     return;
   }
   for (const name of createdDbs.splice(0)) {
-    await adminQuery(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`).catch((e) => log(`could not drop ${name}: ${e}`));
+    await adminQuery(args["database-url"]!, `DROP DATABASE IF EXISTS ${name} WITH (FORCE)`).catch((e) => log(`could not drop ${name}: ${e}`));
   }
 }
 
@@ -665,7 +588,7 @@ async function main(): Promise<void> {
   await run("search", () => phaseSearch(ctx));
   await run("export", () => phaseExport(ctx));
 
-  const fin = procSample();
+  const fin = sample();
   const server = {
     pid: serverPid,
     peakRssMb: fin ? fin.hwmKb / 1024 : null,
