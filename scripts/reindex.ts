@@ -5,9 +5,18 @@
 //
 // Steps: put the index template; delete the tenant-event indices
 // (`<prefix>-*`, by their resolved names, so action.destructive_requires_name
-// does not get in the way); reset index_progress to 0 for every tenant; then
-// run an Indexer until every tenant is indexed up to its chain head as of
-// the reset, printing progress (events/s).
+// does not get in the way); reset index_progress to 0 for every tenant and
+// forget the recorded refusals (index_failures: every event is tried again,
+// and what is still refused is recorded again); then run an Indexer until
+// every tenant is indexed up to its chain head as of the reset, printing
+// progress (events/s).
+//
+// Also the upgrade step from the first index layout (monthly indices by
+// occurred_at, `auditlog-events-YYYY.MM`) to the current one (by received_at,
+// `auditlog-events-received-YYYY.MM`): both match `<prefix>-*`, so the old
+// indices are deleted and everything is rebuilt in the new ones. Until it
+// has run, re-indexed events (reconciler, progress resets) would appear
+// twice in search, once in each layout.
 //
 // Safe beside running service replicas: ingest is untouched (search answers
 // are incomplete until the rebuild is done), and their indexer notices the
@@ -126,7 +135,8 @@ async function main(): Promise<void> {
     }
     if (existing.length) await client.indices.delete({ index: existing.join(",") });
     // After the delete (see the header), and for every tenant.
-    await pool.query("UPDATE index_progress SET indexed_sequence = 0, updated_at = now()");
+    // One statement, so a running indexer never sees one without the other.
+    await pool.query("WITH forget AS (DELETE FROM index_failures) UPDATE index_progress SET indexed_sequence = 0, updated_at = now()");
     const target = new Map(
       (await pool.query<{ tenant_id: string; sequence: string }>("SELECT tenant_id, sequence FROM chain_heads")).rows.map(
         (r) => [r.tenant_id, BigInt(r.sequence)] as const,
@@ -162,8 +172,10 @@ async function main(): Promise<void> {
       const rate = Number(done - lastDone) / ((now - lastT) / 1000);
       const pct = targetTotal > 0n ? Number((done * 1000n) / targetTotal) / 10 : 100;
       const stuck = indexer.stuckTenants();
+      const refused = indexer.getStats().eventsRefused;
       out(
         `${done}/${targetTotal} events (${pct.toFixed(1)}%), ${Math.round(rate)} events/s, ${behind} tenants to go` +
+          (refused ? `; ${refused} events refused for their content (index_failures; GetIndexStatus lists them)` : "") +
           (stuck.length ? `; STUCK: ${stuck.map((s) => `${s.tenantId}@${s.sequence} (${s.error})`).join("; ")}` : ""),
       );
       lastT = now;

@@ -29,6 +29,8 @@ import { ElasticsearchSearchBackend } from "./search/es-search-backend.ts";
 import { esStats } from "./search/es-stats.ts";
 import { Indexer, readIndexStatus } from "./search/indexer.ts";
 import { Reconciler } from "./search/reconciler.ts";
+import { IndexHealthMonitor } from "./search/index-health.ts";
+import { indexNames } from "./search/index-names.ts";
 import { pgExport } from "./store/pg-export.ts";
 import { PostgresSearchBackend } from "./store/pg-search-backend.ts";
 import { pgStats } from "./store/pg-stats.ts";
@@ -52,7 +54,7 @@ type SearchSide = { backend: SearchBackend; indexer: Indexer | null; reconciler:
  * and stats are served from PostgreSQL. An unreachable Elasticsearch never
  * stops the service from starting or ingesting: the indexer retries.
  */
-function startSearch(config: Config, pool: pg.Pool, log: Logger): SearchSide {
+function startSearch(config: Config, pool: pg.Pool, log: Logger, health: HealthState): SearchSide {
   if (!config.elasticsearchUrl) {
     const backend = new PostgresSearchBackend(pool, {
       export: (ctx, ...args) => pgExport(ctx.pool, ...args),
@@ -63,20 +65,25 @@ function startSearch(config: Config, pool: pg.Pool, log: Logger): SearchSide {
   // The indexer installs the index template whenever it takes the lead.
   const client = new Client({ node: config.elasticsearchUrl, requestTimeout: 30_000, maxRetries: 2 });
   const esLog = log.child({ component: "search" });
+  const prefix = config.elasticsearchIndexPrefix;
   const backend = new ElasticsearchSearchBackend(client, pool, {
+    readAlias: indexNames(prefix).alias,
     export: (ctx, tenantId, q, direction, limit, signal) => esExport(ctx.client, tenantId, q, direction, limit, signal, { alias: ctx.readAlias }),
     stats: (ctx, tenantId, q, interval, top) => esStats(ctx.client, tenantId, q, interval, top, { alias: ctx.readAlias }),
     indexStatus: (ctx, tenantId) => readIndexStatus(ctx.pool, tenantId),
   });
-  const indexer = new Indexer({ pool, client, log: esLog.child({ component: "indexer" }) });
+  const indexer = new Indexer({ pool, client, log: esLog.child({ component: "indexer" }), prefix });
   indexer.start();
-  const reconciler = new Reconciler({ pool, client, log: esLog.child({ component: "reconciler" }) });
+  const indexHealth = new IndexHealthMonitor({ pool, health, log: esLog, indexer, stallMs: config.indexStallMs });
+  indexHealth.start();
+  const reconciler = new Reconciler({ pool, client, log: esLog.child({ component: "reconciler" }), prefix });
   if (config.reconcileIntervalMs > 0) reconciler.runPeriodically(config.reconcileIntervalMs);
   return {
     backend,
     indexer,
     reconciler,
     async close() {
+      await indexHealth.stop();
       await reconciler.stop();
       await indexer.stop();
       await client.close();
@@ -117,8 +124,15 @@ export async function startApp(config: Config & { databaseUrl: string }, log: Lo
     maxPendingEvents: config.maxPendingEvents,
   });
   const reader = new EventReader(pool);
-  const health = new HealthState();
-  const search = startSearch(config, pool, log);
+  // Per service too, so that search can be reported down on its own
+  // (index-health.ts) while ingest goes on.
+  const health = new HealthState({
+    "": "NOT_SERVING",
+    [IngestService.typeName]: "SERVING",
+    [QueryService.typeName]: "SERVING",
+    [AdminService.typeName]: "SERVING",
+  });
+  const search = startSearch(config, pool, log, health);
 
   const server = await startHttpServer({
     host: config.host,

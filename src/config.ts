@@ -17,6 +17,10 @@ export type Config = {
   maxMessageBytes: number;
   elasticsearchUrl: string | null;
   reconcileIntervalMs: number;
+  /** Elasticsearch index prefix (src/search/index-names.ts): alias, template and `<prefix>-*` indices. */
+  elasticsearchIndexPrefix: string;
+  /** Search indexing with waiting work and no progress for this long makes QueryService NOT_SERVING. */
+  indexStallMs: number;
 };
 
 export class ConfigError extends Error {}
@@ -51,6 +55,10 @@ export function loadConfig(env: Env = process.env): Config {
   if (elasticsearchUrl !== null && !/^https?:\/\/[^/]+/.test(elasticsearchUrl)) {
     errors.push("ELASTICSEARCH_URL: must be an http:// or https:// URL");
   }
+  const elasticsearchIndexPrefix = env.AUDITLOG_ES_INDEX_PREFIX || "auditlog-events";
+  if (!/^[a-z0-9][a-z0-9_.-]*$/.test(elasticsearchIndexPrefix)) {
+    errors.push("AUDITLOG_ES_INDEX_PREFIX: lowercase letters, digits, '-', '_', '.', starting with a letter or digit");
+  }
   const corsOrigins = (env.CORS_ORIGINS ?? "").split(",").map((s) => s.trim()).filter(Boolean);
   for (const o of corsOrigins) {
     if (o !== "*" && !/^https?:\/\/[^/]+$/.test(o)) {
@@ -75,6 +83,9 @@ export function loadConfig(env: Env = process.env): Config {
     elasticsearchUrl,
     // Each round groups every tenant's whole history on both sides: hours, not minutes.
     reconcileIntervalMs: int("AUDITLOG_RECONCILE_INTERVAL_MS", 6 * 3600 * 1000, 0, 7 * 24 * 3600 * 1000),
+    elasticsearchIndexPrefix,
+    // Long enough that a refresh, a retry or a busy cluster does not flap health.
+    indexStallMs: int("AUDITLOG_INDEX_STALL_MS", 60_000, 1000, 24 * 3600 * 1000),
   };
   if (errors.length) throw new ConfigError(`invalid configuration:\n  ${errors.join("\n  ")}`);
   return config;

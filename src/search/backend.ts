@@ -34,6 +34,13 @@ export type IndexStatus = {
     eventsRepaired: bigint;
     documentsRemoved: bigint;
   } | null;
+  /**
+   * Events the index refused for their content (index_failures), skipped by
+   * the indexer; absent where nothing is ever refused (PostgreSQL search).
+   */
+  refusedDocuments?: bigint;
+  /** The most recent refusals, newest first. */
+  recentRefusals?: { sequence: bigint; eventId: string; reason: string; refusedAt: Date }[];
 };
 
 export interface SearchBackend {

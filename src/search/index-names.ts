@@ -3,7 +3,11 @@
 // (INDEX_PREFIX, READ_ALIAS, TEMPLATE_NAME, indexNameFor); other prefixes give
 // a disjoint set (own template, own monthly indices, own alias), so tests and
 // side-by-side rebuilds never touch the production objects.
-import { indexTemplate, READ_ALIAS } from "./index-template.ts";
+//
+// Indices are monthly by received_at, the server's clock, never by the
+// producer's occurred_at: a producer choosing occurred_at must not choose
+// how many indices (and shards) the cluster holds (ARCHITECTURE.md, Search).
+import { indexTemplate, READ_ALIAS, RECEIVED_MONTH_INFIX } from "./index-template.ts";
 
 export const DEFAULT_PREFIX = READ_ALIAS; // "auditlog-events"
 
@@ -15,8 +19,11 @@ export type IndexNames = {
   alias: string;
   /** The composable index template's name. */
   templateName: string;
-  /** The monthly index an event belongs to, by its occurred_at (RFC 3339 text). */
-  indexFor(occurredAt: string): string;
+  /**
+   * The monthly index an event belongs to, by its received_at (RFC 3339
+   * text), which never changes: re-delivery lands in the same index.
+   */
+  indexFor(receivedAt: string): string;
 };
 
 export function indexNames(prefix: string = DEFAULT_PREFIX): IndexNames {
@@ -28,7 +35,7 @@ export function indexNames(prefix: string = DEFAULT_PREFIX): IndexNames {
     pattern: `${prefix}-*`,
     alias: prefix,
     templateName: prefix,
-    indexFor: (occurredAt) => `${prefix}-${occurredAt.slice(0, 4)}.${occurredAt.slice(5, 7)}`,
+    indexFor: (receivedAt) => `${prefix}-${RECEIVED_MONTH_INFIX}${receivedAt.slice(0, 4)}.${receivedAt.slice(5, 7)}`,
   };
 }
 

@@ -1,4 +1,4 @@
-// The index template: monthly indices by occurred_at behind one alias and
+// The index template: monthly indices by received_at behind one alias and
 // explicit mappings. Free text uses the built-in standard analyzer (UAX #29
 // words, lowercased), which the domain's `words()` reproduces, and which
 // every Elasticsearch distribution has (the minimal test distribution lacks
@@ -7,9 +7,18 @@ export const INDEX_PREFIX = "auditlog-events-";
 export const READ_ALIAS = "auditlog-events";
 export const TEMPLATE_NAME = "auditlog-events";
 
-/** The monthly index an event belongs to, by its occurred_at (RFC 3339 text). */
-export function indexNameFor(occurredAt: string): string {
-  return `${INDEX_PREFIX}${occurredAt.slice(0, 4)}.${occurredAt.slice(5, 7)}`;
+/**
+ * Between the prefix and the month. The first layout named indices
+ * `auditlog-events-YYYY.MM` by occurred_at; the infix keeps the two schemes
+ * from ever naming the same index, so an upgrade cannot mix them in one
+ * index, and `npm run reindex` (which drops every `auditlog-events-*`)
+ * replaces the old ones.
+ */
+export const RECEIVED_MONTH_INFIX = "received-";
+
+/** The monthly index an event belongs to, by its received_at (RFC 3339 text). */
+export function indexNameFor(receivedAt: string): string {
+  return `${INDEX_PREFIX}${RECEIVED_MONTH_INFIX}${receivedAt.slice(0, 4)}.${receivedAt.slice(5, 7)}`;
 }
 
 const keyword = { type: "keyword" } as const;

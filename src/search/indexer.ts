@@ -7,7 +7,12 @@
 //    1..head (assigned under the chain_heads row lock, committed in order), so
 //    "everything up to indexed_sequence" is a complete statement. Progress
 //    only moves over events whose bulk item came back successful and after
-//    the bulk's refresh=wait_for (indexed means searchable).
+//    the bulk's refresh=wait_for (indexed means searchable), or that
+//    Elasticsearch refused for their own content (index-failures.ts): those
+//    are recorded in index_failures in the same transaction as the progress,
+//    because waiting for them would freeze the tenant's search forever.
+//    Cluster-side refusals (overload, shard limit, blocks) are retried and
+//    never skipped.
 //  * Never duplicates: document id = tenant/event id and the bulk action is
 //    `index` (overwrite), so re-delivery after a crash between the bulk and
 //    the progress update rewrites the same documents.
@@ -33,6 +38,7 @@ import { documentFromRecord, documentId } from "./event-document.ts";
 import { indexNames, type IndexNames, type IndexTemplateBody } from "./index-names.ts";
 import { ensureIndexTemplate } from "./index-setup.ts";
 import { indexTemplate } from "./index-template.ts";
+import { classifyItemFailure, type ItemFailure, type Refusal, recordRefusals, refusalReason } from "./index-failures.ts";
 
 /** Advisory lock key of the indexer (one per database): "auditlog search indexer". */
 export const INDEXER_LOCK_KEY = 7_428_113_002n;
@@ -67,7 +73,7 @@ export type IndexerOptions = {
   lockKey?: bigint;
   /** Lag is logged at info this often while leading. Default 10 000 ms. */
   lagLogMs?: number;
-  /** After this many failed attempts of a document that Elasticsearch rejects, it is reported as stuck. Default 5. */
+  /** After this many failed attempts of a batch that the cluster keeps refusing, its tenant is reported as stuck. Default 5. */
   maxDocumentFailures?: number;
   /**
    * Runs each time the lock is acquired, before any indexing (while holding
@@ -77,7 +83,7 @@ export type IndexerOptions = {
   onLeader?: () => Promise<void>;
 };
 
-/** A tenant whose next event Elasticsearch keeps rejecting: progress holds before it. */
+/** A tenant whose next event the cluster keeps refusing (not for its content): progress holds before it. */
 export type StuckTenant = {
   tenantId: string;
   sequence: bigint;
@@ -91,7 +97,12 @@ export type IndexerStats = {
   /** Events written to Elasticsearch by this instance since start (re-deliveries included). */
   eventsIndexed: number;
   bulkRequests: number;
+  /** Events Elasticsearch refused for their content, recorded and skipped, since start. */
+  eventsRefused: number;
 };
+
+/** Why indexing is not moving, as this instance saw it (health.ts reports it). */
+export type IndexingProblem = { error: string; since: Date };
 
 type Lane = {
   tenantId: string;
@@ -119,7 +130,7 @@ type Lane = {
 type BulkOutcome =
   | { kind: "ok" }
   | { kind: "error"; err: unknown }
-  | { kind: "items"; firstFailed: number; failed: { index: number; status: number; type: string; reason: string }[] };
+  | { kind: "items"; failed: (ItemFailure & { index: number })[] };
 
 type Waiter = { resolve: () => void; onNotify: boolean };
 
@@ -134,7 +145,7 @@ function bulkLines(names: IndexNames, tenantId: string, rows: EventRow[]): strin
   const lines = new Array<string>(rows.length * 2);
   rows.forEach((row, i) => {
     const doc = documentFromRecord(recordFromRow(row));
-    lines[2 * i] = JSON.stringify({ index: { _index: names.indexFor(doc.occurred_at), _id: documentId(tenantId, doc.id), routing: tenantId } });
+    lines[2 * i] = JSON.stringify({ index: { _index: names.indexFor(doc.received_at), _id: documentId(tenantId, doc.id), routing: tenantId } });
     lines[2 * i + 1] = JSON.stringify(doc);
   });
   return lines;
@@ -172,7 +183,9 @@ export class Indexer {
   private backoffUntil = 0;
   private notified = false;
   private waiter: Waiter | null = null;
-  private stats: IndexerStats = { leader: false, eventsIndexed: 0, bulkRequests: 0 };
+  private stats: IndexerStats = { leader: false, eventsIndexed: 0, bulkRequests: 0, eventsRefused: 0 };
+  /** The first failure since indexing last moved; null while it moves. */
+  private problem: IndexingProblem | null = null;
 
   constructor(opts: IndexerOptions) {
     this.pool = opts.pool;
@@ -225,7 +238,16 @@ export class Indexer {
     return { ...this.stats, leader: this.leader };
   }
 
-  /** Tenants whose next event Elasticsearch keeps rejecting (progress is held before that event). */
+  /**
+   * The failure that has kept indexing from moving since it last moved (the
+   * latest error, dated from the first), or null. Only meaningful on the
+   * leader; index-health.ts decides whether it has lasted too long.
+   */
+  currentProblem(): IndexingProblem | null {
+    return this.problem ? { ...this.problem } : null;
+  }
+
+  /** Tenants whose next event the cluster keeps refusing (progress is held before that event). */
   stuckTenants(): StuckTenant[] {
     return [...this.lanes.values()].flatMap((l) => (l.stuck ? [{ ...l.stuck }] : []));
   }
@@ -474,31 +496,64 @@ export class Indexer {
       this.globalFailure(outcome.err);
       return;
     }
-    const commitTo = outcome.kind === "items" ? BigInt(docs[outcome.firstFailed]!.sequence) - 1n : upTo;
+    // Progress may pass the document-caused refusals before the first
+    // cluster-caused one (which is retried, with everything after it).
+    const failed = outcome.kind === "items" ? outcome.failed : [];
+    const blocking = failed.find((f) => classifyItemFailure(f) === "cluster");
+    const commitTo = blocking ? BigInt(docs[blocking.index]!.sequence) - 1n : upTo;
+    const refusals: (Refusal & { failure: ItemFailure })[] = failed
+      .filter((f) => !blocking || f.index < blocking.index)
+      .map((f) => ({ sequence: BigInt(docs[f.index]!.sequence), eventId: docs[f.index]!.id, reason: refusalReason(f), failure: f }));
     if (commitTo > lane.committed) {
-      const r = await this.pool.query(
-        `INSERT INTO index_progress AS p (tenant_id, indexed_sequence, updated_at) VALUES ($1, $3, now())
-         ON CONFLICT (tenant_id) DO UPDATE SET indexed_sequence = EXCLUDED.indexed_sequence, updated_at = now()
-         WHERE p.indexed_sequence = $2`,
-        [lane.tenantId, lane.committed.toString(), commitTo.toString()],
-      );
-      if (r.rowCount === 0) {
+      if (!(await this.commitProgress(lane, commitTo, refusals))) {
         this.log.warn("search indexer: index progress was changed by someone else; re-reading it", { tenant: lane.tenantId });
         this.resetLane(lane, true);
         return;
       }
       lane.committed = commitTo;
       lane.commits++;
+      this.problem = null;
+      for (const r of refusals) {
+        this.log.warn("search indexer: Elasticsearch refused an event for its content; recorded in index_failures and skipped", {
+          tenant: lane.tenantId, sequence: r.sequence, eventId: r.eventId, status: r.failure.status, errorType: r.failure.type, reason: r.failure.reason,
+        });
+      }
+      this.stats.eventsRefused += refusals.length;
     }
-    this.stats.eventsIndexed += docs.length;
-    if (outcome.kind === "items") {
-      this.documentFailure(lane, docs, outcome);
+    this.stats.eventsIndexed += docs.length - failed.length;
+    if (blocking) {
+      this.clusterItemFailure(lane, docs, blocking, failed.length);
       return;
     }
     this.globalFailures = 0;
     if (lane.stuck) this.log.info("search indexer: tenant indexes again", { tenant: lane.tenantId, sequence: lane.stuck.sequence });
     lane.failures = 0;
     lane.stuck = null;
+  }
+
+  /** Compare-and-set of the lane's progress, with its refusals in the same transaction. False when someone else moved it. */
+  private async commitProgress(lane: Lane, commitTo: bigint, refusals: Refusal[]): Promise<boolean> {
+    const cas = (db: Pick<pg.Pool, "query">) =>
+      db.query(
+        `INSERT INTO index_progress AS p (tenant_id, indexed_sequence, updated_at) VALUES ($1, $3, now())
+         ON CONFLICT (tenant_id) DO UPDATE SET indexed_sequence = EXCLUDED.indexed_sequence, updated_at = now()
+         WHERE p.indexed_sequence = $2`,
+        [lane.tenantId, lane.committed.toString(), commitTo.toString()],
+      );
+    if (refusals.length === 0) return (await cas(this.pool)).rowCount === 1;
+    const db = await this.pool.connect();
+    try {
+      await db.query("BEGIN");
+      const moved = (await cas(db)).rowCount === 1;
+      if (moved) await recordRefusals(db, lane.tenantId, refusals);
+      await db.query(moved ? "COMMIT" : "ROLLBACK");
+      return moved;
+    } catch (err) {
+      await db.query("ROLLBACK").catch(() => {});
+      throw err;
+    } finally {
+      db.release();
+    }
   }
 
   private async bulk(tenantId: string, operations: string[], firstSequence: string): Promise<BulkOutcome> {
@@ -515,7 +570,7 @@ export class Indexer {
       );
       this.log.debug("bulk done", { tenant: tenantId, events: count, ms: Math.round(performance.now() - t0), tookMs: res.took, from: firstSequence });
       if (!res.errors) return { kind: "ok" };
-      const failed: { index: number; status: number; type: string; reason: string }[] = [];
+      const failed: (ItemFailure & { index: number })[] = [];
       res.items.forEach((item, index) => {
         const r = item.index;
         if (!r || r.error || r.status < 200 || r.status > 299) {
@@ -526,7 +581,7 @@ export class Indexer {
         return { kind: "error", err: new Error(`bulk answered ${res.items.length} items for ${count} documents`) };
       }
       if (failed.length === 0) return { kind: "ok" };
-      return { kind: "items", firstFailed: failed[0]!.index, failed };
+      return { kind: "items", failed };
     } catch (err) {
       return { kind: "error", err };
     }
@@ -552,13 +607,14 @@ export class Indexer {
     return removed;
   }
 
-  private documentFailure(lane: Lane, docs: DocRef[], outcome: Extract<BulkOutcome, { kind: "items" }>): void {
-    const first = outcome.failed[0]!;
+  /** The cluster refused a document (not for its content): the lane retries from it, with backoff. */
+  private clusterItemFailure(lane: Lane, docs: DocRef[], first: ItemFailure & { index: number }, failedInBatch: number): void {
     const row = docs[first.index]!;
-    const transient = outcome.failed.every((f) => f.status === 429 || f.status >= 500);
     lane.failures++;
     const delay = this.backoff(lane.failures);
     lane.retryAt = Date.now() + delay;
+    const error = `${first.type}: ${first.reason}`;
+    this.noteProblem(`Elasticsearch refuses writes (HTTP ${first.status} ${error})`);
     const fields = {
       tenant: lane.tenantId,
       sequence: row.sequence,
@@ -566,21 +622,22 @@ export class Indexer {
       status: first.status,
       errorType: first.type,
       reason: first.reason,
-      failedInBatch: outcome.failed.length,
+      failedInBatch,
       attempt: lane.failures,
       retryInMs: delay,
       indexedSequence: lane.committed,
     };
-    if (!transient && lane.failures >= this.maxDocumentFailures) {
-      lane.stuck = {
-        tenantId: lane.tenantId, sequence: BigInt(row.sequence), eventId: row.id, failures: lane.failures,
-        error: `${first.type}: ${first.reason}`,
-      };
-      this.log.error("search indexer: Elasticsearch keeps rejecting an event; this tenant's index progress is held before it until it is fixed", fields);
+    if (lane.failures >= this.maxDocumentFailures) {
+      lane.stuck = { tenantId: lane.tenantId, sequence: BigInt(row.sequence), eventId: row.id, failures: lane.failures, error };
+      this.log.error("search indexer: Elasticsearch keeps refusing writes for this tenant; its index progress is held until the cluster takes them", fields);
     } else {
-      this.log.warn("search indexer: Elasticsearch rejected documents; retrying the batch", fields);
+      this.log.warn("search indexer: Elasticsearch refused writes; retrying the batch", fields);
     }
     this.resetLane(lane, false);
+  }
+
+  private noteProblem(error: string): void {
+    this.problem = { error, since: this.problem?.since ?? new Date() };
   }
 
   /** Elasticsearch or PostgreSQL unavailable: back off everything. */
@@ -588,6 +645,7 @@ export class Indexer {
     const now = Date.now();
     for (const lane of this.lanes.values()) this.resetLane(lane, false);
     this.templateReady = this.template === null;
+    this.noteProblem(errorText(err));
     if (this.backoffUntil > now) return; // same incident, already counted
     this.globalFailures++;
     const delay = this.backoff(this.globalFailures);
@@ -691,8 +749,9 @@ export async function readIndexStatus(pool: Pool, tenantId: string): Promise<Ind
     [tenantId],
   );
   const r = rows[0];
+  const refused = await readRefusals(pool, tenantId);
   if (!r) {
-    return { backend: "elasticsearch", committedPosition: 0n, indexedPosition: 0n, lagEvents: 0n, lagSeconds: 0, lastReconcile: null };
+    return { backend: "elasticsearch", committedPosition: 0n, indexedPosition: 0n, lagEvents: 0n, lagSeconds: 0, lastReconcile: null, ...refused };
   }
   const committed = BigInt(r.committed);
   const indexed = BigInt(r.indexed);
@@ -712,6 +771,26 @@ export async function readIndexStatus(pool: Pool, tenantId: string): Promise<Ind
           eventsRepaired: BigInt(r.events_repaired!),
           documentsRemoved: BigInt(r.documents_removed!),
         },
+    ...refused,
+  };
+}
+
+/** How many GetIndexStatus lists. */
+export const RECENT_REFUSALS = 10;
+
+async function readRefusals(pool: Pool, tenantId: string): Promise<Pick<IndexStatus, "refusedDocuments" | "recentRefusals">> {
+  const { rows } = await pool.query<{ n: string; sequence: string | null; event_id: string | null; reason: string | null; failed_at: Date | null }>(
+    `SELECT c.n, f.sequence, f.event_id, f.reason, f.failed_at
+       FROM (SELECT count(*) AS n FROM index_failures WHERE tenant_id = $1) c
+       LEFT JOIN LATERAL (
+         SELECT sequence, event_id, reason, failed_at FROM index_failures
+          WHERE tenant_id = $1 ORDER BY failed_at DESC, sequence DESC LIMIT $2) f ON true`,
+    [tenantId, RECENT_REFUSALS],
+  );
+  return {
+    refusedDocuments: BigInt(rows[0]?.n ?? "0"),
+    recentRefusals: rows.flatMap((f) =>
+      f.sequence === null ? [] : [{ sequence: BigInt(f.sequence), eventId: f.event_id!, reason: f.reason!, refusedAt: f.failed_at! }]),
   };
 }
 

@@ -6,13 +6,17 @@
 // aggregation (PostgreSQL: GROUP BY date_trunc; Elasticsearch: composite
 // date_histogram with a sum of id_hash), limited to sequence <= indexed.
 // Events above indexed_sequence are the indexer's business and ignored,
-// so the check runs safely beside a working indexer.
+// so the check runs safely beside a working indexer. Events recorded in
+// index_failures (refused by Elasticsearch for their content) are not
+// expected in the index: counting them as missing would retry them every
+// round, forever.
 //
 // Repair, only in windows that differ: the ids on both sides are compared;
 // events missing from the index are indexed again (the same documents the
 // indexer writes), and documents with no such event in PostgreSQL (or with
-// another sequence, another _id, in the wrong monthly index, or a second
-// copy) are deleted.
+// another sequence, another _id, in the wrong monthly index (by received_at),
+// or a second copy) are deleted. A re-indexed event that Elasticsearch
+// refuses for its content is recorded in index_failures, as the indexer does.
 //
 // Also checked: documents of the tenant that claim a sequence above
 // indexed_sequence or have none. Those above the chain head (read after
@@ -27,6 +31,7 @@ import type { Pool } from "pg";
 import type { Logger } from "../server/log.ts";
 import { EVENT_COLUMNS, type EventRow, recordFromRow } from "../store/event-rows.ts";
 import { documentFromRecord, documentId } from "./event-document.ts";
+import { classifyItemFailure, recordRefusals, refusalReason, type Refusal } from "./index-failures.ts";
 import { indexNames, type IndexNames } from "./index-names.ts";
 
 export type ReconcileWindow = "day" | "hour";
@@ -84,7 +89,12 @@ export type ReconcileReport = {
 
 type Bucket = { count: bigint; checksum: bigint };
 type EsHit = { _id: string; _index: string; _routing?: string; fields?: { id?: string[]; sequence?: number[] } };
-type PgId = { id: string; sequence: bigint; occurredAt: string };
+type PgId = { id: string; sequence: bigint; receivedAt: string };
+
+/** Not refused by the index (index_failures): the events the index should hold. */
+const NOT_REFUSED = `NOT EXISTS (SELECT 1 FROM index_failures f WHERE f.tenant_id = events.tenant_id AND f.sequence = events.sequence)`;
+
+const RECEIVED_AT_TEXT = `to_char(received_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`;
 
 const TRUNC: Record<ReconcileWindow, { pg: string; es: string; ms: number }> = {
   day: { pg: "day", es: "1d", ms: 86_400_000 },
@@ -263,7 +273,7 @@ export class Reconciler {
               count(*) AS n,
               sum(('x' || left(md5(id), 8))::bit(32)::bigint) AS h
          FROM events
-        WHERE tenant_id = $1 AND sequence <= $2
+        WHERE tenant_id = $1 AND sequence <= $2 AND ${NOT_REFUSED}
         GROUP BY 1`,
       [tenantId, indexed.toString(), TRUNC[window].pg],
     );
@@ -311,13 +321,14 @@ export class Reconciler {
 
   /** Compares the ids of one window on both sides; re-indexes the missing, deletes the wrong. */
   private async repairWindow(tenantId: string, indexed: bigint, start: string, end: string): Promise<{ missingIds: string[]; removedIds: string[] }> {
-    const { rows } = await this.pool.query<{ id: string; sequence: string; occurred_at: string }>(
-      `SELECT id, sequence, to_char(occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS occurred_at
+    const { rows } = await this.pool.query<{ id: string; sequence: string; received_at: string }>(
+      `SELECT id, sequence, ${RECEIVED_AT_TEXT} AS received_at
          FROM events
-        WHERE tenant_id = $1 AND sequence <= $2 AND occurred_at >= $3::timestamptz AND occurred_at < $4::timestamptz`,
+        WHERE tenant_id = $1 AND sequence <= $2 AND occurred_at >= $3::timestamptz AND occurred_at < $4::timestamptz
+          AND ${NOT_REFUSED}`,
       [tenantId, indexed.toString(), start, end],
     );
-    const pgById = new Map<string, PgId>(rows.map((r) => [r.id, { id: r.id, sequence: BigInt(r.sequence), occurredAt: r.occurred_at }]));
+    const pgById = new Map<string, PgId>(rows.map((r) => [r.id, { id: r.id, sequence: BigInt(r.sequence), receivedAt: r.received_at }]));
     const hits = await this.scan(tenantId, {
       bool: {
         filter: [
@@ -359,12 +370,12 @@ export class Reconciler {
     }))];
     const bySeq = new Map<bigint, PgId>();
     if (seqs.length > 0) {
-      const { rows } = await this.pool.query<{ id: string; sequence: string; occurred_at: string }>(
-        `SELECT id, sequence, to_char(occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS occurred_at
+      const { rows } = await this.pool.query<{ id: string; sequence: string; received_at: string }>(
+        `SELECT id, sequence, ${RECEIVED_AT_TEXT} AS received_at
            FROM events WHERE tenant_id = $1 AND sequence = ANY($2::bigint[])`,
         [tenantId, seqs],
       );
-      for (const r of rows) bySeq.set(BigInt(r.sequence), { id: r.id, sequence: BigInt(r.sequence), occurredAt: r.occurred_at });
+      for (const r of rows) bySeq.set(BigInt(r.sequence), { id: r.id, sequence: BigInt(r.sequence), receivedAt: r.received_at });
     }
     const seen = new Set<string>();
     const remove: EsHit[] = [];
@@ -384,7 +395,7 @@ export class Reconciler {
       hit._id === documentId(tenantId, ev.id) &&
       seq !== undefined &&
       BigInt(seq) === ev.sequence &&
-      hit._index === this.names.indexFor(ev.occurredAt) &&
+      hit._index === this.names.indexFor(ev.receivedAt) &&
       (hit._routing === undefined || hit._routing === tenantId)
     );
   }
@@ -436,14 +447,22 @@ export class Reconciler {
       const operations: unknown[] = [];
       for (const row of rows) {
         const doc = documentFromRecord(recordFromRow(row));
-        operations.push({ index: { _index: this.names.indexFor(doc.occurred_at), _id: documentId(tenantId, doc.id), routing: tenantId } }, doc);
+        operations.push({ index: { _index: this.names.indexFor(doc.received_at), _id: documentId(tenantId, doc.id), routing: tenantId } }, doc);
       }
       const res = await this.client.bulk({ operations, refresh: "wait_for" });
-      const failed = res.items.filter((it) => (it.index?.status ?? 0) < 200 || (it.index?.status ?? 0) > 299);
-      if (failed.length > 0) {
-        const f = failed[0]!.index;
-        throw new Error(`re-indexing ${failed.length} of ${rows.length} events failed, first ${f?._id}: ${f?.error?.type}: ${f?.error?.reason}`);
-      }
+      const refused: Refusal[] = [];
+      const failed: string[] = [];
+      res.items.forEach((it, i) => {
+        const r = it.index;
+        const status = r?.status ?? 0;
+        if (status >= 200 && status <= 299 && !r?.error) return;
+        const f = { status, type: r?.error?.type ?? "unknown", reason: r?.error?.reason ?? JSON.stringify(it) };
+        if (classifyItemFailure(f) === "document" && rows[i]) refused.push({ sequence: BigInt(rows[i].sequence), eventId: rows[i].id, reason: refusalReason(f) });
+        else failed.push(`${r?._id}: ${f.type}: ${f.reason}`);
+      });
+      await recordRefusals(this.pool, tenantId, refused);
+      if (refused.length > 0) this.log.warn("re-indexed events refused for their content; recorded in index_failures", { tenant: tenantId, refused: refused.length });
+      if (failed.length > 0) throw new Error(`re-indexing ${failed.length} of ${rows.length} events failed, first ${failed[0]}`);
     }
   }
 

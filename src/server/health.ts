@@ -1,5 +1,8 @@
 // grpc.health.v1.Health (https://github.com/grpc/grpc/blob/master/doc/health-checking.md)
 // over a small in-memory state. The overall server status is the service "".
+// A service that is NOT_SERVING can carry a reason, and conditions that do
+// not stop any service can be noted as warnings: gRPC health has no place
+// for either, GET /healthz shows both.
 
 import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError, type ConnectRouter } from "@connectrpc/connect";
@@ -17,6 +20,8 @@ export type WatchStatus = ServingStatus | "SERVICE_UNKNOWN";
 
 export class HealthState {
   #statuses = new Map<string, ServingStatus>();
+  #reasons = new Map<string, string>();
+  #warnings = new Map<string, string>();
   #shutdown = false;
   /** Bumped on every change, so a watcher can tell it missed one. */
   #version = 0;
@@ -30,10 +35,15 @@ export class HealthState {
     for (const [service, status] of Object.entries(initial)) this.#statuses.set(service, status);
   }
 
-  /** Sets the status of `service` ("" = whole server). Ignored after shutdown(). */
-  set(service: string, status: ServingStatus): void {
+  /**
+   * Sets the status of `service` ("" = whole server), with why when it is
+   * NOT_SERVING (a SERVING status drops the reason). Ignored after shutdown().
+   */
+  set(service: string, status: ServingStatus, reason?: string): void {
     if (this.#shutdown) return;
     if (status !== "SERVING" && status !== "NOT_SERVING") throw new Error(`invalid serving status ${String(status)}`);
+    if (status === "NOT_SERVING" && reason) this.#reasons.set(service, reason);
+    else this.#reasons.delete(service);
     if (this.#statuses.get(service) === status) return;
     this.#statuses.set(service, status);
     this.#notify();
@@ -42,6 +52,22 @@ export class HealthState {
   /** undefined when the service was never set. */
   get(service: string): ServingStatus | undefined {
     return this.#statuses.get(service);
+  }
+
+  /** Why `service` is NOT_SERVING, when that was said. */
+  reason(service: string): string | undefined {
+    return this.#reasons.get(service);
+  }
+
+  /** Notes (text) or clears (null) a condition that stops no service but an operator should see. */
+  warn(key: string, text: string | null): void {
+    if (text === null) this.#warnings.delete(key);
+    else this.#warnings.set(key, text);
+  }
+
+  /** The current warnings, by key. */
+  warnings(): Map<string, string> {
+    return new Map(this.#warnings);
   }
 
   /** Snapshot of all statuses. */

@@ -135,7 +135,19 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
       const path = req.url?.split("?", 1)[0];
       if (path === "/healthz" && (req.method === "GET" || req.method === "HEAD")) {
         const status = health.get("") === "SERVING" ? "SERVING" : "NOT_SERVING";
-        const body = JSON.stringify({ status });
+        // The HTTP status follows the whole server only: a service that is
+        // down for a reason of its own (search while indexing is stuck) must
+        // not take the replica out of a load balancer, ingest included.
+        const degraded: Record<string, string> = {};
+        for (const [service, s] of health.all()) {
+          if (service !== "" && s === "NOT_SERVING") degraded[service] = health.reason(service) ?? "not serving";
+        }
+        const warnings = [...health.warnings().values()];
+        const body = JSON.stringify({
+          status,
+          ...(Object.keys(degraded).length ? { degraded } : {}),
+          ...(warnings.length ? { warnings } : {}),
+        });
         res.writeHead(status === "SERVING" ? 200 : 503, {
           "content-type": "application/json",
           "cache-control": "no-store",

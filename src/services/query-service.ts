@@ -10,6 +10,7 @@ import {
   SearchEventsRequestSchema,
   SearchEventsResponseSchema,
   GetIndexStatusResponseSchema,
+  IndexRefusalSchema,
   ReconcileReportSchema,
   VerifyChainRequestSchema,
   VerifyChainResponseSchema,
@@ -91,6 +92,9 @@ export function queryService(deps: QueryDeps): ServiceImpl<typeof QueryService> 
         lastReconcile: s.lastReconcile
           ? create(ReconcileReportSchema, { ...s.lastReconcile, finishedAt: timestampFromDate(s.lastReconcile.finishedAt) })
           : undefined,
+        refusedDocuments: s.refusedDocuments ?? 0n,
+        recentRefusals: (s.recentRefusals ?? []).map((f) =>
+          create(IndexRefusalSchema, { sequence: f.sequence, eventId: f.eventId, reason: f.reason, refusedAt: timestampFromDate(f.refusedAt) })),
       });
     },
 

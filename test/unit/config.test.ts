@@ -37,6 +37,8 @@ describe("loadConfig", () => {
       maxMessageBytes: 8 * 1024 * 1024,
       elasticsearchUrl: null,
       reconcileIntervalMs: 6 * 3600 * 1000,
+      elasticsearchIndexPrefix: "auditlog-events",
+      indexStallMs: 60_000,
     });
   });
 
@@ -65,6 +67,8 @@ describe("loadConfig", () => {
       AUDITLOG_MAX_MESSAGE_BYTES: "1024",
       ELASTICSEARCH_URL: "http://es:9200",
       AUDITLOG_RECONCILE_INTERVAL_MS: "0",
+      AUDITLOG_ES_INDEX_PREFIX: "audit-v2",
+      AUDITLOG_INDEX_STALL_MS: "5000",
     });
     expect(c).toEqual({
       host: "0.0.0.0",
@@ -83,6 +87,8 @@ describe("loadConfig", () => {
       maxMessageBytes: 1024,
       elasticsearchUrl: "http://es:9200",
       reconcileIntervalMs: 0,
+      elasticsearchIndexPrefix: "audit-v2",
+      indexStallMs: 5000,
     });
   });
 
@@ -117,6 +123,7 @@ describe("loadConfig", () => {
     ["AUDITLOG_KEY_CACHE_MS", "-5"],
     ["AUDITLOG_MAX_MESSAGE_BYTES", "1023"],
     ["AUDITLOG_MAX_MESSAGE_BYTES", "NaN"],
+    ["AUDITLOG_INDEX_STALL_MS", "999"],
   ])("names %s=%j in the error", (name, value) => {
     const [p, ...more] = problems(errorOf({ [name]: value }));
     expect(more).toEqual([]);
@@ -127,6 +134,10 @@ describe("loadConfig", () => {
 
   it("states the allowed range for a number", () => {
     expect(problems(errorOf({ PG_POOL_SIZE: "1" }))).toEqual(['PG_POOL_SIZE="1": must be a whole number from 2 to 200']);
+  });
+
+  it("names a bad index prefix", () => {
+    expect(problems(errorOf({ AUDITLOG_ES_INDEX_PREFIX: "Audit*" }))[0]).toMatch(/^AUDITLOG_ES_INDEX_PREFIX: /);
   });
 
   it("names a bad LOG_LEVEL", () => {

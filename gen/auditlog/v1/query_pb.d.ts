@@ -736,7 +736,8 @@ export declare type GetIndexStatusResponse = Message<"auditlog.v1.GetIndexStatus
   committedPosition: bigint;
 
   /**
-   * The tenant's highest sequence the index has made searchable.
+   * The tenant's highest sequence the index has dealt with: every event up
+   * to it is searchable, except the ones listed in `refused_documents`.
    *
    * @generated from field: uint64 indexed_position = 3;
    */
@@ -762,6 +763,24 @@ export declare type GetIndexStatusResponse = Message<"auditlog.v1.GetIndexStatus
    * @generated from field: auditlog.v1.ReconcileReport last_reconcile = 6;
    */
   lastReconcile?: ReconcileReport | undefined;
+
+  /**
+   * Events the search index refused for their own content (for example a
+   * value the index cannot represent). They are stored, in the hash chain
+   * and returned by GetEvent and VerifyChain, but missing from SearchEvents,
+   * ExportEvents and GetStats. Indexing goes on past them (they never hold
+   * `indexed_position`). 0 with the `postgresql` backend.
+   *
+   * @generated from field: uint64 refused_documents = 7;
+   */
+  refusedDocuments: bigint;
+
+  /**
+   * The most recent of those, newest first, at most 10.
+   *
+   * @generated from field: repeated auditlog.v1.IndexRefusal recent_refusals = 8;
+   */
+  recentRefusals: IndexRefusal[];
 };
 
 /**
@@ -769,6 +788,47 @@ export declare type GetIndexStatusResponse = Message<"auditlog.v1.GetIndexStatus
  * Use `create(GetIndexStatusResponseSchema)` to create a new message.
  */
 export declare const GetIndexStatusResponseSchema: GenMessage<GetIndexStatusResponse>;
+
+/**
+ * One event the search index refused.
+ *
+ * @generated from message auditlog.v1.IndexRefusal
+ */
+export declare type IndexRefusal = Message<"auditlog.v1.IndexRefusal"> & {
+  /**
+   * The event's sequence.
+   *
+   * @generated from field: uint64 sequence = 1;
+   */
+  sequence: bigint;
+
+  /**
+   * The event id.
+   *
+   * @generated from field: string event_id = 2;
+   */
+  eventId: string;
+
+  /**
+   * The index's reason, as it gave it (error type and message).
+   *
+   * @generated from field: string reason = 3;
+   */
+  reason: string;
+
+  /**
+   * When the index refused it (the last time, if it was refused again).
+   *
+   * @generated from field: google.protobuf.Timestamp refused_at = 4;
+   */
+  refusedAt?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message auditlog.v1.IndexRefusal.
+ * Use `create(IndexRefusalSchema)` to create a new message.
+ */
+export declare const IndexRefusalSchema: GenMessage<IndexRefusal>;
 
 /**
  * The result of one consistency check.
