@@ -10,6 +10,7 @@ import { authInterceptor } from "./auth/auth-interceptor.ts";
 import type { Config } from "./config.ts";
 import { HealthState } from "./server/health.ts";
 import { storageErrorsInterceptor } from "./server/storage-errors.ts";
+import { requestCheckInterceptor } from "./server/request-check.ts";
 import { startHttpServer } from "./server/http-server.ts";
 import type { Logger } from "./server/log.ts";
 import { adminService } from "./services/admin-service.ts";
@@ -142,7 +143,8 @@ export async function startApp(config: Config & { databaseUrl: string }, log: Lo
       router.service(QueryService, queryService({ validator, reader, backend: search.backend }));
       router.service(AdminService, adminService({ validator, tenants, keys, auth }));
     },
-    interceptors: [storageErrorsInterceptor(), authInterceptor(auth)],
+    // The request check after auth: an unauthenticated caller learns nothing about its request.
+    interceptors: [storageErrorsInterceptor(), authInterceptor(auth), requestCheckInterceptor()],
     httpRoutes: exportHttpHandler({ auth, backend: search.backend, validator, log }),
     allowedOrigins: config.corsOrigins,
     health,

@@ -6,12 +6,40 @@
 import type { EventFilter } from "../../gen/auditlog/v1/query_pb.js";
 import { Severity } from "../../gen/auditlog/v1/event_pb.js";
 import { actorTypeName, outcomeName, SEVERITY_ORDER, severityName, type SeverityName } from "./event-record.ts";
-import { MAX_MICROS, MIN_MICROS, type Micros, microsFromTimestamp } from "./timestamp.ts";
+import { MAX_MICROS, MIN_MICROS, type Micros, microsFromTimestamp, timestampProblem } from "./timestamp.ts";
 
-/** Filter bounds beyond what any stored time can be are clamped: the answer is the same. */
-function boundMicros(ts: Parameters<typeof microsFromTimestamp>[0]): Micros {
-  const us = microsFromTimestamp(ts);
-  return us < MIN_MICROS ? MIN_MICROS : us > MAX_MICROS ? MAX_MICROS : us;
+/** A filter field the query cannot be built from; `field` is its path within the EventFilter. */
+export class FilterFieldError extends Error {
+  readonly field: string;
+  constructor(field: string, reason: string) {
+    super(reason);
+    this.field = field;
+  }
+}
+
+/** A filter's time bound, truncated to microseconds like the times of events. */
+function boundMicros(field: string, ts: { seconds: bigint; nanos: number }): Micros {
+  const reason = timestampProblem(ts);
+  if (reason) throw new FilterFieldError(field, reason);
+  return microsFromTimestamp(ts);
+}
+
+/**
+ * occurred_at in [from, to) with both bounds within the years 1 to 9999
+ * (what PostgreSQL and the index are asked about), or "none" when nothing
+ * can match: a bound beyond every storable time is dropped, since the answer
+ * is the same without it.
+ */
+export function timeCondition(from: Micros | null, to: Micros | null): Condition {
+  const f = from !== null && from > MIN_MICROS ? from : null;
+  const t = to !== null && to <= MAX_MICROS ? to : null;
+  if ((f !== null && f > MAX_MICROS) || (t !== null && t <= MIN_MICROS) || (f !== null && t !== null && f >= t)) return { kind: "none" };
+  return { kind: "time", from: f, to: t };
+}
+
+/** The query with its time conditions in range (see timeCondition); what the backends are given. */
+export function boundedQuery(q: EventQuery): EventQuery {
+  return { conditions: q.conditions.map((c) => (c.kind === "time" ? timeCondition(c.from, c.to) : c)) };
 }
 
 /** Envelope fields that can be matched exactly, by their dotted names. */
@@ -109,11 +137,10 @@ export function queryFromFilter(f: EventFilter | undefined): EventQuery {
   terms("context.source", f.sources);
   terms("context.location", f.locations);
   if (f.occurredAfter || f.occurredBefore) {
-    conditions.push({
-      kind: "time",
-      from: f.occurredAfter ? boundMicros(f.occurredAfter) : null,
-      to: f.occurredBefore ? boundMicros(f.occurredBefore) : null,
-    });
+    conditions.push(timeCondition(
+      f.occurredAfter ? boundMicros("occurred_after", f.occurredAfter) : null,
+      f.occurredBefore ? boundMicros("occurred_before", f.occurredBefore) : null,
+    ));
   }
   for (const m of f.metadata) conditions.push({ kind: "metadata", path: m.key.split("."), values: m.values });
   conditions.push(...textConditions(f.text));

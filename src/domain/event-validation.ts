@@ -7,6 +7,7 @@ import { pathToString } from "@bufbuild/protobuf/reflect";
 import type { Validator } from "@bufbuild/protovalidate";
 import { type Event, EventSchema } from "../../gen/auditlog/v1/event_pb.js";
 import { compilePrecheck } from "./rule-precheck.ts";
+import { timestampProblem } from "./timestamp.ts";
 
 export type FieldViolation = { field: string; reason: string };
 
@@ -87,6 +88,11 @@ const precheck = compilePrecheck(EventSchema);
  */
 function checkContent(e: Event, out: FieldViolation[]): number {
   let bound = ENVELOPE_BOUND;
+  // protovalidate compares occurred_at with the contract's window after
+  // normalising it, so {seconds: 9223372035, nanos: 1999999999} would pass
+  // and be stored as a later instant, outside the window.
+  const timeReason = e.occurredAt ? timestampProblem(e.occurredAt) : null;
+  if (timeReason) out.push({ field: "occurred_at", reason: timeReason });
   const texts: [string, string | undefined][] = [
     ["id", e.id], ["action", e.action], ["message", e.message],
     ["actor.id", e.actor?.id], ["actor.name", e.actor?.name], ["actor.ip", e.actor?.ip],

@@ -38,6 +38,7 @@ import {
   type TimestampRules,
   TimestampRulesSchema,
 } from "@bufbuild/protovalidate/gen/buf/validate/validate_pb.js";
+import { timestampProblem } from "./timestamp.ts";
 
 /** True only when the message certainly passes protovalidate. */
 export type Precheck = (message: object) => boolean;
@@ -225,8 +226,8 @@ function timestampCheck(r: TimestampRules): ValueCheck {
   const gte = r.greaterThan.case === "gte" ? r.greaterThan.value : null;
   return (v) => {
     const t = v as Ts;
-    // A malformed Timestamp is left to protovalidate, whatever it makes of it.
-    if (typeof t.seconds !== "bigint" || !Number.isInteger(t.nanos) || t.nanos < 0 || t.nanos > 999_999_999) return false;
+    // A malformed Timestamp is never "certainly valid": event validation refuses it (timestampProblem).
+    if (typeof t.seconds !== "bigint" || timestampProblem(t) !== null) return false;
     return (lte === null || !before(lte, t)) && (gte === null || !before(t, gte));
   };
 }

@@ -6,7 +6,7 @@ import type { Timestamp } from "@bufbuild/protobuf/wkt";
 
 export type Micros = bigint;
 
-export function microsFromTimestamp(ts: Timestamp): Micros {
+export function microsFromTimestamp(ts: Pick<Timestamp, "seconds" | "nanos">): Micros {
   return ts.seconds * 1_000_000n + BigInt(Math.floor(ts.nanos / 1000));
 }
 
@@ -54,3 +54,62 @@ export function parseMicros(text: string): Micros {
 // 1 to 9999 that RFC 3339 and protobuf's Timestamp can express.
 export const MIN_MICROS: Micros = -62135596800n * 1_000_000n;
 export const MAX_MICROS: Micros = 253402300799n * 1_000_000n + 999_999n;
+
+// google.protobuf.Timestamp's own range (0001-01-01T00:00:00Z to
+// 9999-12-31T23:59:59.999999999Z). A binary message can carry any int64
+// seconds and int32 nanos; protobuf-es decodes them unchecked, and
+// microsFromTimestamp would turn nanos of -1 or 2e9 into another instant.
+export const MIN_TIMESTAMP_SECONDS = -62135596800n;
+export const MAX_TIMESTAMP_SECONDS = 253402300799n;
+
+/** Why a Timestamp is not a valid one (null if it is): nanos 0..999,999,999, seconds within the years 1 to 9999. */
+export function timestampProblem(ts: { seconds: bigint; nanos: number }): string | null {
+  if (!Number.isInteger(ts.nanos) || ts.nanos < 0 || ts.nanos > 999_999_999) {
+    return `nanos must be 0 to 999999999, not ${ts.nanos}`;
+  }
+  if (ts.seconds < MIN_TIMESTAMP_SECONDS || ts.seconds > MAX_TIMESTAMP_SECONDS) {
+    return "must be from 0001-01-01T00:00:00Z to 9999-12-31T23:59:59.999999999Z";
+  }
+  return null;
+}
+
+// The documented window of an event's occurred_at (the contract's
+// protovalidate rule on Event.occurred_at, checked against it by
+// test/unit/timestamp.test.ts): Elasticsearch's date_nanos range, truncated
+// to whole microseconds, so that every stored event can be indexed.
+export const OCCURRED_AT_MIN_MICROS: Micros = 0n;
+export const OCCURRED_AT_MAX_MICROS: Micros = 9_223_372_036_854_775n;
+
+const RFC3339_JSON = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(?:Z|([+-])(\d{2}):(\d{2}))$/;
+
+function daysInMonth(y: number, m: number): number {
+  if (m === 2) return (y % 4 === 0 && y % 100 !== 0) || y % 400 === 0 ? 29 : 28;
+  return [4, 6, 9, 11].includes(m) ? 30 : 31;
+}
+
+/**
+ * The proto3 JSON form of a Timestamp, strictly: every field of the date and
+ * time of day must exist on the calendar (protobuf-es leaves this to
+ * Date.parse, which moves 2026-02-30 to 2026-03-02 and 24:00 to the next
+ * day), and the instant must be within the years 1 to 9999. Null otherwise.
+ */
+export function timestampFromRfc3339(text: string): { seconds: bigint; nanos: number } | null {
+  const m = RFC3339_JSON.exec(text);
+  if (!m) return null;
+  const [y, mo, d, h, mi, s] = [m[1], m[2], m[3], m[4], m[5], m[6]].map(Number) as [number, number, number, number, number, number];
+  if (y < 1 || mo < 1 || mo > 12 || d < 1 || d > daysInMonth(y, mo) || h > 23 || mi > 59 || s > 59) return null;
+  let offset = 0;
+  if (m[8] !== undefined) {
+    const [oh, om] = [Number(m[9]), Number(m[10])];
+    if (oh > 23 || om > 59) return null;
+    offset = (m[8] === "+" ? 1 : -1) * (oh * 3600 + om * 60);
+  }
+  // Date.UTC maps years 0-99 to 1900-1999; setUTCFullYear does not.
+  const date = new Date(0);
+  date.setUTCFullYear(y, mo - 1, d);
+  const seconds = BigInt(date.getTime() / 1000 + h * 3600 + mi * 60 + s - offset);
+  if (seconds < MIN_TIMESTAMP_SECONDS || seconds > MAX_TIMESTAMP_SECONDS) return null;
+  return { seconds, nanos: Number((m[7] ?? "").padEnd(9, "0")) };
+}
+
+export const RFC3339_HINT = "must be an RFC 3339 time that exists on the calendar, from year 1 to 9999 (e.g. 2026-01-31T23:00:00Z)";

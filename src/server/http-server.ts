@@ -15,13 +15,49 @@ import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { codeToString } from "@connectrpc/connect/protocol-connect";
 import { accessLogInterceptor, accessLogStateKey, peerAddressKey, protocolOf } from "./access-log.ts";
 import { withCors } from "./cors.ts";
-import { remapParseFailures } from "./parse-error-status.ts";
+import { remapConnectParseFailures, remapParseFailures } from "./parse-error-status.ts";
+import { strictJsonDecoder } from "./strict-json.ts";
 import { registerHealth, type HealthState } from "./health.ts";
 import { listen, type NodeRequest, type NodeResponse } from "./listener.ts";
 import type { Logger } from "./log.ts";
 import { registerReflection } from "./reflection.ts";
 
 export const DEFAULT_MAX_MESSAGE_BYTES = 8 * 1024 * 1024;
+
+// Misspelled JSON fields are INVALID_ARGUMENT, not silently dropped.
+// Zero values are written out (`"index": 0`, `"accepted": "0"`): curl users read these answers.
+const JSON_OPTIONS = { ignoreUnknownFields: false, alwaysEmitImplicit: true };
+
+/**
+ * The router the application registers its services on: each method is
+ * registered on its own, with a JSON text decoder that refuses impossible
+ * calendar dates in its request type's Timestamps (src/server/strict-json.ts).
+ */
+function strictJsonRouter(router: ConnectRouter, jsonOptions: typeof JSON_OPTIONS): ConnectRouter {
+  const strict: ConnectRouter = {
+    handlers: router.handlers,
+    service(service, implementation, options) {
+      const impl = implementation as Record<string, unknown>;
+      for (const method of service.methods) {
+        const fn = impl[method.localName];
+        const handler = typeof fn === "function"
+          ? fn.bind(implementation)
+          : () => {
+              throw new ConnectError(`${service.typeName}.${method.name} is not implemented`, Code.Unimplemented);
+            };
+        const json = { ...jsonOptions, ...options?.jsonOptions, textDecoder: strictJsonDecoder(method.input) };
+        router.rpc(method as never, handler as never, { ...options, jsonOptions: json });
+      }
+      return strict;
+    },
+    rpc(method, implementation, options) {
+      const json = { ...jsonOptions, ...options?.jsonOptions, textDecoder: strictJsonDecoder(method.input) };
+      router.rpc(method, implementation, { ...options, jsonOptions: json });
+      return strict;
+    },
+  };
+  return strict;
+}
 
 export interface HttpServerOptions {
   host: string;
@@ -110,7 +146,7 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
     readMaxBytes: opts.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES,
     // Misspelled JSON fields are INVALID_ARGUMENT, not silently dropped.
     // Zero values are written out (`"index": 0`, `"accepted": "0"`): curl users read these answers.
-    jsonOptions: { ignoreUnknownFields: false, alwaysEmitImplicit: true },
+    jsonOptions: JSON_OPTIONS,
     interceptors: [accessLog, ...(opts.interceptors ?? [])],
     requestGate: opts.requestGate,
     shutdownSignal: shutdown.signal,
@@ -121,7 +157,7 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
       return values;
     },
     routes(router) {
-      opts.routes(router);
+      opts.routes(strictJsonRouter(router, JSON_OPTIONS));
       const files = new Map<string, DescFile>();
       for (const s of opts.services ?? []) files.set(s.file.proto.name, s.file);
       for (const h of router.handlers) files.set(h.service.file.proto.name, h.service.file);
@@ -129,6 +165,7 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
       const infra = { interceptors: [accessLog], requestGate: undefined };
       registerHealth(router, health, infra);
       registerReflection(router, [...files.values()], infra);
+      router.handlers.forEach((h, i) => (router.handlers[i] = remapConnectParseFailures(h)));
       for (const h of router.handlers) rpcPaths.add(h.requestPath);
     },
     fallback(req, res) {

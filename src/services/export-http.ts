@@ -31,7 +31,7 @@
 import { constants as h2 } from "node:http2";
 import type * as http from "node:http";
 import type * as http2 from "node:http2";
-import { create, fromJson, type MessageInitShape } from "@bufbuild/protobuf";
+import { create, type MessageInitShape } from "@bufbuild/protobuf";
 import { TimestampSchema } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { codeToHttpStatus, codeToString } from "@connectrpc/connect/protocol-connect";
@@ -44,6 +44,8 @@ import type { SearchBackend } from "../search/backend.ts";
 import type { NodeRequest, NodeResponse } from "../server/listener.ts";
 import type { Logger } from "../server/log.ts";
 import { awaitPosition, exportChunks, exportPlan } from "./export-service.ts";
+import { requestViolation } from "../domain/request-check.ts";
+import { RFC3339_HINT, timestampFromRfc3339 } from "../domain/timestamp.ts";
 
 export const EXPORT_PATH = "/v1/export";
 
@@ -113,11 +115,10 @@ function uint64(param: string, raw: string): bigint {
 }
 
 function timestamp(param: string, raw: string) {
-  try {
-    return fromJson(TimestampSchema, raw);
-  } catch {
-    throw badParam(`${param}: not an RFC 3339 time (e.g. 2026-01-31T23:00:00Z): ${JSON.stringify(raw)}`);
-  }
+  // Strict: fromJson would move an impossible date (2026-02-30) to another day.
+  const ts = timestampFromRfc3339(raw);
+  if (!ts) throw badParam(`${param}: ${RFC3339_HINT}, not ${JSON.stringify(raw)}`);
+  return create(TimestampSchema, ts);
 }
 
 /** The query parameters as an ExportEventsRequest (not yet validated against the contract). */
@@ -276,6 +277,9 @@ export function exportHttpHandler(deps: ExportHttpDeps): (req: NodeRequest, res:
       tenantId = principal.tenantId;
 
       const request = create(ExportEventsRequestSchema, requestFromParams(url.searchParams));
+      // What the RPC's interceptor checks (src/server/request-check.ts), e.g. NUL characters.
+      const violation = requestViolation(ExportEventsRequestSchema, request);
+      if (violation) throw badParam(`${violation.field}: ${violation.reason}`);
       const plan = exportPlan(validator, tenantId, request);
       format = plan.format;
       await awaitPosition(backend, tenantId, request.minPosition);

@@ -25,7 +25,7 @@ import {
   StatsInterval as StatsIntervalEnum,
 } from "../../gen/auditlog/v1/query_pb.js";
 import { type StoredRecord, storedEventFromRecord } from "../domain/event-record.ts";
-import { type EventQuery, queryFromFilter, type SortDirection } from "../domain/event-query.ts";
+import { boundedQuery, type EventQuery, FilterFieldError, queryFromFilter, type SortDirection } from "../domain/event-query.ts";
 import { csvHeader, csvRow, ndjsonLineOfRecord } from "../domain/export-format.ts";
 import { parseQueryString, QuerySyntaxError } from "../domain/query-string.ts";
 import { timestampFromMicros } from "../domain/timestamp.ts";
@@ -45,7 +45,13 @@ export type ExportFormatName = "ndjson" | "csv";
 
 /** The EventFilter (structured fields and the `query` string) as one EventQuery; INVALID_ARGUMENT on a syntax error. */
 export function queryOf(filter: EventFilter | undefined): EventQuery {
-  const q = queryFromFilter(filter);
+  let q: EventQuery;
+  try {
+    q = queryFromFilter(filter);
+  } catch (err) {
+    if (err instanceof FilterFieldError) throw new ConnectError(`filter.${err.field}: ${err.message}`, Code.InvalidArgument);
+    throw err;
+  }
   if (filter?.query) {
     try {
       q.conditions.push(...parseQueryString(filter.query));
@@ -54,7 +60,7 @@ export function queryOf(filter: EventFilter | undefined): EventQuery {
       throw err;
     }
   }
-  return q;
+  return boundedQuery(q);
 }
 
 export function directionOf(order: SortOrder): SortDirection {

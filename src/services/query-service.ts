@@ -31,6 +31,7 @@ function missing(sequence: bigint): ChainBreak {
 export type QueryDeps = { validator: Validator; reader: EventReader; backend: SearchBackend };
 
 const DEFAULT_PAGE_SIZE = 100;
+const MAX_SEQUENCE = 2n ** 63n - 1n;
 
 export function queryService(deps: QueryDeps): ServiceImpl<typeof QueryService> {
   const { validator, reader, backend } = deps;
@@ -101,6 +102,10 @@ export function queryService(deps: QueryDeps): ServiceImpl<typeof QueryService> 
     async verifyChain(req, ctx) {
       const tenantId = tenantOf(ctx);
       validateRequest(validator, VerifyChainRequestSchema, req);
+      // Sequences are PostgreSQL bigints; a larger to_sequence just means "to the head".
+      if (req.fromSequence > MAX_SEQUENCE) {
+        throw new ConnectError(`from_sequence: must be at most ${MAX_SEQUENCE}`, Code.InvalidArgument);
+      }
       const from = req.fromSequence > 1n ? req.fromSequence : 1n;
       const to = req.toSequence > 0n ? req.toSequence : null;
       if (to !== null && to < from) {

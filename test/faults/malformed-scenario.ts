@@ -1,11 +1,18 @@
 // Fault 5: many malformed requests (random gRPC frames, wrong content types,
 // JSON with wrong types, truncated frames, huge fields, HTTP/2 garbage, bad
-// gRPC-Web base64) while a correct producer keeps appending. Run by
-// test/faults/malformed.test.ts, with the size as a parameter.
+// gRPC-Web base64, and the client mistakes of issue 9: timestamps out of
+// range or off the calendar, NUL characters, numbers past bigint, forged page
+// tokens, unparsable Connect binary bodies) while a correct producer keeps
+// appending. Run by test/faults/malformed.test.ts, with the size as a parameter.
 import { randomBytes } from "node:crypto";
 import http2 from "node:http2";
 import net from "node:net";
+import { create, type DescMessage, type MessageInitShape, toBinary, toJsonString } from "@bufbuild/protobuf";
 import pg from "pg";
+import { AdminService } from "../../gen/auditlog/v1/admin_pb.js";
+import { AppendRequestSchema } from "../../gen/auditlog/v1/ingest_pb.js";
+import { EventFilterSchema, QueryService } from "../../gen/auditlog/v1/query_pb.js";
+import { queryFingerprint } from "../../src/domain/page-token.ts";
 import { type ChildService, startChildService } from "../support/child-service.ts";
 import { freshDatabase } from "../support/db.ts";
 import { BOOTSTRAP_KEY, createTenantWithKeys } from "../support/service.ts";
@@ -93,12 +100,12 @@ function h2Call(
   });
 }
 
-async function fetchCall(url: string, path: string, contentType: string, body: string | Buffer, key: string): Promise<string> {
+async function fetchCall(url: string, path: string, contentType: string, body: string | Buffer | null, key: string): Promise<string> {
   try {
     const res = await fetch(`${url}${path}`, {
-      method: "POST",
-      headers: { "content-type": contentType, authorization: `Bearer ${key}` },
-      body,
+      method: body === null ? "GET" : "POST",
+      headers: { ...(body === null ? {} : { "content-type": contentType }), authorization: `Bearer ${key}` },
+      ...(body === null ? {} : { body }),
       signal: AbortSignal.timeout(30_000),
     });
     const text = await res.text();
@@ -169,6 +176,47 @@ const JSON_BODIES: string[] = [
   `\u0000\u0001\u0002`,
 ];
 
+const GOOD_EVENT = { id: "m-1", occurredAt: "2026-11-01T00:00:00Z", action: "a.b", actor: { id: "u" } };
+
+/** Timestamps a client may send over gRPC that are not valid ones (seconds, nanos). */
+const BAD_BINARY_TIMES: [bigint, number][] = [
+  [9_223_372_035n, 1_999_999_999],
+  [1_700_000_000n, -1],
+  [1_700_000_000n, 2_000_000_000],
+  [9_223_372_036n, 854_775_001],
+  [253_402_300_800n, 0],
+  [-(2n ** 63n), 0],
+];
+
+/** Of those, the ones that are no valid Timestamp at all (the others are valid filter bounds). */
+const BAD_FILTER_TIMES = BAD_BINARY_TIMES.filter(([seconds]) => seconds !== 9_223_372_036n);
+
+/** Impossible or out-of-range dates in JSON that Date.parse would move to another day. */
+const BAD_JSON_TIMES = ["2026-02-30T00:00:00Z", "2026-04-31T00:00:00Z", "2025-02-29T00:00:00Z", "2026-01-01T24:00:00Z", "2026-01-01T00:00:00+24:00", "0000-01-01T00:00:00Z"];
+
+/** Filter values with a NUL character, each reaching PostgreSQL as a parameter. */
+const NUL_FILTERS: Record<string, unknown>[] = [
+  { ids: ["x\u0000"] },
+  { actorIds: ["x\u0000"] },
+  { targetTypes: ["x\u0000"] },
+  { sources: ["x\u0000"] },
+  { metadata: [{ key: "plan", values: ["p\u0000"] }] },
+  { metadata: [{ key: "p\u0000" }] },
+  { text: "w\u0000" },
+  { query: 'actor.id:"x\u0000"' },
+];
+
+const NUL_EXPORT_PARAMS = ["actor_id=x%00", "text=a%00", "query=actor.id%3Ax%00", "metadata.plan=p%00", "metadata.p%00=v", "location=%00"];
+
+/** The expected answer to a client mistake: INVALID_ARGUMENT, or NOT_FOUND for a lookup. */
+function isMistakeAnswered(answer: string): boolean {
+  return /^(grpc=(3|5)|http=400\/invalid_argument|http=404\/not_found)$/.test(answer);
+}
+
+function grpcPath(service: { typeName: string }, method: string): string {
+  return `/${service.typeName}/${method}`;
+}
+
 export type MalformedResult = FaultReport & {
   badRequests: number;
   distribution: Record<string, number>;
@@ -177,6 +225,9 @@ export type MalformedResult = FaultReport & {
   serverAlive: boolean;
   producerCodes: Record<string, number>;
   anomalies: string[];
+  /** Client mistakes sent (kinds "mistake-*"), and those not answered INVALID_ARGUMENT / NOT_FOUND. */
+  mistakesSent: number;
+  mistakesMisanswered: Record<string, number>;
 };
 
 /** Answers that a client mistake must never get. */
@@ -234,6 +285,56 @@ export async function runMalformed(opts: { count: number; concurrency?: number; 
       "grpcweb-bad-base64",
       "grpcweb-random",
       "grpc-unknown-method",
+      "mistake",
+    ];
+
+    // Issue 9's client mistakes, each answered INVALID_ARGUMENT (or NOT_FOUND), never INTERNAL.
+    const fingerprint = queryFingerprint(tenantId, { filter: toJsonString(EventFilterSchema, create(EventFilterSchema)), direction: "desc" });
+    const forged = (occurredAt: string, sequence: string) => Buffer.from(`1|${fingerprint}|${occurredAt}|${sequence}`).toString("base64url");
+    const grpcProto = <D extends DescMessage>(path: string, schema: D, init: MessageInitShape<D>, key: string) =>
+      h2Call(getSession(), path, "application/grpc", frame(Buffer.from(toBinary(schema, create(schema, init)))), key);
+    const json = (procedure: string, body: unknown, key: string) => fetchCall(url, `/${procedure}`, "application/json", JSON.stringify(body), key);
+    const search = QueryService.method.searchEvents;
+    const mistakes: [string, (j: number) => Promise<string>][] = [
+      ["grpc-bad-occurred-at", (j) => {
+        const [seconds, nanos] = BAD_BINARY_TIMES[j % BAD_BINARY_TIMES.length]!;
+        return grpcProto(APPEND, AppendRequestSchema, { events: [{ ...GOOD_EVENT, id: `bad-time-${j}`, occurredAt: { seconds, nanos } }] }, keys.ingest);
+      }],
+      ["json-calendar-occurred-at", (j) =>
+        json("auditlog.v1.IngestService/Append", { events: [{ ...GOOD_EVENT, id: `cal-${j}`, occurredAt: BAD_JSON_TIMES[j % BAD_JSON_TIMES.length] }] }, keys.ingest)],
+      ["json-calendar-filter", (j) =>
+        json("auditlog.v1.QueryService/SearchEvents", { filter: { occurredAfter: BAD_JSON_TIMES[j % BAD_JSON_TIMES.length] } }, keys.query)],
+      ["grpc-filter-time-range", (j) => {
+        const [seconds, nanos] = BAD_FILTER_TIMES[j % BAD_FILTER_TIMES.length]!;
+        return grpcProto(grpcPath(QueryService, "SearchEvents"), search.input, { filter: { occurredBefore: { seconds, nanos } } }, keys.query);
+      }],
+      ["export-http-calendar", (j) => fetchCall(url, `/v1/export?occurred_before=${BAD_JSON_TIMES[j % BAD_JSON_TIMES.length]}`, "", null, keys.query)],
+      ["grpc-get-event-nul", () => grpcProto(grpcPath(QueryService, "GetEvent"), QueryService.method.getEvent.input, { id: "e\u00001" }, keys.query)],
+      ["json-get-event-nul", () => json("auditlog.v1.QueryService/GetEvent", { id: "\u0000" }, keys.query)],
+      ["json-search-nul", (j) => json("auditlog.v1.QueryService/SearchEvents", { filter: NUL_FILTERS[j % NUL_FILTERS.length] }, keys.query)],
+      ["json-stats-nul", (j) => json("auditlog.v1.QueryService/GetStats", { filter: NUL_FILTERS[j % NUL_FILTERS.length] }, keys.query)],
+      ["grpc-search-nul", (j) => grpcProto(grpcPath(QueryService, "SearchEvents"), search.input, { filter: NUL_FILTERS[j % NUL_FILTERS.length] as never }, keys.query)],
+      ["export-http-nul", (j) => fetchCall(url, `/v1/export?${NUL_EXPORT_PARAMS[j % NUL_EXPORT_PARAMS.length]}`, "", null, keys.query)],
+      ["admin-nul", (j) => {
+        const calls: [string, unknown][] = [
+          ["CreateTenant", { id: "nul-tenant", name: "n\u0000" }],
+          ["CreateApiKey", { tenantId: "mal\u0000formed", name: "k", scopes: ["SCOPE_QUERY"] }],
+          ["CreateApiKey", { tenantId: tenantId, name: "k\u0000", scopes: ["SCOPE_QUERY"] }],
+          ["ListApiKeys", { tenantId: "mal\u0000formed" }],
+          ["RotateApiKey", { keyId: "k\u0000" }],
+          ["RevokeApiKey", { keyId: "k\u0000" }],
+        ];
+        const [method, body] = calls[j % calls.length]!;
+        return json(`${AdminService.typeName}/${method}`, body, BOOTSTRAP_KEY);
+      }],
+      ["verify-chain-past-bigint", (j) => j % 2
+        ? json("auditlog.v1.QueryService/VerifyChain", { fromSequence: "18446744073709551615" }, keys.query)
+        : grpcProto(grpcPath(QueryService, "VerifyChain"), QueryService.method.verifyChain.input, { fromSequence: 2n ** 63n }, keys.query)],
+      ["forged-page-token", (j) => {
+        const tokens = [forged("99999999999999999999999999", "1"), forged("-1", "1"), forged("1700000000000000", "99999999999999999999"), forged("1700000000000000", "0")];
+        return json("auditlog.v1.QueryService/SearchEvents", { pageSize: 1, pageToken: tokens[j % tokens.length] }, keys.query);
+      }],
+      ["connect-proto-garbage", (j) => fetchCall(url, APPEND, "application/proto", Buffer.concat([Buffer.alloc(10, 0xff), randomBytes(1 + (j % 50))]), keys.ingest)],
     ];
     const one = async (i: number): Promise<Outcome> => {
       const kind = kinds[i % kinds.length]!;
@@ -277,6 +378,11 @@ export async function runMalformed(opts: { count: number; concurrency?: number; 
           return { kind, answer: await fetchCall(url, APPEND, "application/grpc-web-text", "@@not*base64!!" + randomBytes(8).toString("hex"), key) };
         case "grpcweb-random":
           return { kind, answer: await fetchCall(url, APPEND, "application/grpc-web+proto", frame(randomBytes(1 + (i % 200))), key) };
+        case "mistake": {
+          const j = Math.floor(i / kinds.length);
+          const [name, send] = mistakes[j % mistakes.length]!;
+          return { kind: `mistake-${name}`, answer: await send(Math.floor(j / mistakes.length)) };
+        }
         default:
           return { kind, answer: await h2Call(getSession(), "/auditlog.v1.IngestService/NoSuchMethod", "application/grpc", frame(Buffer.alloc(0)), key) };
       }
@@ -285,6 +391,8 @@ export async function runMalformed(opts: { count: number; concurrency?: number; 
     const distribution = new Map<string, number>();
     const forbidden = new Map<string, number>();
     const samples = new Map<string, string>();
+    const mistakesMisanswered = new Map<string, number>();
+    let mistakesSent = 0;
     let nextIndex = 0;
     let done = 0;
     const worker = async () => {
@@ -296,6 +404,13 @@ export async function runMalformed(opts: { count: number; concurrency?: number; 
         done++;
         const key = `${o.kind} ${o.answer}`;
         distribution.set(key, (distribution.get(key) ?? 0) + 1);
+        if (o.kind.startsWith("mistake-")) {
+          mistakesSent++;
+          if (!isMistakeAnswered(o.answer)) {
+            mistakesMisanswered.set(key, (mistakesMisanswered.get(key) ?? 0) + 1);
+            if (!samples.has(key)) samples.set(key, message.slice(0, 300));
+          }
+        }
         if (isForbidden(o)) {
           forbidden.set(key, (forbidden.get(key) ?? 0) + 1);
           if (!samples.has(key)) samples.set(key, message.slice(0, 300));
@@ -320,8 +435,9 @@ export async function runMalformed(opts: { count: number; concurrency?: number; 
       lost: s.lost,
     };
     const dist = Object.fromEntries([...distribution].sort());
-    printReport(report, `bad_requests=${done} forbidden=${[...forbidden.values()].reduce((a, b) => a + b, 0)}`);
-    const lines = Object.entries(dist).map(([k, v]) => `  ${k}: ${v}${samples.has(k) ? `  FORBIDDEN, e.g. message ${JSON.stringify(samples.get(k))}` : ""}`);
+    const sum = (m: Map<string, number>) => [...m.values()].reduce((a, b) => a + b, 0);
+    printReport(report, `bad_requests=${done} forbidden=${sum(forbidden)} client_mistakes=${mistakesSent} internal_for_client_mistakes=${[...forbidden].filter(([k]) => k.startsWith("mistake-")).reduce((a, [, v]) => a + v, 0)} mistakes_not_invalid_argument=${sum(mistakesMisanswered)}`);
+    const lines = Object.entries(dist).map(([k, v]) => `  ${k}: ${v}${samples.has(k) ? `  ${forbidden.has(k) ? "FORBIDDEN" : "NOT INVALID_ARGUMENT"}, e.g. message ${JSON.stringify(samples.get(k))}` : ""}`);
     console.log(`malformed answers:\n${lines.join("\n")}`);
     process.stderr.write(`malformed answers:\n${lines.join("\n")}\n`);
     return {
@@ -333,6 +449,8 @@ export async function runMalformed(opts: { count: number; concurrency?: number; 
       serverAlive: serverAlive && after === 200,
       producerCodes: Object.fromEntries(stats.codes),
       anomalies: stats.anomalies,
+      mistakesSent,
+      mistakesMisanswered: Object.fromEntries(mistakesMisanswered),
     };
   } finally {
     (session as http2.ClientHttp2Session | null)?.destroy();

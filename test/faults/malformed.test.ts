@@ -1,6 +1,7 @@
 // Fault 5 (long form): AUDITLOG_FAULT_MALFORMED_REQUESTS malformed requests
 // (default 10,000) while a correct producer appends. Every correct request
-// succeeds, the server stays up, and no client mistake is answered INTERNAL.
+// succeeds, the server stays up, and no client mistake is answered INTERNAL;
+// the client mistakes of issue 9 are answered INVALID_ARGUMENT (or NOT_FOUND).
 import { describe, expect, it } from "vitest";
 import { envInt } from "./harness.ts";
 import { runMalformed } from "./malformed-scenario.ts";
@@ -18,5 +19,9 @@ describe("fault: malformed requests", () => {
     expect(r.lost).toBe(0);
     expect(r.duplicated).toBe(0);
     expect(r.forbidden, JSON.stringify({ distribution: r.distribution, samples: r.samples }, null, 1)).toEqual({});
+    // Issue 9: every client mistake in the mix was sent and answered
+    // INVALID_ARGUMENT (or NOT_FOUND), none INTERNAL.
+    expect(r.mistakesSent).toBeGreaterThan(0);
+    expect(r.mistakesMisanswered, JSON.stringify({ samples: r.samples }, null, 1)).toEqual({});
   });
 });

@@ -3,7 +3,11 @@ import { describe, expect, it } from "vitest";
 import { ActorType, Outcome, Severity } from "../../gen/auditlog/v1/event_pb.js";
 import { EventFilterSchema } from "../../gen/auditlog/v1/query_pb.js";
 import type { SeverityName } from "../../src/domain/event-record.ts";
+import { MAX_MICROS, MIN_MICROS } from "../../src/domain/timestamp.ts";
 import {
+  boundedQuery,
+  FilterFieldError,
+  timeCondition,
   type Condition,
   type EventQuery,
   queryFromFilter,
@@ -208,5 +212,37 @@ describe("severitiesAtLeast", () => {
     expect(severitiesAtLeast("WARNING")).toEqual(["WARNING", "ERROR", "CRITICAL"]);
     expect(severitiesAtLeast("ERROR")).toEqual(["ERROR", "CRITICAL"]);
     expect(severitiesAtLeast("CRITICAL")).toEqual(["CRITICAL"]);
+  });
+});
+
+describe("time bounds are always within the years 1 to 9999", () => {
+  it("refuses a filter bound that is not a valid Timestamp, naming it", () => {
+    for (const [init, field] of [
+      [{ occurredAfter: { seconds: 1n, nanos: -1 } }, "occurred_after"],
+      [{ occurredBefore: { seconds: 253_402_300_800n } }, "occurred_before"],
+    ] as const) {
+      let err: unknown;
+      try {
+        queryFromFilter(filter(init));
+      } catch (e) {
+        err = e;
+      }
+      expect(err).toBeInstanceOf(FilterFieldError);
+      expect((err as FilterFieldError).field).toBe(field);
+    }
+  });
+
+  it("drops bounds that every storable time satisfies and matches nothing past the ends", () => {
+    expect(timeCondition(MIN_MICROS, MAX_MICROS + 1n)).toEqual({ kind: "time", from: null, to: null });
+    expect(timeCondition(MIN_MICROS + 1n, MAX_MICROS)).toEqual({ kind: "time", from: MIN_MICROS + 1n, to: MAX_MICROS });
+    expect(timeCondition(MAX_MICROS + 1n, null)).toEqual({ kind: "none" });
+    expect(timeCondition(null, MIN_MICROS)).toEqual({ kind: "none" });
+    expect(timeCondition(10n, 10n)).toEqual({ kind: "none" });
+    expect(timeCondition(-(10n ** 30n), 10n ** 30n)).toEqual({ kind: "time", from: null, to: null });
+  });
+
+  it("boundedQuery applies it to the conditions of a query string", () => {
+    const q = boundedQuery({ conditions: [{ kind: "time", from: null, to: MAX_MICROS + 1n }, { kind: "terms", field: "id", values: ["a"] }] });
+    expect(q.conditions).toEqual([{ kind: "time", from: null, to: null }, { kind: "terms", field: "id", values: ["a"] }]);
   });
 });

@@ -1,8 +1,10 @@
-import { toBinary, type JsonObject, type JsonValue } from "@bufbuild/protobuf";
+import { create, toBinary, type JsonObject, type JsonValue } from "@bufbuild/protobuf";
+import { TimestampSchema } from "@bufbuild/protobuf/wkt";
 import { createValidator } from "@bufbuild/protovalidate";
 import { describe, expect, it } from "vitest";
 import { type ActorType, type Event, EventSchema, type Outcome, type Severity } from "../../gen/auditlog/v1/event_pb.js";
 import { EVENT_LIMITS, encodedSizeBound, type FieldViolation, validateEvent } from "../../src/domain/event-validation.ts";
+import { compilePrecheck } from "../../src/domain/rule-precheck.ts";
 import { fullEvent, minimalEvent } from "./fixtures.ts";
 
 const validator = createValidator();
@@ -149,6 +151,41 @@ describe("validateEvent: violations name the exact field", () => {
     const e = minimalEvent();
     e.occurredAt = undefined;
     expectOnly(check(e), "occurred_at", /required/);
+  });
+
+  it.each([
+    ["nanos past a second, read as a later instant outside the window", 9_223_372_035n, 1_999_999_999],
+    ["negative nanos", 1_700_000_000n, -1],
+    ["nanos of two seconds", 1_700_000_000n, 2_000_000_000],
+    ["nanos of exactly one second", 1_700_000_000n, 1_000_000_000],
+    ["seconds past year 9999", 253_402_300_800n, 0],
+    ["seconds at the int64 minimum", -(2n ** 63n), 0],
+  ])("occurred_at with %s", (_name, seconds, nanos) => {
+    const e = minimalEvent();
+    e.occurredAt = create(TimestampSchema, { seconds, nanos });
+    const v = check(e);
+    expect(v.length, JSON.stringify(v)).toBeGreaterThan(0);
+    expect(v.every((x) => x.field === "occurred_at"), JSON.stringify(v)).toBe(true);
+    // The pre-check never passes what the full validation rejects.
+    expect(compilePrecheck(EventSchema)!(e)).toBe(false);
+  });
+
+  it.each([
+    ["one nanosecond past the window", 9_223_372_036n, 854_775_001],
+    ["one nanosecond before 1970", -1n, 999_999_999],
+  ])("occurred_at %s", (_name, seconds, nanos) => {
+    const e = minimalEvent();
+    e.occurredAt = create(TimestampSchema, { seconds, nanos });
+    expectOnly(check(e), "occurred_at", /./);
+    expect(compilePrecheck(EventSchema)!(e)).toBe(false);
+  });
+
+  it("occurred_at at the ends of the window", () => {
+    for (const [seconds, nanos] of [[0n, 0], [1_700_000_000n, 999_999_999], [9_223_372_036n, 854_775_000]] as const) {
+      const e = minimalEvent();
+      e.occurredAt = create(TimestampSchema, { seconds, nanos });
+      expect(check(e)).toEqual([]);
+    }
   });
 
   it("missing actor", () => {

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { decodePageToken, encodePageToken, PageTokenError, queryFingerprint } from "../../src/domain/page-token.ts";
+import { OCCURRED_AT_MAX_MICROS, OCCURRED_AT_MIN_MICROS } from "../../src/domain/timestamp.ts";
 
 // queryFingerprint takes any JSON-able value (bigints included); a query-like object will do.
 const q = { conditions: [{ kind: "terms", field: "actor.id", values: ["u1"] }, { kind: "time", from: 1_000_000n, to: null }] };
@@ -12,14 +13,28 @@ describe("page tokens", () => {
     expect(decodePageToken(token, fp)).toEqual(pos);
   });
 
-  it("round-trip positions before 1970, at zero and with huge sequences", () => {
+  it("round-trip positions at both ends of the occurred_at window and of the sequences", () => {
     for (const pos of [
-      { occurredAt: -62_135_596_800_000_000n, sequence: 1n },
-      { occurredAt: 0n, sequence: 0n },
-      { occurredAt: -1n, sequence: 18_446_744_073_709_551_615n },
+      { occurredAt: OCCURRED_AT_MIN_MICROS, sequence: 1n },
+      { occurredAt: OCCURRED_AT_MAX_MICROS, sequence: 2n ** 63n - 1n },
     ]) {
       expect(decodePageToken(encodePageToken(fp, pos), fp)).toEqual(pos);
     }
+  });
+
+  it.each([
+    ["time before the window", -1n, 1n],
+    ["time after the window", OCCURRED_AT_MAX_MICROS + 1n, 1n],
+    ["time past year 9999", 253_402_300_800_000_000n, 1n],
+    ["huge time", 10n ** 25n, 1n],
+    ["huge negative time", -(10n ** 25n), 1n],
+    ["sequence 0", 1n, 0n],
+    ["sequence past bigint", 1n, 2n ** 63n],
+    ["sequence past uint64", 1n, 2n ** 64n],
+    ["huge sequence", 1n, 10n ** 30n],
+  ])("reject a forged token with a number out of range (%s)", (_name, occurredAt, sequence) => {
+    const token = encodePageToken(fp, { occurredAt, sequence });
+    expect(() => decodePageToken(token, fp)).toThrow(PageTokenError);
   });
 
   it("are URL-safe text", () => {

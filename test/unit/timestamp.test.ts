@@ -1,14 +1,24 @@
 import { create } from "@bufbuild/protobuf";
 import { TimestampSchema } from "@bufbuild/protobuf/wkt";
+import { fromJson } from "@bufbuild/protobuf";
 import { describe, expect, it } from "vitest";
+import { getOption } from "@bufbuild/protobuf";
+import { field as fieldRules } from "@bufbuild/protovalidate/gen/buf/validate/validate_pb.js";
+import { EventSchema } from "../../gen/auditlog/v1/event_pb.js";
 import {
   formatMicros,
   MAX_MICROS,
+  MAX_TIMESTAMP_SECONDS,
   microsFromDate,
   microsFromTimestamp,
   MIN_MICROS,
+  MIN_TIMESTAMP_SECONDS,
+  OCCURRED_AT_MAX_MICROS,
+  OCCURRED_AT_MIN_MICROS,
   parseMicros,
   timestampFromMicros,
+  timestampFromRfc3339,
+  timestampProblem,
 } from "../../src/domain/timestamp.ts";
 
 const ts = (seconds: bigint, nanos: number) => create(TimestampSchema, { seconds, nanos });
@@ -148,5 +158,110 @@ describe("MIN_MICROS and MAX_MICROS", () => {
   it("are the first and last microsecond of years 1 to 9999", () => {
     expect(MIN_MICROS).toBe(microsFromDate(new Date("0001-01-01T00:00:00.000Z")));
     expect(MAX_MICROS).toBe(microsFromDate(new Date("9999-12-31T23:59:59.999Z")) + 999n);
+  });
+});
+
+describe("timestampProblem", () => {
+  it.each([
+    [0n, 0],
+    [1_700_000_000n, 999_999_999],
+    [MIN_TIMESTAMP_SECONDS, 0],
+    [MAX_TIMESTAMP_SECONDS, 999_999_999],
+  ])("accepts {seconds: %s, nanos: %s}", (seconds, nanos) => {
+    expect(timestampProblem({ seconds, nanos })).toBeNull();
+  });
+
+  it.each([
+    [9_223_372_035n, 1_999_999_999], // would read as 2262-04-11T23:47:16.999999Z
+    [1n, -1],
+    [1n, 1_000_000_000],
+    [1n, 2_000_000_000],
+    [1n, 0.5],
+    [MIN_TIMESTAMP_SECONDS - 1n, 0],
+    [MAX_TIMESTAMP_SECONDS + 1n, 0],
+    [-(2n ** 63n), 0],
+    [2n ** 63n - 1n, 0],
+  ])("refuses {seconds: %s, nanos: %s}", (seconds, nanos) => {
+    expect(timestampProblem({ seconds, nanos })).toMatch(/nanos|0001|9999/);
+  });
+
+  it("the Timestamp range is the years 1 to 9999", () => {
+    expect(MIN_TIMESTAMP_SECONDS * 1_000_000n).toBe(MIN_MICROS);
+    expect(MAX_TIMESTAMP_SECONDS * 1_000_000n + 999_999n).toBe(MAX_MICROS);
+  });
+});
+
+describe("the occurred_at window", () => {
+  it("is the contract's rule on Event.occurred_at, and whole microseconds", () => {
+    const rules = getOption(EventSchema.field.occurredAt!, fieldRules);
+    expect(rules.type.case).toBe("timestamp");
+    const t = rules.type.value as { greaterThan: { case: string; value: { seconds: bigint; nanos: number } }; lessThan: { case: string; value: { seconds: bigint; nanos: number } } };
+    expect(t.greaterThan.case).toBe("gte");
+    expect(t.lessThan.case).toBe("lte");
+    const micros = (v: { seconds: bigint; nanos: number }) => v.seconds * 1_000_000n + BigInt(v.nanos / 1000);
+    expect(t.greaterThan.value.nanos % 1000).toBe(0);
+    expect(t.lessThan.value.nanos % 1000).toBe(0);
+    expect(micros(t.greaterThan.value)).toBe(OCCURRED_AT_MIN_MICROS);
+    expect(micros(t.lessThan.value)).toBe(OCCURRED_AT_MAX_MICROS);
+  });
+
+  it("fits Elasticsearch's date_nanos (1970-01-01 to 2262-04-11T23:47:16.854775807Z)", () => {
+    expect(OCCURRED_AT_MIN_MICROS).toBe(0n);
+    expect(OCCURRED_AT_MAX_MICROS * 1000n).toBeLessThanOrEqual(2n ** 63n - 1n);
+    expect(formatMicros(OCCURRED_AT_MAX_MICROS)).toBe("2262-04-11T23:47:16.854775Z");
+  });
+});
+
+describe("timestampFromRfc3339", () => {
+  it.each([
+    ["2026-01-31T23:00:00Z", 1_769_900_400n, 0],
+    ["2024-02-29T12:00:00.5Z", 1_709_208_000n, 500_000_000],
+    ["2000-02-29T00:00:00Z", 951_782_400n, 0],
+    ["1970-01-01T00:00:00.000000001Z", 0n, 1],
+    ["1970-01-01T01:00:00+01:00", 0n, 0],
+    ["1969-12-31T23:00:00-01:00", 0n, 0],
+    ["0001-01-01T00:00:00Z", MIN_TIMESTAMP_SECONDS, 0],
+    ["0050-06-01T00:00:00Z", BigInt(Date.parse("0050-06-01T00:00:00Z") / 1000), 0], // not moved to 1950
+    ["9999-12-31T23:59:59.999999999Z", MAX_TIMESTAMP_SECONDS, 999_999_999],
+  ])("reads %s", (text, seconds, nanos) => {
+    expect(timestampFromRfc3339(text)).toEqual({ seconds, nanos });
+  });
+
+  it("agrees with protobuf-es on valid times", () => {
+    for (const text of ["2026-03-02T00:00:00Z", "2024-02-29T23:59:59.123456789Z", "2026-06-30T12:00:00+05:30", "1999-12-31T23:59:59-08:00"]) {
+      const ours = timestampFromRfc3339(text)!;
+      const theirs = fromJson(TimestampSchema, text);
+      expect([ours.seconds, ours.nanos]).toEqual([theirs.seconds, theirs.nanos]);
+    }
+  });
+
+  it.each([
+    "2026-02-30T00:00:00Z", // protobuf-es: 2026-03-02
+    "2026-02-29T00:00:00Z", // not a leap year
+    "1900-02-29T00:00:00Z", // not a leap year either
+    "2026-04-31T00:00:00Z",
+    "2026-06-31T00:00:00Z",
+    "2026-09-31T00:00:00Z",
+    "2026-11-31T00:00:00Z",
+    "2026-01-32T00:00:00Z",
+    "2026-00-10T00:00:00Z",
+    "2026-13-10T00:00:00Z",
+    "2026-01-00T00:00:00Z",
+    "2026-01-01T24:00:00Z", // protobuf-es: the next day
+    "2026-01-01T23:60:00Z",
+    "2026-01-01T23:59:60Z",
+    "2026-01-01T12:00:00+24:00",
+    "2026-01-01T12:00:00+01:60",
+    "0000-01-01T00:00:00Z",
+    "0001-01-01T00:30:00+01:00", // before year 1
+    "9999-12-31T23:30:00-01:00", // after year 9999
+    "2026-01-01T00:00:00",
+    "2026-01-01T00:00:00.Z",
+    "2026-01-01T00:00:00.1234567890Z",
+    "2026-01-01 00:00:00Z",
+    "2026-01-01t00:00:00z",
+    "",
+  ])("refuses %j", (text) => {
+    expect(timestampFromRfc3339(text)).toBeNull();
   });
 });
