@@ -39,6 +39,7 @@ import { ensureIndexTemplate } from "../src/search/index-setup.ts";
 import { Indexer } from "../src/search/indexer.ts";
 import { indexTemplate } from "../src/search/index-template.ts";
 import { createLogger, isLogLevel } from "../src/server/log.ts";
+import { systemQuery } from "../src/store/system-scope.ts";
 
 const out = (msg: string) => process.stdout.write(`${msg}\n`);
 
@@ -116,7 +117,7 @@ async function main(): Promise<void> {
     const existing = Object.keys(
       await client.indices.get({ index: names.pattern, ignore_unavailable: true, allow_no_indices: true, expand_wildcards: "all" }),
     ).sort();
-    const totals = await pool.query<{ tenants: string; events: string }>(
+    const totals = await systemQuery<{ tenants: string; events: string }>(pool,
       "SELECT count(*) AS tenants, coalesce(sum(sequence), 0) AS events FROM chain_heads",
     );
     out(`rebuilding ${names.alias} from PostgreSQL: ${totals.rows[0]!.tenants} tenants, ${totals.rows[0]!.events} events`);
@@ -138,7 +139,7 @@ async function main(): Promise<void> {
     // One statement, so a running indexer never sees one without the other.
     await pool.query("WITH forget AS (DELETE FROM index_failures) UPDATE index_progress SET indexed_sequence = 0, updated_at = now()");
     const target = new Map(
-      (await pool.query<{ tenant_id: string; sequence: string }>("SELECT tenant_id, sequence FROM chain_heads")).rows.map(
+      (await systemQuery<{ tenant_id: string; sequence: string }>(pool, "SELECT tenant_id, sequence FROM chain_heads")).rows.map(
         (r) => [r.tenant_id, BigInt(r.sequence)] as const,
       ),
     );

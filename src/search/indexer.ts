@@ -32,6 +32,7 @@ import pg from "pg";
 import type { Pool } from "pg";
 import { COMMIT_CHANNEL } from "../store/event-writer.ts";
 import { EVENT_COLUMNS, type EventRow, recordFromRow } from "../store/event-rows.ts";
+import { systemQuery } from "../store/system-scope.ts";
 import type { Logger } from "../server/log.ts";
 import type { IndexStatus } from "./backend.ts";
 import { documentFromRecord, documentId } from "./event-document.ts";
@@ -396,7 +397,7 @@ export class Indexer {
   /** Tenants behind: update heads; take progress from the database for idle lanes. */
   private async scan(): Promise<void> {
     const commitsBefore = new Map([...this.lanes].map(([t, l]) => [t, l.commits]));
-    const { rows } = await this.pool.query<{ tenant_id: string; head: string; indexed: string }>(
+    const { rows } = await systemQuery<{ tenant_id: string; head: string; indexed: string }>(this.pool,
       `SELECT h.tenant_id, h.sequence AS head, coalesce(p.indexed_sequence, 0) AS indexed
          FROM chain_heads h LEFT JOIN index_progress p USING (tenant_id)
         ORDER BY h.tenant_id`,
@@ -444,7 +445,7 @@ export class Indexer {
   private async dispatch(lane: Lane): Promise<void> {
     const epoch = lane.epoch;
     const from = lane.readFrom;
-    const { rows } = await this.pool.query<EventRow>(
+    const { rows } = await systemQuery<EventRow>(this.pool,
       `SELECT ${EVENT_COLUMNS} FROM events WHERE tenant_id = $1 AND sequence > $2 ORDER BY sequence LIMIT $3`,
       [lane.tenantId, from.toString(), this.batchSize],
     );
@@ -594,7 +595,7 @@ export class Indexer {
    * which are never removed, are there. Anything else is not skipped.
    */
   private async gapWasRemoved(lane: Lane, from: bigint, to: bigint): Promise<boolean> {
-    const { rows } = await this.pool.query<{ n: string }>(
+    const { rows } = await systemQuery<{ n: string }>(this.pool,
       "SELECT count(*) AS n FROM event_ids WHERE tenant_id = $1 AND sequence BETWEEN $2 AND $3",
       [lane.tenantId, from.toString(), to.toString()],
     );
@@ -696,7 +697,7 @@ export class Indexer {
   }
 
   private async logLag(level: "info" | "warn", msg: string, extra: Record<string, unknown> = {}): Promise<void> {
-    const { rows } = await this.pool.query<{ tenants: string; events: string; seconds: number | null }>(LAG_SQL);
+    const { rows } = await systemQuery<{ tenants: string; events: string; seconds: number | null }>(this.pool, LAG_SQL);
     const r = rows[0]!;
     this.log[level](msg, {
       tenantsBehind: Number(r.tenants),
@@ -726,7 +727,7 @@ const LAG_SQL = `
  * the latest reconcile report.
  */
 export async function readIndexStatus(pool: Pool, tenantId: string): Promise<IndexStatus> {
-  const { rows } = await pool.query<{
+  const { rows } = await systemQuery<{
     committed: string;
     indexed: string;
     lag_seconds: number | null;
@@ -735,7 +736,7 @@ export async function readIndexStatus(pool: Pool, tenantId: string): Promise<Ind
     windows_with_gaps: string | null;
     events_repaired: string | null;
     documents_removed: string | null;
-  }>(
+  }>(pool,
     `SELECT h.sequence AS committed, coalesce(p.indexed_sequence, 0) AS indexed,
             (SELECT extract(epoch FROM now() - e.received_at)::float8 FROM events e
               WHERE e.tenant_id = h.tenant_id AND e.sequence > coalesce(p.indexed_sequence, 0)

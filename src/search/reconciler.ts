@@ -30,6 +30,7 @@ import pg from "pg";
 import type { Pool } from "pg";
 import type { Logger } from "../server/log.ts";
 import { EVENT_COLUMNS, type EventRow, recordFromRow } from "../store/event-rows.ts";
+import { systemQuery } from "../store/system-scope.ts";
 import { documentFromRecord, documentId } from "./event-document.ts";
 import { classifyItemFailure, recordRefusals, refusalReason, type Refusal } from "./index-failures.ts";
 import { indexNames, type IndexNames } from "./index-names.ts";
@@ -235,7 +236,7 @@ export class Reconciler {
     try {
       const got = await lock.query<{ ok: boolean }>("SELECT pg_try_advisory_lock($1) AS ok", [this.lockKey.toString()]);
       if (!got.rows[0]?.ok) return false;
-      const { rows } = await this.pool.query<{ tenant_id: string }>("SELECT tenant_id FROM chain_heads ORDER BY tenant_id");
+      const { rows } = await systemQuery<{ tenant_id: string }>(this.pool, "SELECT tenant_id FROM chain_heads ORDER BY tenant_id");
       let gaps = 0;
       let failed = 0;
       for (const { tenant_id } of rows) {
@@ -268,7 +269,7 @@ export class Reconciler {
   private async postgresWindows(tenantId: string, indexed: bigint, window: ReconcileWindow): Promise<Map<number, Bucket>> {
     const out = new Map<number, Bucket>();
     if (indexed === 0n) return out;
-    const { rows } = await this.pool.query<{ k: string; n: string; h: string }>(
+    const { rows } = await systemQuery<{ k: string; n: string; h: string }>(this.pool,
       `SELECT (extract(epoch FROM date_trunc($3, occurred_at, 'UTC')) * 1000)::bigint AS k,
               count(*) AS n,
               sum(('x' || left(md5(id), 8))::bit(32)::bigint) AS h
@@ -321,7 +322,7 @@ export class Reconciler {
 
   /** Compares the ids of one window on both sides; re-indexes the missing, deletes the wrong. */
   private async repairWindow(tenantId: string, indexed: bigint, start: string, end: string): Promise<{ missingIds: string[]; removedIds: string[] }> {
-    const { rows } = await this.pool.query<{ id: string; sequence: string; received_at: string }>(
+    const { rows } = await systemQuery<{ id: string; sequence: string; received_at: string }>(this.pool,
       `SELECT id, sequence, ${RECEIVED_AT_TEXT} AS received_at
          FROM events
         WHERE tenant_id = $1 AND sequence <= $2 AND occurred_at >= $3::timestamptz AND occurred_at < $4::timestamptz
@@ -362,7 +363,7 @@ export class Reconciler {
     // Read after the search: every document the indexer had written by then
     // belongs to an event committed by then, so at or below this head.
     const head = BigInt(
-      (await this.pool.query<{ s: string }>("SELECT sequence AS s FROM chain_heads WHERE tenant_id = $1", [tenantId])).rows[0]?.s ?? "0",
+      (await systemQuery<{ s: string }>(this.pool, "SELECT sequence AS s FROM chain_heads WHERE tenant_id = $1", [tenantId])).rows[0]?.s ?? "0",
     );
     const seqs = [...new Set(hits.flatMap((h) => {
       const s = h.fields?.sequence?.[0];
@@ -370,7 +371,7 @@ export class Reconciler {
     }))];
     const bySeq = new Map<bigint, PgId>();
     if (seqs.length > 0) {
-      const { rows } = await this.pool.query<{ id: string; sequence: string; received_at: string }>(
+      const { rows } = await systemQuery<{ id: string; sequence: string; received_at: string }>(this.pool,
         `SELECT id, sequence, ${RECEIVED_AT_TEXT} AS received_at
            FROM events WHERE tenant_id = $1 AND sequence = ANY($2::bigint[])`,
         [tenantId, seqs],
@@ -439,7 +440,7 @@ export class Reconciler {
   private async reindex(tenantId: string, sequences: bigint[]): Promise<void> {
     for (let i = 0; i < sequences.length; i += this.pageSize) {
       const chunk = sequences.slice(i, i + this.pageSize).map(String);
-      const { rows } = await this.pool.query<EventRow>(
+      const { rows } = await systemQuery<EventRow>(this.pool,
         `SELECT ${EVENT_COLUMNS} FROM events WHERE tenant_id = $1 AND sequence = ANY($2::bigint[]) ORDER BY sequence`,
         [tenantId, chunk],
       );

@@ -11,6 +11,7 @@ import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { from as copyFrom } from "pg-copy-streams";
 import { COPY_EVENT_IDS_SQL, COPY_EVENTS_SQL, copyEventsText, eventIdsText } from "./event-rows.ts";
+import { SYSTEM_SCOPE_BEGIN } from "./system-scope.ts";
 import { inTransaction } from "./transaction.ts";
 
 export type WriteItem = { tenantId: string; record: EventRecord; contentHash: string };
@@ -26,9 +27,40 @@ export class UnknownTenantError extends Error {}
 
 type Known = { contentHash: string; sequence: bigint };
 
+/**
+ * A batch spans tenants, so it is written in system scope
+ * (migrations/0004_force_rls.sql).
+ */
 export function writeBatch(pool: Pool, items: WriteItem[], now: () => Micros = () => microsFromDate(new Date())): Promise<WriteResult[]> {
-  return inTransaction(pool, "BEGIN", (db) => writeInTransaction(db, items, now()));
+  return inTransaction(pool, SYSTEM_SCOPE_BEGIN, async (db) => writeInTransaction(db, items, now(), await copyMode(pool, db)));
 }
+
+type CopyMode = "direct" | "staged";
+const copyModes = new WeakMap<Pool, Promise<CopyMode>>();
+
+/**
+ * PostgreSQL refuses COPY FROM into a table whose row-level security applies
+ * to the session, which forced RLS makes true for an owner that is not a
+ * superuser. Then rows go through a temporary table of this session and one
+ * INSERT ... SELECT, which the policies check. A superuser (the embedded
+ * database, most installations) keeps the direct COPY. Decided once per pool:
+ * every connection logs in as the same role.
+ */
+function copyMode(pool: Pool, db: PoolClient): Promise<CopyMode> {
+  let mode = copyModes.get(pool);
+  if (!mode) {
+    mode = db.query<{ active: boolean }>("SELECT row_security_active('events') AS active").then((r) => (r.rows[0]!.active ? "staged" : "direct"));
+    mode.catch(() => copyModes.delete(pool));
+    copyModes.set(pool, mode);
+  }
+  return mode;
+}
+
+// ON COMMIT DELETE ROWS: the table lives as long as the connection, its rows
+// as long as the transaction, so staging costs no catalog work per batch.
+const STAGE_TABLES_SQL = `
+  CREATE TEMP TABLE IF NOT EXISTS stage_event_ids (LIKE event_ids) ON COMMIT DELETE ROWS;
+  CREATE TEMP TABLE IF NOT EXISTS stage_events (LIKE events) ON COMMIT DELETE ROWS`;
 
 
 type Heads = Map<string, { sequence: bigint; hash: string }>;
@@ -69,9 +101,21 @@ function copyIn(db: PoolClient, sql: string, text: string): Promise<void> {
   return pipeline(Readable.from([text]), db.query(copyFrom(sql)));
 }
 
+/** COPY `sql` (COPY <table> (columns) FROM STDIN), or through the staging table of that name when staged. */
+async function copyRows(db: PoolClient, mode: CopyMode, sql: string, text: string): Promise<void> {
+  if (mode === "direct") return copyIn(db, sql, text);
+  const m = /^COPY (\w+) (\([^)]*\)) FROM STDIN$/.exec(sql);
+  if (!m) throw new Error(`cannot stage ${sql}`);
+  const [, table, columns] = m;
+  await db.query(`TRUNCATE stage_${table}`);
+  await copyIn(db, `COPY stage_${table} ${columns} FROM STDIN`, text);
+  await db.query(`INSERT INTO ${table} ${columns} SELECT ${columns!.slice(1, -1)} FROM stage_${table}`);
+}
+
 const UNIQUE_VIOLATION = "23505";
 
-async function writeInTransaction(db: PoolClient, items: WriteItem[], receivedAt: Micros): Promise<WriteResult[]> {
+async function writeInTransaction(db: PoolClient, items: WriteItem[], receivedAt: Micros, mode: CopyMode): Promise<WriteResult[]> {
+  if (mode === "staged") await db.query(STAGE_TABLES_SQL);
   const tenants = [...new Set(items.map((i) => i.tenantId))].sort();
   const locked: Heads = new Map();
   const headRows = await db.query<{ tenant_id: string; sequence: string; hash: string }>(
@@ -88,18 +132,18 @@ async function writeInTransaction(db: PoolClient, items: WriteItem[], receivedAt
   if (p.stored.length) {
     await db.query("SAVEPOINT claim_ids");
     try {
-      await copyIn(db, COPY_EVENT_IDS_SQL, eventIdsText(p.stored, receivedAt));
+      await copyRows(db, mode, COPY_EVENT_IDS_SQL, eventIdsText(p.stored, receivedAt));
     } catch (err) {
       if ((err as { code?: string }).code !== UNIQUE_VIOLATION) throw err;
       await db.query("ROLLBACK TO SAVEPOINT claim_ids");
       p = plan(items, locked, await storedIds(db, items), receivedAt);
-      if (p.stored.length) await copyIn(db, COPY_EVENT_IDS_SQL, eventIdsText(p.stored, receivedAt));
+      if (p.stored.length) await copyRows(db, mode, COPY_EVENT_IDS_SQL, eventIdsText(p.stored, receivedAt));
     }
   }
   if (p.stored.length === 0) return p.results;
 
   // COPY is several times faster than a multi-row INSERT for large batches.
-  await copyIn(db, COPY_EVENTS_SQL, copyEventsText(p.stored));
+  await copyRows(db, mode, COPY_EVENTS_SQL, copyEventsText(p.stored));
   const moved = tenants.filter((t) => p.heads.get(t) !== locked.get(t));
   await db.query(
     `UPDATE chain_heads h SET sequence = u.sequence, hash = u.hash

@@ -1,5 +1,6 @@
 import type { Pool } from "pg";
 import { GENESIS_HASH } from "../domain/hash-chain.ts";
+import { SYSTEM_SCOPE_BEGIN } from "./system-scope.ts";
 import { inTransaction } from "./transaction.ts";
 
 export type TenantRow = { id: string; name: string; created_at: Date };
@@ -15,7 +16,8 @@ export class TenantStore {
 
   /** Creates the tenant and the head of its hash chain together. */
   create(id: string, name: string): Promise<TenantRow> {
-    return inTransaction(this.pool, "BEGIN", async (db) => {
+    // System scope: no tenant is set while the tenant is being made.
+    return inTransaction(this.pool, SYSTEM_SCOPE_BEGIN, async (db) => {
       const r = await db.query<TenantRow>(
         "INSERT INTO tenants (id, name) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING RETURNING id, name, created_at",
         [id, name],
