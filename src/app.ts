@@ -35,12 +35,15 @@ import { indexNames } from "./search/index-names.ts";
 import { pgExport } from "./store/pg-export.ts";
 import { PostgresSearchBackend } from "./store/pg-search-backend.ts";
 import { pgStats } from "./store/pg-stats.ts";
+import { TenantReadLimiter } from "./services/tenant-read-limiter.ts";
 import { exportHttpHandler } from "./services/export-http.ts";
 
 export type App = {
   url: string;
   port: number;
   pool: pg.Pool;
+  /** Tenant reads (search, export, stats, GetEvent, VerifyChain): apart from `pool`, so they never hold up ingest. */
+  readPool: pg.Pool;
   backend: SearchBackend;
   indexer: Indexer | null;
   reconciler: Reconciler | null;
@@ -55,11 +58,15 @@ type SearchSide = { backend: SearchBackend; indexer: Indexer | null; reconciler:
  * and stats are served from PostgreSQL. An unreachable Elasticsearch never
  * stops the service from starting or ingesting: the indexer retries.
  */
-function startSearch(config: Config, pool: pg.Pool, log: Logger, health: HealthState): SearchSide {
+function startSearch(config: Config, pool: pg.Pool, readPool: pg.Pool, log: Logger, health: HealthState): SearchSide {
   if (!config.elasticsearchUrl) {
-    const backend = new PostgresSearchBackend(pool, {
-      export: (ctx, ...args) => pgExport(ctx.pool, ...args),
-      stats: (ctx, ...args) => pgStats(ctx.pool, ...args),
+    const backend = new PostgresSearchBackend(readPool, {
+      statementTimeoutMs: config.readTimeoutMs,
+      exportPageTimeoutMs: config.exportPageTimeoutMs,
+      export: (ctx, tenantId, q, direction, limit, signal) =>
+        pgExport(ctx.pool, tenantId, q, direction, limit, signal, { pageTimeoutMs: ctx.exportPageTimeoutMs }),
+      stats: (ctx, tenantId, q, interval, top, signal) =>
+        pgStats(ctx.pool, tenantId, q, interval, top, { signal, statementTimeoutMs: ctx.statementTimeoutMs }),
     });
     return { backend, indexer: null, reconciler: null, close: async () => {} };
   }
@@ -67,10 +74,10 @@ function startSearch(config: Config, pool: pg.Pool, log: Logger, health: HealthS
   const client = new Client({ node: config.elasticsearchUrl, requestTimeout: 30_000, maxRetries: 2 });
   const esLog = log.child({ component: "search" });
   const prefix = config.elasticsearchIndexPrefix;
-  const backend = new ElasticsearchSearchBackend(client, pool, {
+  const backend = new ElasticsearchSearchBackend(client, readPool, {
     readAlias: indexNames(prefix).alias,
     export: (ctx, tenantId, q, direction, limit, signal) => esExport(ctx.client, tenantId, q, direction, limit, signal, { alias: ctx.readAlias }),
-    stats: (ctx, tenantId, q, interval, top) => esStats(ctx.client, tenantId, q, interval, top, { alias: ctx.readAlias }),
+    stats: (ctx, tenantId, q, interval, top, signal) => esStats(ctx.client, tenantId, q, interval, top, { alias: ctx.readAlias, signal }),
     indexStatus: (ctx, tenantId) => readIndexStatus(ctx.pool, tenantId),
   });
   const indexer = new Indexer({ pool, client, log: esLog.child({ component: "indexer" }), prefix });
@@ -96,14 +103,17 @@ const PARTITION_CHECK_MS = 60 * 60 * 1000;
 
 export async function startApp(config: Config & { databaseUrl: string }, log: Logger): Promise<App> {
   const pool = new pg.Pool({ connectionString: config.databaseUrl, max: config.pgPoolSize });
+  const readPool = new pg.Pool({ connectionString: config.databaseUrl, max: config.pgReadPoolSize, application_name: "auditlog-read" });
   // A connection's error (e.g. PostgreSQL restarting) must not crash the
   // process: idle connections report through the pool, and every connection
   // keeps a listener of its own, because pg can emit 'error' on a connection
   // after the query that failed on it has already returned it.
-  pool.on("error", (err) => log.warn("idle PostgreSQL connection failed", { err: err.message }));
-  pool.on("connect", (client) => {
-    client.on("error", (err) => log.warn("PostgreSQL connection failed", { err: err.message }));
-  });
+  for (const p of [pool, readPool]) {
+    p.on("error", (err) => log.warn("idle PostgreSQL connection failed", { err: err.message }));
+    p.on("connect", (client) => {
+      client.on("error", (err) => log.warn("PostgreSQL connection failed", { err: err.message }));
+    });
+  }
   const applied = await migrate(pool);
   if (applied.length) log.info("migrations applied", { applied });
   const created = await ensurePartitions(pool);
@@ -124,7 +134,8 @@ export async function startApp(config: Config & { databaseUrl: string }, log: Lo
     maxBatchEvents: config.batchMaxEvents,
     maxPendingEvents: config.maxPendingEvents,
   });
-  const reader = new EventReader(pool);
+  const reader = new EventReader(readPool, { statementTimeoutMs: config.readTimeoutMs });
+  const readLimiter = new TenantReadLimiter({ perTenant: config.tenantReadConcurrency, maxWaitMs: config.readQueueMs });
   // Per service too, so that search can be reported down on its own
   // (index-health.ts) while ingest goes on.
   const health = new HealthState({
@@ -133,19 +144,19 @@ export async function startApp(config: Config & { databaseUrl: string }, log: Lo
     [QueryService.typeName]: "SERVING",
     [AdminService.typeName]: "SERVING",
   });
-  const search = startSearch(config, pool, log, health);
+  const search = startSearch(config, pool, readPool, log, health);
 
   const server = await startHttpServer({
     host: config.host,
     port: config.port,
     routes: (router) => {
       router.service(IngestService, ingestService({ validator, committer, log }));
-      router.service(QueryService, queryService({ validator, reader, backend: search.backend }));
+      router.service(QueryService, queryService({ validator, reader, backend: search.backend, limiter: readLimiter }));
       router.service(AdminService, adminService({ validator, tenants, keys, auth }));
     },
     // The request check after auth: an unauthenticated caller learns nothing about its request.
     interceptors: [storageErrorsInterceptor(), authInterceptor(auth), requestCheckInterceptor()],
-    httpRoutes: exportHttpHandler({ auth, backend: search.backend, validator, log }),
+    httpRoutes: exportHttpHandler({ auth, backend: search.backend, validator, log, limiter: readLimiter }),
     allowedOrigins: config.corsOrigins,
     health,
     maxMessageBytes: config.maxMessageBytes,
@@ -158,6 +169,7 @@ export async function startApp(config: Config & { databaseUrl: string }, log: Lo
     url: server.url,
     port: server.port,
     pool,
+    readPool,
     backend: search.backend,
     indexer: search.indexer,
     reconciler: search.reconciler,
@@ -171,6 +183,7 @@ export async function startApp(config: Config & { databaseUrl: string }, log: Lo
         await committer.close();
         await search.close();
         await pool.end();
+        await readPool.end();
       })();
       return closing;
     },

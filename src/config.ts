@@ -10,6 +10,11 @@ export type Config = {
   corsOrigins: string[];
   logLevel: "debug" | "info" | "warn" | "error";
   pgPoolSize: number;
+  pgReadPoolSize: number;
+  readTimeoutMs: number;
+  exportPageTimeoutMs: number;
+  tenantReadConcurrency: number;
+  readQueueMs: number;
   batchMaxEvents: number;
   maxPendingEvents: number;
   shutdownGraceMs: number;
@@ -74,7 +79,16 @@ export function loadConfig(env: Env = process.env): Config {
     bootstrapKey,
     corsOrigins,
     logLevel: logLevel as Config["logLevel"],
+    // Writes (group commit, indexer, reconciler, keys, admin) and reads have
+    // pools of their own, so slow reads never hold up ingest.
     pgPoolSize: int("PG_POOL_SIZE", 10, 2, 200),
+    pgReadPoolSize: int("PG_READ_POOL_SIZE", 8, 1, 200),
+    // Per statement of search, stats, GetEvent and VerifyChain (its pages).
+    readTimeoutMs: int("AUDITLOG_READ_TIMEOUT_MS", 15_000, 100, 3_600_000),
+    // Exports stream for as long as they need: the bound is per page read, not for the whole export.
+    exportPageTimeoutMs: int("AUDITLOG_EXPORT_PAGE_TIMEOUT_MS", 60_000, 100, 3_600_000),
+    tenantReadConcurrency: int("AUDITLOG_TENANT_READ_CONCURRENCY", 4, 1, 1000),
+    readQueueMs: int("AUDITLOG_READ_QUEUE_MS", 1_000, 0, 60_000),
     batchMaxEvents: int("AUDITLOG_BATCH_MAX_EVENTS", 5000, 1, 100_000),
     maxPendingEvents: int("AUDITLOG_MAX_PENDING_EVENTS", 20_000, 1000, 10_000_000),
     shutdownGraceMs: int("AUDITLOG_SHUTDOWN_GRACE_MS", 10_000, 0, 600_000),

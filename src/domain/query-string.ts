@@ -9,6 +9,7 @@
 // 0-based offset (in UTF-16 code units) of the offending character.
 import { type Condition, severitiesAtLeast, TERM_FIELDS, type TermField, words } from "./event-query.ts";
 import { type ActorTypeName, type OutcomeName, SEVERITY_ORDER, type SeverityName } from "./event-record.ts";
+import { QUERY_LIMITS } from "./query-limits.ts";
 import { MAX_MICROS, type Micros, MIN_MICROS } from "./timestamp.ts";
 
 export class QuerySyntaxError extends Error {
@@ -75,9 +76,17 @@ class Parser {
 
   parse(): Condition[] {
     const s = this.s;
+    const { maxQueryLength, maxQueryTerms } = QUERY_LIMITS;
+    if (s.length > maxQueryLength) {
+      throw new QuerySyntaxError(`longer than ${maxQueryLength} characters (${s.length})`, maxQueryLength, `at most ${maxQueryLength} characters`);
+    }
+    let terms = 0;
     for (;;) {
       while (isSpace(s[this.i])) this.i++;
       if (this.i >= s.length) return this.out;
+      if (++terms > maxQueryTerms) {
+        throw new QuerySyntaxError(`more than ${maxQueryTerms} terms`, this.i, `at most ${maxQueryTerms} terms per query`);
+      }
       this.term();
       if (this.i < s.length && !isSpace(s[this.i])) {
         throw new QuerySyntaxError(`expected a space after the term, found "${s[this.i]}"`, this.i);

@@ -46,7 +46,7 @@ export type IndexStatus = {
 export interface SearchBackend {
   readonly name: "elasticsearch" | "postgresql";
 
-  /** One page: `limit` records after `after` in the given order. */
+  /** One page: `limit` records after `after` in the given order. Aborting `signal` stops the backend's work. */
   search(
     tenantId: string,
     q: EventQuery,
@@ -54,12 +54,13 @@ export interface SearchBackend {
     after: PagePosition | null,
     limit: number,
     withTotal: boolean,
+    signal?: AbortSignal,
   ): Promise<SearchPage>;
 
   /** Every matching record, in order, in batches; memory bounded by one batch. */
   export(tenantId: string, q: EventQuery, direction: SortDirection, limit: bigint | null, signal: AbortSignal): AsyncIterable<StoredRecord[]>;
 
-  stats(tenantId: string, q: EventQuery, interval: StatsInterval, top: number): Promise<Stats>;
+  stats(tenantId: string, q: EventQuery, interval: StatsInterval, top: number, signal?: AbortSignal): Promise<Stats>;
 
   /** Resolves true once events up to `position` are searchable, false after `timeoutMs`. */
   waitForPosition(tenantId: string, position: bigint, timeoutMs: number): Promise<boolean>;

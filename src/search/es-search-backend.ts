@@ -31,7 +31,7 @@ export type ElasticsearchBackendOptions = {
     limit: bigint | null,
     signal: AbortSignal,
   ) => AsyncIterable<StoredRecord[]>;
-  stats?: (ctx: EsBackendContext, tenantId: string, q: EventQuery, interval: StatsInterval, top: number) => Promise<Stats>;
+  stats?: (ctx: EsBackendContext, tenantId: string, q: EventQuery, interval: StatsInterval, top: number, signal?: AbortSignal) => Promise<Stats>;
   indexStatus?: (ctx: EsBackendContext, tenantId: string) => Promise<IndexStatus>;
 };
 
@@ -58,6 +58,7 @@ export class ElasticsearchSearchBackend implements SearchBackend, EsBackendConte
     after: PagePosition | null,
     limit: number,
     withTotal: boolean,
+    signal?: AbortSignal,
   ): Promise<SearchPage> {
     const searchAfter = after ? esSearchAfter(after, direction) : "start";
     const end = searchAfter === "end";
@@ -74,7 +75,7 @@ export class ElasticsearchSearchBackend implements SearchBackend, EsBackendConte
       track_total_hits: withTotal ? (this.opts.totalHitsLimit ?? 10_000) : false,
       // Derived search fields that a StoredRecord does not carry.
       _source_excludes: ["open_text", "id_hash"],
-    });
+    }, { signal });
     const records = res.hits.hits.map((h) => {
       const r = recordFromDocument(h._source!);
       // The query filters by tenant; this is the last line of defence.
@@ -115,9 +116,9 @@ export class ElasticsearchSearchBackend implements SearchBackend, EsBackendConte
     return this.opts.export(this, tenantId, q, direction, limit, signal);
   }
 
-  stats(tenantId: string, q: EventQuery, interval: StatsInterval, top: number): Promise<Stats> {
+  stats(tenantId: string, q: EventQuery, interval: StatsInterval, top: number, signal?: AbortSignal): Promise<Stats> {
     if (!this.opts.stats) return Promise.reject(new Error("not implemented here"));
-    return this.opts.stats(this, tenantId, q, interval, top);
+    return this.opts.stats(this, tenantId, q, interval, top, signal);
   }
 
   indexStatus(tenantId: string): Promise<IndexStatus> {

@@ -117,7 +117,7 @@ export async function esStats(
   q: EventQuery,
   interval: StatsInterval,
   top: number,
-  opts: { alias?: string } = {},
+  opts: { alias?: string; signal?: AbortSignal } = {},
 ): Promise<Stats> {
   const shardSize = Math.max(1000, top * 20);
   const aggs: Record<string, estypes.AggregationsAggregationContainer> = {
@@ -139,7 +139,7 @@ export async function esStats(
       track_total_hits: true,
       query: esQuery(tenantId, q),
       aggs,
-    });
+    }, { signal: opts.signal });
   } catch (err) {
     const types = esErrorTypes(err);
     if (types.includes("too_many_buckets_exception")) throw new TooManyBucketsError(interval, null);

@@ -43,13 +43,14 @@ import type { Authenticator } from "../auth/authenticator.ts";
 import type { SearchBackend } from "../search/backend.ts";
 import type { NodeRequest, NodeResponse } from "../server/listener.ts";
 import type { Logger } from "../server/log.ts";
-import { awaitPosition, exportChunks, exportPlan } from "./export-service.ts";
+import { awaitPosition, boundedExportChunks, exportPlan } from "./export-service.ts";
+import type { TenantReadLimiter } from "./tenant-read-limiter.ts";
 import { requestViolation } from "../domain/request-check.ts";
 import { RFC3339_HINT, timestampFromRfc3339 } from "../domain/timestamp.ts";
 
 export const EXPORT_PATH = "/v1/export";
 
-export type ExportHttpDeps = { auth: Authenticator; backend: SearchBackend; validator: Validator; log: Logger };
+export type ExportHttpDeps = { auth: Authenticator; backend: SearchBackend; validator: Validator; log: Logger; limiter?: TenantReadLimiter };
 
 type FilterInit = MessageInitShape<typeof EventFilterSchema>;
 type RequestInit = MessageInitShape<typeof ExportEventsRequestSchema>;
@@ -251,7 +252,7 @@ function fileTimestamp(d: Date): string {
  * path, so it can sit in front of the Connect handler. Never rejects.
  */
 export function exportHttpHandler(deps: ExportHttpDeps): (req: NodeRequest, res: NodeResponse) => Promise<boolean> {
-  const { auth, backend, validator, log } = deps;
+  const { auth, backend, validator, log, limiter } = deps;
   return async (req, res) => {
     const url = new URL(req.url ?? "/", "http://localhost");
     if (url.pathname !== EXPORT_PATH) return false;
@@ -284,7 +285,7 @@ export function exportHttpHandler(deps: ExportHttpDeps): (req: NodeRequest, res:
       format = plan.format;
       await awaitPosition(backend, tenantId, request.minPosition);
 
-      const chunks = exportChunks(backend, plan, abort.signal);
+      const chunks = boundedExportChunks(backend, plan, abort.signal, limiter);
       try {
         // The first chunk before the status line: errors up to here are still JSON.
         let next = await chunks.next();

@@ -28,10 +28,13 @@ import { type StoredRecord, storedEventFromRecord } from "../domain/event-record
 import { boundedQuery, type EventQuery, FilterFieldError, queryFromFilter, type SortDirection } from "../domain/event-query.ts";
 import { csvHeader, csvRow, ndjsonLineOfRecord } from "../domain/export-format.ts";
 import { parseQueryString, QuerySyntaxError } from "../domain/query-string.ts";
+import { queryLimitProblem } from "../domain/query-limits.ts";
 import { timestampFromMicros } from "../domain/timestamp.ts";
 import type { SearchBackend, StatsInterval } from "../search/backend.ts";
 import { TooManyBucketsError } from "../search/es-stats.ts";
 import { tenantOf, validateRequest } from "./request-context.ts";
+import { readLimitError } from "../server/storage-errors.ts";
+import type { TenantReadLimiter } from "./tenant-read-limiter.ts";
 
 /** Target size of one chunk; a chunk is flushed once it reaches this, so it may exceed it by one line. */
 export const CHUNK_BYTES = 64 * 1024;
@@ -39,7 +42,7 @@ export const CHUNK_BYTES = 64 * 1024;
 export const MIN_POSITION_WAIT_MS = 10_000;
 const DEFAULT_TOP = 10;
 
-export type ExportDeps = { validator: Validator; backend: SearchBackend };
+export type ExportDeps = { validator: Validator; backend: SearchBackend; limiter?: TenantReadLimiter };
 
 export type ExportFormatName = "ndjson" | "csv";
 
@@ -52,6 +55,11 @@ export function queryOf(filter: EventFilter | undefined): EventQuery {
     if (err instanceof FilterFieldError) throw new ConnectError(`filter.${err.field}: ${err.message}`, Code.InvalidArgument);
     throw err;
   }
+  const fieldsProblem = queryLimitProblem(q.conditions);
+  if (fieldsProblem) {
+    const field = fieldsProblem.field ? `filter.${fieldsProblem.field}` : "filter";
+    throw new ConnectError(`${field}: ${fieldsProblem.message}`, Code.InvalidArgument);
+  }
   if (filter?.query) {
     try {
       q.conditions.push(...parseQueryString(filter.query));
@@ -59,6 +67,8 @@ export function queryOf(filter: EventFilter | undefined): EventQuery {
       if (err instanceof QuerySyntaxError) throw new ConnectError(`filter.${err.message}`, Code.InvalidArgument);
       throw err;
     }
+    const problem = queryLimitProblem(q.conditions);
+    if (problem) throw new ConnectError(`filter.query: ${problem.message}`, Code.InvalidArgument);
   }
   return boundedQuery(q);
 }
@@ -115,6 +125,28 @@ export async function* exportChunks(backend: SearchBackend, plan: ExportPlan, si
   if (parts.length) yield Buffer.from(parts.join(""));
 }
 
+/**
+ * exportChunks holding one of the tenant's expensive-read slots for as long
+ * as the export runs, with a read that was too expensive (a page over its
+ * statement timeout, the tenant's limit) answered as such rather than INTERNAL.
+ */
+export async function* boundedExportChunks(
+  backend: SearchBackend,
+  plan: ExportPlan,
+  signal: AbortSignal,
+  limiter?: TenantReadLimiter,
+): AsyncGenerator<Buffer, void, undefined> {
+  let release: (() => void) | null = null;
+  try {
+    if (limiter) release = await limiter.acquire(plan.tenantId, signal);
+    yield* exportChunks(backend, plan, signal);
+  } catch (err) {
+    throw readLimitError(err) ?? err;
+  } finally {
+    release?.();
+  }
+}
+
 /** Validates an ExportEventsRequest of `tenantId` and turns it into a plan (INVALID_ARGUMENT on errors). */
 export function exportPlan(validator: Validator, tenantId: string, req: ExportEventsRequest): ExportPlan {
   validateRequest(validator, ExportEventsRequestSchema, req);
@@ -130,12 +162,12 @@ export function exportPlan(validator: Validator, tenantId: string, req: ExportEv
 
 /** QueryService.ExportEvents. */
 export function exportEvents(deps: ExportDeps): (req: ExportEventsRequest, ctx: HandlerContext) => AsyncIterable<ExportEventsResponse> {
-  const { validator, backend } = deps;
+  const { validator, backend, limiter } = deps;
   return async function* (req, ctx) {
     const tenantId = tenantOf(ctx);
     const plan = exportPlan(validator, tenantId, req);
     await awaitPosition(backend, tenantId, req.minPosition);
-    for await (const chunk of exportChunks(backend, plan, ctx.signal)) {
+    for await (const chunk of boundedExportChunks(backend, plan, ctx.signal, limiter)) {
       yield create(ExportEventsResponseSchema, { chunk });
     }
   };
@@ -155,14 +187,15 @@ const VALUE_PREFIX: Partial<Record<string, string>> = { severity: "SEVERITY_", o
 
 /** QueryService.GetStats. */
 export function getStats(deps: ExportDeps): (req: GetStatsRequest, ctx: HandlerContext) => Promise<GetStatsResponse> {
-  const { validator, backend } = deps;
+  const { validator, backend, limiter } = deps;
   return async (req, ctx) => {
     const tenantId = tenantOf(ctx);
     validateRequest(validator, GetStatsRequestSchema, req);
     const q = queryOf(req.filter);
     let stats;
     try {
-      stats = await backend.stats(tenantId, q, INTERVALS[req.interval], req.top || DEFAULT_TOP);
+      const run = () => backend.stats(tenantId, q, INTERVALS[req.interval], req.top || DEFAULT_TOP, ctx.signal);
+      stats = limiter ? await limiter.run(tenantId, ctx.signal, run) : await run();
     } catch (err) {
       if (err instanceof TooManyBucketsError) throw new ConnectError(`interval: ${err.message}`, Code.InvalidArgument);
       throw err;

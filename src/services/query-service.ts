@@ -23,23 +23,30 @@ import { ChainVerifier, type ChainBreak, GENESIS_HASH } from "../domain/hash-cha
 import { decodePageToken, encodePageToken, PageTokenError, queryFingerprint } from "../domain/page-token.ts";
 import type { EventReader } from "../store/event-reader.ts";
 import { tenantOf, validateRequest } from "./request-context.ts";
+import type { TenantReadLimiter } from "./tenant-read-limiter.ts";
 
 function missing(sequence: bigint): ChainBreak {
   return { sequence, eventId: "", reason: `event at sequence ${sequence} is missing`, expectedHash: "", storedHash: "" };
 }
 
-export type QueryDeps = { validator: Validator; reader: EventReader; backend: SearchBackend };
+export type QueryDeps = {
+  validator: Validator;
+  reader: EventReader;
+  backend: SearchBackend;
+  /** Bounds a tenant's concurrent expensive reads (free-text search, export, stats); none: unbounded. */
+  limiter?: TenantReadLimiter;
+};
 
 const DEFAULT_PAGE_SIZE = 100;
 const MAX_SEQUENCE = 2n ** 63n - 1n;
 
 export function queryService(deps: QueryDeps): ServiceImpl<typeof QueryService> {
-  const { validator, reader, backend } = deps;
+  const { validator, reader, backend, limiter } = deps;
   return {
     async getEvent(req, ctx) {
       const tenantId = tenantOf(ctx);
       validateRequest(validator, GetEventRequestSchema, req);
-      const r = await reader.getEvent(tenantId, req.id);
+      const r = await reader.getEvent(tenantId, req.id, ctx.signal);
       if (!r) throw new ConnectError(`no event with id "${req.id}"`, Code.NotFound);
       return create(GetEventResponseSchema, { event: storedEventFromRecord(r) });
     },
@@ -64,7 +71,10 @@ export function queryService(deps: QueryDeps): ServiceImpl<typeof QueryService> 
       }
       await awaitPosition(backend, tenantId, req.minPosition);
       const pageSize = req.pageSize || DEFAULT_PAGE_SIZE;
-      const page = await backend.search(tenantId, q, direction, after, pageSize + 1, req.includeTotal);
+      const run = () => backend.search(tenantId, q, direction, after, pageSize + 1, req.includeTotal, ctx.signal);
+      // Free text scans the content of every candidate event: the expensive kind of search.
+      const expensive = limiter && q.conditions.some((c) => c.kind === "text");
+      const page = expensive ? await limiter.run(tenantId, ctx.signal, run) : await run();
       const records = page.records.slice(0, pageSize);
       const last = records.at(-1);
       return create(SearchEventsResponseSchema, {
@@ -78,8 +88,8 @@ export function queryService(deps: QueryDeps): ServiceImpl<typeof QueryService> 
       });
     },
 
-    exportEvents: exportEvents({ validator, backend }),
-    getStats: getStats({ validator, backend }),
+    exportEvents: exportEvents({ validator, backend, limiter }),
+    getStats: getStats({ validator, backend, limiter }),
 
     async getIndexStatus(req, ctx) {
       const tenantId = tenantOf(ctx);
@@ -125,7 +135,7 @@ export function queryService(deps: QueryDeps): ServiceImpl<typeof QueryService> 
           broken = verifier.next(r);
           return broken === null;
         };
-      });
+      }, ctx.signal);
       broken ??= verifier.finish(end);
       const b = broken as ChainBreak | null;
       return create(VerifyChainResponseSchema, {

@@ -8,14 +8,22 @@ import { EVENT_COLUMNS, type EventRow, recordFromRow } from "./event-rows.ts";
 import { countSql, searchSql } from "./search-sql.ts";
 import { withTenantRead } from "./tenant-scope.ts";
 
+export type EventReaderOptions = {
+  /** statement_timeout of each read statement; unset: the server's setting. */
+  statementTimeoutMs?: number;
+};
+
 export class EventReader {
   private readonly pool: Pool;
+  private readonly statementTimeoutMs: number | undefined;
 
-  constructor(pool: Pool) {
+  /** `pool`: the read pool, apart from the one ingest writes through. */
+  constructor(pool: Pool, opts: EventReaderOptions = {}) {
     this.pool = pool;
+    this.statementTimeoutMs = opts.statementTimeoutMs;
   }
 
-  getEvent(tenantId: string, id: string): Promise<StoredRecord | null> {
+  getEvent(tenantId: string, id: string, signal?: AbortSignal): Promise<StoredRecord | null> {
     return withTenantRead(this.pool, tenantId, async (db) => {
       const rows = await db.query<EventRow>(
         `SELECT ${EVENT_COLUMNS} FROM events
@@ -24,7 +32,7 @@ export class EventReader {
         [tenantId, id],
       );
       return rows.rows[0] ? recordFromRow(rows.rows[0]) : null;
-    });
+    }, { signal, statementTimeoutMs: this.statementTimeoutMs });
   }
 
   search(
@@ -34,6 +42,7 @@ export class EventReader {
     after: PagePosition | null,
     limit: number,
     withTotal: boolean,
+    signal?: AbortSignal,
   ): Promise<{ records: StoredRecord[]; total: bigint | null }> {
     return withTenantRead(this.pool, tenantId, async (db) => {
       const page = searchSql(tenantId, q, direction, after, limit, EVENT_COLUMNS);
@@ -44,7 +53,7 @@ export class EventReader {
         total = BigInt((await db.query<{ n: string }>(c.text, c.values)).rows[0]!.n);
       }
       return { records: rows.rows.map(recordFromRow), total };
-    });
+    }, { signal, statementTimeoutMs: this.statementTimeoutMs });
   }
 
   /**
@@ -58,6 +67,7 @@ export class EventReader {
     from: bigint,
     to: bigint | null,
     start: (prevHash: string | null, last: bigint) => (r: StoredRecord) => boolean,
+    signal?: AbortSignal,
   ): Promise<void> {
     return withTenantRead(this.pool, tenantId, async (db) => {
       const head = await db.query<{ sequence: string }>("SELECT sequence FROM chain_heads WHERE tenant_id = $1", [tenantId]);
@@ -73,7 +83,7 @@ export class EventReader {
         );
         for (const row of rows.rows) if (!visit(recordFromRow(row))) return;
       }
-    }, { snapshot: true });
+    }, { snapshot: true, signal, statementTimeoutMs: this.statementTimeoutMs });
   }
 }
 

@@ -5,6 +5,9 @@
 // snapshot between pages, and memory is bounded by two pages (the next one
 // is read while the consumer works through this one).
 //
+// `pageTimeoutMs` bounds each page's statement, not the export: a long
+// export of cheap pages goes on, one page that scans too long stops it.
+//
 // Because pages are separate reads, an export is not one snapshot: an event
 // committed during the export appears if it sorts after the page being read
 // (never twice, never out of order); one that sorts before it does not.
@@ -25,13 +28,16 @@ export async function* pgExport(
   direction: SortDirection,
   limit: bigint | null,
   signal: AbortSignal,
-  opts: { batchSize?: number } = {},
+  opts: { batchSize?: number; pageTimeoutMs?: number } = {},
 ): AsyncGenerator<StoredRecord[], void, undefined> {
   const batchSize = opts.batchSize ?? PG_EXPORT_BATCH;
   const sizeFor = (remaining: bigint | null) => (remaining !== null && remaining < BigInt(batchSize) ? Number(remaining) : batchSize);
   const page = async (size: number, after: PagePosition | null) => {
     const sql = searchSql(tenantId, q, direction, after, size, EVENT_COLUMNS);
-    const rows = await withTenantRead(pool, tenantId, async (db) => (await db.query<EventRow>(sql.text, sql.values)).rows);
+    const rows = await withTenantRead(pool, tenantId, async (db) => (await db.query<EventRow>(sql.text, sql.values)).rows, {
+      signal,
+      statementTimeoutMs: opts.pageTimeoutMs,
+    });
     return { records: rows.map(recordFromRow), size };
   };
   let remaining = limit;

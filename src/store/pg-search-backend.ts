@@ -10,7 +10,14 @@ import type { IndexStatus, SearchBackend, SearchPage, Stats, StatsInterval } fro
 import { EventReader } from "./event-reader.ts";
 import { withTenantRead } from "./tenant-scope.ts";
 
-export type PgBackendContext = { readonly pool: Pool; readonly reader: EventReader };
+export type PgBackendContext = {
+  readonly pool: Pool;
+  readonly reader: EventReader;
+  /** statement_timeout of search and stats statements. */
+  readonly statementTimeoutMs?: number;
+  /** statement_timeout of each page of an export (an export as a whole may run as long as it needs). */
+  readonly exportPageTimeoutMs?: number;
+};
 
 export type PostgresBackendOptions = {
   export?: (
@@ -21,18 +28,25 @@ export type PostgresBackendOptions = {
     limit: bigint | null,
     signal: AbortSignal,
   ) => AsyncIterable<StoredRecord[]>;
-  stats?: (ctx: PgBackendContext, tenantId: string, q: EventQuery, interval: StatsInterval, top: number) => Promise<Stats>;
+  stats?: (ctx: PgBackendContext, tenantId: string, q: EventQuery, interval: StatsInterval, top: number, signal?: AbortSignal) => Promise<Stats>;
+  statementTimeoutMs?: number;
+  exportPageTimeoutMs?: number;
 };
 
 export class PostgresSearchBackend implements SearchBackend, PgBackendContext {
   readonly name = "postgresql" as const;
   readonly pool: Pool;
   readonly reader: EventReader;
+  readonly statementTimeoutMs: number | undefined;
+  readonly exportPageTimeoutMs: number | undefined;
   private readonly opts: PostgresBackendOptions;
 
+  /** `pool`: the read pool. */
   constructor(pool: Pool, opts: PostgresBackendOptions = {}) {
     this.pool = pool;
-    this.reader = new EventReader(pool);
+    this.statementTimeoutMs = opts.statementTimeoutMs;
+    this.exportPageTimeoutMs = opts.exportPageTimeoutMs;
+    this.reader = new EventReader(pool, { statementTimeoutMs: opts.statementTimeoutMs });
     this.opts = opts;
   }
 
@@ -43,8 +57,9 @@ export class PostgresSearchBackend implements SearchBackend, PgBackendContext {
     after: PagePosition | null,
     limit: number,
     withTotal: boolean,
+    signal?: AbortSignal,
   ): Promise<SearchPage> {
-    const { records, total } = await this.reader.search(tenantId, q, direction, after, limit, withTotal);
+    const { records, total } = await this.reader.search(tenantId, q, direction, after, limit, withTotal, signal);
     return { records, total, totalIsLowerBound: false };
   }
 
@@ -55,7 +70,7 @@ export class PostgresSearchBackend implements SearchBackend, PgBackendContext {
 
   async indexStatus(tenantId: string): Promise<IndexStatus> {
     const head = await withTenantRead(this.pool, tenantId, (db) =>
-      db.query<{ sequence: string }>("SELECT sequence FROM chain_heads WHERE tenant_id = $1", [tenantId]));
+      db.query<{ sequence: string }>("SELECT sequence FROM chain_heads WHERE tenant_id = $1", [tenantId]), { statementTimeoutMs: this.statementTimeoutMs });
     const committed = BigInt(head.rows[0]?.sequence ?? "0");
     return {
       backend: "postgresql",
@@ -72,8 +87,8 @@ export class PostgresSearchBackend implements SearchBackend, PgBackendContext {
     return this.opts.export(this, tenantId, q, direction, limit, signal);
   }
 
-  stats(tenantId: string, q: EventQuery, interval: StatsInterval, top: number): Promise<Stats> {
+  stats(tenantId: string, q: EventQuery, interval: StatsInterval, top: number, signal?: AbortSignal): Promise<Stats> {
     if (!this.opts.stats) return Promise.reject(new Error("not implemented here"));
-    return this.opts.stats(this, tenantId, q, interval, top);
+    return this.opts.stats(this, tenantId, q, interval, top, signal);
   }
 }

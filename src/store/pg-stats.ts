@@ -10,7 +10,7 @@ import type { EventQuery } from "../domain/event-query.ts";
 import { parseMicros } from "../domain/timestamp.ts";
 import type { Stats, StatsInterval } from "../search/backend.ts";
 import { fillHistogram, MAX_HISTOGRAM_BUCKETS, STATS_FIELDS, TooManyBucketsError } from "../search/es-stats.ts";
-import { whereClause } from "./search-sql.ts";
+import { fromClause, whereClause } from "./search-sql.ts";
 import { withTenantRead } from "./tenant-scope.ts";
 
 const COLUMN: Record<(typeof STATS_FIELDS)[number], string> = {
@@ -29,7 +29,14 @@ type StatsRow = {
   histogram: [string, string][] | null;
 } & Record<string, [string, string][] | null>;
 
-export async function pgStats(pool: Pool, tenantId: string, q: EventQuery, interval: StatsInterval, top: number): Promise<Stats> {
+export async function pgStats(
+  pool: Pool,
+  tenantId: string,
+  q: EventQuery,
+  interval: StatsInterval,
+  top: number,
+  opts: { signal?: AbortSignal; statementTimeoutMs?: number } = {},
+): Promise<Stats> {
   const where = whereClause(tenantId, q);
   const values: unknown[] = [...where.values];
   const p = (v: unknown) => {
@@ -46,14 +53,14 @@ export async function pgStats(pool: Pool, tenantId: string, q: EventQuery, inter
               GROUP BY 1 ORDER BY count(*) DESC, ${col} COLLATE "C" LIMIT ${limit}) t) AS top${i}`;
   });
   const text = `WITH f AS MATERIALIZED (
-      SELECT occurred_at, ${Object.values(COLUMN).join(", ")} FROM events WHERE ${where.text}),
+      SELECT occurred_at, ${Object.values(COLUMN).join(", ")} FROM ${fromClause(q)} WHERE ${where.text}),
     h AS (SELECT date_trunc(${unit}, occurred_at AT TIME ZONE 'UTC') AS b, count(*) AS n FROM f GROUP BY 1)
     SELECT (SELECT count(*) FROM f)::text AS total,
       (SELECT count(*) FROM h)::int AS buckets,
       (SELECT json_agg(json_build_array(to_char(b, 'YYYY-MM-DD"T"HH24:MI:SS"Z"'), n::text) ORDER BY b)
          FROM h WHERE (SELECT count(*) FROM h) <= ${max}) AS histogram,
       ${topSql.join(",\n      ")}`;
-  const row = await withTenantRead(pool, tenantId, async (db) => (await db.query<StatsRow>(text, values)).rows[0]!);
+  const row = await withTenantRead(pool, tenantId, async (db) => (await db.query<StatsRow>(text, values)).rows[0]!, opts);
   if (row.buckets > MAX_HISTOGRAM_BUCKETS) throw new TooManyBucketsError(interval, row.buckets);
   const sparse = (row.histogram ?? []).map(([start, n]) => ({ start: parseMicros(start), count: BigInt(n) }));
   return {

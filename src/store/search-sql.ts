@@ -26,10 +26,20 @@ export const TERM_COLUMNS: Record<TermField, string> = {
 };
 
 /** Lowercased message plus every string value of metadata and changes, as one searchable text. */
-export const OPEN_TEXT_SQL = `lower(message || ' ' || coalesce(
+const OPEN_TEXT_SQL = `lower(message || ' ' || coalesce(
   (SELECT string_agg(x #>> '{}', ' ')
      FROM jsonb_path_query(jsonb_build_array(coalesce(metadata, '{}'), coalesce(changes, '{}')), 'strict $.**') AS j(x)
     WHERE jsonb_typeof(x) = 'string'), ''))`;
+
+/**
+ * The rows to search: `events`, and with free-text conditions the open text
+ * of each row built once, as column `open_text`, for all of its terms. The
+ * OFFSET 0 keeps PostgreSQL from inlining it back into every condition.
+ */
+export function fromClause(q: EventQuery): string {
+  if (!q.conditions.some((c) => c.kind === "text")) return "events";
+  return `events CROSS JOIN LATERAL (SELECT ${OPEN_TEXT_SQL} AS open_text OFFSET 0) ot`;
+}
 
 /** A jsonpath that walks objects only (strict: no implicit array unwrapping, no indexes). */
 export function metadataJsonPath(path: readonly string[]): string {
@@ -101,7 +111,7 @@ function conditionSql(c: Condition, p: (v: unknown) => string): string {
     case "text": {
       // Words are runs of letters and digits; match the phrase at word boundaries.
       const pattern = `(^|[^[:alnum:]])${c.words.map(escapeRegex).join("[^[:alnum:]]+")}($|[^[:alnum:]])`;
-      return `${c.negate ? "NOT " : ""}(${OPEN_TEXT_SQL} ~ ${p(pattern)})`;
+      return `${c.negate ? "NOT " : ""}(ot.open_text ~ ${p(pattern)})`;
     }
     case "none":
       return "false";
@@ -138,12 +148,12 @@ export function searchSql(
   const dir = direction === "asc" ? "ASC" : "DESC";
   return {
     // Qualified: an output column of the same name (the formatted time) would otherwise be sorted, bypassing the index.
-    text: `SELECT ${columns} FROM events WHERE ${text} ORDER BY events.occurred_at ${dir}, events.sequence ${dir} LIMIT $${values.length}`,
+    text: `SELECT ${columns} FROM ${fromClause(q)} WHERE ${text} ORDER BY events.occurred_at ${dir}, events.sequence ${dir} LIMIT $${values.length}`,
     values,
   };
 }
 
 export function countSql(tenantId: string, q: EventQuery): Sql {
   const where = whereClause(tenantId, q);
-  return { text: `SELECT count(*)::bigint AS n FROM events WHERE ${where.text}`, values: where.values };
+  return { text: `SELECT count(*)::bigint AS n FROM ${fromClause(q)} WHERE ${where.text}`, values: where.values };
 }

@@ -1,20 +1,102 @@
 // Tenant-facing reads run in a read-only transaction as the auditlog_reader
 // role with auditlog.tenant_id set, so row-level security filters every
 // statement to the caller's tenant even if a query forgot its condition.
-import type { Pool, PoolClient } from "pg";
+//
+// Reads are also bounded: each statement has a timeout (a ReadTimeoutError
+// when it hits), and a caller's AbortSignal cancels the running statement
+// (a cancel request on a connection of its own, so it works when every pool
+// connection is busy) and destroys the connection rather than reusing it.
+import { connect } from "node:net";
+import pg, { type Pool, type PoolClient } from "pg";
 import { inTransaction } from "./transaction.ts";
+
+export type TenantReadOptions = {
+  /** One snapshot for multi-statement reads (a chain walk in pages). */
+  snapshot?: boolean;
+  /** Aborting cancels the statement running on PostgreSQL. */
+  signal?: AbortSignal;
+  /** statement_timeout of every statement of the read; unset: the server's setting. */
+  statementTimeoutMs?: number;
+};
+
+/** A read statement ran past its statement_timeout and PostgreSQL stopped it. */
+export class ReadTimeoutError extends Error {
+  readonly timeoutMs: number;
+
+  constructor(timeoutMs: number, options?: ErrorOptions) {
+    super(
+      `the read took longer than ${timeoutMs / 1000} s and was stopped; ` +
+        "narrow the filter (a time range, fewer free-text terms) or retry later",
+      options,
+    );
+    this.name = "ReadTimeoutError";
+    this.timeoutMs = timeoutMs;
+  }
+}
 
 export function withTenantRead<T>(
   pool: Pool,
   tenantId: string,
   fn: (db: PoolClient) => Promise<T>,
-  opts: { snapshot?: boolean } = {},
+  opts: TenantReadOptions = {},
 ): Promise<T> {
-  // One snapshot for multi-statement reads (a chain walk in pages).
+  const { signal, statementTimeoutMs } = opts;
+  signal?.throwIfAborted();
   const begin = opts.snapshot ? "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY" : "BEGIN READ ONLY";
+  // JIT off: free-text conditions make expressions that LLVM takes minutes
+  // and gigabytes to compile, and compilation does not react to a cancel or
+  // a statement timeout; the interpreted plan is fast for these queries.
+  const settings = statementTimeoutMs === undefined
+    ? "SELECT set_config('auditlog.tenant_id', $1, true), set_config('jit', 'off', true)"
+    : "SELECT set_config('auditlog.tenant_id', $1, true), set_config('jit', 'off', true), set_config('statement_timeout', $2, true)";
+  let cancelled = false;
   return inTransaction(pool, begin, async (db) => {
+    signal?.throwIfAborted(); // the caller left while this waited for a connection
     await db.query("SET LOCAL ROLE auditlog_reader");
-    await db.query("SELECT set_config('auditlog.tenant_id', $1, true)", [tenantId]);
-    return fn(db);
+    await db.query(settings, statementTimeoutMs === undefined ? [tenantId] : [tenantId, String(statementTimeoutMs)]);
+    const onAbort = () => {
+      cancelled = true;
+      void sendCancelRequest(db);
+    };
+    signal?.addEventListener("abort", onAbort, { once: true });
+    try {
+      return await fn(db);
+    } finally {
+      signal?.removeEventListener("abort", onAbort);
+      // Not a DatabaseError, so the connection is destroyed: a cancel request
+      // still on its way must never hit the next user of this connection.
+      if (cancelled) throw signal!.reason instanceof Error ? signal!.reason : new Error("read aborted by the caller");
+    }
+  }).catch((err: unknown) => {
+    if (statementTimeoutMs !== undefined && isStatementTimeout(err)) throw new ReadTimeoutError(statementTimeoutMs, { cause: err });
+    throw err;
+  });
+}
+
+function isStatementTimeout(err: unknown): boolean {
+  const e = err instanceof AggregateError ? err.errors[0] : err;
+  return e instanceof pg.DatabaseError && e.code === "57014" && /statement timeout/.test(e.message);
+}
+
+/**
+ * PostgreSQL's CancelRequest for the statement running on `db`: a separate
+ * connection that sends the backend's key and closes. Never rejects.
+ */
+export function sendCancelRequest(db: PoolClient): Promise<void> {
+  const c = db as unknown as { processID: number | null; secretKey: number | null; host: string; port: number };
+  if (c.processID === null || c.secretKey === null) return Promise.resolve();
+  return new Promise((resolve) => {
+    const socket = c.host.startsWith("/") ? connect(`${c.host}/.s.PGSQL.${c.port}`) : connect(c.port, c.host);
+    socket.setTimeout(5_000, () => socket.destroy());
+    socket.on("error", () => resolve());
+    socket.on("close", () => resolve());
+    socket.on("connect", () => {
+      const msg = Buffer.alloc(16);
+      msg.writeUInt32BE(16, 0);
+      msg.writeUInt32BE(80877102, 4); // the cancel request code
+      msg.writeUInt32BE(c.processID! >>> 0, 8);
+      msg.writeUInt32BE(c.secretKey! >>> 0, 12);
+      socket.end(msg);
+    });
   });
 }

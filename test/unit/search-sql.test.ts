@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import type { Condition, EventQuery } from "../../src/domain/event-query.ts";
 import { TERM_FIELDS } from "../../src/domain/event-query.ts";
-import { countSql, metadataJsonPath, searchSql, type Sql, TERM_COLUMNS, whereClause } from "../../src/store/search-sql.ts";
+import { countSql, fromClause, metadataJsonPath, searchSql, type Sql, TERM_COLUMNS, whereClause } from "../../src/store/search-sql.ts";
 
 const EVIL = `x'); DROP TABLE events; --`;
 const EVIL2 = `O'Brien"; DELETE FROM events WHERE '1'='1`;
@@ -190,7 +190,8 @@ describe("searchSql", () => {
     expectParamsConsistent(sql);
     expect(sql.values[0]).toBe(EVIL);
     expect(sql.values.at(-1)).toBe(1000);
-    expect(sql.text).toMatch(/^SELECT id, sequence FROM events WHERE tenant_id = \$1 AND /);
+    // Free text reads each row's open text once, from a lateral subquery.
+    expect(sql.text).toMatch(/^SELECT id, sequence FROM events CROSS JOIN LATERAL \(SELECT .* AS open_text OFFSET 0\) ot WHERE tenant_id = \$1 AND /s);
   });
 });
 
@@ -199,7 +200,7 @@ describe("countSql", () => {
     const query = hostileQuery();
     const where = whereClause("t", query);
     const sql = countSql("t", query);
-    expect(sql.text).toBe(`SELECT count(*)::bigint AS n FROM events WHERE ${where.text}`);
+    expect(sql.text).toBe(`SELECT count(*)::bigint AS n FROM ${fromClause(query)} WHERE ${where.text}`);
     expect(sql.values).toEqual(where.values);
     expectNoInputInText(sql);
     expectParamsConsistent(sql);
