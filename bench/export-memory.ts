@@ -26,10 +26,10 @@ import pg from "pg";
 import type { SortDirection } from "../src/domain/event-query.ts";
 import type { StoredRecord } from "../src/domain/event-record.ts";
 import type { SearchBackend } from "../src/search/backend.ts";
-import { esExport } from "../src/search/es-export.ts";
-import { READ_ALIAS } from "../src/search/index-template.ts";
+import { esExport } from "../src/search/elasticsearch/export.ts";
+import { READ_ALIAS } from "../src/search/elasticsearch/index-template.ts";
 import { exportChunks } from "../src/services/export-service.ts";
-import { pgExport } from "../src/store/pg-export.ts";
+import { pgExport } from "../src/search/postgres/export.ts";
 
 const env = process.env;
 const tenantId = env["TENANT"];

@@ -34,11 +34,11 @@ import { readFile } from "node:fs/promises";
 import { parseArgs } from "node:util";
 import { Client } from "@elastic/elasticsearch";
 import pg from "pg";
-import { indexNames, type IndexTemplateBody } from "../src/search/index-names.ts";
-import { ensureIndexTemplate } from "../src/search/index-setup.ts";
-import { Indexer } from "../src/search/indexer.ts";
-import { indexTemplate } from "../src/search/index-template.ts";
-import { createLogger, isLogLevel } from "../src/server/log.ts";
+import { indexNames, type IndexTemplateBody } from "../src/search/elasticsearch/index-names.ts";
+import { ensureIndexTemplate } from "../src/search/elasticsearch/index-setup.ts";
+import { Indexer } from "../src/search/elasticsearch/indexer.ts";
+import { indexTemplate } from "../src/search/elasticsearch/index-template.ts";
+import { createLogger, isLogLevel } from "../src/platform/log.ts";
 import { systemQuery } from "../src/store/system-scope.ts";
 
 const out = (msg: string) => process.stdout.write(`${msg}\n`);

@@ -4,7 +4,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { startApp } from "./app.ts";
 import { ConfigError, loadConfig } from "./config.ts";
-import { createLogger } from "./server/log.ts";
+import { createLogger } from "./platform/log.ts";
 import { startEmbeddedPostgres } from "./devservers/embedded-postgres.ts";
 
 /** With nothing configured, a bootstrap key is made once and kept (mode 600) in the data directory. */

@@ -3,7 +3,7 @@
 
 import { Code, ConnectError, createContextKey, type Interceptor } from "@connectrpc/connect";
 import { codeToString } from "@connectrpc/connect/protocol-connect";
-import type { LogFields, Logger } from "./log.ts";
+import type { LogFields, Logger } from "../platform/log.ts";
 
 /** Remote address of the connection ("ip:port"); set by startHttpServer. */
 export const peerAddressKey = createContextKey<string | undefined>(undefined, { description: "peer address" });

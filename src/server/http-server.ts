@@ -19,7 +19,7 @@ import { remapConnectParseFailures, remapParseFailures } from "./parse-error-sta
 import { strictJsonDecoder } from "./strict-json.ts";
 import { registerHealth, type HealthState } from "./health.ts";
 import { listen, type NodeRequest, type NodeResponse } from "./listener.ts";
-import type { Logger } from "./log.ts";
+import type { Logger } from "../platform/log.ts";
 import { registerReflection } from "./reflection.ts";
 
 export const DEFAULT_MAX_MESSAGE_BYTES = 8 * 1024 * 1024;

@@ -42,7 +42,7 @@ import { authorize, bearerToken } from "../auth/auth-interceptor.ts";
 import type { Authenticator } from "../auth/authenticator.ts";
 import type { SearchBackend } from "../search/backend.ts";
 import type { NodeRequest, NodeResponse } from "../server/listener.ts";
-import type { Logger } from "../server/log.ts";
+import type { Logger } from "../platform/log.ts";
 import { awaitPosition, boundedExportChunks, exportPlan } from "./export-service.ts";
 import type { TenantReadLimiter } from "./tenant-read-limiter.ts";
 import { requestViolation } from "../domain/request-check.ts";

@@ -15,7 +15,7 @@ import { ClosedError, type GroupCommitter } from "../store/group-commit.ts";
 import type { WriteItem, WriteResult } from "../store/event-writer.ts";
 import { tenantOf } from "./request-context.ts";
 import { SummaryBuilder } from "./ingest-summary.ts";
-import type { Logger } from "../server/log.ts";
+import type { Logger } from "../platform/log.ts";
 import { isStorageUnavailable } from "../server/storage-errors.ts";
 
 export type IngestDeps = {

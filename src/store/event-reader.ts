@@ -5,7 +5,7 @@ import type { StoredRecord } from "../domain/event-record.ts";
 import type { EventQuery, SortDirection } from "../domain/event-query.ts";
 import type { PagePosition } from "../domain/page-token.ts";
 import { EVENT_COLUMNS, type EventRow, recordFromRow } from "./event-rows.ts";
-import { countSql, searchSql } from "./search-sql.ts";
+import { countSql, searchSql } from "../search/postgres/sql.ts";
 import { withTenantRead } from "./tenant-scope.ts";
 
 export type EventReaderOptions = {

@@ -6,7 +6,7 @@ import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type App, startApp } from "../../src/app.ts";
 import { loadConfig } from "../../src/config.ts";
-import { createLogger } from "../../src/server/log.ts";
+import { createLogger } from "../../src/platform/log.ts";
 import { connectCall } from "../../scripts/lib/connect-json.ts";
 import { makeEvent, toConnectJson } from "../support/events.ts";
 import { BOOTSTRAP_KEY, createTenantWithKeys, startTestService, type TenantKeys, type TestService } from "../support/service.ts";

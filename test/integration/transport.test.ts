@@ -44,7 +44,7 @@ import * as reflectionV1alpha from "../../gen/grpc/reflection/v1alpha/reflection
 import { Health, HealthCheckResponse_ServingStatus } from "../../gen/health/v1/health_pb.js";
 import { HealthState } from "../../src/server/health.ts";
 import { startHttpServer, type HttpServer } from "../../src/server/http-server.ts";
-import { createLogger, type Logger } from "../../src/server/log.ts";
+import { createLogger, type Logger } from "../../src/platform/log.ts";
 import { EventStatus } from "../../gen/auditlog/v1/ingest_pb.js";
 import { forEachServiceTransport, forEachTransport } from "../support/transports.ts";
 

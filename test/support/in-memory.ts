@@ -19,7 +19,7 @@ import { compareForSort, matchesQuery } from "../../src/domain/match-query.ts";
 import type { PagePosition } from "../../src/domain/page-token.ts";
 import type { Micros } from "../../src/domain/timestamp.ts";
 import type { IndexStatus, SearchBackend, SearchPage, Stats } from "../../src/search/backend.ts";
-import { createLogger } from "../../src/server/log.ts";
+import { createLogger } from "../../src/platform/log.ts";
 import { storageErrorsInterceptor } from "../../src/server/storage-errors.ts";
 import { adminService } from "../../src/services/admin-service.ts";
 import { ingestService } from "../../src/services/ingest-service.ts";

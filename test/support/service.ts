@@ -3,7 +3,7 @@
 import { randomBytes } from "node:crypto";
 import { type App, startApp } from "../../src/app.ts";
 import { loadConfig } from "../../src/config.ts";
-import { createLogger } from "../../src/server/log.ts";
+import { createLogger } from "../../src/platform/log.ts";
 import { connectCall } from "../../scripts/lib/connect-json.ts";
 import { freshDatabase } from "./db.ts";
 

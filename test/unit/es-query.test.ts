@@ -8,7 +8,7 @@ import {
   esSearchAfter,
   esSort,
   positionFromSortValues,
-} from "../../src/search/es-query.ts";
+} from "../../src/search/elasticsearch/query.ts";
 
 const one = (c: Condition) => conditionQuery(c);
 

@@ -2,7 +2,7 @@
 // own fault) and which must be retried (the cluster's): a wrong "document"
 // silently drops a good event from search, so the cluster side wins ties.
 import { describe, expect, it } from "vitest";
-import { classifyItemFailure, MAX_REASON_CHARS, refusalReason } from "../../src/search/index-failures.ts";
+import { classifyItemFailure, MAX_REASON_CHARS, refusalReason } from "../../src/search/elasticsearch/index-failures.ts";
 
 describe("classifyItemFailure", () => {
   it("content the mapping refuses is the document's fault", () => {

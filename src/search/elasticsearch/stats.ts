@@ -13,10 +13,10 @@
 // at most `shard_size` distinct values per index (max(1000, 20 x top));
 // beyond that Elasticsearch's counts for the tail may be approximate.
 import type { Client, estypes } from "@elastic/elasticsearch";
-import type { EventQuery } from "../domain/event-query.ts";
-import type { Micros } from "../domain/timestamp.ts";
-import type { Stats, StatsInterval } from "./backend.ts";
-import { esQuery } from "./es-query.ts";
+import type { EventQuery } from "../../domain/event-query.ts";
+import type { Micros } from "../../domain/timestamp.ts";
+import type { Stats, StatsInterval } from "../backend.ts";
+import { esQuery } from "./query.ts";
 import { READ_ALIAS } from "./index-template.ts";
 
 /** The fields of Stats.top, in order. */

@@ -4,9 +4,9 @@
 // free text) and `id_hash` (for the reconciler's checksums).
 import { createHash } from "node:crypto";
 import type { JsonValue } from "@bufbuild/protobuf";
-import type { ActorTypeName, OutcomeName, SeverityName, StoredRecord } from "../domain/event-record.ts";
-import { formatMicros, parseMicros } from "../domain/timestamp.ts";
-import { type CanonicalContent, canonicalContent } from "../domain/hash-chain.ts";
+import type { ActorTypeName, OutcomeName, SeverityName, StoredRecord } from "../../domain/event-record.ts";
+import { formatMicros, parseMicros } from "../../domain/timestamp.ts";
+import { type CanonicalContent, canonicalContent } from "../../domain/hash-chain.ts";
 
 /** The canonical content (hash-chain.ts) plus what the server added and the derived search fields. */
 export type EventDocument = CanonicalContent & {

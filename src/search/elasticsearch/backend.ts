@@ -5,12 +5,12 @@
 // class only holds what they share.
 import type { Client, estypes } from "@elastic/elasticsearch";
 import type { Pool } from "pg";
-import type { StoredRecord } from "../domain/event-record.ts";
-import type { EventQuery, SortDirection } from "../domain/event-query.ts";
-import type { PagePosition } from "../domain/page-token.ts";
-import type { IndexStatus, SearchBackend, SearchPage, Stats, StatsInterval } from "./backend.ts";
+import type { StoredRecord } from "../../domain/event-record.ts";
+import type { EventQuery, SortDirection } from "../../domain/event-query.ts";
+import type { PagePosition } from "../../domain/page-token.ts";
+import type { IndexStatus, SearchBackend, SearchPage, Stats, StatsInterval } from "../backend.ts";
 import { type EventDocument, recordFromDocument } from "./event-document.ts";
-import { esQuery, esSearchAfter, esSort } from "./es-query.ts";
+import { esQuery, esSearchAfter, esSort } from "./query.ts";
 import { READ_ALIAS } from "./index-template.ts";
 
 /** What the pluggable parts get: the same client, pool and alias as search. */

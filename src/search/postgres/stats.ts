@@ -6,12 +6,12 @@
 // five top fields, most frequent first and ties by value in byte order
 // (COLLATE "C", which is how Elasticsearch orders keyword terms).
 import type { Pool } from "pg";
-import type { EventQuery } from "../domain/event-query.ts";
-import { parseMicros } from "../domain/timestamp.ts";
-import type { Stats, StatsInterval } from "../search/backend.ts";
-import { fillHistogram, MAX_HISTOGRAM_BUCKETS, STATS_FIELDS, TooManyBucketsError } from "../search/es-stats.ts";
-import { fromClause, whereClause } from "./search-sql.ts";
-import { withTenantRead } from "./tenant-scope.ts";
+import type { EventQuery } from "../../domain/event-query.ts";
+import { parseMicros } from "../../domain/timestamp.ts";
+import type { Stats, StatsInterval } from "../backend.ts";
+import { fillHistogram, MAX_HISTOGRAM_BUCKETS, STATS_FIELDS, TooManyBucketsError } from "../elasticsearch/stats.ts";
+import { fromClause, whereClause } from "./sql.ts";
+import { withTenantRead } from "../../store/tenant-scope.ts";
 
 const COLUMN: Record<(typeof STATS_FIELDS)[number], string> = {
   action: "action",

@@ -10,10 +10,10 @@
 // `keepAlive` without a search. One that expired because the consumer
 // paused longer than `keepAlive` is replaced, and the export goes on.
 import type { Client, estypes } from "@elastic/elasticsearch";
-import type { EventQuery, SortDirection } from "../domain/event-query.ts";
-import type { StoredRecord } from "../domain/event-record.ts";
-import { esQuery, esSort } from "./es-query.ts";
-import { esErrorTypes } from "./es-stats.ts";
+import type { EventQuery, SortDirection } from "../../domain/event-query.ts";
+import type { StoredRecord } from "../../domain/event-record.ts";
+import { esQuery, esSort } from "./query.ts";
+import { esErrorTypes } from "./stats.ts";
 import { type EventDocument, recordFromDocument } from "./event-document.ts";
 import { READ_ALIAS } from "./index-template.ts";
 

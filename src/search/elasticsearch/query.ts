@@ -8,9 +8,9 @@
 // asks for them formatted (RFC 3339 with the fraction), and search_after
 // sends that text back, so positions round-trip exactly at microseconds.
 import type { estypes } from "@elastic/elasticsearch";
-import type { Condition, EventQuery, SortDirection } from "../domain/event-query.ts";
-import type { PagePosition } from "../domain/page-token.ts";
-import { formatMicros, type Micros, parseMicros } from "../domain/timestamp.ts";
+import type { Condition, EventQuery, SortDirection } from "../../domain/event-query.ts";
+import type { PagePosition } from "../../domain/page-token.ts";
+import { formatMicros, type Micros, parseMicros } from "../../domain/timestamp.ts";
 
 export type EsQuery = estypes.QueryDslQueryContainer;
 

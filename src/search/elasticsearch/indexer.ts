@@ -30,11 +30,11 @@
 import type { Client } from "@elastic/elasticsearch";
 import pg from "pg";
 import type { Pool } from "pg";
-import { COMMIT_CHANNEL } from "../store/event-writer.ts";
-import { EVENT_COLUMNS, type EventRow, recordFromRow } from "../store/event-rows.ts";
-import { systemQuery } from "../store/system-scope.ts";
-import type { Logger } from "../server/log.ts";
-import type { IndexStatus } from "./backend.ts";
+import { COMMIT_CHANNEL } from "../../store/event-writer.ts";
+import { EVENT_COLUMNS, type EventRow, recordFromRow } from "../../store/event-rows.ts";
+import { systemQuery } from "../../store/system-scope.ts";
+import type { Logger } from "../../platform/log.ts";
+import type { IndexStatus } from "../backend.ts";
 import { documentFromRecord, documentId } from "./event-document.ts";
 import { indexNames, type IndexNames, type IndexTemplateBody } from "./index-names.ts";
 import { ensureIndexTemplate } from "./index-setup.ts";

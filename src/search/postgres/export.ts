@@ -12,12 +12,12 @@
 // committed during the export appears if it sorts after the page being read
 // (never twice, never out of order); one that sorts before it does not.
 import type { Pool } from "pg";
-import type { EventQuery, SortDirection } from "../domain/event-query.ts";
-import type { StoredRecord } from "../domain/event-record.ts";
-import type { PagePosition } from "../domain/page-token.ts";
-import { EVENT_COLUMNS, type EventRow, recordFromRow } from "./event-rows.ts";
-import { searchSql } from "./search-sql.ts";
-import { withTenantRead } from "./tenant-scope.ts";
+import type { EventQuery, SortDirection } from "../../domain/event-query.ts";
+import type { StoredRecord } from "../../domain/event-record.ts";
+import type { PagePosition } from "../../domain/page-token.ts";
+import { EVENT_COLUMNS, type EventRow, recordFromRow } from "../../store/event-rows.ts";
+import { searchSql } from "./sql.ts";
+import { withTenantRead } from "../../store/tenant-scope.ts";
 
 export const PG_EXPORT_BATCH = 2000;
 

@@ -19,8 +19,8 @@
 // show as a warning (a count, no tenant or event ids: /healthz is
 // unauthenticated); GetIndexStatus gives each tenant its own.
 import type { Pool } from "pg";
-import type { HealthState } from "../server/health.ts";
-import type { Logger } from "../server/log.ts";
+import type { HealthState } from "../../server/health.ts";
+import type { Logger } from "../../platform/log.ts";
 import type { Indexer } from "./indexer.ts";
 
 /** The health service names the index takes down while stuck. */

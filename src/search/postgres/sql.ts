@@ -1,8 +1,8 @@
 // EventQuery -> SQL over `events`. Every value is a bind parameter; the
 // tenant condition is always first, and row-level security enforces it again.
-import type { Condition, EventQuery, SortDirection, TermField } from "../domain/event-query.ts";
-import type { PagePosition } from "../domain/page-token.ts";
-import { formatMicros } from "../domain/timestamp.ts";
+import type { Condition, EventQuery, SortDirection, TermField } from "../../domain/event-query.ts";
+import type { PagePosition } from "../../domain/page-token.ts";
+import { formatMicros } from "../../domain/timestamp.ts";
 
 export type Sql = { text: string; values: unknown[] };
 

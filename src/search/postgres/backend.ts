@@ -3,12 +3,12 @@
 // searchable at once. Export and stats plug in through the options like
 // those of ElasticsearchSearchBackend.
 import type { Pool } from "pg";
-import type { StoredRecord } from "../domain/event-record.ts";
-import type { EventQuery, SortDirection } from "../domain/event-query.ts";
-import type { PagePosition } from "../domain/page-token.ts";
-import type { IndexStatus, SearchBackend, SearchPage, Stats, StatsInterval } from "../search/backend.ts";
-import { EventReader } from "./event-reader.ts";
-import { withTenantRead } from "./tenant-scope.ts";
+import type { StoredRecord } from "../../domain/event-record.ts";
+import type { EventQuery, SortDirection } from "../../domain/event-query.ts";
+import type { PagePosition } from "../../domain/page-token.ts";
+import type { IndexStatus, SearchBackend, SearchPage, Stats, StatsInterval } from "../backend.ts";
+import { EventReader } from "../../store/event-reader.ts";
+import { withTenantRead } from "../../store/tenant-scope.ts";
 
 export type PgBackendContext = {
   readonly pool: Pool;

@@ -28,9 +28,9 @@
 import type { Client } from "@elastic/elasticsearch";
 import pg from "pg";
 import type { Pool } from "pg";
-import type { Logger } from "../server/log.ts";
-import { EVENT_COLUMNS, type EventRow, recordFromRow } from "../store/event-rows.ts";
-import { systemQuery } from "../store/system-scope.ts";
+import type { Logger } from "../../platform/log.ts";
+import { EVENT_COLUMNS, type EventRow, recordFromRow } from "../../store/event-rows.ts";
+import { systemQuery } from "../../store/system-scope.ts";
 import { documentFromRecord, documentId } from "./event-document.ts";
 import { classifyItemFailure, recordRefusals, refusalReason, type Refusal } from "./index-failures.ts";
 import { indexNames, type IndexNames } from "./index-names.ts";
