@@ -31,7 +31,7 @@ import { parseQueryString, QuerySyntaxError } from "../domain/query-string.ts";
 import { queryLimitProblem } from "../domain/query-limits.ts";
 import { timestampFromMicros } from "../domain/timestamp.ts";
 import type { SearchBackend, StatsInterval } from "../search/backend.ts";
-import { TooManyBucketsError } from "../search/elasticsearch/stats.ts";
+import { TooManyBucketsError } from "../search/stats.ts";
 import { tenantOf, validateRequest } from "./request-context.ts";
 import { readLimitError } from "../server/storage-errors.ts";
 import type { TenantReadLimiter } from "./tenant-read-limiter.ts";

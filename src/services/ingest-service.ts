@@ -16,7 +16,7 @@ import type { WriteItem, WriteResult } from "../store/event-writer.ts";
 import { tenantOf } from "./request-context.ts";
 import { SummaryBuilder } from "./ingest-summary.ts";
 import type { Logger } from "../platform/log.ts";
-import { isStorageUnavailable } from "../server/storage-errors.ts";
+import { isStorageUnavailable } from "../platform/storage-errors.ts";
 
 export type IngestDeps = {
   validator: Validator;

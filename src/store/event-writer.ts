@@ -13,6 +13,7 @@ import { from as copyFrom } from "pg-copy-streams";
 import { COPY_EVENT_IDS_SQL, COPY_EVENTS_SQL, copyEventsText, eventIdsText } from "./event-rows.ts";
 import { SYSTEM_SCOPE_BEGIN } from "./system-scope.ts";
 import { inTransaction } from "./transaction.ts";
+import { COMMIT_CHANNEL } from "../platform/commit-channel.ts";
 
 export type WriteItem = { tenantId: string; record: EventRecord; contentHash: string };
 export type WriteResult =
@@ -20,10 +21,15 @@ export type WriteResult =
   | { status: "duplicate"; sequence: bigint }
   | { status: "conflict"; sequence: bigint };
 
-/** LISTEN on this channel to hear about commits. */
-export const COMMIT_CHANNEL = "auditlog_commits";
-
-export class UnknownTenantError extends Error {}
+/** A write for a tenant that has no chain head: the tenant does not exist (any more), so a retry cannot succeed. */
+export class UnknownTenantError extends Error {
+  readonly tenantId: string;
+  constructor(tenantId: string) {
+    super(`tenant "${tenantId}" does not exist`);
+    this.name = "UnknownTenantError";
+    this.tenantId = tenantId;
+  }
+}
 
 type Known = { contentHash: string; sequence: bigint };
 
@@ -123,7 +129,7 @@ async function writeInTransaction(db: PoolClient, items: WriteItem[], receivedAt
     [tenants],
   );
   for (const r of headRows.rows) locked.set(r.tenant_id, { sequence: BigInt(r.sequence), hash: r.hash });
-  for (const t of tenants) if (!locked.has(t)) throw new UnknownTenantError(`tenant ${t} does not exist`);
+  for (const t of tenants) if (!locked.has(t)) throw new UnknownTenantError(t);
 
   // Optimistic path: most events are new, so claim their ids with one COPY.
   // A retry among them makes the COPY fail on the primary key; then the

@@ -30,7 +30,7 @@
 import type { Client } from "@elastic/elasticsearch";
 import pg from "pg";
 import type { Pool } from "pg";
-import { COMMIT_CHANNEL } from "../../store/event-writer.ts";
+import { COMMIT_CHANNEL } from "../../platform/commit-channel.ts";
 import { EVENT_COLUMNS, type EventRow, recordFromRow } from "../../store/event-rows.ts";
 import { systemQuery } from "../../store/system-scope.ts";
 import type { Logger } from "../../platform/log.ts";

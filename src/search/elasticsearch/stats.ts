@@ -4,7 +4,7 @@
 // buckets, weeks starting on Monday, empty buckets between the first and the
 // last included) and terms aggregations for the five top fields, most
 // frequent first and ties by value. PostgreSQL gives the same answer
-// (src/store/pg-stats.ts); the helpers both share live here.
+// (src/search/postgres/stats.ts); the model both share is src/search/stats.ts.
 //
 // Top values are the stored values: enum fields by their short stored name
 // ("WARNING", "DENIED"); the RPC layer adds the proto prefix.
@@ -14,83 +14,10 @@
 // beyond that Elasticsearch's counts for the tail may be approximate.
 import type { Client, estypes } from "@elastic/elasticsearch";
 import type { EventQuery } from "../../domain/event-query.ts";
-import type { Micros } from "../../domain/timestamp.ts";
 import type { Stats, StatsInterval } from "../backend.ts";
+import { emptyStats, MAX_HISTOGRAM_BUCKETS, STATS_FIELDS, TooManyBucketsError } from "../stats.ts";
 import { esQuery } from "./query.ts";
 import { READ_ALIAS } from "./index-template.ts";
-
-/** The fields of Stats.top, in order. */
-export const STATS_FIELDS = ["action", "actor.id", "target.type", "severity", "outcome"] as const;
-
-/**
- * At most this many histogram buckets (first to last, empty ones included).
- * Below Elasticsearch's default search.max_buckets (65,536), which also
- * counts the terms buckets.
- */
-export const MAX_HISTOGRAM_BUCKETS = 50_000;
-
-export class TooManyBucketsError extends Error {
-  readonly interval: StatsInterval;
-  readonly buckets: number | null;
-
-  constructor(interval: StatsInterval, buckets: number | null) {
-    super(
-      `the histogram would have ${buckets === null ? "too many" : `${buckets}`} ${interval} buckets (at most ${MAX_HISTOGRAM_BUCKETS}); ` +
-        "use a longer interval or a shorter time range (occurred_after/occurred_before)",
-    );
-    this.interval = interval;
-    this.buckets = buckets;
-  }
-}
-
-const MINUTE_MS = 60_000;
-const STEP_MS: Record<Exclude<StatsInterval, "month">, number> = {
-  minute: MINUTE_MS,
-  hour: 60 * MINUTE_MS,
-  day: 24 * 60 * MINUTE_MS,
-  week: 7 * 24 * 60 * MINUTE_MS,
-};
-
-/** The start of the bucket after the one starting at `ms` (a bucket start, UTC). */
-export function nextBucketStart(ms: number, interval: StatsInterval): number {
-  if (interval !== "month") return ms + STEP_MS[interval];
-  const d = new Date(ms);
-  return Date.UTC(d.getUTCFullYear(), d.getUTCMonth() + 1, 1);
-}
-
-/** Buckets from the bucket starting at `firstMs` to the one starting at `lastMs`, both included. */
-export function bucketCount(firstMs: number, lastMs: number, interval: StatsInterval): number {
-  if (lastMs < firstMs) return 0;
-  if (interval !== "month") return Math.floor((lastMs - firstMs) / STEP_MS[interval]) + 1;
-  const a = new Date(firstMs);
-  const b = new Date(lastMs);
-  return (b.getUTCFullYear() - a.getUTCFullYear()) * 12 + (b.getUTCMonth() - a.getUTCMonth()) + 1;
-}
-
-/**
- * The histogram with the empty buckets between the first and the last
- * filled in. `sparse` holds bucket starts in ascending order.
- */
-export function fillHistogram(sparse: { start: Micros; count: bigint }[], interval: StatsInterval): Stats["histogram"] {
-  if (sparse.length === 0) return [];
-  const firstMs = Number(sparse[0]!.start / 1000n);
-  const lastMs = Number(sparse[sparse.length - 1]!.start / 1000n);
-  const n = bucketCount(firstMs, lastMs, interval);
-  if (n > MAX_HISTOGRAM_BUCKETS) throw new TooManyBucketsError(interval, n);
-  const out: Stats["histogram"] = [];
-  let i = 0;
-  for (let ms = firstMs; ms <= lastMs; ms = nextBucketStart(ms, interval)) {
-    const start = BigInt(ms) * 1000n;
-    if (i < sparse.length && sparse[i]!.start === start) out.push(sparse[i++]!);
-    else out.push({ start, count: 0n });
-  }
-  if (i !== sparse.length) throw new Error(`histogram bucket ${sparse[i]!.start} is not a ${interval} boundary`);
-  return out;
-}
-
-export function emptyStats(): Stats {
-  return { total: 0n, histogram: [], top: STATS_FIELDS.map((field) => ({ field, values: [] })) };
-}
 
 /** Elasticsearch's error type (or a nested cause's), if `err` is an Elasticsearch error response. */
 export function esErrorTypes(err: unknown): string[] {

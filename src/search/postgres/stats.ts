@@ -1,5 +1,5 @@
 // Statistics from the system of record, with the same answer as
-// Elasticsearch's (src/search/es-stats.ts): the matching events are read once
+// Elasticsearch's (src/search/elasticsearch/stats.ts): the matching events are read once
 // (one statement, one snapshot, tenant-scoped under row-level security) and
 // counted in total, per UTC time bucket (date_trunc; weeks start on Monday as
 // in ISO 8601 and in Elasticsearch's calendar_interval) and per value of the
@@ -9,7 +9,7 @@ import type { Pool } from "pg";
 import type { EventQuery } from "../../domain/event-query.ts";
 import { parseMicros } from "../../domain/timestamp.ts";
 import type { Stats, StatsInterval } from "../backend.ts";
-import { fillHistogram, MAX_HISTOGRAM_BUCKETS, STATS_FIELDS, TooManyBucketsError } from "../elasticsearch/stats.ts";
+import { fillHistogram, MAX_HISTOGRAM_BUCKETS, STATS_FIELDS, TooManyBucketsError } from "../stats.ts";
 import { fromClause, whereClause } from "./sql.ts";
 import { withTenantRead } from "../../store/tenant-scope.ts";
 
