@@ -60,11 +60,12 @@ describe("startWatchdog", () => {
 
 describe("pidAlive", () => {
   it("is false for a zombie, which kill(0) still finds", async () => {
-    // `true` exits at once; its parent has exec'd into a sleep that never reaps it.
-    const child = spawn("/bin/sh", ["-c", "true & echo $!; exec sleep 5"], { stdio: ["ignore", "pipe", "ignore"], detached: true });
+    // The background sleep exits only after its parent has exec'd into a sleep
+    // that never reaps it (a child that exits before the exec may be reaped by the shell).
+    const child = spawn("/bin/sh", ["-c", "sleep 0.1 & echo $!; exec sleep 5"], { stdio: ["ignore", "pipe", "ignore"], detached: true });
     groups.push(child.pid!);
     const zombie = Number(await new Promise<string>((resolve) => child.stdout!.once("data", (d: Buffer) => resolve(String(d)))));
-    await sleep(300);
+    await sleep(500);
     expect(() => process.kill(zombie, 0)).not.toThrow();
     expect(pidAlive(zombie)).toBe(false);
     expect(pidAlive(child.pid!)).toBe(true);
