@@ -1,6 +1,6 @@
 // Export throughput and memory: streams up to N events of one tenant through
 // esExport or pgExport, formats them (CSV or NDJSON, the ExportEvents chunks
-// of src/services/export-service.ts) and writes them to /dev/null with
+// of src/services/export-stream.ts) and writes them to /dev/null with
 // backpressure, then prints rows/s, MB/s and the process's peak RSS. Memory
 // must stay flat however large N is: one backend batch plus one chunk.
 //
@@ -28,7 +28,7 @@ import type { StoredRecord } from "../src/domain/event-record.ts";
 import type { SearchBackend } from "../src/search/backend.ts";
 import { esExport } from "../src/search/elasticsearch/export.ts";
 import { READ_ALIAS } from "../src/search/elasticsearch/index-template.ts";
-import { exportChunks } from "../src/services/export-service.ts";
+import { exportChunks } from "../src/services/export-stream.ts";
 import { pgExport } from "../src/search/postgres/export.ts";
 
 const env = process.env;

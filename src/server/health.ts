@@ -75,10 +75,6 @@ export class HealthState {
     return new Map(this.#statuses);
   }
 
-  get isShutdown(): boolean {
-    return this.#shutdown;
-  }
-
   /**
    * Every service goes NOT_SERVING for good, and Watch streams send that and
    * end, so they do not hold up a graceful shutdown.
@@ -141,7 +137,7 @@ function response(status: WatchStatus): HealthCheckResponse {
 /**
  * Registers grpc.health.v1.Health (Check, Watch, List). `options` overrides
  * router options for this service (startHttpServer uses it to keep
- * application interceptors and the request gate away from health checks).
+ * application interceptors away from health checks).
  */
 export function registerHealth(
   router: ConnectRouter,

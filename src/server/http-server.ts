@@ -1,14 +1,13 @@
 // The RPC server: Connect, gRPC and gRPC-Web on one cleartext port, with
 // CORS, gRPC health, gRPC reflection, an access log and GET /healthz.
 
-import type { DescFile, DescService } from "@bufbuild/protobuf";
+import type { DescFile } from "@bufbuild/protobuf";
 import {
   Code,
   ConnectError,
   createContextValues,
   type ConnectRouter,
   type ContextValues,
-  type HandlerContext,
   type Interceptor,
 } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
@@ -70,11 +69,6 @@ export interface HttpServerOptions {
    */
   routes: (router: ConnectRouter) => void;
   /**
-   * Optional: services to describe through reflection even if `routes` does
-   * not register them. Services registered by `routes` are found anyway.
-   */
-  services?: DescService[];
-  /**
    * Interceptors for the application's routes, run inside the access log
    * that the server always adds as the outermost interceptor (first =
    * outermost; listing accessLogInterceptor here again is harmless, a call
@@ -82,12 +76,6 @@ export interface HttpServerOptions {
    * an auth interceptor does not break health probes.
    */
   interceptors?: Interceptor[];
-  /**
-   * Runs after request headers arrive and before the body is read (Connect
-   * 2.2 `requestGate`): throw a ConnectError (e.g. Unauthenticated) to reject
-   * a call cheaply. Applied to the application's routes only, like `interceptors`.
-   */
-  requestGate?: (context: HandlerContext) => void | Promise<void>;
   /** Extra context values per request (peer address is always set). */
   contextValues?: (req: NodeRequest) => ContextValues;
   /** Browser origins allowed by CORS; "*" for any, [] for none. */
@@ -107,11 +95,6 @@ export interface HttpServer {
   readonly port: number;
   /** e.g. "http://127.0.0.1:8080" (a wildcard host is shown as loopback). */
   readonly url: string;
-  /**
-   * Aborted (with Code.Unavailable) shortly before close() gives up waiting:
-   * the same signal handlers see as part of `ctx.signal`.
-   */
-  readonly shutdownSignal: AbortSignal;
   /**
    * Graceful stop: health goes NOT_SERVING (Watch streams end), the port
    * stops accepting, HTTP/2 sessions get GOAWAY, idle HTTP/1.1 connections
@@ -148,7 +131,6 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
     // Zero values are written out (`"index": 0`, `"accepted": "0"`): curl users read these answers.
     jsonOptions: JSON_OPTIONS,
     interceptors: [accessLog, ...(opts.interceptors ?? [])],
-    requestGate: opts.requestGate,
     shutdownSignal: shutdown.signal,
     contextValues(req) {
       const values = opts.contextValues?.(req) ?? createContextValues();
@@ -159,10 +141,9 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
     routes(router) {
       opts.routes(strictJsonRouter(router, JSON_OPTIONS));
       const files = new Map<string, DescFile>();
-      for (const s of opts.services ?? []) files.set(s.file.proto.name, s.file);
       for (const h of router.handlers) files.set(h.service.file.proto.name, h.service.file);
-      // Infrastructure endpoints: access log only, no app interceptors or gate.
-      const infra = { interceptors: [accessLog], requestGate: undefined };
+      // Infrastructure endpoints: access log only, no app interceptors.
+      const infra = { interceptors: [accessLog] };
       registerHealth(router, health, infra);
       registerReflection(router, [...files.values()], infra);
       router.handlers.forEach((h, i) => (router.handlers[i] = remapConnectParseFailures(h)));
@@ -220,7 +201,7 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
     const path = req.url?.split("?", 1)[0] ?? "";
     if (req.method !== "OPTIONS" && rpcPaths.has(path)) {
       // Calls rejected before the interceptor chain (unparsable or oversized
-      // unary requests, bad content types, request gate) would otherwise leave
+      // unary requests, bad content types) would otherwise leave
       // no trace: log those here.
       const state = { logged: false };
       logStates.set(req, state);
@@ -278,7 +259,6 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
   return {
     port: listener.port,
     url,
-    shutdownSignal: shutdown.signal,
     close(graceMs: number) {
       closing ??= close(graceMs);
       return closing;

@@ -25,17 +25,18 @@ export interface ListenOptions {
   port: number;
   handler: NodeHandler;
   log?: Logger;
-  /** Max time for a new connection to send its first bytes (default 30 s; browsers preconnect). */
-  firstBytesTimeoutMs?: number;
-  /** HTTP/1.1: max time to receive the request head (default 30 s). */
-  headersTimeoutMs?: number;
-  /** HTTP/1.1: idle keep-alive timeout (default 65 s, above common LB idle timeouts). */
-  keepAliveTimeoutMs?: number;
-  /** HTTP/2: per-session memory cap for nghttp2 in MiB (default 32; Node's default is 10). */
-  maxSessionMemoryMiB?: number;
-  /** HTTP/2: SETTINGS_MAX_CONCURRENT_STREAMS advertised to clients (default 1000). */
-  maxConcurrentStreams?: number;
 }
+
+/** Max time for a new connection to send its first bytes; browsers preconnect. */
+const FIRST_BYTES_TIMEOUT_MS = 30_000;
+/** HTTP/1.1: max time to receive the request head. */
+const HEADERS_TIMEOUT_MS = 30_000;
+/** HTTP/1.1: idle keep-alive timeout, above common load balancers' idle timeouts. */
+const KEEP_ALIVE_TIMEOUT_MS = 65_000;
+/** HTTP/2: per-session memory cap for nghttp2 in MiB (Node's default is 10). */
+const MAX_SESSION_MEMORY_MIB = 32;
+/** HTTP/2: SETTINGS_MAX_CONCURRENT_STREAMS advertised to clients. */
+const MAX_CONCURRENT_STREAMS = 1000;
 
 export interface Listener {
   /** The bound port (useful with port 0). */
@@ -57,7 +58,6 @@ type ConnState = {
 
 export async function listen(opts: ListenOptions): Promise<Listener> {
   const log = opts.log;
-  const firstBytesTimeoutMs = opts.firstBytesTimeoutMs ?? 30_000;
   const conns = new Map<net.Socket, ConnState>();
   let closing = false;
   let closePromise: Promise<void> | undefined;
@@ -66,8 +66,8 @@ export async function listen(opts: ListenOptions): Promise<Listener> {
   const h1 = http.createServer({
     // No overall request deadline: Connect client streams may run for hours.
     requestTimeout: 0,
-    headersTimeout: opts.headersTimeoutMs ?? 30_000,
-    keepAliveTimeout: opts.keepAliveTimeoutMs ?? 65_000,
+    headersTimeout: HEADERS_TIMEOUT_MS,
+    keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS,
     maxHeaderSize: 32 * 1024,
     // How often headersTimeout is checked (default 30 s).
     connectionsCheckingInterval: 5_000,
@@ -97,11 +97,11 @@ export async function listen(opts: ListenOptions): Promise<Listener> {
 
   // ---- HTTP/2 -------------------------------------------------------------
   const h2 = http2.createServer({
-    maxSessionMemory: opts.maxSessionMemoryMiB ?? 32,
+    maxSessionMemory: MAX_SESSION_MEMORY_MIB,
     maxHeaderListPairs: 256,
     peerMaxConcurrentStreams: 1000,
     settings: {
-      maxConcurrentStreams: opts.maxConcurrentStreams ?? 1000,
+      maxConcurrentStreams: MAX_CONCURRENT_STREAMS,
       maxHeaderListSize: 64 * 1024,
       // 1 MiB per stream instead of 64 KiB: large ingest batches would
       // otherwise crawl through many WINDOW_UPDATE round trips.
@@ -143,7 +143,7 @@ export async function listen(opts: ListenOptions): Promise<Listener> {
   function sniff(state: ConnState): void {
     const { socket } = state;
     let head: Buffer = Buffer.alloc(0);
-    const timer = setTimeout(() => socket.destroy(), firstBytesTimeoutMs);
+    const timer = setTimeout(() => socket.destroy(), FIRST_BYTES_TIMEOUT_MS);
     const onError = (err: Error) => log?.debug("connection error before first request", { err: err.message });
     const onClose = () => clearTimeout(timer);
     const onData = (chunk: Buffer) => {

@@ -18,7 +18,7 @@ import type { Authenticator } from "../auth/authenticator.ts";
 import type { ScopeName } from "../auth/principal.ts";
 import { hashSecret, newKeyId, newSecret } from "../domain/api-key-secret.ts";
 import type { ApiKeyRow, ApiKeyStore } from "../store/api-key-store.ts";
-import { TenantExistsError, type TenantRow, type TenantStore } from "../store/tenant-store.ts";
+import type { TenantRow, TenantStore } from "../store/tenant-store.ts";
 import { principalOf, validateRequest } from "./request-context.ts";
 
 export type AdminDeps = { validator: Validator; tenants: TenantStore; keys: ApiKeyStore; auth: Authenticator };
@@ -80,12 +80,8 @@ export function adminService(deps: AdminDeps): ServiceImpl<typeof AdminService> 
     async createTenant(req, ctx) {
       requireOperator(ctx);
       validateRequest(validator, CreateTenantRequestSchema, req);
-      try {
-        return { tenant: toTenant(await tenants.create(req.id, req.name)) };
-      } catch (err) {
-        if (err instanceof TenantExistsError) throw new ConnectError(err.message, Code.AlreadyExists);
-        throw err;
-      }
+      // An existing id: TenantExistsError, ALREADY_EXISTS (errors.ts).
+      return { tenant: toTenant(await tenants.create(req.id, req.name)) };
     },
 
     async listTenants(_req, ctx) {

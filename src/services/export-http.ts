@@ -31,169 +31,29 @@
 import { constants as h2 } from "node:http2";
 import type * as http from "node:http";
 import type * as http2 from "node:http2";
-import { create, type MessageInitShape } from "@bufbuild/protobuf";
-import { TimestampSchema } from "@bufbuild/protobuf/wkt";
+import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { codeToHttpStatus, codeToString } from "@connectrpc/connect/protocol-connect";
 import type { Validator } from "@bufbuild/protovalidate";
-import { ActorType, Outcome, Severity } from "../../gen/auditlog/v1/event_pb.js";
-import { type EventFilterSchema, ExportEventsRequestSchema, ExportFormat, SortOrder } from "../../gen/auditlog/v1/query_pb.js";
-import { authorize, bearerToken } from "../auth/auth-interceptor.ts";
+import { ExportEventsRequestSchema, QueryService } from "../../gen/auditlog/v1/query_pb.js";
+import { authenticateRequest } from "../auth/authenticate.ts";
 import type { Authenticator } from "../auth/authenticator.ts";
 import type { SearchBackend } from "../search/backend.ts";
-import type { NodeRequest, NodeResponse } from "../server/listener.ts";
 import type { Logger } from "../platform/log.ts";
-import { awaitPosition, boundedExportChunks, exportPlan } from "./export-service.ts";
+import { connectErrorOf } from "./errors.ts";
+import { badParam, requestFromParams } from "./export-params.ts";
+import { boundedExportChunks, exportPlan } from "./export-stream.ts";
+import { awaitPosition } from "./read-your-writes.ts";
 import type { TenantReadLimiter } from "./tenant-read-limiter.ts";
 import { requestViolation } from "../domain/request-check.ts";
-import { RFC3339_HINT, timestampFromRfc3339 } from "../domain/timestamp.ts";
 
 export const EXPORT_PATH = "/v1/export";
 
+/** HTTP/1.1 or the HTTP/2 compatibility API: what the server's listener hands over. */
+type NodeRequest = http.IncomingMessage | http2.Http2ServerRequest;
+type NodeResponse = http.ServerResponse | http2.Http2ServerResponse;
+
 export type ExportHttpDeps = { auth: Authenticator; backend: SearchBackend; validator: Validator; log: Logger; limiter?: TenantReadLimiter };
-
-type FilterInit = MessageInitShape<typeof EventFilterSchema>;
-type RequestInit = MessageInitShape<typeof ExportEventsRequestSchema>;
-
-const REPEATED_STRINGS = {
-  id: "ids",
-  action: "actions",
-  actor_id: "actorIds",
-  actor_ip: "actorIps",
-  session_id: "sessionIds",
-  target_type: "targetTypes",
-  target_id: "targetIds",
-  request_id: "requestIds",
-  trace_id: "traceIds",
-  source: "sources",
-  location: "locations",
-} as const satisfies Record<string, keyof FilterInit>;
-
-type EnumSpec = { values: Record<string, string | number>; prefix: string };
-const ACTOR_TYPE: EnumSpec = { values: ActorType, prefix: "ACTOR_TYPE_" };
-const OUTCOME: EnumSpec = { values: Outcome, prefix: "OUTCOME_" };
-const SEVERITY: EnumSpec = { values: Severity, prefix: "SEVERITY_" };
-
-const REPEATED_ENUMS = {
-  actor_type: ["actorTypes", ACTOR_TYPE],
-  outcome: ["outcomes", OUTCOME],
-  severity: ["severities", SEVERITY],
-} as const satisfies Record<string, readonly [keyof FilterInit, EnumSpec]>;
-
-const SINGLES = new Set([
-  "format",
-  "order",
-  "limit",
-  "min_position",
-  "min_severity",
-  "occurred_after",
-  "occurred_before",
-  "text",
-  "query",
-  "csv_keep_formulas",
-]);
-
-const KNOWN_TEXT = [...SINGLES, ...Object.keys(REPEATED_STRINGS), ...Object.keys(REPEATED_ENUMS), "metadata.<key>"].join(", ");
-
-function badParam(message: string): ConnectError {
-  return new ConnectError(message, Code.InvalidArgument);
-}
-
-function enumValue(param: string, spec: EnumSpec, raw: string): number {
-  const up = raw.trim().toUpperCase();
-  const name = up.startsWith(spec.prefix) ? up.slice(spec.prefix.length) : up;
-  const v = Object.hasOwn(spec.values, name) ? spec.values[name] : undefined;
-  if (typeof v !== "number") {
-    const names = Object.keys(spec.values).filter((k) => typeof spec.values[k] === "number");
-    throw badParam(`${param}: unknown value ${JSON.stringify(raw)} (one of ${names.map((n) => spec.prefix + n).join(", ")})`);
-  }
-  return v;
-}
-
-function uint64(param: string, raw: string): bigint {
-  if (!/^\d{1,20}$/.test(raw) || BigInt(raw) > 0xffff_ffff_ffff_ffffn) throw badParam(`${param}: not a non-negative integer: ${JSON.stringify(raw)}`);
-  return BigInt(raw);
-}
-
-function timestamp(param: string, raw: string) {
-  // Strict: fromJson would move an impossible date (2026-02-30) to another day.
-  const ts = timestampFromRfc3339(raw);
-  if (!ts) throw badParam(`${param}: ${RFC3339_HINT}, not ${JSON.stringify(raw)}`);
-  return create(TimestampSchema, ts);
-}
-
-/** The query parameters as an ExportEventsRequest (not yet validated against the contract). */
-export function requestFromParams(params: URLSearchParams): RequestInit {
-  const filter: FilterInit = {};
-  const req: RequestInit = { filter };
-  const seen = new Set<string>();
-  const metadata = new Map<string, string[]>();
-  for (const [name, raw] of params) {
-    if (name.startsWith("metadata.")) {
-      const key = name.slice("metadata.".length);
-      const values = metadata.get(key) ?? [];
-      if (raw !== "") values.push(raw);
-      metadata.set(key, values);
-      continue;
-    }
-    if (Object.hasOwn(REPEATED_STRINGS, name)) {
-      const field = REPEATED_STRINGS[name as keyof typeof REPEATED_STRINGS];
-      ((filter[field] ??= []) as string[]).push(raw);
-      continue;
-    }
-    if (Object.hasOwn(REPEATED_ENUMS, name)) {
-      const [field, spec] = REPEATED_ENUMS[name as keyof typeof REPEATED_ENUMS];
-      ((filter[field] ??= []) as number[]).push(enumValue(name, spec, raw));
-      continue;
-    }
-    if (!SINGLES.has(name)) throw badParam(`unknown parameter ${JSON.stringify(name)} (known: ${KNOWN_TEXT})`);
-    if (seen.has(name)) throw badParam(`${name}: given more than once`);
-    seen.add(name);
-    switch (name) {
-      case "format": {
-        const f = raw.toLowerCase();
-        if (f !== "csv" && f !== "ndjson") throw badParam(`format: must be csv or ndjson, not ${JSON.stringify(raw)}`);
-        req.format = f === "csv" ? ExportFormat.CSV : ExportFormat.NDJSON;
-        break;
-      }
-      case "order": {
-        const o = raw.toLowerCase();
-        if (o !== "asc" && o !== "desc") throw badParam(`order: must be asc or desc, not ${JSON.stringify(raw)}`);
-        req.order = o === "asc" ? SortOrder.ASCENDING : SortOrder.DESCENDING;
-        break;
-      }
-      case "limit":
-        req.limit = uint64(name, raw);
-        break;
-      case "min_position":
-        req.minPosition = uint64(name, raw);
-        break;
-      case "min_severity":
-        filter.minSeverity = enumValue(name, SEVERITY, raw);
-        break;
-      case "occurred_after":
-        filter.occurredAfter = timestamp(name, raw);
-        break;
-      case "occurred_before":
-        filter.occurredBefore = timestamp(name, raw);
-        break;
-      case "text":
-        filter.text = raw;
-        break;
-      case "query":
-        filter.query = raw;
-        break;
-      case "csv_keep_formulas": {
-        const b = raw.toLowerCase();
-        if (b !== "true" && b !== "false") throw badParam(`csv_keep_formulas: must be true or false, not ${JSON.stringify(raw)}`);
-        req.csvKeepFormulas = b === "true";
-        break;
-      }
-    }
-  }
-  filter.metadata = [...metadata].map(([key, values]) => ({ key, values }));
-  return req;
-}
 
 /** The calls used here have the same shape on HTTP/1.1 and on the HTTP/2 compatibility response. */
 function plain(res: NodeResponse): http.ServerResponse {
@@ -269,11 +129,7 @@ export function exportHttpHandler(deps: ExportHttpDeps): (req: NodeRequest, res:
     let headersWritten = false;
     try {
       if (req.method !== "GET") throw new ConnectError(`${req.method} is not allowed on ${EXPORT_PATH}; use GET`, Code.Unimplemented);
-      const token = bearerToken(req.headers["authorization"] ?? null);
-      if (!token) throw new ConnectError('missing "Authorization: Bearer <api key>" header', Code.Unauthenticated);
-      const principal = await auth.authenticate(token);
-      if (!principal) throw new ConnectError("invalid, expired or revoked API key", Code.Unauthenticated);
-      authorize(principal, "auditlog.v1.QueryService");
+      const principal = await authenticateRequest(auth, req.headers["authorization"] ?? null, QueryService.typeName);
       if (principal.kind !== "key") throw new ConnectError("this call needs a tenant API key", Code.PermissionDenied);
       tenantId = principal.tenantId;
 
@@ -314,7 +170,7 @@ export function exportHttpHandler(deps: ExportHttpDeps): (req: NodeRequest, res:
       });
       log.info("export finished", { tenantId, format, bytes, durationMs: Math.round(performance.now() - started) });
     } catch (err) {
-      const ce = ConnectError.from(err);
+      const ce = connectErrorOf(err) ?? ConnectError.from(err);
       if (abort.signal.aborted) {
         log.info("export aborted by the client", { tenantId, format, bytes });
         abortResponse(res);
@@ -323,6 +179,7 @@ export function exportHttpHandler(deps: ExportHttpDeps): (req: NodeRequest, res:
         abortResponse(res);
       } else {
         if (ce.code === Code.Internal || ce.code === Code.Unknown) log.error("export failed", { tenantId, format, err });
+        else if (ce.code === Code.Unavailable) log.warn("export failed: storage unavailable", { tenantId, format, err: String(err) });
         sendError(res, ce.code === Code.Unknown ? new ConnectError("internal error", Code.Internal) : ce);
       }
     } finally {

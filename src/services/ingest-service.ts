@@ -12,11 +12,12 @@ import { recordFromEvent } from "../domain/event-record.ts";
 import { validateEvent } from "../domain/event-validation.ts";
 import { contentHash } from "../domain/hash-chain.ts";
 import { ClosedError, type GroupCommitter } from "../store/group-commit.ts";
-import type { WriteItem, WriteResult } from "../store/event-writer.ts";
+import { UnknownTenantError, type WriteItem, type WriteResult } from "../store/event-writer.ts";
 import { tenantOf } from "./request-context.ts";
 import { SummaryBuilder } from "./ingest-summary.ts";
 import type { Logger } from "../platform/log.ts";
 import { isStorageUnavailable } from "../platform/storage-errors.ts";
+import { connectErrorOf } from "./errors.ts";
 
 export type IngestDeps = {
   validator: Validator;
@@ -35,10 +36,20 @@ function checkBatchSize(events: Event[]): void {
   }
 }
 
-/** Failures of the write path are retryable for the client: nothing of the failed batch was committed. */
-function writeFailure(err: unknown, log: Logger): ConnectError {
+/**
+ * Failures of the write path are retryable for the client (nothing of the
+ * failed batch was committed), except when the caller's own tenant does not
+ * exist: no retry can succeed, and saying "retry" would loop forever.
+ */
+function writeFailure(err: unknown, tenantId: string, log: Logger): ConnectError {
   if (err instanceof ConnectError) return err;
-  if (err instanceof ClosedError) return new ConnectError(err.message, Code.Unavailable);
+  if (err instanceof ClosedError) return connectErrorOf(err)!;
+  if (err instanceof UnknownTenantError) {
+    log.warn("write failed: unknown tenant", { tenantId: err.tenantId });
+    if (err.tenantId === tenantId) return connectErrorOf(err)!;
+    // A batch is shared by callers of several tenants; another's is gone.
+    return new ConnectError("the write was refused as a whole and nothing was stored; retry with the same event ids", Code.Unavailable, undefined, undefined, err);
+  }
   // Expected while PostgreSQL restarts: a warning, not an error, in the logs.
   if (isStorageUnavailable(err)) log.warn("write failed: storage unavailable", { err: String(err) });
   else log.error("write failed", { err: String(err) });
@@ -81,10 +92,10 @@ async function submitEvents(
   return { committed: recorded };
 }
 
-async function settleAll(commits: Promise<void>[], log: Logger): Promise<void> {
+async function settleAll(commits: Promise<void>[], tenantId: string, log: Logger): Promise<void> {
   const settled = await Promise.allSettled(commits);
   const failed = settled.find((s) => s.status === "rejected");
-  if (failed) throw writeFailure((failed as PromiseRejectedResult).reason, log);
+  if (failed) throw writeFailure((failed as PromiseRejectedResult).reason, tenantId, log);
 }
 
 export function ingestService(deps: IngestDeps): ServiceImpl<typeof IngestService> {
@@ -104,9 +115,9 @@ export function ingestService(deps: IngestDeps): ServiceImpl<typeof IngestServic
       } catch (err) {
         // Let what was submitted finish (it may commit), then report the stream's error.
         await Promise.allSettled(commits);
-        throw writeFailure(err, deps.log);
+        throw writeFailure(err, tenantId, deps.log);
       }
-      await settleAll(commits, deps.log);
+      await settleAll(commits, tenantId, deps.log);
       return create(IngestResponseSchema, { summary: summary.build() });
     },
 
@@ -114,7 +125,7 @@ export function ingestService(deps: IngestDeps): ServiceImpl<typeof IngestServic
       const tenantId = tenantOf(ctx);
       checkBatchSize(req.events);
       const summary = new SummaryBuilder();
-      await settleAll([(await submitEvents(deps, tenantId, req.events, 0, summary)).committed], deps.log);
+      await settleAll([(await submitEvents(deps, tenantId, req.events, 0, summary)).committed], tenantId, deps.log);
       const s = summary.build();
       if (s.accepted === 0n && s.duplicates === 0n) {
         // The error alone must say what was wrong with each event: grpcurl and

@@ -4,6 +4,7 @@ import type { Validator } from "@bufbuild/protovalidate";
 import {
   BrokenLinkSchema,
   EventFilterSchema,
+  ExportEventsResponseSchema,
   GetEventRequestSchema,
   GetEventResponseSchema,
   type QueryService,
@@ -18,16 +19,15 @@ import {
 import { storedEventFromRecord } from "../domain/event-record.ts";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { SearchBackend } from "../search/backend.ts";
-import { awaitPosition, directionOf, exportEvents, getStats, queryOf } from "./export-service.ts";
-import { ChainVerifier, type ChainBreak, GENESIS_HASH } from "../domain/hash-chain.ts";
-import { decodePageToken, encodePageToken, PageTokenError, queryFingerprint } from "../domain/page-token.ts";
+import { chainRange, RangeVerification } from "../domain/chain-verification.ts";
+import { decodePageToken, encodePageToken, queryFingerprint } from "../domain/page-token.ts";
+import { directionOf, queryOf } from "./event-filter.ts";
+import { boundedExportChunks, exportPlan } from "./export-stream.ts";
+import { awaitPosition } from "./read-your-writes.ts";
+import { tenantStats } from "./stats.ts";
 import type { EventReader } from "../store/event-reader.ts";
 import { tenantOf, validateRequest } from "./request-context.ts";
 import type { TenantReadLimiter } from "./tenant-read-limiter.ts";
-
-function missing(sequence: bigint): ChainBreak {
-  return { sequence, eventId: "", reason: `event at sequence ${sequence} is missing`, expectedHash: "", storedHash: "" };
-}
 
 export type QueryDeps = {
   validator: Validator;
@@ -38,7 +38,6 @@ export type QueryDeps = {
 };
 
 const DEFAULT_PAGE_SIZE = 100;
-const MAX_SEQUENCE = 2n ** 63n - 1n;
 
 export function queryService(deps: QueryDeps): ServiceImpl<typeof QueryService> {
   const { validator, reader, backend, limiter } = deps;
@@ -60,15 +59,7 @@ export function queryService(deps: QueryDeps): ServiceImpl<typeof QueryService> 
         filter: toJsonString(EventFilterSchema, req.filter ?? create(EventFilterSchema)),
         direction,
       });
-      let after = null;
-      if (req.pageToken) {
-        try {
-          after = decodePageToken(req.pageToken, fingerprint);
-        } catch (err) {
-          if (err instanceof PageTokenError) throw new ConnectError(`page_token: ${err.message}`, Code.InvalidArgument);
-          throw err;
-        }
-      }
+      const after = req.pageToken ? decodePageToken(req.pageToken, fingerprint) : null;
       await awaitPosition(backend, tenantId, req.minPosition);
       const pageSize = req.pageSize || DEFAULT_PAGE_SIZE;
       const run = () => backend.search(tenantId, q, direction, after, pageSize + 1, req.includeTotal, ctx.signal);
@@ -88,10 +79,20 @@ export function queryService(deps: QueryDeps): ServiceImpl<typeof QueryService> 
       });
     },
 
-    exportEvents: exportEvents({ validator, backend, limiter }),
-    getStats: getStats({ validator, backend, limiter }),
+    async *exportEvents(req, ctx) {
+      const tenantId = tenantOf(ctx);
+      const plan = exportPlan(validator, tenantId, req);
+      await awaitPosition(backend, tenantId, req.minPosition);
+      for await (const chunk of boundedExportChunks(backend, plan, ctx.signal, limiter)) {
+        yield create(ExportEventsResponseSchema, { chunk });
+      }
+    },
 
-    async getIndexStatus(req, ctx) {
+    getStats(req, ctx) {
+      return tenantStats({ validator, backend, limiter }, tenantOf(ctx), req, ctx.signal);
+    },
+
+    async getIndexStatus(_req, ctx) {
       const tenantId = tenantOf(ctx);
       const s = await backend.indexStatus(tenantId);
       return create(GetIndexStatusResponseSchema, {
@@ -112,40 +113,10 @@ export function queryService(deps: QueryDeps): ServiceImpl<typeof QueryService> 
     async verifyChain(req, ctx) {
       const tenantId = tenantOf(ctx);
       validateRequest(validator, VerifyChainRequestSchema, req);
-      // Sequences are PostgreSQL bigints; a larger to_sequence just means "to the head".
-      if (req.fromSequence > MAX_SEQUENCE) {
-        throw new ConnectError(`from_sequence: must be at most ${MAX_SEQUENCE}`, Code.InvalidArgument);
-      }
-      const from = req.fromSequence > 1n ? req.fromSequence : 1n;
-      const to = req.toSequence > 0n ? req.toSequence : null;
-      if (to !== null && to < from) {
-        throw new ConnectError("to_sequence: must not be below from_sequence", Code.InvalidArgument);
-      }
-      let verifier = new ChainVerifier(from, GENESIS_HASH);
-      let broken: ChainBreak | null = null;
-      let end = from - 1n;
-      await reader.walkChain(tenantId, from, to, (prevHash, last) => {
-        end = last;
-        verifier = new ChainVerifier(from, prevHash ?? GENESIS_HASH);
-        if (from > 1n && prevHash === null && from <= last + 1n) {
-          broken = missing(from - 1n);
-          return () => false;
-        }
-        return (r) => {
-          broken = verifier.next(r);
-          return broken === null;
-        };
-      }, ctx.signal);
-      broken ??= verifier.finish(end);
-      const b = broken as ChainBreak | null;
-      return create(VerifyChainResponseSchema, {
-        ok: b === null,
-        checked: verifier.checked,
-        fromSequence: from,
-        toSequence: end < from ? from - 1n : end,
-        headHash: b === null ? verifier.lastHash : "",
-        broken: b ? create(BrokenLinkSchema, b) : undefined,
-      });
+      const verification = new RangeVerification(chainRange(req.fromSequence, req.toSequence));
+      await reader.walkChain(tenantId, verification.range.from, verification.range.to, verification.start, ctx.signal);
+      const v = verification.verdict();
+      return create(VerifyChainResponseSchema, { ...v, broken: v.broken ? create(BrokenLinkSchema, v.broken) : undefined });
     },
   };
 }

@@ -10,16 +10,20 @@ import type { AddressInfo } from "node:net";
 import { Writable } from "node:stream";
 import { create, type MessageInitShape } from "@bufbuild/protobuf";
 import { createValidator } from "@bufbuild/protovalidate";
-import { Code, ConnectError, createContextValues, createHandlerContext } from "@connectrpc/connect";
+import { Code, ConnectError, createContextValues, createHandlerContext, type HandlerContext } from "@connectrpc/connect";
 import { Client } from "@elastic/elasticsearch";
 import { parse as parseCsv } from "csv-parse/sync";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { ActorType, EventSchema, Outcome, Severity } from "../../gen/auditlog/v1/event_pb.js";
 import {
+  type ExportEventsRequest,
   ExportEventsRequestSchema,
+  type ExportEventsResponse,
   ExportFormat,
+  type GetStatsRequest,
   GetStatsRequestSchema,
+  type GetStatsResponse,
   QueryService,
   SortOrder,
   StatsInterval as StatsIntervalEnum,
@@ -43,7 +47,9 @@ import { indexTemplate } from "../../src/search/elasticsearch/index-template.ts"
 import { ensureIndexTemplate } from "../../src/search/elasticsearch/index-setup.ts";
 import { createLogger } from "../../src/platform/log.ts";
 import { exportHttpHandler } from "../../src/services/export-http.ts";
-import { CHUNK_BYTES, exportChunks, exportEvents, getStats } from "../../src/services/export-service.ts";
+import { CHUNK_BYTES, exportChunks } from "../../src/services/export-stream.ts";
+import { queryService } from "../../src/services/query-service.ts";
+import type { EventReader } from "../../src/store/event-reader.ts";
 import { ApiKeyStore } from "../../src/store/api-key-store.ts";
 import { type WriteItem, writeBatch } from "../../src/store/event-writer.ts";
 import { migrate } from "../../src/store/migrate.ts";
@@ -397,9 +403,15 @@ describe("export and statistics: Elasticsearch and PostgreSQL agree", () => {
         contextValues: createContextValues().set(principalKey, principal),
       });
     const principal: Principal = { kind: "key", keyId: "k", tenantId: TENANT_B, scopes: new Set(["query"]) };
+    // Export and stats never read the event reader. The handlers return whole messages.
+    type Handlers = {
+      exportEvents(req: ExportEventsRequest, ctx: HandlerContext): AsyncIterable<ExportEventsResponse>;
+      getStats(req: GetStatsRequest, ctx: HandlerContext): Promise<GetStatsResponse>;
+    };
+    const handlers = (b: SearchBackend) => queryService({ validator, reader: {} as EventReader, backend: b }) as unknown as Handlers;
     const run = async (init: MessageInitShape<typeof ExportEventsRequestSchema>, b = backend) => {
       const parts: Uint8Array[] = [];
-      for await (const m of exportEvents({ validator, backend: b })(create(ExportEventsRequestSchema, init), ctx(principal, "exportEvents"))) {
+      for await (const m of handlers(b).exportEvents(create(ExportEventsRequestSchema, init), ctx(principal, "exportEvents"))) {
         parts.push(m.chunk);
       }
       return Buffer.concat(parts).toString("utf8");
@@ -416,7 +428,7 @@ describe("export and statistics: Elasticsearch and PostgreSQL agree", () => {
     await expect(run({ filter: { query: "action:(" } })).rejects.toMatchObject({ code: Code.InvalidArgument });
     await expect(run({ minPosition: 5n }, esBackend({ waitForPosition: async () => false }))).rejects.toMatchObject({ code: Code.DeadlineExceeded });
 
-    const stats = await getStats({ validator, backend })(
+    const stats = await handlers(backend).getStats(
       create(GetStatsRequestSchema, { interval: StatsIntervalEnum.MONTH, top: 2 }),
       ctx(principal, "getStats"),
     );
@@ -426,7 +438,7 @@ describe("export and statistics: Elasticsearch and PostgreSQL agree", () => {
     expect(stats.top.find((t) => t.field === "outcome")!.values.every((v) => v.value.startsWith("OUTCOME_"))).toBe(true);
     expect(stats.top.find((t) => t.field === "action")!.values).toHaveLength(2);
     await expect(
-      getStats({ validator, backend })(create(GetStatsRequestSchema, { interval: StatsIntervalEnum.MINUTE }), ctx(principal, "getStats")),
+      handlers(backend).getStats(create(GetStatsRequestSchema, { interval: StatsIntervalEnum.MINUTE }), ctx(principal, "getStats")),
     ).rejects.toMatchObject({ code: Code.InvalidArgument });
   });
 

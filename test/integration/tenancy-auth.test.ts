@@ -84,6 +84,19 @@ describe("authentication, scopes and tenant isolation", () => {
     }
   });
 
+  it("answers a write for a tenant without a chain head FAILED_PRECONDITION, not 'storage is unavailable; retry'", async () => {
+    const gone = await createTenantWithKeys(svc.url, "tenant-gone");
+    // As a broken restore or a hand-made deletion would leave it: the key works, the tenant cannot be written.
+    await svc.pool.query("DELETE FROM chain_heads WHERE tenant_id = 'tenant-gone'");
+    const r = await call("auditlog.v1.IngestService/Append", { events: [toConnectJson(makeEvent(1, "gone"))] }, gone.ingest);
+    expect(r.body.code).toBe("failed_precondition");
+    expect(r.body.message).toMatch(/^tenant "tenant-gone" does not exist/);
+    expect(r.body.message).not.toMatch(/storage is unavailable/);
+    // Other tenants keep writing.
+    const ok = await call("auditlog.v1.IngestService/Append", { events: [toConnectJson(makeEvent(1, "after-gone"))] }, a.ingest);
+    expect(ok.status, JSON.stringify(ok.body)).toBe(200);
+  });
+
   it("rotates and revokes keys: the old secret stops working at once", async () => {
     const created = await call("auditlog.v1.AdminService/CreateApiKey", { name: "rotating", scopes: ["SCOPE_QUERY"] }, a.admin);
     expect(created.body.key.tenantId).toBe("tenant-a");

@@ -20,13 +20,13 @@ import type { PagePosition } from "../../src/domain/page-token.ts";
 import type { Micros } from "../../src/domain/timestamp.ts";
 import type { IndexStatus, SearchBackend, SearchPage, Stats } from "../../src/search/backend.ts";
 import { createLogger } from "../../src/platform/log.ts";
-import { storageErrorsInterceptor } from "../../src/server/storage-errors.ts";
+import { errorsInterceptor } from "../../src/services/errors.ts";
 import { adminService } from "../../src/services/admin-service.ts";
 import { ingestService } from "../../src/services/ingest-service.ts";
 import { queryService } from "../../src/services/query-service.ts";
 import type { ApiKeyRow, ApiKeyStore } from "../../src/store/api-key-store.ts";
 import type { EventReader } from "../../src/store/event-reader.ts";
-import type { WriteItem, WriteResult } from "../../src/store/event-writer.ts";
+import { UnknownTenantError, type WriteItem, type WriteResult } from "../../src/store/event-writer.ts";
 import { GroupCommitter } from "../../src/store/group-commit.ts";
 import { TenantExistsError, type TenantRow, type TenantStore } from "../../src/store/tenant-store.ts";
 import { bearerInterceptor, type ServiceClients, serviceClients } from "./transports.ts";
@@ -61,6 +61,8 @@ export class MemoryTenantStore implements PublicOf<TenantStore> {
 
 export class MemoryApiKeyStore implements PublicOf<ApiKeyStore> {
   readonly rows = new Map<string, ApiKeyRow>();
+  /** Set to make every lookup by id fail with it, as when PostgreSQL is down. */
+  failLookups: Error | null = null;
 
   async create(k: { id: string; tenantId: string; name: string; scopes: string[]; secretHash: Buffer; expiresAt: Date | null }): Promise<ApiKeyRow> {
     const row: ApiKeyRow = {
@@ -79,6 +81,7 @@ export class MemoryApiKeyStore implements PublicOf<ApiKeyStore> {
   }
 
   async get(id: string): Promise<ApiKeyRow | null> {
+    if (this.failLookups) throw this.failLookups;
     const row = this.rows.get(id);
     return row ? { ...row } : null;
   }
@@ -117,14 +120,21 @@ export class MemoryEventLog implements PublicOf<EventReader>, SearchBackend {
   readonly batches: WriteItem[][] = [];
   /** Set to make the next write fail as a whole, as a failed transaction does. */
   failNextWrite: Error | null = null;
+  /** While set, a write waits for it: the next callers queue up and share the following batch. */
+  holdWrites: Promise<void> | null = null;
+  /** Whether a tenant has a chain head; the writer refuses a batch with one that has not. */
+  hasTenant: (tenantId: string) => boolean = () => true;
 
   write = async (items: WriteItem[]): Promise<WriteResult[]> => {
     this.batches.push(items);
+    if (this.holdWrites) await this.holdWrites;
     if (this.failNextWrite) {
       const err = this.failNextWrite;
       this.failNextWrite = null;
       throw err;
     }
+    const unknown = [...new Set(items.map((i) => i.tenantId))].sort().find((t) => !this.hasTenant(t));
+    if (unknown !== undefined) throw new UnknownTenantError(unknown);
     const receivedAt = this.clock++;
     return items.map((item) => {
       const key = `${item.tenantId}\u0000${item.record.id}`;
@@ -220,6 +230,7 @@ export function inMemoryService(opts: { maxBatchEvents?: number } = {}): InMemor
   const tenants = new MemoryTenantStore();
   const keys = new MemoryApiKeyStore();
   const events = new MemoryEventLog();
+  events.hasTenant = (tenantId) => tenants.rows.has(tenantId);
   const operatorKey = "operator-test-key";
   const validator = createValidator();
   const auth = new Authenticator(keys as PublicOf<ApiKeyStore> as ApiKeyStore, operatorKey, 60_000);
@@ -239,7 +250,7 @@ export function inMemoryService(opts: { maxBatchEvents?: number } = {}): InMemor
   };
   const clients = (secret?: string): ServiceClients => {
     const transport = createRouterTransport(routes, {
-      router: { interceptors: [storageErrorsInterceptor(), authInterceptor(auth)] },
+      router: { interceptors: [errorsInterceptor(), authInterceptor(auth)] },
       transport: { interceptors: secret ? [bearerInterceptor(secret)] : [] },
     });
     return serviceClients(transport);

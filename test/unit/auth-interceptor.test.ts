@@ -1,6 +1,7 @@
 import { Code, ConnectError, createContextValues } from "@connectrpc/connect";
 import { describe, expect, it, vi } from "vitest";
-import { authInterceptor, authorize, bearerToken } from "../../src/auth/auth-interceptor.ts";
+import { authInterceptor } from "../../src/auth/auth-interceptor.ts";
+import { authorize, bearerToken } from "../../src/auth/authenticate.ts";
 import type { Authenticator } from "../../src/auth/authenticator.ts";
 import { type Principal, principalKey, type ScopeName } from "../../src/auth/principal.ts";
 

@@ -160,3 +160,47 @@ describe("who may ingest", () => {
     expect(svc.events.batches).toEqual([]);
   });
 });
+
+describe("a tenant that does not exist (any more)", () => {
+  it("is FAILED_PRECONDITION naming the tenant, not 'storage is unavailable; retry', on Append and on Ingest", async () => {
+    const { svc, ingest } = await setUp();
+    svc.tenants.rows.delete("acme"); // the key outlived its tenant: no chain head to write to
+    for (const call of [
+      () => ingest.append({ events: [minimalEvent({ id: "g-1" })] }),
+      () => ingest.ingest((async function* () {
+        yield { events: [minimalEvent({ id: "g-2" })] };
+      })()),
+    ]) {
+      const err = await codeOf(call());
+      expect(err.code).toBe(Code.FailedPrecondition);
+      expect(err.message).toMatch(/^tenant "acme" does not exist/);
+      expect(err.message).not.toMatch(/storage is unavailable/);
+    }
+    expect(svc.events.chain("acme")).toEqual([]);
+  });
+
+  it("fails only its own callers FAILED_PRECONDITION; callers of other tenants in the same batch are told to retry, and the retry succeeds", async () => {
+    const svc = inMemoryService();
+    const acme = svc.clients(await svc.tenantKey("acme", ["SCOPE_INGEST"])).ingest;
+    const globex = svc.clients(await svc.tenantKey("globex", ["SCOPE_INGEST"])).ingest;
+    const initech = svc.clients(await svc.tenantKey("initech", ["SCOPE_INGEST"])).ingest;
+    svc.tenants.rows.delete("acme");
+    let release!: () => void;
+    svc.events.holdWrites = new Promise((r) => (release = r));
+    const first = initech.append({ events: [minimalEvent({ id: "i-1" })] });
+    while (svc.events.batches.length === 0) await new Promise((r) => setImmediate(r));
+    const gone = codeOf(acme.append({ events: [minimalEvent({ id: "a-1" })] }));
+    const other = codeOf(globex.append({ events: [minimalEvent({ id: "b-1" })] }));
+    while (svc.committer.pendingEvents < 3) await new Promise((r) => setImmediate(r));
+    svc.events.holdWrites = null;
+    release();
+    expect((await first).summary!.accepted).toBe(1n);
+    expect((await gone).code).toBe(Code.FailedPrecondition);
+    const retry = await other;
+    expect(svc.events.batches[1]!.map((i) => i.tenantId).sort()).toEqual(["acme", "globex"]);
+    expect(retry.code).toBe(Code.Unavailable);
+    expect(retry.message).toMatch(/retry with the same event ids/);
+    expect(retry.message).not.toMatch(/acme/);
+    expect((await globex.append({ events: [minimalEvent({ id: "b-1" })] })).summary!.accepted).toBe(1n);
+  });
+});

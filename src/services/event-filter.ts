@@ -1,0 +1,35 @@
+// A request's EventFilter and sort order as the query model both search
+// backends translate (src/domain/event-query.ts), bounded by the query
+// complexity limits (src/domain/query-limits.ts). Shared by SearchEvents,
+// ExportEvents, GetStats and GET /v1/export.
+import { Code, ConnectError } from "@connectrpc/connect";
+import { type EventFilter, SortOrder } from "../../gen/auditlog/v1/query_pb.js";
+import { boundedQuery, type EventQuery, queryFromFilter, type SortDirection } from "../domain/event-query.ts";
+import { parseQueryString } from "../domain/query-string.ts";
+import { queryLimitProblem } from "../domain/query-limits.ts";
+import { asConnectError } from "./errors.ts";
+
+/** The EventFilter (structured fields and the `query` string) as one EventQuery; INVALID_ARGUMENT on a syntax error. */
+export function queryOf(filter: EventFilter | undefined): EventQuery {
+  try {
+    const q = queryFromFilter(filter);
+    const fieldsProblem = queryLimitProblem(q.conditions);
+    if (fieldsProblem) {
+      const field = fieldsProblem.field ? `filter.${fieldsProblem.field}` : "filter";
+      throw new ConnectError(`${field}: ${fieldsProblem.message}`, Code.InvalidArgument);
+    }
+    if (filter?.query) {
+      q.conditions.push(...parseQueryString(filter.query));
+      const problem = queryLimitProblem(q.conditions);
+      if (problem) throw new ConnectError(`filter.query: ${problem.message}`, Code.InvalidArgument);
+    }
+    return boundedQuery(q);
+  } catch (err) {
+    // Called outside the RPC interceptor too (GET /v1/export).
+    throw asConnectError(err);
+  }
+}
+
+export function directionOf(order: SortOrder): SortDirection {
+  return order === SortOrder.ASCENDING ? "asc" : "desc";
+}

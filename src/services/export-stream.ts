@@ -1,0 +1,97 @@
+// ExportEvents as a stream of file chunks, for the RPC and for the plain HTTP
+// download (export-http.ts).
+//
+// An export streams the file in chunks of about CHUNK_BYTES: the backend
+// yields batches of records, each record becomes one NDJSON line or CSV row,
+// and a chunk is handed on as soon as it is full. The chunks are an async
+// generator, so they are only produced while the transport asks for the next
+// one: a slow client pauses the export (HTTP/2 flow control, socket
+// backpressure) and memory stays bounded by one backend batch plus one chunk,
+// however many events match.
+import type { Validator } from "@bufbuild/protovalidate";
+import { type ExportEventsRequest, ExportEventsRequestSchema, ExportFormat } from "../../gen/auditlog/v1/query_pb.js";
+import { type StoredRecord, storedEventFromRecord } from "../domain/event-record.ts";
+import type { EventQuery, SortDirection } from "../domain/event-query.ts";
+import { csvHeader, csvRow, ndjsonLineOfRecord } from "../domain/export-format.ts";
+import type { SearchBackend } from "../search/backend.ts";
+import { asConnectError } from "./errors.ts";
+import { directionOf, queryOf } from "./event-filter.ts";
+import { validateRequest } from "./request-context.ts";
+import type { TenantReadLimiter } from "./tenant-read-limiter.ts";
+
+/** Target size of one chunk; a chunk is flushed once it reaches this, so it may exceed it by one line. */
+export const CHUNK_BYTES = 64 * 1024;
+
+export type ExportFormatName = "ndjson" | "csv";
+
+export type ExportPlan = {
+  tenantId: string;
+  q: EventQuery;
+  direction: SortDirection;
+  /** null: every matching event. */
+  limit: bigint | null;
+  format: ExportFormatName;
+  /** CSV: cells as stored, without neutralising formula-leading ones. */
+  keepFormulas?: boolean;
+};
+
+/**
+ * The file as a sequence of byte chunks of about CHUNK_BYTES (the CSV header
+ * is in the first). Nothing is read from the backend before the first
+ * next(), and every chunk is produced only when asked for.
+ */
+export async function* exportChunks(backend: SearchBackend, plan: ExportPlan, signal: AbortSignal): AsyncGenerator<Buffer, void, undefined> {
+  const csvOptions = { keepFormulas: plan.keepFormulas === true };
+  const line = plan.format === "csv" ? (r: StoredRecord) => csvRow(storedEventFromRecord(r), csvOptions) : ndjsonLineOfRecord;
+  let parts: string[] = plan.format === "csv" ? [csvHeader()] : [];
+  let size = parts.length ? Buffer.byteLength(parts[0]!) : 0;
+  for await (const batch of backend.export(plan.tenantId, plan.q, plan.direction, plan.limit, signal)) {
+    for (const r of batch) {
+      const text = line(r);
+      parts.push(text);
+      size += Buffer.byteLength(text);
+      if (size >= CHUNK_BYTES) {
+        const chunk = Buffer.from(parts.join(""));
+        parts = [];
+        size = 0;
+        yield chunk;
+      }
+    }
+  }
+  if (parts.length) yield Buffer.from(parts.join(""));
+}
+
+/**
+ * exportChunks holding one of the tenant's expensive-read slots for as long
+ * as the export runs, with a read that was too expensive (a page over its
+ * statement timeout, the tenant's limit) answered as such rather than INTERNAL.
+ */
+export async function* boundedExportChunks(
+  backend: SearchBackend,
+  plan: ExportPlan,
+  signal: AbortSignal,
+  limiter?: TenantReadLimiter,
+): AsyncGenerator<Buffer, void, undefined> {
+  let release: (() => void) | null = null;
+  try {
+    if (limiter) release = await limiter.acquire(plan.tenantId, signal);
+    yield* exportChunks(backend, plan, signal);
+  } catch (err) {
+    throw asConnectError(err);
+  } finally {
+    release?.();
+  }
+}
+
+/** Validates an ExportEventsRequest of `tenantId` and turns it into a plan (INVALID_ARGUMENT on errors). */
+export function exportPlan(validator: Validator, tenantId: string, req: ExportEventsRequest): ExportPlan {
+  validateRequest(validator, ExportEventsRequestSchema, req);
+  return {
+    tenantId,
+    q: queryOf(req.filter),
+    direction: directionOf(req.order),
+    limit: req.limit > 0n ? req.limit : null,
+    format: req.format === ExportFormat.CSV ? "csv" : "ndjson",
+    keepFormulas: req.csvKeepFormulas,
+  };
+}
