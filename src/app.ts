@@ -9,7 +9,7 @@ import { Authenticator } from "./auth/authenticator.ts";
 import { authInterceptor } from "./auth/auth-interceptor.ts";
 import type { Config } from "./config.ts";
 import { HealthState } from "./server/health.ts";
-import { storageErrorsInterceptor } from "./server/storage-errors.ts";
+import { errorsInterceptor } from "./services/errors.ts";
 import { requestCheckInterceptor } from "./server/request-check.ts";
 import { startHttpServer } from "./server/http-server.ts";
 import type { Logger } from "./platform/log.ts";
@@ -155,7 +155,7 @@ export async function startApp(config: Config & { databaseUrl: string }, log: Lo
       router.service(AdminService, adminService({ validator, tenants, keys, auth }));
     },
     // The request check after auth: an unauthenticated caller learns nothing about its request.
-    interceptors: [storageErrorsInterceptor(), authInterceptor(auth), requestCheckInterceptor()],
+    interceptors: [errorsInterceptor(), authInterceptor(auth), requestCheckInterceptor()],
     httpRoutes: exportHttpHandler({ auth, backend: search.backend, validator, log, limiter: readLimiter }),
     allowedOrigins: config.corsOrigins,
     health,
