@@ -39,7 +39,7 @@ import { ensureIndexTemplate } from "../src/search/elasticsearch/index-setup.ts"
 import { Indexer } from "../src/search/elasticsearch/indexer.ts";
 import { indexTemplate } from "../src/search/elasticsearch/index-template.ts";
 import { createLogger, isLogLevel } from "../src/platform/log.ts";
-import { systemQuery } from "../src/store/system-scope.ts";
+import { checkProgressTable, committedHeads, committedTotals, indexedPositions, resetProgress } from "../src/store/index-progress.ts";
 
 const out = (msg: string) => process.stdout.write(`${msg}\n`);
 
@@ -102,7 +102,7 @@ async function main(): Promise<void> {
   try {
     // Preflight with clear errors.
     try {
-      await pool.query("SELECT 1 FROM index_progress LIMIT 1");
+      await checkProgressTable(pool);
     } catch (err) {
       throw new UsageError(`reindex: PostgreSQL at DATABASE_URL is not usable (${(err as Error).message}); is it the service's database, with migrations applied (start the service once)?`);
     }
@@ -117,10 +117,8 @@ async function main(): Promise<void> {
     const existing = Object.keys(
       await client.indices.get({ index: names.pattern, ignore_unavailable: true, allow_no_indices: true, expand_wildcards: "all" }),
     ).sort();
-    const totals = await systemQuery<{ tenants: string; events: string }>(pool,
-      "SELECT count(*) AS tenants, coalesce(sum(sequence), 0) AS events FROM chain_heads",
-    );
-    out(`rebuilding ${names.alias} from PostgreSQL: ${totals.rows[0]!.tenants} tenants, ${totals.rows[0]!.events} events`);
+    const totals = await committedTotals(pool);
+    out(`rebuilding ${names.alias} from PostgreSQL: ${totals.tenants} tenants, ${totals.events} events`);
     out(existing.length ? `indices to delete: ${existing.join(", ")}` : `no ${names.pattern} indices exist`);
     if (existing.length && !args.yes) {
       out("deleting in 5 s (Ctrl-C to cancel, --yes to skip this pause)");
@@ -136,13 +134,8 @@ async function main(): Promise<void> {
     }
     if (existing.length) await client.indices.delete({ index: existing.join(",") });
     // After the delete (see the header), and for every tenant.
-    // One statement, so a running indexer never sees one without the other.
-    await pool.query("WITH forget AS (DELETE FROM index_failures) UPDATE index_progress SET indexed_sequence = 0, updated_at = now()");
-    const target = new Map(
-      (await systemQuery<{ tenant_id: string; sequence: string }>(pool, "SELECT tenant_id, sequence FROM chain_heads")).rows.map(
-        (r) => [r.tenant_id, BigInt(r.sequence)] as const,
-      ),
-    );
+    await resetProgress(pool);
+    const target = await committedHeads(pool);
     const targetTotal = [...target.values()].reduce((a, b) => a + b, 0n);
     out(`template put, ${existing.length} indices deleted, progress reset; indexing ${targetTotal} events`);
 
@@ -158,10 +151,7 @@ async function main(): Promise<void> {
         out(indexer.isLeader() ? "this process holds the indexer lock and indexes" : "a running service replica holds the indexer lock and indexes; watching its progress");
         reportedWho = true;
       }
-      const { rows } = await pool.query<{ tenant_id: string; indexed: string }>(
-        "SELECT tenant_id, indexed_sequence AS indexed FROM index_progress",
-      );
-      const indexed = new Map(rows.map((r) => [r.tenant_id, BigInt(r.indexed)]));
+      const indexed = await indexedPositions(pool);
       let done = 0n;
       let behind = 0;
       for (const [tenant, goal] of target) {

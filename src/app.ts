@@ -25,16 +25,12 @@ import { ensurePartitions } from "./store/partitions.ts";
 import { TenantStore } from "./store/tenant-store.ts";
 import { Client } from "@elastic/elasticsearch";
 import type { SearchBackend } from "./search/backend.ts";
-import { esExport } from "./search/elasticsearch/export.ts";
 import { ElasticsearchSearchBackend } from "./search/elasticsearch/backend.ts";
-import { esStats } from "./search/elasticsearch/stats.ts";
-import { Indexer, readIndexStatus } from "./search/elasticsearch/indexer.ts";
+import { Indexer } from "./search/elasticsearch/indexer.ts";
 import { Reconciler } from "./search/elasticsearch/reconciler.ts";
 import { IndexHealthMonitor } from "./search/elasticsearch/index-health.ts";
 import { indexNames } from "./search/elasticsearch/index-names.ts";
-import { pgExport } from "./search/postgres/export.ts";
 import { PostgresSearchBackend } from "./search/postgres/backend.ts";
-import { pgStats } from "./search/postgres/stats.ts";
 import { TenantReadLimiter } from "./services/tenant-read-limiter.ts";
 import { exportHttpHandler } from "./services/export-http.ts";
 
@@ -63,10 +59,6 @@ function startSearch(config: Config, pool: pg.Pool, readPool: pg.Pool, log: Logg
     const backend = new PostgresSearchBackend(readPool, {
       statementTimeoutMs: config.readTimeoutMs,
       exportPageTimeoutMs: config.exportPageTimeoutMs,
-      export: (ctx, tenantId, q, direction, limit, signal) =>
-        pgExport(ctx.pool, tenantId, q, direction, limit, signal, { pageTimeoutMs: ctx.exportPageTimeoutMs }),
-      stats: (ctx, tenantId, q, interval, top, signal) =>
-        pgStats(ctx.pool, tenantId, q, interval, top, { signal, statementTimeoutMs: ctx.statementTimeoutMs }),
     });
     return { backend, indexer: null, reconciler: null, close: async () => {} };
   }
@@ -74,15 +66,20 @@ function startSearch(config: Config, pool: pg.Pool, readPool: pg.Pool, log: Logg
   const client = new Client({ node: config.elasticsearchUrl, requestTimeout: 30_000, maxRetries: 2 });
   const esLog = log.child({ component: "search" });
   const prefix = config.elasticsearchIndexPrefix;
-  const backend = new ElasticsearchSearchBackend(client, readPool, {
-    readAlias: indexNames(prefix).alias,
-    export: (ctx, tenantId, q, direction, limit, signal) => esExport(ctx.client, tenantId, q, direction, limit, signal, { alias: ctx.readAlias }),
-    stats: (ctx, tenantId, q, interval, top, signal) => esStats(ctx.client, tenantId, q, interval, top, { alias: ctx.readAlias, signal }),
-    indexStatus: (ctx, tenantId) => readIndexStatus(ctx.pool, tenantId),
-  });
+  const backend = new ElasticsearchSearchBackend(client, readPool, { readAlias: indexNames(prefix).alias });
   const indexer = new Indexer({ pool, client, log: esLog.child({ component: "indexer" }), prefix });
   indexer.start();
-  const indexHealth = new IndexHealthMonitor({ pool, health, log: esLog, indexer, stallMs: config.indexStallMs });
+  // Only QueryService depends on the index; ingest and admin stay SERVING.
+  const indexHealth = new IndexHealthMonitor({
+    pool,
+    log: esLog,
+    indexer,
+    stallMs: config.indexStallMs,
+    report: ({ stuck, reason, refusalWarning }) => {
+      health.set(QueryService.typeName, stuck ? "NOT_SERVING" : "SERVING", reason ?? undefined);
+      health.warn("index-refusals", refusalWarning);
+    },
+  });
   indexHealth.start();
   const reconciler = new Reconciler({ pool, client, log: esLog.child({ component: "reconciler" }), prefix });
   if (config.reconcileIntervalMs > 0) reconciler.runPeriodically(config.reconcileIntervalMs);

@@ -22,7 +22,7 @@ export type Config = {
   maxMessageBytes: number;
   elasticsearchUrl: string | null;
   reconcileIntervalMs: number;
-  /** Elasticsearch index prefix (src/search/index-names.ts): alias, template and `<prefix>-*` indices. */
+  /** Elasticsearch index prefix (src/search/elasticsearch/index-names.ts): alias, template and `<prefix>-*` indices. */
   elasticsearchIndexPrefix: string;
   /** Search indexing with waiting work and no progress for this long makes QueryService NOT_SERVING. */
   indexStallMs: number;

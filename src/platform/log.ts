@@ -1,5 +1,7 @@
-// Tiny structured logger: one JSON object per line (time, level, msg, fields).
-// No dependencies; good enough for docker logs / jq.
+// Structured logging: one JSON object per line (time, level, msg, fields)
+// on stdout, written by pino. Call sites see only this small Logger type, so
+// the library stays replaceable and tests can hand in a stream.
+import { pino } from "pino";
 
 export type LogLevel = "debug" | "info" | "warn" | "error";
 export type LogFields = Record<string, unknown>;
@@ -13,56 +15,86 @@ export type Logger = {
   child(fields: LogFields): Logger;
 };
 
-const rank: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40 };
+const LEVELS: readonly LogLevel[] = ["debug", "info", "warn", "error"];
 
 export function isLogLevel(v: unknown): v is LogLevel {
-  return typeof v === "string" && Object.hasOwn(rank, v);
+  return typeof v === "string" && (LEVELS as readonly string[]).includes(v);
 }
 
-/** Errors do not serialize with JSON.stringify; turn them into plain objects. */
-function replacer(_key: string, value: unknown): unknown {
-  if (value instanceof Error) {
-    const out: Record<string, unknown> = { name: value.name, message: value.message };
-    const code = (value as { code?: unknown }).code;
-    if (code !== undefined) out.code = code;
-    if (value.stack !== undefined) out.stack = value.stack;
-    if (value.cause !== undefined) out.cause = value.cause;
-    return out;
-  }
+const REDACTED = "[redacted]";
+
+/**
+ * Secrets never reach a log line, wherever a call site puts them: bearer
+ * headers, API key secrets, the bootstrap key, and any field named like a
+ * secret, at the top level or one object down.
+ */
+export const REDACT_PATHS = [
+  "authorization",
+  "headers.authorization",
+  "req.headers.authorization",
+  "request.headers.authorization",
+  "bootstrapKey",
+  "apiKey",
+  "key.secret",
+  ...["secret", "password", "token", "apiKeySecret", "bootstrapKey"].flatMap((k) => [k, `*.${k}`]),
+];
+
+/**
+ * What JSON cannot say as is: bigints become decimal strings (sequences
+ * exceed 2^53 in principle, and a number would silently round), and errors
+ * under any key go through pino's error serializer (under `err` pino's
+ * serializers do it).
+ */
+function plain(value: unknown, seen: WeakSet<object>, depth: number): unknown {
   if (typeof value === "bigint") return value.toString();
-  return value;
+  if (value instanceof Error) return pino.stdSerializers.err(value);
+  if (value === null || typeof value !== "object" || ArrayBuffer.isView(value)) return value;
+  const proto = Object.getPrototypeOf(value);
+  if (!Array.isArray(value) && proto !== Object.prototype && proto !== null) return value;
+  if (seen.has(value)) return "[Circular]";
+  if (depth >= 10) return "[Object]";
+  seen.add(value);
+  const out = Array.isArray(value)
+    ? value.map((v) => plain(v, seen, depth + 1))
+    : Object.fromEntries(Object.entries(value).map(([k, v]) => [k, plain(v, seen, depth + 1)]));
+  seen.delete(value);
+  return out;
+}
+
+function plainFields(fields: LogFields): LogFields {
+  const seen = new WeakSet<object>();
+  return Object.fromEntries(
+    Object.entries(fields).map(([k, v]) => [k, k === "err" && v instanceof Error ? v : plain(v, seen, 1)]),
+  );
 }
 
 export function createLogger(opts: { level: LogLevel; stream?: NodeJS.WritableStream }): Logger {
-  const stream = opts.stream ?? process.stdout;
-  const min = rank[opts.level];
-  if (min === undefined) throw new Error(`unknown log level ${JSON.stringify(opts.level)}`);
+  if (!isLogLevel(opts.level)) throw new Error(`unknown log level ${JSON.stringify(opts.level)}`);
+  const root = pino(
+    {
+      level: opts.level,
+      // No pid/hostname: the container and the log collector know them.
+      base: null,
+      timestamp: pino.stdTimeFunctions.isoTime,
+      formatters: {
+        level: (label) => ({ level: label }),
+      },
+      serializers: { err: pino.stdSerializers.err },
+      redact: { paths: REDACT_PATHS, censor: REDACTED },
+    },
+    // A stream we write to like any other (not pino's own fd writer), so
+    // lines stay in order with whatever else goes to stdout.
+    (opts.stream ?? process.stdout) as pino.DestinationStream,
+  );
 
-  function make(base: LogFields): Logger {
-    function write(level: LogLevel, msg: string, fields?: LogFields): void {
-      if (rank[level] < min) return;
-      const entry = { time: new Date().toISOString(), level, msg, ...base, ...fields };
-      let line: string;
-      try {
-        line = JSON.stringify(entry, replacer);
-      } catch (err) {
-        // Circular structures and the like: never throw from a log call.
-        line = JSON.stringify({
-          time: entry.time,
-          level,
-          msg,
-          logError: `unserializable fields: ${String(err)}`,
-        });
-      }
-      stream.write(line + "\n");
-    }
+  function wrap(p: pino.Logger): Logger {
     return {
-      debug: (msg, fields) => write("debug", msg, fields),
-      info: (msg, fields) => write("info", msg, fields),
-      warn: (msg, fields) => write("warn", msg, fields),
-      error: (msg, fields) => write("error", msg, fields),
-      child: (fields) => make({ ...base, ...fields }),
+      debug: (msg, fields) => (fields ? p.debug(plainFields(fields), msg) : p.debug(msg)),
+      info: (msg, fields) => (fields ? p.info(plainFields(fields), msg) : p.info(msg)),
+      warn: (msg, fields) => (fields ? p.warn(plainFields(fields), msg) : p.warn(msg)),
+      error: (msg, fields) => (fields ? p.error(plainFields(fields), msg) : p.error(msg)),
+      child: (fields) => wrap(p.child(plainFields(fields))),
     };
   }
-  return make({});
+  return wrap(root);
 }

@@ -1,11 +1,10 @@
-// Tenant-scoped reads of the system of record: one event, a page of a
-// search, and walks over the hash chain.
+// Tenant-scoped reads of the system of record: one event and walks over the
+// hash chain. Searching is the PostgreSQL search backend's
+// (src/search/postgres/backend.ts).
 import type { Pool, PoolClient } from "pg";
 import type { StoredRecord } from "../domain/event-record.ts";
-import type { EventQuery, SortDirection } from "../domain/event-query.ts";
-import type { PagePosition } from "../domain/page-token.ts";
 import { EVENT_COLUMNS, type EventRow, recordFromRow } from "./event-rows.ts";
-import { countSql, searchSql } from "../search/postgres/sql.ts";
+import { committedHead } from "./index-progress.ts";
 import { withTenantRead } from "./tenant-scope.ts";
 
 export type EventReaderOptions = {
@@ -35,27 +34,6 @@ export class EventReader {
     }, { signal, statementTimeoutMs: this.statementTimeoutMs });
   }
 
-  search(
-    tenantId: string,
-    q: EventQuery,
-    direction: SortDirection,
-    after: PagePosition | null,
-    limit: number,
-    withTotal: boolean,
-    signal?: AbortSignal,
-  ): Promise<{ records: StoredRecord[]; total: bigint | null }> {
-    return withTenantRead(this.pool, tenantId, async (db) => {
-      const page = searchSql(tenantId, q, direction, after, limit, EVENT_COLUMNS);
-      const rows = await db.query<EventRow>(page.text, page.values);
-      let total: bigint | null = null;
-      if (withTotal) {
-        const c = countSql(tenantId, q);
-        total = BigInt((await db.query<{ n: string }>(c.text, c.values)).rows[0]!.n);
-      }
-      return { records: rows.rows.map(recordFromRow), total };
-    }, { signal, statementTimeoutMs: this.statementTimeoutMs });
-  }
-
   /**
    * Walks the tenant's events from `from` to `to` (null: the head) in
    * sequence order, in pages, inside one snapshot. `start` is told the stored
@@ -70,8 +48,7 @@ export class EventReader {
     signal?: AbortSignal,
   ): Promise<void> {
     return withTenantRead(this.pool, tenantId, async (db) => {
-      const head = await db.query<{ sequence: string }>("SELECT sequence FROM chain_heads WHERE tenant_id = $1", [tenantId]);
-      const headSequence = BigInt(head.rows[0]?.sequence ?? "0");
+      const headSequence = await committedHead(db, tenantId);
       const last = to === null || to > headSequence ? headSequence : to;
       const visit = start(from > 1n ? await hashAt(db, tenantId, from - 1n) : null, last);
       const pageSize = 5000n;

@@ -11,7 +11,7 @@ import pg from "pg";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import type { EventRecord } from "../../src/domain/event-record.ts";
 import { contentHash } from "../../src/domain/hash-chain.ts";
-import { readIndexStatus } from "../../src/search/elasticsearch/indexer.ts";
+import { readIndexStatus } from "../../src/search/elasticsearch/index-status.ts";
 import { type WriteItem, writeBatch } from "../../src/store/event-writer.ts";
 import { migrate } from "../../src/store/migrate.ts";
 import { ensurePartitions } from "../../src/store/partitions.ts";

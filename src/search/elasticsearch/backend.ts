@@ -1,49 +1,41 @@
 // Search served by Elasticsearch: one page per request, sorted by
 // (occurred_at, sequence) with search_after, always filtered and routed by
-// tenant. Export, stats and index status live in files of their own
-// (es-export.ts, es-stats.ts, ...) and plug in through the options; this
-// class only holds what they share.
+// tenant. Export and stats have files of their own (export.ts, stats.ts);
+// positions and index status come from PostgreSQL, where the indexer
+// records them.
 import type { Client, estypes } from "@elastic/elasticsearch";
 import type { Pool } from "pg";
 import type { StoredRecord } from "../../domain/event-record.ts";
 import type { EventQuery, SortDirection } from "../../domain/event-query.ts";
 import type { PagePosition } from "../../domain/page-token.ts";
+import { indexedPosition } from "../../store/index-progress.ts";
 import type { IndexStatus, SearchBackend, SearchPage, Stats, StatsInterval } from "../backend.ts";
 import { type EventDocument, recordFromDocument } from "./event-document.ts";
-import { esQuery, esSearchAfter, esSort } from "./query.ts";
+import { esExport } from "./export.ts";
+import { readIndexStatus } from "./index-status.ts";
 import { READ_ALIAS } from "./index-template.ts";
-
-/** What the pluggable parts get: the same client, pool and alias as search. */
-export type EsBackendContext = { readonly client: Client; readonly pool: Pool; readonly readAlias: string };
+import { esQuery, esSearchAfter, esSort } from "./query.ts";
+import { esStats } from "./stats.ts";
 
 export type ElasticsearchBackendOptions = {
-  /** The alias (or index pattern) searched; default READ_ALIAS. */
+  /** The alias (or index pattern) searched, exported and counted; default READ_ALIAS. */
   readAlias?: string;
   /** Totals above this are reported as a lower bound (track_total_hits). Default 10,000. */
   totalHitsLimit?: number;
   /** How often waitForPosition looks at index_progress. Default 25 ms. */
   pollIntervalMs?: number;
-  export?: (
-    ctx: EsBackendContext,
-    tenantId: string,
-    q: EventQuery,
-    direction: SortDirection,
-    limit: bigint | null,
-    signal: AbortSignal,
-  ) => AsyncIterable<StoredRecord[]>;
-  stats?: (ctx: EsBackendContext, tenantId: string, q: EventQuery, interval: StatsInterval, top: number, signal?: AbortSignal) => Promise<Stats>;
-  indexStatus?: (ctx: EsBackendContext, tenantId: string) => Promise<IndexStatus>;
 };
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
-export class ElasticsearchSearchBackend implements SearchBackend, EsBackendContext {
+export class ElasticsearchSearchBackend implements SearchBackend {
   readonly name = "elasticsearch" as const;
-  readonly client: Client;
-  readonly pool: Pool;
-  readonly readAlias: string;
+  private readonly client: Client;
+  private readonly pool: Pool;
+  private readonly readAlias: string;
   private readonly opts: ElasticsearchBackendOptions;
 
+  /** `pool`: the read pool (index_progress, GetIndexStatus). */
   constructor(client: Client, pool: Pool, opts: ElasticsearchBackendOptions = {}) {
     this.client = client;
     this.pool = pool;
@@ -103,26 +95,19 @@ export class ElasticsearchSearchBackend implements SearchBackend, EsBackendConte
   }
 
   /** The tenant's highest searchable sequence (0 before anything was indexed). */
-  async indexedPosition(tenantId: string): Promise<bigint> {
-    const r = await this.pool.query<{ indexed_sequence: string }>(
-      "SELECT indexed_sequence FROM index_progress WHERE tenant_id = $1",
-      [tenantId],
-    );
-    return BigInt(r.rows[0]?.indexed_sequence ?? "0");
+  indexedPosition(tenantId: string): Promise<bigint> {
+    return indexedPosition(this.pool, tenantId);
   }
 
   export(tenantId: string, q: EventQuery, direction: SortDirection, limit: bigint | null, signal: AbortSignal): AsyncIterable<StoredRecord[]> {
-    if (!this.opts.export) throw new Error("not implemented here");
-    return this.opts.export(this, tenantId, q, direction, limit, signal);
+    return esExport(this.client, tenantId, q, direction, limit, signal, { alias: this.readAlias });
   }
 
   stats(tenantId: string, q: EventQuery, interval: StatsInterval, top: number, signal?: AbortSignal): Promise<Stats> {
-    if (!this.opts.stats) return Promise.reject(new Error("not implemented here"));
-    return this.opts.stats(this, tenantId, q, interval, top, signal);
+    return esStats(this.client, tenantId, q, interval, top, { alias: this.readAlias, signal });
   }
 
   indexStatus(tenantId: string): Promise<IndexStatus> {
-    if (!this.opts.indexStatus) return Promise.reject(new Error("not implemented here"));
-    return this.opts.indexStatus(this, tenantId);
+    return readIndexStatus(this.pool, tenantId);
   }
 }

@@ -9,7 +9,7 @@
 // not the document, is the problem (overload, shard limits, blocks,
 // security, a missing index) is retried and never skips an event: skipping
 // there would silently drop good events from search.
-import type { Pool, PoolClient } from "pg";
+import type { Refusal } from "../../store/index-progress.ts";
 
 export type ItemFailure = { status: number; type: string; reason: string };
 
@@ -55,20 +55,7 @@ export function classifyItemFailure(f: ItemFailure): FailureClass {
 /** Reasons are Elasticsearch's messages (they quote the field's value): bounded before storing. */
 export const MAX_REASON_CHARS = 1000;
 
-export type Refusal = { sequence: bigint; eventId: string; reason: string };
-
 export function refusalReason(f: ItemFailure): string {
   const text = `${f.type}: ${f.reason}`;
   return text.length > MAX_REASON_CHARS ? `${text.slice(0, MAX_REASON_CHARS - 1)}…` : text;
-}
-
-/** Records refusals (a re-delivery refused again updates its row). */
-export async function recordRefusals(db: Pool | PoolClient, tenantId: string, refusals: Refusal[]): Promise<void> {
-  if (refusals.length === 0) return;
-  await db.query(
-    `INSERT INTO index_failures (tenant_id, sequence, event_id, reason, failed_at)
-     SELECT $1, s, e, r, now() FROM unnest($2::bigint[], $3::text[], $4::text[]) AS t(s, e, r)
-     ON CONFLICT (tenant_id, sequence) DO UPDATE SET event_id = EXCLUDED.event_id, reason = EXCLUDED.reason, failed_at = EXCLUDED.failed_at`,
-    [tenantId, refusals.map((r) => r.sequence.toString()), refusals.map((r) => r.eventId), refusals.map((r) => r.reason)],
-  );
 }

@@ -1,5 +1,6 @@
-// Search index health: turns QueryService NOT_SERVING (with a reason) while
-// indexing is stuck, and back when it moves again.
+// Search index health: reports indexing as stuck (with a reason) while it
+// is, and as moving again when it moves; src/app.ts turns that into
+// QueryService NOT_SERVING / SERVING.
 //
 // "Stuck" is read from PostgreSQL, not from this replica's indexer, so every
 // replica agrees whether or not it leads (and it also catches the case
@@ -19,19 +20,27 @@
 // show as a warning (a count, no tenant or event ids: /healthz is
 // unauthenticated); GetIndexStatus gives each tenant its own.
 import type { Pool } from "pg";
-import type { HealthState } from "../../server/health.ts";
 import type { Logger } from "../../platform/log.ts";
+import { stalledIndexing } from "../../store/index-progress.ts";
 import type { Indexer } from "./indexer.ts";
-
-/** The health service names the index takes down while stuck. */
-export const INDEX_DEPENDENT_SERVICES = ["auditlog.v1.QueryService"] as const;
 
 /** How far back refusals count for the warning. */
 const REFUSAL_WARNING_HOURS = 24;
 
+/** What each look reports (to the health state, in src/app.ts). */
+export type IndexHealthReport = {
+  /** Search depends on an index that has not moved for stallMs. */
+  stuck: boolean;
+  /** Why, while stuck. */
+  reason: string | null;
+  /** A warning about recently refused documents, null when there are none. */
+  refusalWarning: string | null;
+};
+
 export type IndexHealthOptions = {
   pool: Pool;
-  health: HealthState;
+  /** Told the result of every successful look. */
+  report: (r: IndexHealthReport) => void;
   log: Logger;
   /** This replica's indexer, for the reason text (its last error while leading). */
   indexer?: Indexer | null;
@@ -92,16 +101,13 @@ export class IndexHealthMonitor {
       this.log.debug("index health check failed", { err: (err as Error).message });
       return null;
     }
-    const { health } = this.opts;
-    for (const service of INDEX_DEPENDENT_SERVICES) {
-      health.set(service, h.stuck ? "NOT_SERVING" : "SERVING", h.reason ?? undefined);
-    }
-    health.warn(
-      "index-refusals",
-      h.recentRefusals > 0
+    this.opts.report({
+      stuck: h.stuck,
+      reason: h.reason,
+      refusalWarning: h.recentRefusals > 0
         ? `search index: ${h.recentRefusals} events refused for their content in the last ${REFUSAL_WARNING_HOURS} h; they are stored but not searchable (GetIndexStatus lists a tenant's)`
         : null,
-    );
+    });
     if (h.stuck !== this.stuck) {
       if (h.stuck) this.log.error("search indexing is stuck; QueryService reports NOT_SERVING", { reason: h.reason });
       else this.log.info("search indexing moves again; QueryService reports SERVING");
@@ -111,24 +117,7 @@ export class IndexHealthMonitor {
   }
 
   async check(): Promise<IndexHealth> {
-    const { rows } = await this.opts.pool.query<{ tenants: string; events: string; idle: number | null; refused: string }>(
-      `SELECT count(*) FILTER (WHERE idle > $1) AS tenants,
-              coalesce(sum(behind) FILTER (WHERE idle > $1), 0) AS events,
-              max(idle) FILTER (WHERE idle > $1) AS idle,
-              (SELECT count(*) FROM index_failures WHERE failed_at > now() - make_interval(hours => $2)) AS refused
-         FROM (
-           SELECT h.sequence - coalesce(p.indexed_sequence, 0) AS behind,
-                  extract(epoch FROM now() - greatest(p.updated_at, f.received_at))::float8 AS idle
-             FROM chain_heads h
-             LEFT JOIN index_progress p USING (tenant_id)
-             LEFT JOIN LATERAL (
-               SELECT e.received_at FROM events e
-                WHERE e.tenant_id = h.tenant_id AND e.sequence > coalesce(p.indexed_sequence, 0)
-                ORDER BY e.sequence LIMIT 1) f ON true
-            WHERE h.sequence > coalesce(p.indexed_sequence, 0)) t`,
-      [this.opts.stallMs / 1000, REFUSAL_WARNING_HOURS],
-    );
-    const r = rows[0]!;
+    const r = await stalledIndexing(this.opts.pool, this.opts.stallMs / 1000, REFUSAL_WARNING_HOURS);
     const stalledTenants = Number(r.tenants);
     const stalledEvents = BigInt(r.events);
     const recentRefusals = Number(r.refused);

@@ -32,7 +32,8 @@ import type { Logger } from "../../platform/log.ts";
 import { EVENT_COLUMNS, type EventRow, recordFromRow } from "../../store/event-rows.ts";
 import { systemQuery } from "../../store/system-scope.ts";
 import { documentFromRecord, documentId } from "./event-document.ts";
-import { classifyItemFailure, recordRefusals, refusalReason, type Refusal } from "./index-failures.ts";
+import { committedHeadSystem, indexedPosition, NOT_REFUSED, recordRefusals, type Refusal, tenantIds } from "../../store/index-progress.ts";
+import { classifyItemFailure, refusalReason } from "./index-failures.ts";
 import { indexNames, type IndexNames } from "./index-names.ts";
 
 export type ReconcileWindow = "day" | "hour";
@@ -92,9 +93,6 @@ type Bucket = { count: bigint; checksum: bigint };
 type EsHit = { _id: string; _index: string; _routing?: string; fields?: { id?: string[]; sequence?: number[] } };
 type PgId = { id: string; sequence: bigint; receivedAt: string };
 
-/** Not refused by the index (index_failures): the events the index should hold. */
-const NOT_REFUSED = `NOT EXISTS (SELECT 1 FROM index_failures f WHERE f.tenant_id = events.tenant_id AND f.sequence = events.sequence)`;
-
 const RECEIVED_AT_TEXT = `to_char(received_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`;
 
 const TRUNC: Record<ReconcileWindow, { pg: string; es: string; ms: number }> = {
@@ -128,11 +126,7 @@ export class Reconciler {
 
   async reconcileTenant(tenantId: string, opts: { window?: ReconcileWindow } = {}): Promise<ReconcileReport> {
     const window = opts.window ?? this.window;
-    const progress = await this.pool.query<{ indexed: string }>(
-      "SELECT indexed_sequence AS indexed FROM index_progress WHERE tenant_id = $1",
-      [tenantId],
-    );
-    const indexed = BigInt(progress.rows[0]?.indexed ?? "0");
+    const indexed = await indexedPosition(this.pool, tenantId);
 
     const [pgWindows, esWindows] = await Promise.all([
       this.postgresWindows(tenantId, indexed, window),
@@ -236,10 +230,10 @@ export class Reconciler {
     try {
       const got = await lock.query<{ ok: boolean }>("SELECT pg_try_advisory_lock($1) AS ok", [this.lockKey.toString()]);
       if (!got.rows[0]?.ok) return false;
-      const { rows } = await systemQuery<{ tenant_id: string }>(this.pool, "SELECT tenant_id FROM chain_heads ORDER BY tenant_id");
+      const tenants = await tenantIds(this.pool);
       let gaps = 0;
       let failed = 0;
-      for (const { tenant_id } of rows) {
+      for (const tenant_id of tenants) {
         if (this.stopped) break;
         try {
           const r = await this.reconcileTenant(tenant_id, opts);
@@ -249,7 +243,7 @@ export class Reconciler {
           this.log.warn("reconcile failed for a tenant", { tenant: tenant_id, err: (err as Error).message });
         }
       }
-      this.log.info("reconcile round done", { tenants: rows.length, tenantsRepaired: gaps, tenantsFailed: failed });
+      this.log.info("reconcile round done", { tenants: tenants.length, tenantsRepaired: gaps, tenantsFailed: failed });
       return true;
     } finally {
       await lock.end().catch(() => {});
@@ -362,9 +356,7 @@ export class Reconciler {
     if (hits.length === 0) return { checked: 0, removedIds: [] };
     // Read after the search: every document the indexer had written by then
     // belongs to an event committed by then, so at or below this head.
-    const head = BigInt(
-      (await systemQuery<{ s: string }>(this.pool, "SELECT sequence AS s FROM chain_heads WHERE tenant_id = $1", [tenantId])).rows[0]?.s ?? "0",
-    );
+    const head = await committedHeadSystem(this.pool, tenantId);
     const seqs = [...new Set(hits.flatMap((h) => {
       const s = h.fields?.sequence?.[0];
       return s !== undefined && BigInt(s) > indexed && BigInt(s) <= head ? [String(s)] : [];

@@ -1,53 +1,36 @@
 // Search served by PostgreSQL, the system of record: used when no
 // Elasticsearch is configured. Nothing lags behind, so every position is
-// searchable at once. Export and stats plug in through the options like
-// those of ElasticsearchSearchBackend.
+// searchable at once.
 import type { Pool } from "pg";
 import type { StoredRecord } from "../../domain/event-record.ts";
 import type { EventQuery, SortDirection } from "../../domain/event-query.ts";
 import type { PagePosition } from "../../domain/page-token.ts";
 import type { IndexStatus, SearchBackend, SearchPage, Stats, StatsInterval } from "../backend.ts";
-import { EventReader } from "../../store/event-reader.ts";
+import { EVENT_COLUMNS, type EventRow, recordFromRow } from "../../store/event-rows.ts";
+import { committedHead } from "../../store/index-progress.ts";
 import { withTenantRead } from "../../store/tenant-scope.ts";
-
-export type PgBackendContext = {
-  readonly pool: Pool;
-  readonly reader: EventReader;
-  /** statement_timeout of search and stats statements. */
-  readonly statementTimeoutMs?: number;
-  /** statement_timeout of each page of an export (an export as a whole may run as long as it needs). */
-  readonly exportPageTimeoutMs?: number;
-};
+import { pgExport } from "./export.ts";
+import { countSql, searchSql } from "./sql.ts";
+import { pgStats } from "./stats.ts";
 
 export type PostgresBackendOptions = {
-  export?: (
-    ctx: PgBackendContext,
-    tenantId: string,
-    q: EventQuery,
-    direction: SortDirection,
-    limit: bigint | null,
-    signal: AbortSignal,
-  ) => AsyncIterable<StoredRecord[]>;
-  stats?: (ctx: PgBackendContext, tenantId: string, q: EventQuery, interval: StatsInterval, top: number, signal?: AbortSignal) => Promise<Stats>;
+  /** statement_timeout of search and stats statements; unset: the server's setting. */
   statementTimeoutMs?: number;
+  /** statement_timeout of each page of an export (an export as a whole may run as long as it needs). */
   exportPageTimeoutMs?: number;
 };
 
-export class PostgresSearchBackend implements SearchBackend, PgBackendContext {
+export class PostgresSearchBackend implements SearchBackend {
   readonly name = "postgresql" as const;
-  readonly pool: Pool;
-  readonly reader: EventReader;
-  readonly statementTimeoutMs: number | undefined;
-  readonly exportPageTimeoutMs: number | undefined;
-  private readonly opts: PostgresBackendOptions;
+  private readonly pool: Pool;
+  private readonly statementTimeoutMs: number | undefined;
+  private readonly exportPageTimeoutMs: number | undefined;
 
-  /** `pool`: the read pool. */
+  /** `pool`: the read pool, apart from the one ingest writes through. */
   constructor(pool: Pool, opts: PostgresBackendOptions = {}) {
     this.pool = pool;
     this.statementTimeoutMs = opts.statementTimeoutMs;
     this.exportPageTimeoutMs = opts.exportPageTimeoutMs;
-    this.reader = new EventReader(pool, { statementTimeoutMs: opts.statementTimeoutMs });
-    this.opts = opts;
   }
 
   async search(
@@ -59,8 +42,16 @@ export class PostgresSearchBackend implements SearchBackend, PgBackendContext {
     withTotal: boolean,
     signal?: AbortSignal,
   ): Promise<SearchPage> {
-    const { records, total } = await this.reader.search(tenantId, q, direction, after, limit, withTotal, signal);
-    return { records, total, totalIsLowerBound: false };
+    return withTenantRead(this.pool, tenantId, async (db) => {
+      const page = searchSql(tenantId, q, direction, after, limit, EVENT_COLUMNS);
+      const rows = await db.query<EventRow>(page.text, page.values);
+      let total: bigint | null = null;
+      if (withTotal) {
+        const c = countSql(tenantId, q);
+        total = BigInt((await db.query<{ n: string }>(c.text, c.values)).rows[0]!.n);
+      }
+      return { records: rows.rows.map(recordFromRow), total, totalIsLowerBound: false };
+    }, { signal, statementTimeoutMs: this.statementTimeoutMs });
   }
 
   /** PostgreSQL is the system of record: a committed position is searchable. */
@@ -69,9 +60,7 @@ export class PostgresSearchBackend implements SearchBackend, PgBackendContext {
   }
 
   async indexStatus(tenantId: string): Promise<IndexStatus> {
-    const head = await withTenantRead(this.pool, tenantId, (db) =>
-      db.query<{ sequence: string }>("SELECT sequence FROM chain_heads WHERE tenant_id = $1", [tenantId]), { statementTimeoutMs: this.statementTimeoutMs });
-    const committed = BigInt(head.rows[0]?.sequence ?? "0");
+    const committed = await withTenantRead(this.pool, tenantId, (db) => committedHead(db, tenantId), { statementTimeoutMs: this.statementTimeoutMs });
     return {
       backend: "postgresql",
       committedPosition: committed,
@@ -83,12 +72,10 @@ export class PostgresSearchBackend implements SearchBackend, PgBackendContext {
   }
 
   export(tenantId: string, q: EventQuery, direction: SortDirection, limit: bigint | null, signal: AbortSignal): AsyncIterable<StoredRecord[]> {
-    if (!this.opts.export) throw new Error("not implemented here");
-    return this.opts.export(this, tenantId, q, direction, limit, signal);
+    return pgExport(this.pool, tenantId, q, direction, limit, signal, { pageTimeoutMs: this.exportPageTimeoutMs });
   }
 
   stats(tenantId: string, q: EventQuery, interval: StatsInterval, top: number, signal?: AbortSignal): Promise<Stats> {
-    if (!this.opts.stats) return Promise.reject(new Error("not implemented here"));
-    return this.opts.stats(this, tenantId, q, interval, top, signal);
+    return pgStats(this.pool, tenantId, q, interval, top, { signal, statementTimeoutMs: this.statementTimeoutMs });
   }
 }
