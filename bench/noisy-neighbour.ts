@@ -3,6 +3,7 @@
 // hardening issue found?
 //
 //   npm run bench:noisy -- [--elasticsearch-url http://127.0.0.1:9200] [--seconds 30]
+//                          [--attacks shards,timestamp,search] [--search-streams 10]
 //
 // Starts the service on a fresh database (like `npm run bench -- --start`),
 // then measures tenant "victim" alone for --seconds, and again while tenant
@@ -38,12 +39,14 @@ const { values: args } = parseArgs({
     "elasticsearch-url": { type: "string", default: process.env["ELASTICSEARCH_URL"] || "" },
     seconds: { type: "string", default: "30" },
     "search-streams": { type: "string", default: "10" },
+    attacks: { type: "string", default: "shards,timestamp,search" },
     out: { type: "string" },
     "keep-db": { type: "boolean", default: false },
   },
 });
 const SECONDS = Number(args.seconds);
 const SEARCH_STREAMS = Number(args["search-streams"]);
+const ATTACKS = new Set(args.attacks!.split(",").map((a) => a.trim()));
 const log = (msg: string) => process.stderr.write(`[noisy] ${msg}\n`);
 
 type Ops = "append" | "get" | "search";
@@ -158,19 +161,19 @@ try {
     const month = (n: number) => timestampFromDate(new Date(Date.UTC(2100, n % 1_800, 1)));
     const negated = Array.from({ length: 40 }, (_, i) => `-w${i}${"q".repeat(1)}`).join(" ").slice(0, 243);
     const loops = [
-      loop("shards", (i) =>
+      ATTACKS.has("shards") && loop("shards", (i) =>
         attackerIngest.append(
           { events: Array.from({ length: 1000 }, (_, k) => ({ action: "x.y", occurredAt: month(i * 1000 + k), actor: { id: "a" }, target: { type: "t", id: "t" } })) },
           { timeoutMs: 60_000 },
         ),
       ),
-      loop("timestamp", () =>
+      ATTACKS.has("timestamp") && loop("timestamp", () =>
         attackerIngest.append(
           { events: [create(EventSchema, { action: "x.z", occurredAt: { seconds: 9223372035n, nanos: 1999999999 }, actor: { id: "a" }, target: { type: "t", id: "t" } })] },
           { timeoutMs: 60_000 },
         ),
       ),
-      ...Array.from({ length: SEARCH_STREAMS }, () => loop("search", () => attackerQuery.searchEvents({ filter: { query: negated }, pageSize: 100 }, { timeoutMs: 120_000 }))),
+      ...Array.from({ length: ATTACKS.has("search") ? SEARCH_STREAMS : 0 }, () => loop("search", () => attackerQuery.searchEvents({ filter: { query: negated }, pageSize: 100 }, { timeoutMs: 120_000 }))),
     ];
     const stopper = () => {
       running = false;
@@ -179,7 +182,7 @@ try {
     return {
       async stop() {
         stopper();
-        await Promise.all(loops);
+        await Promise.all(loops.filter(Boolean));
         return counts;
       },
     };
@@ -188,7 +191,7 @@ try {
   log(`idle phase, ${SECONDS} s`);
   const sample0 = procSample(service.pid);
   const idle = await victimPhase("idle");
-  log(`attack phase, ${SECONDS} s (attacker: shards + timestamp + ${SEARCH_STREAMS} searches)`);
+  log(`attack phase, ${SECONDS} s (attacker: ${[...ATTACKS].map((a) => (a === "search" ? `${SEARCH_STREAMS} searches` : a)).join(" + ")})`);
   const a = attack();
   await new Promise((r) => setTimeout(r, 2_000));
   const attacked = await victimPhase("under attack");
@@ -208,6 +211,7 @@ try {
     elasticsearch: Boolean(args["elasticsearch-url"]),
     seconds: SECONDS,
     searchStreams: SEARCH_STREAMS,
+    attacks: [...ATTACKS],
     victim: summary,
     victimErrors: { idle: idle.errors, attacked: attacked.errors },
     attackerCalls: attackCounts,
