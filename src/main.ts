@@ -3,7 +3,7 @@ import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { startApp } from "./app.ts";
-import { ConfigError, loadConfig } from "./config.ts";
+import { type Config, ConfigError, loadConfig } from "./config.ts";
 import { createLogger } from "./platform/log.ts";
 import { startEmbeddedPostgres } from "./devservers/embedded-postgres.ts";
 
@@ -18,7 +18,7 @@ function localBootstrapKey(dataDir: string): string {
 }
 
 async function main(): Promise<void> {
-  let config;
+  let config: Config;
   try {
     config = loadConfig();
   } catch (err) {

@@ -87,7 +87,7 @@ export function accessLogInterceptor(log: Logger): Interceptor {
       log[level]("rpc", fields);
     };
 
-    let res;
+    let res: Awaited<ReturnType<typeof next>>;
     try {
       res = await next(req);
     } catch (err) {

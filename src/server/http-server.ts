@@ -146,7 +146,7 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
       const infra = { interceptors: [accessLog] };
       registerHealth(router, health, infra);
       registerReflection(router, [...files.values()], infra);
-      router.handlers.forEach((h, i) => (router.handlers[i] = remapConnectParseFailures(h)));
+      for (let i = 0; i < router.handlers.length; i++) router.handlers[i] = remapConnectParseFailures(router.handlers[i]!);
       for (const h of router.handlers) rpcPaths.add(h.requestPath);
     },
     fallback(req, res) {

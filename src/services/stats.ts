@@ -11,7 +11,7 @@ import {
   StatsInterval as StatsIntervalEnum,
 } from "../../gen/auditlog/v1/query_pb.js";
 import { timestampFromMicros } from "../domain/timestamp.ts";
-import type { SearchBackend, StatsInterval } from "../search/backend.ts";
+import type { SearchBackend, Stats, StatsInterval } from "../search/backend.ts";
 import { asConnectError } from "./errors.ts";
 import { queryOf } from "./event-filter.ts";
 import { validateRequest } from "./request-context.ts";
@@ -37,7 +37,7 @@ export async function tenantStats(deps: StatsDeps, tenantId: string, req: GetSta
   const { validator, backend, limiter } = deps;
   validateRequest(validator, GetStatsRequestSchema, req);
   const q = queryOf(req.filter);
-  let stats;
+  let stats: Stats;
   try {
     const run = () => backend.stats(tenantId, q, INTERVALS[req.interval], req.top || DEFAULT_TOP, signal);
     stats = limiter ? await limiter.run(tenantId, signal, run) : await run();

@@ -65,6 +65,7 @@ export function withTenantRead<T>(
       signal?.removeEventListener("abort", onAbort);
       // Not a DatabaseError, so the connection is destroyed: a cancel request
       // still on its way must never hit the next user of this connection.
+      // biome-ignore lint/correctness/noUnsafeFinally: the abort must win over fn's outcome, whatever it was.
       if (cancelled) throw signal!.reason instanceof Error ? signal!.reason : new Error("read aborted by the caller");
     }
   }).catch((err: unknown) => {

@@ -2,7 +2,7 @@
 // retry unacknowledged batches with the same ids, and the per-fault report
 // line.
 export { freePort } from "../../src/devservers/processes.ts";
-import pg from "pg";
+import type pg from "pg";
 import type * as grpc from "@grpc/grpc-js";
 import { connectCall } from "../../scripts/lib/connect-json.ts";
 import { makeEvent, toConnectJson, toProtoLoader } from "../support/events.ts";
@@ -169,7 +169,7 @@ export async function ingestStreamProducer(
     for (;;) {
       if (ctl.giveUp()) return;
       const t = ctl.target();
-      if (!t || !t.grpcClient) {
+      if (!t?.grpcClient) {
         await sleep(50);
         continue;
       }

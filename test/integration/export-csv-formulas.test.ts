@@ -39,7 +39,7 @@ describe("CSV export and spreadsheet formulas", () => {
     expect(rows[2]!["action"]).toBe("'-delete.all");
     expect(rows[0]!["action"]).toBe("customer.created");
     // Open content is JSON text starting with "{": the values inside cannot lead a cell.
-    rows.forEach((r, i) => expect(JSON.parse(r["metadata"]!)).toEqual({ note: FORMULAS[i], [FORMULAS[i]!]: 1 }));
+    for (const [i, r] of rows.entries()) expect(JSON.parse(r["metadata"]!)).toEqual({ note: FORMULAS[i], [FORMULAS[i]!]: 1 });
   }
 
   function expectAsStored(rows: Row[]): void {

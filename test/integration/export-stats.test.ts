@@ -10,12 +10,12 @@ import type { AddressInfo } from "node:net";
 import { Writable } from "node:stream";
 import { create, type MessageInitShape } from "@bufbuild/protobuf";
 import { createValidator } from "@bufbuild/protovalidate";
-import { Code, ConnectError, createContextValues, createHandlerContext, type HandlerContext } from "@connectrpc/connect";
+import { Code, createContextValues, createHandlerContext, type HandlerContext } from "@connectrpc/connect";
 import { Client } from "@elastic/elasticsearch";
 import { parse as parseCsv } from "csv-parse/sync";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import { ActorType, EventSchema, Outcome, Severity } from "../../gen/auditlog/v1/event_pb.js";
+import { type ActorType, EventSchema, type Outcome, type Severity } from "../../gen/auditlog/v1/event_pb.js";
 import {
   type ExportEventsRequest,
   ExportEventsRequestSchema,
@@ -295,7 +295,7 @@ describe("export and statistics: Elasticsearch and PostgreSQL agree", () => {
     expect(lines.pop()).toBe("");
     expect(rows.length).toBe(lines.length);
     expect(rows.length).toBeGreaterThan(1000);
-    rows.forEach((row, i) => expect(row).toEqual(flattenJson(JSON.parse(lines[i]!))));
+    for (const [i, row] of rows.entries()) expect(row).toEqual(flattenJson(JSON.parse(lines[i]!)));
     expect(csv.text.startsWith(`${CSV_COLUMNS.join(",")}\r\n`)).toBe(true);
     expect(rows.some((r) => r.message!.includes('"hi",'))).toBe(true);
     expect(rows.some((r) => r.message!.includes("\n"))).toBe(true);
@@ -514,7 +514,7 @@ describe("export and statistics: Elasticsearch and PostgreSQL agree", () => {
       // The tenant's events 40 times over, counting the batches pulled.
       endless: () =>
         esBackend({
-          export: async function* (t, q, d, l, s) {
+          export: async function* (_t, _q, _d, _l, s) {
             const records = all.get(TENANT_A)!;
             try {
               for (let round = 0; round < 40; round++) {

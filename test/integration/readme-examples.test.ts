@@ -10,7 +10,7 @@ import { BOOTSTRAP_KEY, startTestService, type TestService } from "../support/se
 const ROOT = join(import.meta.dirname, "..", "..");
 
 /** The ```sh blocks that follow an `<!-- example -->` marker, in order. */
-export function readmeExamples(markdown: string): string[] {
+function readmeExamples(markdown: string): string[] {
   return [...markdown.matchAll(/<!-- example -->\s*```sh\n([\s\S]*?)```/g)].map((m) => m[1]!);
 }
 

@@ -24,7 +24,7 @@ import pg from "pg";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import type { Condition, EventQuery, SortDirection, TermField } from "../../src/domain/event-query.ts";
 import { severitiesAtLeast, TERM_FIELDS, words } from "../../src/domain/event-query.ts";
-import type { ActorTypeName, EventRecord, OutcomeName, SeverityName, StoredRecord } from "../../src/domain/event-record.ts";
+import type { ActorTypeName, EventRecord, OutcomeName, StoredRecord } from "../../src/domain/event-record.ts";
 import { SEVERITY_ORDER } from "../../src/domain/event-record.ts";
 import { contentHash } from "../../src/domain/hash-chain.ts";
 import { compareForSort, matchesQuery, termValue } from "../../src/domain/match-query.ts";

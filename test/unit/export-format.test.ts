@@ -2,7 +2,7 @@ import { create, toJson } from "@bufbuild/protobuf";
 import { TimestampSchema } from "@bufbuild/protobuf/wkt";
 import { parse } from "csv-parse/sync";
 import { describe, expect, it } from "vitest";
-import { ActorType, type StoredEvent, StoredEventSchema } from "../../gen/auditlog/v1/event_pb.js";
+import { type ActorType, type StoredEvent, StoredEventSchema } from "../../gen/auditlog/v1/event_pb.js";
 import { type StoredRecord, storedEventFromRecord } from "../../src/domain/event-record.ts";
 import { CSV_COLUMNS, csvField, csvHeader, csvRow, csvSafeField, ndjsonLine, ndjsonLineOfRecord, timestampJson } from "../../src/domain/export-format.ts";
 import { chainRecords, fullEvent, minimalEvent } from "./fixtures.ts";

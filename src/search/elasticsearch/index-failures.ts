@@ -9,7 +9,6 @@
 // not the document, is the problem (overload, shard limits, blocks,
 // security, a missing index) is retried and never skips an event: skipping
 // there would silently drop good events from search.
-import type { Refusal } from "../../store/index-progress.ts";
 
 export type ItemFailure = { status: number; type: string; reason: string };
 

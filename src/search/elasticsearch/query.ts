@@ -102,7 +102,7 @@ export function esSearchAfter(p: PagePosition, direction: SortDirection): estype
 
 /** The page position of a hit's sort values (from a search sorted by esSort). */
 export function positionFromSortValues(sort: estypes.SortResults | undefined): PagePosition {
-  if (!sort || sort.length !== 2) throw new Error(`unexpected sort values: ${JSON.stringify(sort)}`);
+  if (sort?.length !== 2) throw new Error(`unexpected sort values: ${JSON.stringify(sort)}`);
   const [time, seq] = sort;
   let occurredAt: Micros;
   if (typeof time === "string" && /^\d+$/.test(time)) {

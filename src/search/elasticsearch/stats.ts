@@ -28,8 +28,8 @@ export function esErrorTypes(err: unknown): string[] {
     const o = e as Record<string, unknown>;
     if (typeof o["type"] === "string") out.push(o["type"]);
     walk(o["caused_by"]);
-    if (Array.isArray(o["root_cause"])) o["root_cause"].forEach(walk);
-    if (Array.isArray(o["failed_shards"])) o["failed_shards"].forEach((f) => walk((f as { reason?: unknown }).reason));
+    if (Array.isArray(o["root_cause"])) for (const c of o["root_cause"]) walk(c);
+    if (Array.isArray(o["failed_shards"])) for (const f of o["failed_shards"]) walk((f as { reason?: unknown }).reason);
   };
   walk((body as { error?: unknown } | undefined)?.error);
   return out;
@@ -78,7 +78,9 @@ export async function esStats(
     throw new Error(`statistics incomplete: ${r._shards.failed} of ${r._shards.total} shards failed${r.timed_out ? ", timed out" : ""}`);
   }
   const total = r.hits.total;
-  const histogram = ((r.aggregations?.["histogram"] as HistogramAgg).buckets as estypes.AggregationsDateHistogramBucket[]).map(
+  const results = r.aggregations;
+  if (!results) throw new Error("statistics came back without their aggregations");
+  const histogram = ((results["histogram"] as HistogramAgg).buckets as estypes.AggregationsDateHistogramBucket[]).map(
     (b) => ({ start: BigInt(b.key) * 1000n, count: BigInt(b.doc_count) }),
   );
   if (histogram.length > MAX_HISTOGRAM_BUCKETS) throw new TooManyBucketsError(interval, histogram.length);
@@ -87,7 +89,7 @@ export async function esStats(
     histogram,
     top: STATS_FIELDS.map((field, i) => ({
       field,
-      values: ((r.aggregations?.[`top${i}`] as TermsAgg).buckets as estypes.AggregationsStringTermsBucket[]).map((b) => ({
+      values: ((results[`top${i}`] as TermsAgg).buckets as estypes.AggregationsStringTermsBucket[]).map((b) => ({
         value: String(b.key),
         count: BigInt(b.doc_count),
       })),
