@@ -4,6 +4,7 @@
 //
 //   npm run bench:noisy -- [--elasticsearch-url http://127.0.0.1:9200] [--seconds 30]
 //                          [--attacks shards,timestamp,search] [--search-streams 10]
+//                          [--tenant-ingest-rate 2000] [--tenant-ingest-burst 2000]
 //
 // Starts the service on a fresh database (like `npm run bench -- --start`),
 // then measures tenant "victim" alone for --seconds, and again while tenant
@@ -16,6 +17,8 @@
 // The victim runs one loop: Append of one event, GetEvent of it, then a
 // search that must see it (min_position of the Append). With Elasticsearch
 // the search also measures how soon the victim's own write is searchable.
+// --tenant-ingest-rate/-burst start the service with AUDITLOG_TENANT_INGEST_RATE
+// and _BURST (the service's defaults otherwise: unlimited).
 // Figures go to stdout and to --out as JSON.
 import { randomBytes, randomUUID } from "node:crypto";
 import { mkdirSync, writeFileSync } from "node:fs";
@@ -40,6 +43,8 @@ const { values: args } = parseArgs({
     seconds: { type: "string", default: "30" },
     "search-streams": { type: "string", default: "10" },
     attacks: { type: "string", default: "shards,timestamp,search" },
+    "tenant-ingest-rate": { type: "string", default: "" },
+    "tenant-ingest-burst": { type: "string", default: "" },
     out: { type: "string" },
     "keep-db": { type: "boolean", default: false },
   },
@@ -66,6 +71,10 @@ const service = await startServiceChild({
   name: `auditlog_noisy_${stamp}`,
   elasticsearchUrl: args["elasticsearch-url"] || undefined,
   keepDb: args["keep-db"],
+  env: {
+    ...(args["tenant-ingest-rate"] ? { AUDITLOG_TENANT_INGEST_RATE: args["tenant-ingest-rate"] } : {}),
+    ...(args["tenant-ingest-burst"] ? { AUDITLOG_TENANT_INGEST_BURST: args["tenant-ingest-burst"] } : {}),
+  },
   log,
 });
 const stopAll: (() => void)[] = [];
@@ -212,6 +221,8 @@ try {
     seconds: SECONDS,
     searchStreams: SEARCH_STREAMS,
     attacks: [...ATTACKS],
+    tenantIngestRate: args["tenant-ingest-rate"] ? Number(args["tenant-ingest-rate"]) : null,
+    tenantIngestBurst: args["tenant-ingest-burst"] ? Number(args["tenant-ingest-burst"]) : null,
     victim: summary,
     victimErrors: { idle: idle.errors, attacked: attacked.errors },
     attackerCalls: attackCounts,

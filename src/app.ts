@@ -32,6 +32,7 @@ import { IndexHealthMonitor } from "./search/elasticsearch/index-health.ts";
 import { indexNames } from "./search/elasticsearch/index-names.ts";
 import { PostgresSearchBackend } from "./search/postgres/backend.ts";
 import { TenantReadLimiter } from "./services/tenant-read-limiter.ts";
+import { TenantIngestLimiter } from "./services/tenant-ingest-limiter.ts";
 import { exportHttpHandler } from "./services/export-http.ts";
 
 export type App = {
@@ -133,6 +134,7 @@ export async function startApp(config: Config & { databaseUrl: string }, log: Lo
   });
   const reader = new EventReader(readPool, { statementTimeoutMs: config.readTimeoutMs });
   const readLimiter = new TenantReadLimiter({ perTenant: config.tenantReadConcurrency, maxWaitMs: config.readQueueMs });
+  const ingestLimiter = new TenantIngestLimiter({ ratePerSecond: config.tenantIngestRate, burst: config.tenantIngestBurst });
   // Per service too, so that search can be reported down on its own
   // (index-health.ts) while ingest goes on.
   const health = new HealthState({
@@ -147,7 +149,7 @@ export async function startApp(config: Config & { databaseUrl: string }, log: Lo
     host: config.host,
     port: config.port,
     routes: (router) => {
-      router.service(IngestService, ingestService({ validator, committer, log }));
+      router.service(IngestService, ingestService({ validator, committer, log, limiter: ingestLimiter }));
       router.service(QueryService, queryService({ validator, reader, backend: search.backend, limiter: readLimiter }));
       router.service(AdminService, adminService({ validator, tenants, keys, auth }));
     },

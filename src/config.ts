@@ -15,6 +15,10 @@ export type Config = {
   exportPageTimeoutMs: number;
   tenantReadConcurrency: number;
   readQueueMs: number;
+  /** Events per second one tenant may submit to one replica; 0: unlimited. */
+  tenantIngestRate: number;
+  /** Most events one tenant may submit at once to one replica (the bucket's size). */
+  tenantIngestBurst: number;
   batchMaxEvents: number;
   maxPendingEvents: number;
   shutdownGraceMs: number;
@@ -29,6 +33,9 @@ export type Config = {
 };
 
 export class ConfigError extends Error {}
+
+// One message of Append or Ingest: the default burst lets the largest through.
+const MAX_EVENTS_PER_MESSAGE = 1000;
 
 type Env = Record<string, string | undefined>;
 
@@ -70,6 +77,7 @@ export function loadConfig(env: Env = process.env): Config {
       errors.push(`CORS_ORIGINS: ${JSON.stringify(o)} is not an origin like https://app.example.com (or *)`);
     }
   }
+  const tenantIngestRate = int("AUDITLOG_TENANT_INGEST_RATE", 0, 0, 100_000_000);
   const config: Config = {
     host: env.HOST || "127.0.0.1",
     port: int("PORT", 8080, 0, 65535),
@@ -89,6 +97,10 @@ export function loadConfig(env: Env = process.env): Config {
     exportPageTimeoutMs: int("AUDITLOG_EXPORT_PAGE_TIMEOUT_MS", 60_000, 100, 3_600_000),
     tenantReadConcurrency: int("AUDITLOG_TENANT_READ_CONCURRENCY", 4, 1, 1000),
     readQueueMs: int("AUDITLOG_READ_QUEUE_MS", 1_000, 0, 60_000),
+    // Unlimited by default: what one replica can take depends on its machine
+    // and PostgreSQL, so the operator sets it (docs/ARCHITECTURE.md, Tenancy).
+    tenantIngestRate,
+    tenantIngestBurst: int("AUDITLOG_TENANT_INGEST_BURST", Math.max(MAX_EVENTS_PER_MESSAGE, tenantIngestRate), 1, 100_000_000),
     batchMaxEvents: int("AUDITLOG_BATCH_MAX_EVENTS", 5000, 1, 100_000),
     maxPendingEvents: int("AUDITLOG_MAX_PENDING_EVENTS", 20_000, 1000, 10_000_000),
     shutdownGraceMs: int("AUDITLOG_SHUTDOWN_GRACE_MS", 10_000, 0, 600_000),

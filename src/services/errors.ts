@@ -11,6 +11,7 @@
 // | UnknownTenantError (no chain head)           | FAILED_PRECONDITION |
 // | ReadTimeoutError, Elasticsearch timeout      | DEADLINE_EXCEEDED   |
 // | TenantBusyError, PostgreSQL 53xxx/54000      | RESOURCE_EXHAUSTED  |
+// | TenantIngestLimitError (over its rate)       | RESOURCE_EXHAUSTED  |
 // | PageTokenError, ChainRangeError              | INVALID_ARGUMENT    |
 // | FilterFieldError, QuerySyntaxError           | INVALID_ARGUMENT    |
 // | TooManyBucketsError                          | INVALID_ARGUMENT    |
@@ -29,6 +30,7 @@ import { ClosedError } from "../store/group-commit.ts";
 import { ReadTimeoutError } from "../store/tenant-scope.ts";
 import { TenantExistsError } from "../store/tenant-store.ts";
 import { TenantBusyError } from "./tenant-read-limiter.ts";
+import { TenantIngestLimitError } from "./tenant-ingest-limiter.ts";
 
 const STORAGE_UNAVAILABLE = "storage is unavailable; retry";
 
@@ -55,6 +57,7 @@ export function connectErrorOf(err: unknown): ConnectError | null {
     return wrap(err, "the search took too long and was stopped; narrow the filter or retry later", Code.DeadlineExceeded);
   }
   if (err instanceof TenantBusyError) return wrap(err, err.message, Code.ResourceExhausted);
+  if (err instanceof TenantIngestLimitError) return wrap(err, err.message, Code.ResourceExhausted);
   const code = (err as { code?: unknown }).code;
   // Class 53 (insufficient resources) and 54000 (program limit exceeded).
   if (err instanceof pg.DatabaseError && typeof code === "string" && /^(53...|54000)$/.test(code)) {

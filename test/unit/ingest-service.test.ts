@@ -4,6 +4,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { describe, expect, it } from "vitest";
 import { EventStatus } from "../../gen/auditlog/v1/ingest_pb.js";
 import { inMemoryService } from "../support/in-memory.ts";
+import { TenantIngestLimiter } from "../../src/services/tenant-ingest-limiter.ts";
 import { minimalEvent } from "./fixtures.ts";
 
 async function codeOf(p: Promise<unknown>): Promise<{ code: Code; message: string }> {
@@ -202,5 +203,69 @@ describe("a tenant that does not exist (any more)", () => {
     expect(retry.message).toMatch(/retry with the same event ids/);
     expect(retry.message).not.toMatch(/acme/);
     expect((await globex.append({ events: [minimalEvent({ id: "b-1" })] })).summary!.accepted).toBe(1n);
+  });
+});
+
+describe("per-tenant ingest rate", () => {
+  async function limited(ratePerSecond: number, burst: number) {
+    const clock = { t: 0 };
+    const ingestLimiter = new TenantIngestLimiter({ ratePerSecond, burst, now: () => clock.t });
+    const svc = inMemoryService({ ingestLimiter });
+    const noisy = svc.clients(await svc.tenantKey("noisy", ["SCOPE_INGEST"])).ingest;
+    const quiet = svc.clients(await svc.tenantKey("quiet", ["SCOPE_INGEST"])).ingest;
+    const batch = (prefix: string, n: number) => Array.from({ length: n }, (_, i) => minimalEvent({ id: `${prefix}-${i}` }));
+    return { svc, clock, noisy, quiet, batch };
+  }
+
+  it("answers Append over the rate RESOURCE_EXHAUSTED with the retry delay, stores nothing of it, and leaves another tenant alone", async () => {
+    const { svc, clock, noisy, quiet, batch } = await limited(1000, 1000);
+    expect((await noisy.append({ events: batch("a", 1000) })).summary!.accepted).toBe(1000n);
+    const err = await codeOf(noisy.append({ events: batch("b", 400) }));
+    expect(err.code).toBe(Code.ResourceExhausted);
+    expect(err.message).toMatch(/over its ingest rate \(1000 events\/s per server.*retry after 0\.4 s/);
+    expect((await quiet.append({ events: batch("q", 10) })).summary!.accepted).toBe(10n);
+    clock.t = 400;
+    expect((await noisy.append({ events: batch("b", 400) })).summary!.accepted).toBe(400n);
+    expect(svc.events.chain("noisy")).toHaveLength(1400);
+  });
+
+  it("answers an Append larger than the burst that it can never fit", async () => {
+    const { noisy, batch } = await limited(1000, 500);
+    const err = await codeOf(noisy.append({ events: batch("a", 501) }));
+    expect(err.code).toBe(Code.ResourceExhausted);
+    expect(err.message).toMatch(/501 events in one message exceed .* never be accepted at once; send at most 500 per message/);
+  });
+
+  it("fails an Ingest stream whose message cannot get its tokens RESOURCE_EXHAUSTED, keeping what was committed", async () => {
+    // The clock never moves: the second message would wait 100 s, beyond the bound.
+    const { svc, noisy, batch } = await limited(10, 1000);
+    const err = await codeOf(
+      noisy.ingest(
+        (async function* () {
+          yield { events: batch("s1", 1000) };
+          yield { events: batch("s2", 1000) };
+        })(),
+      ),
+    );
+    expect(err.code).toBe(Code.ResourceExhausted);
+    expect(err.message).toMatch(/retry after 100\.0 s/);
+    expect(svc.events.chain("noisy")).toHaveLength(1000);
+  });
+});
+
+describe("large batches in chunks", () => {
+  it("lets another request run while 1,000 events are validated, with per-event results in order", async () => {
+    const { ingest } = await setUp();
+    const events = Array.from({ length: 1000 }, (_, i) =>
+      minimalEvent({ id: `c-${i}`, ...(i % 250 === 7 ? { action: "Bad Action" } : {}) }),
+    );
+    let ticks = 0;
+    const ticker = setInterval(() => ticks++, 0);
+    const started = performance.now();
+    const res = await ingest.append({ events }).finally(() => clearInterval(ticker));
+    expect(res.summary!.accepted).toBe(996n);
+    expect(res.summary!.results.map((r) => r.index)).toEqual([7, 257, 507, 757]);
+    // Timers run between chunks; validated in one go, none would have.
+    if (performance.now() - started > 20) expect(ticks).toBeGreaterThan(1);
   });
 });

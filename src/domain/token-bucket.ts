@@ -1,0 +1,83 @@
+// Token buckets by key (tenant today; API key or read cost later): each key
+// may spend `ratePerSecond` tokens a second on average and up to `burst` at
+// once. Pure: the clock is injected, nothing waits here.
+//
+// Memory stays bounded by the keys active recently: a bucket that has
+// refilled to `burst` is indistinguishable from one never seen, so it is
+// dropped, and a sweep at most every `burst / rate` seconds finds them.
+
+export type TakeResult =
+  | { ok: true }
+  /** `retryAfterMs`: when `n` tokens will be there, if nobody else spends them; Infinity when `n` exceeds the burst (it never fits). */
+  | { ok: false; retryAfterMs: number };
+
+export type KeyedTokenBucketsOptions = {
+  ratePerSecond: number;
+  burst: number;
+  /** Milliseconds, monotonic; performance.now by default. */
+  now?: () => number;
+};
+
+type Bucket = { tokens: number; at: number };
+
+export class KeyedTokenBuckets {
+  readonly ratePerSecond: number;
+  readonly burst: number;
+  private readonly now: () => number;
+  private readonly buckets = new Map<string, Bucket>();
+  /** How long an untouched bucket takes to refill completely. */
+  private readonly fullAfterMs: number;
+  private lastSweep: number;
+
+  constructor(opts: KeyedTokenBucketsOptions) {
+    if (!(opts.ratePerSecond > 0) || !Number.isFinite(opts.ratePerSecond)) throw new RangeError("ratePerSecond must be a positive number");
+    if (!(opts.burst >= 1) || !Number.isFinite(opts.burst)) throw new RangeError("burst must be at least 1");
+    this.ratePerSecond = opts.ratePerSecond;
+    this.burst = opts.burst;
+    this.now = opts.now ?? (() => performance.now());
+    this.fullAfterMs = (opts.burst / opts.ratePerSecond) * 1000;
+    this.lastSweep = this.now();
+  }
+
+  /** Keys with a bucket in memory (not yet refilled and dropped). */
+  get size(): number {
+    return this.buckets.size;
+  }
+
+  /** Tokens `key` could spend now. */
+  available(key: string): number {
+    const b = this.buckets.get(key);
+    return b ? this.refilled(b, this.now()) : this.burst;
+  }
+
+  /** Spends `n` tokens of `key` if it has them all; otherwise spends nothing. */
+  take(key: string, n: number): TakeResult {
+    const now = this.now();
+    this.sweep(now);
+    if (n > this.burst) return { ok: false, retryAfterMs: Number.POSITIVE_INFINITY };
+    const b = this.buckets.get(key);
+    const tokens = b ? this.refilled(b, now) : this.burst;
+    if (tokens >= n) {
+      if (b) {
+        b.tokens = tokens - n;
+        b.at = now;
+      } else {
+        this.buckets.set(key, { tokens: tokens - n, at: now });
+      }
+      return { ok: true };
+    }
+    return { ok: false, retryAfterMs: ((n - tokens) / this.ratePerSecond) * 1000 };
+  }
+
+  private refilled(b: Bucket, now: number): number {
+    return Math.min(this.burst, b.tokens + ((now - b.at) / 1000) * this.ratePerSecond);
+  }
+
+  private sweep(now: number): void {
+    if (now - this.lastSweep < this.fullAfterMs) return;
+    this.lastSweep = now;
+    for (const [key, b] of this.buckets) {
+      if (this.refilled(b, now) >= this.burst) this.buckets.delete(key);
+    }
+  }
+}
