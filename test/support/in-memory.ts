@@ -23,6 +23,7 @@ import { createLogger } from "../../src/platform/log.ts";
 import { errorsInterceptor } from "../../src/services/errors.ts";
 import { adminService } from "../../src/services/admin-service.ts";
 import { ingestService } from "../../src/services/ingest-service.ts";
+import type { TenantIngestLimiter } from "../../src/services/tenant-ingest-limiter.ts";
 import { queryService } from "../../src/services/query-service.ts";
 import type { ApiKeyRow, ApiKeyStore } from "../../src/store/api-key-store.ts";
 import type { EventReader } from "../../src/store/event-reader.ts";
@@ -226,7 +227,7 @@ export type InMemoryService = {
 
 const SCOPES = { SCOPE_INGEST: Scope.INGEST, SCOPE_QUERY: Scope.QUERY, SCOPE_ADMIN: Scope.ADMIN } as const;
 
-export function inMemoryService(opts: { maxBatchEvents?: number } = {}): InMemoryService {
+export function inMemoryService(opts: { maxBatchEvents?: number; ingestLimiter?: TenantIngestLimiter } = {}): InMemoryService {
   const tenants = new MemoryTenantStore();
   const keys = new MemoryApiKeyStore();
   const events = new MemoryEventLog();
@@ -241,7 +242,7 @@ export function inMemoryService(opts: { maxBatchEvents?: number } = {}): InMemor
   // Failed writes are logged; the tests assert on codes, not on log lines.
   const log = createLogger({ level: "error", stream: new Writable({ write: (_chunk, _enc, cb) => cb() }) });
   const routes = (router: Parameters<Parameters<typeof createRouterTransport>[0]>[0]) => {
-    router.service(IngestService, ingestService({ validator, committer, log }));
+    router.service(IngestService, ingestService({ validator, committer, log, limiter: opts.ingestLimiter }));
     router.service(QueryService, queryService({ validator, reader: events as PublicOf<EventReader> as EventReader, backend: events }));
     router.service(
       AdminService,
