@@ -65,7 +65,9 @@ const counting = async function* (signal: AbortSignal): AsyncGenerator<StoredRec
     yield batch;
   }
 };
-const backend = { export: (_t: string, _q: unknown, _d: unknown, _l: unknown, signal: AbortSignal) => counting(signal) } as unknown as SearchBackend;
+const backend = {
+  export: (_t: string, _q: unknown, _d: unknown, _l: unknown, signal: AbortSignal) => counting(signal),
+} as unknown as SearchBackend;
 
 const out = fs.createWriteStream("/dev/null");
 const rssBefore = process.memoryUsage().rss;
@@ -74,13 +76,19 @@ const sampler = setInterval(() => (heapPeak = Math.max(heapPeak, process.memoryU
 const started = performance.now();
 let bytes = 0;
 let lastReport = started;
-for await (const chunk of exportChunks(backend, { tenantId, q: { conditions: [] }, direction, limit, format }, new AbortController().signal)) {
+for await (const chunk of exportChunks(
+  backend,
+  { tenantId, q: { conditions: [] }, direction, limit, format },
+  new AbortController().signal,
+)) {
   bytes += chunk.length;
   if (!out.write(chunk)) await once(out, "drain");
   const now = performance.now();
   if (now - lastReport > 5000) {
     lastReport = now;
-    process.stderr.write(`  ${rows} rows, ${Math.round(rows / ((now - started) / 1000))} rows/s, rss ${mb(process.memoryUsage().rss)} MB\n`);
+    process.stderr.write(
+      `  ${rows} rows, ${Math.round(rows / ((now - started) / 1000))} rows/s, rss ${mb(process.memoryUsage().rss)} MB\n`,
+    );
   }
 }
 out.end();

@@ -70,7 +70,14 @@ function item(tenantId: string): WriteItem {
     id: `b-${i}-${randomBytes(4).toString("hex")}`,
     occurredAt: microsFromDate(new Date(Date.now() - (i % 3600) * 1000)),
     action: ACTIONS[i % ACTIONS.length]!,
-    actor: { id: `user-${i % 97}`, type: "USER", name: `User ${i % 97}`, ip: `10.0.${i % 256}.${(i * 7) % 256}`, userAgent: "bench/1.0", sessionId: `s-${i % 1000}` },
+    actor: {
+      id: `user-${i % 97}`,
+      type: "USER",
+      name: `User ${i % 97}`,
+      ip: `10.0.${i % 256}.${(i * 7) % 256}`,
+      userAgent: "bench/1.0",
+      sessionId: `s-${i % 1000}`,
+    },
     target: { type: i % 2 ? "customer" : "invoice", id: `t-${i % 1001}`, name: `Target ${i % 1001}` },
     outcome: "SUCCESS",
     severity: "INFO",
@@ -137,15 +144,17 @@ async function steady(pool: pg.Pool, tenants: string[], rate: number, measureLag
       sent += n;
       inflight++;
       const w0 = performance.now();
-      writeBatch(pool, items).then(
-        (res) => {
-          const committedAt = performance.now();
-          writeMs.push(committedAt - w0);
-          writes++;
-          if (measureLag) pending.push({ tenant, seq: res.reduce((m, r) => (r.sequence > m ? r.sequence : m), 0n), committedAt });
-        },
-        () => writeErrors++,
-      ).finally(() => inflight--);
+      writeBatch(pool, items)
+        .then(
+          (res) => {
+            const committedAt = performance.now();
+            writeMs.push(committedAt - w0);
+            writes++;
+            if (measureLag) pending.push({ tenant, seq: res.reduce((m, r) => (r.sequence > m ? r.sequence : m), 0n), committedAt });
+          },
+          () => writeErrors++,
+        )
+        .finally(() => inflight--);
     }
     await new Promise((r) => setTimeout(r, 5));
   }
@@ -221,7 +230,10 @@ async function main(): Promise<void> {
       say(`backlog: writing ${BACKLOG} events over ${BACKLOG_TENANTS} tenant(s)...`);
       for (let done = 0; done < BACKLOG; ) {
         const n = Math.min(5000, BACKLOG - done);
-        await writeBatch(pool, Array.from({ length: n }, (_, k) => item(tenants[(done + k) % BACKLOG_TENANTS]!)));
+        await writeBatch(
+          pool,
+          Array.from({ length: n }, (_, k) => item(tenants[(done + k) % BACKLOG_TENANTS]!)),
+        );
         done += n;
       }
       const indexer = newIndexer();
@@ -241,14 +253,18 @@ async function main(): Promise<void> {
       }
       const secs = (performance.now() - t0) / 1000;
       await indexer.stop();
-      console.log(`backlog: ${BACKLOG} events (${BACKLOG_TENANTS} tenant(s)) indexed in ${secs.toFixed(1)} s = ${Math.round(BACKLOG / secs)} events/s (batch ${BATCH_SIZE}, ${CONCURRENCY} bulk requests in flight)`);
+      console.log(
+        `backlog: ${BACKLOG} events (${BACKLOG_TENANTS} tenant(s)) indexed in ${secs.toFixed(1)} s = ${Math.round(BACKLOG / secs)} events/s (batch ${BATCH_SIZE}, ${CONCURRENCY} bulk requests in flight)`,
+      );
     }
 
     // 2. Steady load
     for (const rate of RATES) {
       if (args.baseline) {
         // Without an indexer: what writeBatch alone achieves on this machine.
-        console.log(`baseline (no indexer) ${rate} events/s target for ${SECONDS} s: ${await steady(pool, tenants.slice(0, TENANTS), rate, false)}`);
+        console.log(
+          `baseline (no indexer) ${rate} events/s target for ${SECONDS} s: ${await steady(pool, tenants.slice(0, TENANTS), rate, false)}`,
+        );
       }
       const indexer = newIndexer();
       indexer.start();

@@ -65,7 +65,10 @@ function bearer(key: string): Interceptor {
   };
 }
 
-const stamp = new Date().toISOString().replace(/\.\d+Z$/, "").replace(/[^0-9]/g, "");
+const stamp = new Date()
+  .toISOString()
+  .replace(/\.\d+Z$/, "")
+  .replace(/[^0-9]/g, "");
 const service = await startServiceChild({
   adminDatabaseUrl: args["database-url"]!,
   name: `auditlog_noisy_${stamp}`,
@@ -155,7 +158,8 @@ try {
     const count = (k: string) => {
       counts[k] = (counts[k] ?? 0) + 1;
     };
-    const outcome = (kind: string, err?: unknown) => count(`${kind}:${err === undefined ? "OK" : err instanceof ConnectError ? Code[err.code] : "error"}`);
+    const outcome = (kind: string, err?: unknown) =>
+      count(`${kind}:${err === undefined ? "OK" : err instanceof ConnectError ? Code[err.code] : "error"}`);
     const loop = async (kind: string, fn: (i: number) => Promise<unknown>) => {
       for (let i = 0; running; i++) {
         try {
@@ -168,21 +172,43 @@ try {
       }
     };
     const month = (n: number) => timestampFromDate(new Date(Date.UTC(2100, n % 1_800, 1)));
-    const negated = Array.from({ length: 40 }, (_, i) => `-w${i}${"q".repeat(1)}`).join(" ").slice(0, 243);
+    const negated = Array.from({ length: 40 }, (_, i) => `-w${i}${"q".repeat(1)}`)
+      .join(" ")
+      .slice(0, 243);
     const loops = [
-      ATTACKS.has("shards") && loop("shards", (i) =>
-        attackerIngest.append(
-          { events: Array.from({ length: 1000 }, (_, k) => ({ action: "x.y", occurredAt: month(i * 1000 + k), actor: { id: "a" }, target: { type: "t", id: "t" } })) },
-          { timeoutMs: 60_000 },
+      ATTACKS.has("shards") &&
+        loop("shards", (i) =>
+          attackerIngest.append(
+            {
+              events: Array.from({ length: 1000 }, (_, k) => ({
+                action: "x.y",
+                occurredAt: month(i * 1000 + k),
+                actor: { id: "a" },
+                target: { type: "t", id: "t" },
+              })),
+            },
+            { timeoutMs: 60_000 },
+          ),
         ),
-      ),
-      ATTACKS.has("timestamp") && loop("timestamp", () =>
-        attackerIngest.append(
-          { events: [create(EventSchema, { action: "x.z", occurredAt: { seconds: 9223372035n, nanos: 1999999999 }, actor: { id: "a" }, target: { type: "t", id: "t" } })] },
-          { timeoutMs: 60_000 },
+      ATTACKS.has("timestamp") &&
+        loop("timestamp", () =>
+          attackerIngest.append(
+            {
+              events: [
+                create(EventSchema, {
+                  action: "x.z",
+                  occurredAt: { seconds: 9223372035n, nanos: 1999999999 },
+                  actor: { id: "a" },
+                  target: { type: "t", id: "t" },
+                }),
+              ],
+            },
+            { timeoutMs: 60_000 },
+          ),
         ),
+      ...Array.from({ length: ATTACKS.has("search") ? SEARCH_STREAMS : 0 }, () =>
+        loop("search", () => attackerQuery.searchEvents({ filter: { query: negated }, pageSize: 100 }, { timeoutMs: 120_000 })),
       ),
-      ...Array.from({ length: ATTACKS.has("search") ? SEARCH_STREAMS : 0 }, () => loop("search", () => attackerQuery.searchEvents({ filter: { query: negated }, pageSize: 100 }, { timeoutMs: 120_000 }))),
     ];
     const stopper = () => {
       running = false;
@@ -207,7 +233,12 @@ try {
   const attackCounts = await a.stop();
   const sample1 = procSample(service.pid);
 
-  const pct = (h: hdr.Histogram) => ({ count: h.totalCount, p50: h.getValueAtPercentile(50) / 1000, p99: h.getValueAtPercentile(99) / 1000, max: h.maxValue / 1000 });
+  const pct = (h: hdr.Histogram) => ({
+    count: h.totalCount,
+    p50: h.getValueAtPercentile(50) / 1000,
+    p99: h.getValueAtPercentile(99) / 1000,
+    max: h.maxValue / 1000,
+  });
   const summary = Object.fromEntries(
     (["append", "get", "search"] as Ops[]).map((op) => {
       const i = pct(idle.histograms[op]);
@@ -226,9 +257,14 @@ try {
     victim: summary,
     victimErrors: { idle: idle.errors, attacked: attacked.errors },
     attackerCalls: attackCounts,
-    server: { peakRssMb: sample1 ? sample1.hwmKb / 1024 : null, cpuSeconds: sample0 && sample1 ? sample1.cpuSeconds - sample0.cpuSeconds : null },
+    server: {
+      peakRssMb: sample1 ? sample1.hwmKb / 1024 : null,
+      cpuSeconds: sample0 && sample1 ? sample1.cpuSeconds - sample0.cpuSeconds : null,
+    },
   };
-  process.stdout.write(`${"op".padEnd(8)} ${"idle p50".padStart(9)} ${"idle p99".padStart(9)} ${"att p50".padStart(9)} ${"att p99".padStart(9)} ${"p99 x".padStart(6)}\n`);
+  process.stdout.write(
+    `${"op".padEnd(8)} ${"idle p50".padStart(9)} ${"idle p99".padStart(9)} ${"att p50".padStart(9)} ${"att p99".padStart(9)} ${"p99 x".padStart(6)}\n`,
+  );
   for (const [op, s] of Object.entries(summary)) {
     process.stdout.write(
       `${op.padEnd(8)} ${s.idle.p50.toFixed(1).padStart(9)} ${s.idle.p99.toFixed(1).padStart(9)} ${s.attacked.p50.toFixed(1).padStart(9)} ${s.attacked.p99.toFixed(1).padStart(9)} ${(s.p99Ratio ?? Number.NaN).toFixed(2).padStart(6)}\n`,

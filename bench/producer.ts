@@ -117,8 +117,24 @@ const SEVERITIES = ["SEVERITY_INFO", "SEVERITY_INFO", "SEVERITY_INFO", "SEVERITY
 const PLANS = ["free", "pro", "business", "enterprise"];
 const REGIONS = ["eu-west-1", "eu-central-1", "us-east-1", "us-west-2", "ap-south-1"];
 const WORDS = [
-  "refund", "approved", "quarterly", "migration", "anomaly", "password", "suspicious", "renewal", "invoice",
-  "discount", "overdue", "escalated", "compliance", "archive", "signature", "workspace", "billing", "audit",
+  "refund",
+  "approved",
+  "quarterly",
+  "migration",
+  "anomaly",
+  "password",
+  "suspicious",
+  "renewal",
+  "invoice",
+  "discount",
+  "overdue",
+  "escalated",
+  "compliance",
+  "archive",
+  "signature",
+  "workspace",
+  "billing",
+  "audit",
 ];
 const AGENTS = [
   "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36",
@@ -169,12 +185,20 @@ export function benchEventJson(runId: string, seed: number, i: number, nowMs = D
       currency: pick(["EUR", "USD", "GBP"], r >>> 15),
       card: { brand: pick(["visa", "mastercard", "amex"], r >>> 17), last4: String(1000 + ((r >>> 6) % 9000)) },
     },
-    request: { path: `/v2/${a.target}s/${user}`, method: pick(["GET", "POST", "PATCH", "DELETE"], r >>> 19), status: pick([200, 201, 204, 403, 404, 500], r >>> 21) },
+    request: {
+      path: `/v2/${a.target}s/${user}`,
+      method: pick(["GET", "POST", "PATCH", "DELETE"], r >>> 19),
+      status: pick([200, 201, 204, 403, 404, 500], r >>> 21),
+    },
   };
   if (size >= 1) metadata["labels"] = [pick(WORDS, r >>> 2), pick(WORDS, r >>> 8), pick(WORDS, r >>> 12)];
   if (size >= 2) metadata["notes"] = words(seed, i, 20 + (r % 40));
   if (size >= 3) {
-    metadata["items"] = Array.from({ length: 3 + (r % 5) }, (_, k) => ({ sku: `sku-${(r >>> k) % 900}`, qty: 1 + (k % 4), price: ((r >>> k) % 10_000) / 100 }));
+    metadata["items"] = Array.from({ length: 3 + (r % 5) }, (_, k) => ({
+      sku: `sku-${(r >>> k) % 900}`,
+      qty: 1 + (k % 4),
+      price: ((r >>> k) % 10_000) / 100,
+    }));
   }
   const event: JsonObject = {
     id: `${runId}-${seed}-${i}`,
@@ -191,14 +215,29 @@ export function benchEventJson(runId: string, seed: number, i: number, nowMs = D
     target: { type: a.target, id: `${a.target}-${rnd(seed, i + 3) % 20_000}`, name: `${a.target} ${rnd(seed, i + 5) % 20_000}` },
     outcome: pick(OUTCOMES, r >>> 25),
     severity: pick(SEVERITIES, r >>> 27),
-    context: { requestId: `req-${runId}-${seed}-${i}`, traceId: (r.toString(16) + rnd(seed, i + 11).toString(16)).padStart(16, "0"), source: service, location: pick(REGIONS, r >>> 29) },
+    context: {
+      requestId: `req-${runId}-${seed}-${i}`,
+      traceId: (r.toString(16) + rnd(seed, i + 11).toString(16)).padStart(16, "0"),
+      source: service,
+      location: pick(REGIONS, r >>> 29),
+    },
     metadata,
     message: `${a.action} by ${actorType === "ACTOR_TYPE_USER" ? `user-${user}` : service}: ${words(seed, i + 1, 4 + (r % 12))}`,
   };
   if (a.changes) {
     event["changes"] = {
-      before: { status: "active", plan: pick(PLANS, r >>> 3), email: `user${user}@example.com`, limits: { seats: r % 50, storage_gb: r % 500 } },
-      after: { status: pick(["active", "suspended", "closed"], r >>> 5), plan: pick(PLANS, r >>> 9), email: `user${user}@example.org`, limits: { seats: (r % 50) + 5, storage_gb: (r % 500) + 100 } },
+      before: {
+        status: "active",
+        plan: pick(PLANS, r >>> 3),
+        email: `user${user}@example.com`,
+        limits: { seats: r % 50, storage_gb: r % 500 },
+      },
+      after: {
+        status: pick(["active", "suspended", "closed"], r >>> 5),
+        plan: pick(PLANS, r >>> 9),
+        email: `user${user}@example.org`,
+        limits: { seats: (r % 50) + 5, storage_gb: (r % 500) + 100 },
+      },
     };
   }
   return event;
@@ -305,8 +344,21 @@ type Summary = { accepted: string; duplicates: string; rejected: string; conflic
 
 function newReport(producer: number): ProducerReport {
   return {
-    type: "report", producer, sent: 0, accepted: 0, duplicates: 0, rejected: 0, conflicts: 0, errors: 0,
-    firstError: null, acks: 0, elapsedMs: 0, startWallMs: wallMs(), endWallMs: 0, histogram: "", ackPositions: [],
+    type: "report",
+    producer,
+    sent: 0,
+    accepted: 0,
+    duplicates: 0,
+    rejected: 0,
+    conflicts: 0,
+    errors: 0,
+    firstError: null,
+    acks: 0,
+    elapsedMs: 0,
+    startWallMs: wallMs(),
+    endWallMs: 0,
+    histogram: "",
+    ackPositions: [],
   };
 }
 
@@ -342,7 +394,13 @@ async function runIngest(task: Extract<ProducerTask, { mode: "ingest" }>): Promi
         const n = Math.min(task.messageEvents, count - off);
         rep.sent += n;
         if (!call.write(encodeRequest(pool, task.runId, task.producer, from + off, n))) {
-          await Promise.race([once(call, "drain"), ack.then(() => undefined, () => undefined)]);
+          await Promise.race([
+            once(call, "drain"),
+            ack.then(
+              () => undefined,
+              () => undefined,
+            ),
+          ]);
         }
       }
       endedAt = performance.now();
@@ -381,7 +439,9 @@ async function runAppend(task: Extract<ProducerTask, { mode: "append" }>): Promi
   const intervalMs = (1000 * task.batch) / task.rate;
   const total = Math.max(1, Math.round((task.seconds * 1000) / intervalMs));
   // Warm up the connection (and the key cache) outside the measurement.
-  await new Promise<void>((resolve) => client["Append"](encodeRequest(pool, task.runId, task.producer, 999_999_999, 1), md, () => resolve()));
+  await new Promise<void>((resolve) =>
+    client["Append"](encodeRequest(pool, task.runId, task.producer, 999_999_999, 1), md, () => resolve()),
+  );
   const start = performance.now();
   rep.startWallMs = wallMs();
   let inFlight = 0;

@@ -95,11 +95,19 @@ function fail(msg: string): never {
 const SCALE = num("scale", 0.0001);
 const PRODUCERS = Math.max(1, Math.round(num("producers", 1)));
 const STREAMS = Math.max(1, Math.round(num("streams", 1)));
-const PHASES = new Set(args.phases!.split(",").map((s) => s.trim()).filter(Boolean));
+const PHASES = new Set(
+  args
+    .phases!.split(",")
+    .map((s) => s.trim())
+    .filter(Boolean),
+);
 const PHASE_TIMEOUT_MS = num("phase-timeout", 10) * 1000;
 const QUERIES = Math.max(1, Math.round(num("queries", 1)));
 const BASE_EVENTS = 50_000;
-const STAMP = new Date().toISOString().replace(/\.\d+Z$/, "Z").replace(/:/g, "-");
+const STAMP = new Date()
+  .toISOString()
+  .replace(/\.\d+Z$/, "Z")
+  .replace(/:/g, "-");
 const DB_SUFFIX = STAMP.toLowerCase().replace(/[^0-9a-z]/g, "_");
 
 function localOnly(u: string, what: string): void {
@@ -109,11 +117,21 @@ function localOnly(u: string, what: string): void {
 
 // ---------------------------------------------------------------- output
 
-type Row = { phase: string; events: number; seconds: number; rate: number | null; p50: number | null; p99: number | null; p999: number | null; note: string };
+type Row = {
+  phase: string;
+  events: number;
+  seconds: number;
+  rate: number | null;
+  p50: number | null;
+  p99: number | null;
+  p999: number | null;
+  note: string;
+};
 const rows: Row[] = [];
 const results: Record<string, unknown> = {};
 
-const fmt = (v: number | null, digits = 1) => (v === null || !Number.isFinite(v) ? "-" : v.toLocaleString("en-US", { maximumFractionDigits: digits }));
+const fmt = (v: number | null, digits = 1) =>
+  v === null || !Number.isFinite(v) ? "-" : v.toLocaleString("en-US", { maximumFractionDigits: digits });
 function printHeader(): void {
   process.stdout.write(
     `${"phase".padEnd(30)} ${"events".padStart(9)} ${"seconds".padStart(8)} ${"rate/s".padStart(10)} ${"p50 ms".padStart(8)} ${"p99 ms".padStart(8)} ${"p999 ms".padStart(8)}  note\n`,
@@ -144,7 +162,10 @@ async function measured<T>(fn: () => Promise<T>): Promise<[T, Usage]> {
   const a = sample();
   const out = await fn();
   const b = sample();
-  return [out, { cpuSeconds: a && b ? b.cpuSeconds - a.cpuSeconds : null, peakRssMb: b ? b.hwmKb / 1024 : null, rssMb: b ? b.rssKb / 1024 : null }];
+  return [
+    out,
+    { cpuSeconds: a && b ? b.cpuSeconds - a.cpuSeconds : null, peakRssMb: b ? b.hwmKb / 1024 : null, rssMb: b ? b.rssKb / 1024 : null },
+  ];
 }
 
 const createdDbs: string[] = [];
@@ -174,7 +195,9 @@ async function cleanup(): Promise<void> {
     return;
   }
   for (const name of createdDbs.splice(0)) {
-    await adminQuery(args["database-url"]!, `DROP DATABASE IF EXISTS ${name} WITH (FORCE)`).catch((e) => log(`could not drop ${name}: ${e}`));
+    await adminQuery(args["database-url"]!, `DROP DATABASE IF EXISTS ${name} WITH (FORCE)`).catch((e) =>
+      log(`could not drop ${name}: ${e}`),
+    );
   }
 }
 
@@ -185,7 +208,10 @@ function runProducers(tasks: ProducerTask[], timeoutMs: number): Promise<Produce
     tasks.map(
       (task) =>
         new Promise<ProducerReport>((resolve, reject) => {
-          const p = fork(join(import.meta.dirname, "producer.ts"), [], { execPath: process.execPath, stdio: ["ignore", "inherit", "inherit", "ipc"] });
+          const p = fork(join(import.meta.dirname, "producer.ts"), [], {
+            execPath: process.execPath,
+            stdio: ["ignore", "inherit", "inherit", "ipc"],
+          });
           let report: ProducerReport | null = null;
           const timer = setTimeout(() => {
             log(`producer ${task.producer} exceeded ${timeoutMs / 1000} s: killing it`);
@@ -208,7 +234,8 @@ function runProducers(tasks: ProducerTask[], timeoutMs: number): Promise<Produce
 function merge(reports: ProducerReport[]) {
   const h = newHistogram();
   for (const r of reports) if (r.histogram) h.add(hdr.decodeFromCompressedBase64(r.histogram));
-  const sum = (k: "sent" | "accepted" | "duplicates" | "rejected" | "conflicts" | "errors" | "acks") => reports.reduce((a, r) => a + r[k], 0);
+  const sum = (k: "sent" | "accepted" | "duplicates" | "rejected" | "conflicts" | "errors" | "acks") =>
+    reports.reduce((a, r) => a + r[k], 0);
   const seconds = (Math.max(...reports.map((r) => r.endWallMs)) - Math.min(...reports.map((r) => r.startWallMs))) / 1000;
   const firstError = reports.find((r) => r.firstError)?.firstError ?? null;
   return {
@@ -234,11 +261,23 @@ async function setupTenant(url: string, operatorKey: string): Promise<Ctx> {
   const t = await connectCall(url, "auditlog.v1.AdminService/CreateTenant", { id: tenantId, name: "benchmark" }, operatorKey);
   if (t.status !== 200) throw new Error(`CreateTenant: ${t.status} ${JSON.stringify(t.body)}`);
   const key = async (scopes: string[]) => {
-    const r = await connectCall<{ secret: string }>(url, "auditlog.v1.AdminService/CreateApiKey", { tenantId, name: `bench ${scopes.join("+")}`, scopes }, operatorKey);
+    const r = await connectCall<{ secret: string }>(
+      url,
+      "auditlog.v1.AdminService/CreateApiKey",
+      { tenantId, name: `bench ${scopes.join("+")}`, scopes },
+      operatorKey,
+    );
     if (r.status !== 200) throw new Error(`CreateApiKey: ${r.status} ${JSON.stringify(r.body)}`);
     return r.body.secret;
   };
-  return { url, operatorKey, tenantId, ingestKey: await key(["SCOPE_INGEST"]), queryKey: await key(["SCOPE_QUERY"]), runId: randomBytes(3).toString("hex") };
+  return {
+    url,
+    operatorKey,
+    tenantId,
+    ingestKey: await key(["SCOPE_INGEST"]),
+    queryKey: await key(["SCOPE_QUERY"]),
+    runId: randomBytes(3).toString("hex"),
+  };
 }
 
 const ingestTotals = { events: 0, cpuSeconds: 0, rate16x: null as number | null, events16x: 0 };
@@ -274,10 +313,24 @@ async function phaseIngest(ctx: Ctx): Promise<void> {
     }
     const cpuPer1k = usage.cpuSeconds !== null && m.accepted ? (usage.cpuSeconds / m.accepted) * 1000 : null;
     addRow({
-      phase: `ingest ${mult}x (Ingest stream)`, events: m.accepted, seconds: m.seconds, rate, ...p,
+      phase: `ingest ${mult}x (Ingest stream)`,
+      events: m.accepted,
+      seconds: m.seconds,
+      rate,
+      ...p,
       note: `${PRODUCERS}x${STREAMS} streams; ack=stream end->summary${m.errors ? `; ${m.errors} errors: ${m.firstError}` : ""}${cpuPer1k !== null ? `; server ${cpuPer1k.toFixed(3)} CPU s/1k ev` : ""}`,
     });
-    out.push({ scale: `${mult}x`, requested: total, ...m, hist: undefined, histogram: hdr.encodeIntoCompressedBase64(m.hist), eventsPerSecond: rate, ackLatencyMs: p, server: usage, serverCpuSecondsPer1kEvents: cpuPer1k });
+    out.push({
+      scale: `${mult}x`,
+      requested: total,
+      ...m,
+      hist: undefined,
+      histogram: hdr.encodeIntoCompressedBase64(m.hist),
+      eventsPerSecond: rate,
+      ackLatencyMs: p,
+      server: usage,
+      serverCpuSecondsPer1kEvents: cpuPer1k,
+    });
   }
   results["ingest"] = out;
 }
@@ -288,17 +341,43 @@ async function phaseAppend(ctx: Ctx): Promise<void> {
   const seconds = num("append-seconds", 1);
   const [reports, usage] = await measured(() =>
     runProducers(
-      [{ mode: "append", url: ctx.url, key: ctx.ingestKey, runId: `${ctx.runId}a`, producer: 9000, rate, batch, seconds, maxInFlight: 256, recordAcks: false }],
+      [
+        {
+          mode: "append",
+          url: ctx.url,
+          key: ctx.ingestKey,
+          runId: `${ctx.runId}a`,
+          producer: 9000,
+          rate,
+          batch,
+          seconds,
+          maxInFlight: 256,
+          recordAcks: false,
+        },
+      ],
       (seconds + 120) * 1000,
     ),
   );
   const m = merge(reports);
   const p = pct(m.hist);
   addRow({
-    phase: `append ${rate}/s (batches of ${batch})`, events: m.accepted, seconds: m.seconds, rate: m.accepted / m.seconds, ...p,
+    phase: `append ${rate}/s (batches of ${batch})`,
+    events: m.accepted,
+    seconds: m.seconds,
+    rate: m.accepted / m.seconds,
+    ...p,
     note: `open loop, latency from due time${m.accepted / m.seconds < 0.95 * rate ? "; TARGET RATE NOT REACHED" : ""}${m.errors ? `; ${m.errors} errors: ${m.firstError}` : ""}`,
   });
-  results["append"] = { targetRate: rate, batch, targetSeconds: seconds, ...m, hist: undefined, histogram: hdr.encodeIntoCompressedBase64(m.hist), latencyMs: p, server: usage };
+  results["append"] = {
+    targetRate: rate,
+    batch,
+    targetSeconds: seconds,
+    ...m,
+    hist: undefined,
+    histogram: hdr.encodeIntoCompressedBase64(m.hist),
+    latencyMs: p,
+    server: usage,
+  };
 }
 
 async function phaseCopy(): Promise<void> {
@@ -336,18 +415,39 @@ async function phaseCopy(): Promise<void> {
   const columns = /COPY events \(([^)]*)\)/.exec(COPY_EVENTS_SQL)![1]!;
   const bytes = readFileSync(file).length;
   const t0 = performance.now();
-  execFileSync("psql", [url, "-v", "ON_ERROR_STOP=1", "-q", "-c", `\\copy events (${columns}) FROM '${file}'`], { stdio: ["ignore", "ignore", "inherit"], timeout: PHASE_TIMEOUT_MS });
+  execFileSync("psql", [url, "-v", "ON_ERROR_STOP=1", "-q", "-c", `\\copy events (${columns}) FROM '${file}'`], {
+    stdio: ["ignore", "ignore", "inherit"],
+    timeout: PHASE_TIMEOUT_MS,
+  });
   const seconds = (performance.now() - t0) / 1000;
   rmSync(file, { force: true });
   const rate = n / seconds;
   const ratio = ingestTotals.rate16x !== null ? ingestTotals.rate16x / rate : null;
-  addRow({ phase: "COPY baseline (psql \\copy)", events: n, seconds, rate, p50: null, p99: null, p999: null, note: `${(bytes / n).toFixed(0)} B/row; ingest 16x = ${ratio === null ? "-" : `${(ratio * 100).toFixed(0)}%`} of it` });
+  addRow({
+    phase: "COPY baseline (psql \\copy)",
+    events: n,
+    seconds,
+    rate,
+    p50: null,
+    p99: null,
+    p999: null,
+    note: `${(bytes / n).toFixed(0)} B/row; ingest 16x = ${ratio === null ? "-" : `${(ratio * 100).toFixed(0)}%`} of it`,
+  });
   results["copyBaseline"] = { rows: n, seconds, rowsPerSecond: rate, bytesPerRow: bytes / n, ingestRateRatio: ratio };
 }
 
-async function indexStatus(client: GrpcStub, key: string): Promise<{ backend: string; committedPosition: string; indexedPosition: string }> {
+async function indexStatus(
+  client: GrpcStub,
+  key: string,
+): Promise<{ backend: string; committedPosition: string; indexedPosition: string }> {
   return new Promise((resolve, reject) =>
-    client["GetIndexStatus"]({}, bearer(key), { deadline: Date.now() + 10_000 }, (err: grpc.ServiceError | null, r: { backend: string; committedPosition: string; indexedPosition: string }) => (err ? reject(err) : resolve(r))),
+    client["GetIndexStatus"](
+      {},
+      bearer(key),
+      { deadline: Date.now() + 10_000 },
+      (err: grpc.ServiceError | null, r: { backend: string; committedPosition: string; indexedPosition: string }) =>
+        err ? reject(err) : resolve(r),
+    ),
   );
 }
 
@@ -374,7 +474,13 @@ async function settleIndex(ctx: Ctx, after: string): Promise<void> {
     const events = Number(BigInt(s.indexedPosition) - from);
     const caughtUp = BigInt(s.indexedPosition) >= target;
     addRow({
-      phase: `index catch-up after ${after}`, events, seconds, rate: events / seconds, p50: null, p99: null, p999: null,
+      phase: `index catch-up after ${after}`,
+      events,
+      seconds,
+      rate: events / seconds,
+      p50: null,
+      p99: null,
+      p999: null,
       note: `backlog left when the ${after} phase ended, indexed before the next phase starts${caughtUp ? "" : "; NOT CAUGHT UP (phase timeout)"}`,
     });
     results[`indexCatchUpAfter_${after}`] = { events, seconds, rate: events / seconds, caughtUp };
@@ -416,9 +522,21 @@ async function phaseLag(ctx: Ctx): Promise<void> {
     const perProducer = rate / PRODUCERS;
     const [reports, usage] = await measured(() =>
       runProducers(
-        Array.from({ length: PRODUCERS }, (_, i): ProducerTask => ({
-          mode: "append", url: ctx.url, key: ctx.ingestKey, runId: `${ctx.runId}l`, producer: 8000 + i, rate: perProducer, batch, seconds, maxInFlight: 64, recordAcks: true,
-        })),
+        Array.from(
+          { length: PRODUCERS },
+          (_, i): ProducerTask => ({
+            mode: "append",
+            url: ctx.url,
+            key: ctx.ingestKey,
+            runId: `${ctx.runId}l`,
+            producer: 8000 + i,
+            rate: perProducer,
+            batch,
+            seconds,
+            maxInFlight: 64,
+            recordAcks: true,
+          }),
+        ),
         (seconds + 120) * 1000,
       ),
     );
@@ -436,10 +554,24 @@ async function phaseLag(ctx: Ctx): Promise<void> {
     const m = merge(reports);
     const pc = pct(h);
     addRow({
-      phase: `index lag @${rate}/s`, events: m.accepted, seconds: m.seconds, rate: m.accepted / m.seconds, ...pc,
+      phase: `index lag @${rate}/s`,
+      events: m.accepted,
+      seconds: m.seconds,
+      rate: m.accepted / m.seconds,
+      ...pc,
       note: `commit(ack)->indexed_position, polled every 50 ms${m.accepted / m.seconds < 0.95 * rate ? "; TARGET RATE NOT REACHED" : ""}${unindexed ? `; ${unindexed} acks never indexed` : ""}${m.errors ? `; ${m.errors} errors: ${m.firstError}` : ""}`,
     });
-    results["indexLag"] = { targetRate: rate, targetSeconds: seconds, batch, achievedRate: m.accepted / m.seconds, acks: acks.length, unindexed, lagMs: pc, appendLatencyMs: pct(m.hist), server: usage };
+    results["indexLag"] = {
+      targetRate: rate,
+      targetSeconds: seconds,
+      batch,
+      achievedRate: m.accepted / m.seconds,
+      acks: acks.length,
+      unindexed,
+      lagMs: pc,
+      appendLatencyMs: pct(m.hist),
+      server: usage,
+    };
   } finally {
     q.close();
   }
@@ -452,7 +584,9 @@ async function phaseSearch(ctx: Ctx): Promise<void> {
   type Resp = { events: unknown[]; nextPageToken: string };
   const search = (req: Record<string, unknown>) =>
     new Promise<Resp>((resolve, reject) =>
-      q["SearchEvents"](req, md, { deadline: Date.now() + 30_000 }, (err: grpc.ServiceError | null, r: Resp) => (err ? reject(err) : resolve(r))),
+      q["SearchEvents"](req, md, { deadline: Date.now() + 30_000 }, (err: grpc.ServiceError | null, r: Resp) =>
+        err ? reject(err) : resolve(r),
+      ),
     );
   const now = Date.now();
   const ts = (ms: number) => ({ seconds: String(Math.floor(ms / 1000)), nanos: 0 });
@@ -477,16 +611,25 @@ async function phaseSearch(ctx: Ctx): Promise<void> {
     deepNote = `walk failed: ${(e as Error).message}`;
   }
   const shapes: { name: string; req: (i: number) => Record<string, unknown> | null }[] = [
-    { name: "filter only", req: (i) => ({ pageSize: 50, filter: { actions: [actions[i % actions.length]], outcomes: [outcomes[i % outcomes.length]] } }) },
+    {
+      name: "filter only",
+      req: (i) => ({ pageSize: 50, filter: { actions: [actions[i % actions.length]], outcomes: [outcomes[i % outcomes.length]] } }),
+    },
     {
       name: "filter + time range",
       req: (i) => {
         const end = now - (i % 20) * 3_600_000;
-        return { pageSize: 50, filter: { actions: [actions[i % actions.length]], occurredAfter: ts(end - 3 * 3_600_000), occurredBefore: ts(end) } };
+        return {
+          pageSize: 50,
+          filter: { actions: [actions[i % actions.length]], occurredAfter: ts(end - 3 * 3_600_000), occurredBefore: ts(end) },
+        };
       },
     },
     { name: "free text", req: (i) => ({ pageSize: 50, filter: { text: words[i % words.length] } }) },
-    { name: "metadata key", req: (i) => ({ pageSize: 50, filter: { metadata: [{ key: "billing.plan", values: [plans[i % plans.length]] }] } }) },
+    {
+      name: "metadata key",
+      req: (i) => ({ pageSize: 50, filter: { metadata: [{ key: "billing.plan", values: [plans[i % plans.length]] }] } }),
+    },
     { name: "deep page (50, size 20)", req: () => (deepToken ? { pageSize: 20, pageToken: deepToken } : null) },
   ];
   const out: Record<string, unknown> = {};
@@ -515,10 +658,20 @@ async function phaseSearch(ctx: Ctx): Promise<void> {
       const seconds = (performance.now() - t0) / 1000;
       const p = pct(h);
       addRow({
-        phase: `search: ${shape.name}`, events: h.totalCount, seconds, rate: h.totalCount / seconds, ...p,
+        phase: `search: ${shape.name}`,
+        events: h.totalCount,
+        seconds,
+        rate: h.totalCount / seconds,
+        ...p,
         note: `${h.totalCount} queries, avg ${(hits / Math.max(1, h.totalCount)).toFixed(0)} hits${shape.name.startsWith("deep") && deepNote ? `; ${deepNote}` : ""}${errors ? `; ${errors} errors: ${firstError}` : ""}`,
       });
-      out[shape.name] = { queries: h.totalCount, errors, firstError: firstError || null, latencyMs: p, avgHits: hits / Math.max(1, h.totalCount) };
+      out[shape.name] = {
+        queries: h.totalCount,
+        errors,
+        firstError: firstError || null,
+        latencyMs: p,
+        avgHits: hits / Math.max(1, h.totalCount),
+      };
     }
   } finally {
     q.close();
@@ -535,7 +688,10 @@ async function phaseExport(ctx: Ctx): Promise<void> {
   let note = "GET /v1/export?format=ndjson&order=asc, body discarded";
   const [, usage] = await measured(async () => {
     try {
-      const res = await fetch(`${ctx.url}/v1/export?format=ndjson&order=asc`, { headers: { authorization: `Bearer ${ctx.queryKey}` }, signal: ac.signal });
+      const res = await fetch(`${ctx.url}/v1/export?format=ndjson&order=asc`, {
+        headers: { authorization: `Bearer ${ctx.queryKey}` },
+        signal: ac.signal,
+      });
       if (!res.ok || !res.body) throw new Error(`HTTP ${res.status}: ${await res.text()}`);
       for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
         bytes += chunk.length;
@@ -548,8 +704,24 @@ async function phaseExport(ctx: Ctx): Promise<void> {
     }
   });
   const seconds = (performance.now() - t0) / 1000;
-  addRow({ phase: "export ndjson", events: lines, seconds, rate: lines / seconds, p50: null, p99: null, p999: null, note: `${(bytes / 1e6 / seconds).toFixed(1)} MB/s; ${note}` });
-  results["export"] = { rows: lines, bytes, seconds, rowsPerSecond: lines / seconds, megabytesPerSecond: bytes / 1e6 / seconds, server: usage };
+  addRow({
+    phase: "export ndjson",
+    events: lines,
+    seconds,
+    rate: lines / seconds,
+    p50: null,
+    p99: null,
+    p999: null,
+    note: `${(bytes / 1e6 / seconds).toFixed(1)} MB/s; ${note}`,
+  });
+  results["export"] = {
+    rows: lines,
+    bytes,
+    seconds,
+    rowsPerSecond: lines / seconds,
+    megabytesPerSecond: bytes / 1e6 / seconds,
+    server: usage,
+  };
 }
 
 // ---------------------------------------------------------------- main
@@ -598,8 +770,16 @@ async function main(): Promise<void> {
     cpuSecondsPer1kIngested: fin && ingestTotals.events ? (ingestTotals.cpuSeconds / ingestTotals.events) * 1000 : null,
   };
   addRow({
-    phase: "server (peak RSS, CPU)", events: ingestTotals.events, seconds: ingestTotals.cpuSeconds, rate: null, p50: null, p99: null, p999: null,
-    note: fin ? `peak RSS ${server.peakRssMb!.toFixed(0)} MB; ${server.cpuSecondsPer1kIngested?.toFixed(3) ?? "-"} CPU s per 1k ingested (seconds column = server CPU s in ingest)` : "no server pid (use --start or --server-pid)",
+    phase: "server (peak RSS, CPU)",
+    events: ingestTotals.events,
+    seconds: ingestTotals.cpuSeconds,
+    rate: null,
+    p50: null,
+    p99: null,
+    p999: null,
+    note: fin
+      ? `peak RSS ${server.peakRssMb!.toFixed(0)} MB; ${server.cpuSecondsPer1kIngested?.toFixed(3) ?? "-"} CPU s per 1k ingested (seconds column = server CPU s in ingest)`
+      : "no server pid (use --start or --server-pid)",
   });
   results["server"] = server;
 
@@ -608,8 +788,22 @@ async function main(): Promise<void> {
   const doc = {
     startedAt,
     finishedAt: new Date().toISOString(),
-    machine: { cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model ?? "", memoryGb: os.totalmem() / 2 ** 30, loadavgAtEnd: os.loadavg(), node: process.version },
-    options: { ...args, "operator-key": undefined, started: !!args.start, scale: SCALE, producers: PRODUCERS, streams: STREAMS, baseEvents: BASE_EVENTS },
+    machine: {
+      cpus: os.cpus().length,
+      cpuModel: os.cpus()[0]?.model ?? "",
+      memoryGb: os.totalmem() / 2 ** 30,
+      loadavgAtEnd: os.loadavg(),
+      node: process.version,
+    },
+    options: {
+      ...args,
+      "operator-key": undefined,
+      started: !!args.start,
+      scale: SCALE,
+      producers: PRODUCERS,
+      streams: STREAMS,
+      baseEvents: BASE_EVENTS,
+    },
     rows,
     results,
   };

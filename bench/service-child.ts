@@ -64,7 +64,9 @@ export async function startServiceChild(o: ServiceChildOptions): Promise<Service
   };
   if (o.elasticsearchUrl) env["ELASTICSEARCH_URL"] = o.elasticsearchUrl;
   else delete env["ELASTICSEARCH_URL"];
-  o.log?.(`starting the service on 127.0.0.1:${port}, database ${o.name}${o.elasticsearchUrl ? `, Elasticsearch ${o.elasticsearchUrl}` : ""}`);
+  o.log?.(
+    `starting the service on 127.0.0.1:${port}, database ${o.name}${o.elasticsearchUrl ? `, Elasticsearch ${o.elasticsearchUrl}` : ""}`,
+  );
   const c: ChildProcess = spawn(process.execPath, [join(ROOT, "src", "main.ts")], { cwd: ROOT, env, stdio: ["ignore", "pipe", "pipe"] });
   let stderrTail = "";
   c.stderr!.on("data", (d: Buffer) => {

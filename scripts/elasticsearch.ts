@@ -8,7 +8,7 @@
 // Prints the URL on stdout (progress goes to stderr) and runs until
 // SIGINT/SIGTERM/SIGHUP, then stops Elasticsearch and removes its data
 // (unless --data-dir/--keep-data).
-import { type StartElasticsearchOptions, startElasticsearch } from '../src/devservers/elasticsearch.ts';
+import { type StartElasticsearchOptions, startElasticsearch } from "../src/devservers/elasticsearch.ts";
 
 async function main(argv: string[]): Promise<void> {
   const o: StartElasticsearchOptions = { log: (m) => process.stderr.write(`${m}\n`) };
@@ -19,15 +19,17 @@ async function main(argv: string[]): Promise<void> {
       if (v === undefined) throw new Error(`${a} needs a value`);
       return v;
     };
-    if (a === '--port') o.port = Number(val());
-    else if (a === '--heap') o.heap = val();
-    else if (a === '--data-dir') o.dataDir = val();
-    else if (a === '--keep-data') o.keepData = true;
-    else if (a === '--fast-startup') o.fastStartup = true;
-    else if (a === '--version') o.version = val();
-    else if (a === '--cache-dir') o.cacheDir = val();
-    else if (a === '-h' || a === '--help') {
-      process.stdout.write('usage: node scripts/elasticsearch.ts [--port N] [--heap 512m] [--data-dir DIR] [--keep-data] [--fast-startup] [--version V] [--cache-dir DIR]\n');
+    if (a === "--port") o.port = Number(val());
+    else if (a === "--heap") o.heap = val();
+    else if (a === "--data-dir") o.dataDir = val();
+    else if (a === "--keep-data") o.keepData = true;
+    else if (a === "--fast-startup") o.fastStartup = true;
+    else if (a === "--version") o.version = val();
+    else if (a === "--cache-dir") o.cacheDir = val();
+    else if (a === "-h" || a === "--help") {
+      process.stdout.write(
+        "usage: node scripts/elasticsearch.ts [--port N] [--heap 512m] [--data-dir DIR] [--keep-data] [--fast-startup] [--version V] [--cache-dir DIR]\n",
+      );
       return;
     } else throw new Error(`unknown argument ${a}`);
   }
@@ -50,9 +52,9 @@ async function main(argv: string[]): Promise<void> {
       },
     );
   };
-  process.on('SIGINT', () => shutdown('SIGINT'));
-  process.on('SIGTERM', () => shutdown('SIGTERM'));
-  process.on('SIGHUP', () => shutdown('SIGHUP'));
+  process.on("SIGINT", () => shutdown("SIGINT"));
+  process.on("SIGTERM", () => shutdown("SIGTERM"));
+  process.on("SIGHUP", () => shutdown("SIGHUP"));
 }
 
 if (import.meta.main) {

@@ -31,9 +31,14 @@ if (reason !== undefined) {
   process.stderr.write(`ensure-deps: ${reason}: running npm ci\n`);
   // Under `npm run`, npm_execpath is the npm that runs us: use the same one.
   const npmCli = process.env.npm_execpath;
-  const r = npmCli && /\.[cm]?js$/.test(npmCli)
-    ? spawnSync(process.execPath, [npmCli, "ci"], { cwd: root, stdio: "inherit" })
-    : spawnSync(process.platform === "win32" ? "npm.cmd" : "npm", ["ci"], { cwd: root, stdio: "inherit", shell: process.platform === "win32" });
+  const r =
+    npmCli && /\.[cm]?js$/.test(npmCli)
+      ? spawnSync(process.execPath, [npmCli, "ci"], { cwd: root, stdio: "inherit" })
+      : spawnSync(process.platform === "win32" ? "npm.cmd" : "npm", ["ci"], {
+          cwd: root,
+          stdio: "inherit",
+          shell: process.platform === "win32",
+        });
   if (r.error) {
     process.stderr.write(`ensure-deps: could not run npm ci: ${r.error.message}\n`);
     process.exit(1);

@@ -104,7 +104,9 @@ async function main(): Promise<void> {
     try {
       await checkProgressTable(pool);
     } catch (err) {
-      throw new UsageError(`reindex: PostgreSQL at DATABASE_URL is not usable (${(err as Error).message}); is it the service's database, with migrations applied (start the service once)?`);
+      throw new UsageError(
+        `reindex: PostgreSQL at DATABASE_URL is not usable (${(err as Error).message}); is it the service's database, with migrations applied (start the service once)?`,
+      );
     }
     try {
       // (Not GET /: the integ-test distribution has no handler for it.)
@@ -148,7 +150,11 @@ async function main(): Promise<void> {
     for (;;) {
       await new Promise((r) => setTimeout(r, 2000));
       if (!reportedWho) {
-        out(indexer.isLeader() ? "this process holds the indexer lock and indexes" : "a running service replica holds the indexer lock and indexes; watching its progress");
+        out(
+          indexer.isLeader()
+            ? "this process holds the indexer lock and indexes"
+            : "a running service replica holds the indexer lock and indexes; watching its progress",
+        );
         reportedWho = true;
       }
       const indexed = await indexedPositions(pool);
@@ -175,7 +181,9 @@ async function main(): Promise<void> {
       if (interrupted) return;
     }
     const secs = (performance.now() - t0) / 1000;
-    out(`done: ${targetTotal} events in ${secs.toFixed(1)} s (${Math.round(Number(targetTotal) / Math.max(secs, 0.001))} events/s); the service's indexer follows new commits from here`);
+    out(
+      `done: ${targetTotal} events in ${secs.toFixed(1)} s (${Math.round(Number(targetTotal) / Math.max(secs, 0.001))} events/s); the service's indexer follows new commits from here`,
+    );
   } finally {
     await indexer?.stop();
     await client.close().catch(() => {});

@@ -71,7 +71,10 @@ export function loadConfig(env: Env = process.env): Config {
   if (!/^[a-z0-9][a-z0-9_.-]*$/.test(elasticsearchIndexPrefix)) {
     errors.push("AUDITLOG_ES_INDEX_PREFIX: lowercase letters, digits, '-', '_', '.', starting with a letter or digit");
   }
-  const corsOrigins = (env.CORS_ORIGINS ?? "").split(",").map((s) => s.trim()).filter(Boolean);
+  const corsOrigins = (env.CORS_ORIGINS ?? "")
+    .split(",")
+    .map((s) => s.trim())
+    .filter(Boolean);
   for (const o of corsOrigins) {
     if (o !== "*" && !/^https?:\/\/[^/]+$/.test(o)) {
       errors.push(`CORS_ORIGINS: ${JSON.stringify(o)} is not an origin like https://app.example.com (or *)`);

@@ -22,11 +22,18 @@ function validateIncludeDir(): string {
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export type GrpcStub = grpc.Client & Record<string, any>;
 
-export function loadAuditlogStubs(): { IngestService: grpc.ServiceClientConstructor; QueryService: grpc.ServiceClientConstructor; AdminService: grpc.ServiceClientConstructor } {
-  const def = protoLoader.loadSync(
-    ["auditlog/v1/ingest.proto", "auditlog/v1/query.proto", "auditlog/v1/admin.proto"],
-    { includeDirs: [join(ROOT, "proto"), validateIncludeDir()], longs: String, enums: String, defaults: true, oneofs: true },
-  );
+export function loadAuditlogStubs(): {
+  IngestService: grpc.ServiceClientConstructor;
+  QueryService: grpc.ServiceClientConstructor;
+  AdminService: grpc.ServiceClientConstructor;
+} {
+  const def = protoLoader.loadSync(["auditlog/v1/ingest.proto", "auditlog/v1/query.proto", "auditlog/v1/admin.proto"], {
+    includeDirs: [join(ROOT, "proto"), validateIncludeDir()],
+    longs: String,
+    enums: String,
+    defaults: true,
+    oneofs: true,
+  });
   const pkg = grpc.loadPackageDefinition(def) as unknown as {
     auditlog: { v1: Record<string, grpc.ServiceClientConstructor> };
   };

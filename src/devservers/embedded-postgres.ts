@@ -198,9 +198,12 @@ async function binaries(): Promise<Binaries> {
     const mod = (await import(pkg)) as Binaries;
     return { postgres: mod.postgres, initdb: mod.initdb };
   } catch (err) {
-    throw new Error(`embedded PostgreSQL: no binaries for ${process.platform}-${process.arch} (package ${pkg}): ${(err as Error).message}`, {
-      cause: err,
-    });
+    throw new Error(
+      `embedded PostgreSQL: no binaries for ${process.platform}-${process.arch} (package ${pkg}): ${(err as Error).message}`,
+      {
+        cause: err,
+      },
+    );
   }
 }
 
@@ -268,7 +271,8 @@ function ensureTraversableBy(dir: string, user: OsUser): Promise<void> {
   return ensureTraversable(
     dir,
     user,
-    (d, mode) => `embedded PostgreSQL runs as the '${user.name}' OS user, which cannot enter ${d} (mode ${mode}); put the data directory elsewhere or chmod o+x ${d}`,
+    (d, mode) =>
+      `embedded PostgreSQL runs as the '${user.name}' OS user, which cannot enter ${d} (mode ${mode}); put the data directory elsewhere or chmod o+x ${d}`,
   );
 }
 

@@ -137,10 +137,12 @@ export function queryFromFilter(f: EventFilter | undefined): EventQuery {
   terms("context.source", f.sources);
   terms("context.location", f.locations);
   if (f.occurredAfter || f.occurredBefore) {
-    conditions.push(timeCondition(
-      f.occurredAfter ? boundMicros("occurred_after", f.occurredAfter) : null,
-      f.occurredBefore ? boundMicros("occurred_before", f.occurredBefore) : null,
-    ));
+    conditions.push(
+      timeCondition(
+        f.occurredAfter ? boundMicros("occurred_after", f.occurredAfter) : null,
+        f.occurredBefore ? boundMicros("occurred_before", f.occurredBefore) : null,
+      ),
+    );
   }
   for (const m of f.metadata) conditions.push({ kind: "metadata", path: m.key.split("."), values: m.values });
   conditions.push(...textConditions(f.text));

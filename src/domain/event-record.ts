@@ -58,9 +58,8 @@ export function severityName(v: Severity): SeverityName {
 /** A validated Event as the record to store. Assigns a UUIDv7 when the producer sent no id. */
 export function recordFromEvent(e: Event): EventRecord {
   if (!e.occurredAt || !e.actor) throw new Error("recordFromEvent needs a validated event");
-  const changes = e.changes && (e.changes.before || e.changes.after)
-    ? { before: e.changes.before ?? null, after: e.changes.after ?? null }
-    : null;
+  const changes =
+    e.changes && (e.changes.before || e.changes.after) ? { before: e.changes.before ?? null, after: e.changes.after ?? null } : null;
   return {
     id: e.id || uuidv7(),
     occurredAt: microsFromTimestamp(e.occurredAt),

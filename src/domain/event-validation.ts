@@ -53,9 +53,9 @@ function walkStruct(value: JsonValue, root: string, segments: Segments, out: Fie
     if (reason) report(reason);
     return stringBound(value) + 6;
   }
-  if (typeof value === "number" && !Number.isFinite(value)) return report("numbers must be finite"), 0;
+  if (typeof value === "number" && !Number.isFinite(value)) return (report("numbers must be finite"), 0);
   if (value === null || typeof value !== "object") return 16;
-  if (segments.length + 1 > EVENT_LIMITS.maxDepth) return report(`nested deeper than ${EVENT_LIMITS.maxDepth} levels`), 0;
+  if (segments.length + 1 > EVENT_LIMITS.maxDepth) return (report(`nested deeper than ${EVENT_LIMITS.maxDepth} levels`), 0);
   let bound = 12;
   if (Array.isArray(value)) {
     for (let i = 0; i < value.length; i++) {
@@ -66,11 +66,12 @@ function walkStruct(value: JsonValue, root: string, segments: Segments, out: Fie
     return bound;
   }
   const keys = Object.keys(value);
-  if (keys.length > EVENT_LIMITS.maxKeysPerObject) return report(`more than ${EVENT_LIMITS.maxKeysPerObject} keys in one object`), 0;
+  if (keys.length > EVENT_LIMITS.maxKeysPerObject) return (report(`more than ${EVENT_LIMITS.maxKeysPerObject} keys in one object`), 0);
   for (const k of keys) {
-    if (k.length === 0 || k.length > EVENT_LIMITS.maxKeyLength) return report(`keys must be 1 to ${EVENT_LIMITS.maxKeyLength} characters`), 0;
+    if (k.length === 0 || k.length > EVENT_LIMITS.maxKeyLength)
+      return (report(`keys must be 1 to ${EVENT_LIMITS.maxKeyLength} characters`), 0);
     const keyReason = badTextReason(k);
-    if (keyReason) return report(`key ${keyReason}`), 0;
+    if (keyReason) return (report(`key ${keyReason}`), 0);
     segments.push(k);
     bound += stringBound(k) + walkStruct(value[k] as JsonValue, root, segments, out) + 12;
     segments.pop();
@@ -94,12 +95,21 @@ function checkContent(e: Event, out: FieldViolation[]): number {
   const timeReason = e.occurredAt ? timestampProblem(e.occurredAt) : null;
   if (timeReason) out.push({ field: "occurred_at", reason: timeReason });
   const texts: [string, string | undefined][] = [
-    ["id", e.id], ["action", e.action], ["message", e.message],
-    ["actor.id", e.actor?.id], ["actor.name", e.actor?.name], ["actor.ip", e.actor?.ip],
-    ["actor.user_agent", e.actor?.userAgent], ["actor.session_id", e.actor?.sessionId],
-    ["target.type", e.target?.type], ["target.id", e.target?.id], ["target.name", e.target?.name],
-    ["context.request_id", e.context?.requestId], ["context.trace_id", e.context?.traceId],
-    ["context.source", e.context?.source], ["context.location", e.context?.location],
+    ["id", e.id],
+    ["action", e.action],
+    ["message", e.message],
+    ["actor.id", e.actor?.id],
+    ["actor.name", e.actor?.name],
+    ["actor.ip", e.actor?.ip],
+    ["actor.user_agent", e.actor?.userAgent],
+    ["actor.session_id", e.actor?.sessionId],
+    ["target.type", e.target?.type],
+    ["target.id", e.target?.id],
+    ["target.name", e.target?.name],
+    ["context.request_id", e.context?.requestId],
+    ["context.trace_id", e.context?.traceId],
+    ["context.source", e.context?.source],
+    ["context.location", e.context?.location],
   ];
   for (const [field, text] of texts) {
     if (!text) continue;

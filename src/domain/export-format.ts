@@ -58,18 +58,40 @@ export function ndjsonLineOfRecord(r: StoredRecord): string {
   const a = r.actor;
   const c = r.context;
   let ev = strField("id", r.id) + `,"occurredAt":"${timestampJson(timestampFromMicros(r.occurredAt))}"` + strField("action", r.action);
-  ev += `,"actor":` + object(strField("id", a.id) + strField("type", a.type === "UNSPECIFIED" ? "" : `ACTOR_TYPE_${a.type}`) +
-    strField("name", a.name) + strField("ip", a.ip) + strField("userAgent", a.userAgent) + strField("sessionId", a.sessionId));
-  if (r.target) ev += `,"target":` + object(strField("type", r.target.type) + strField("id", r.target.id) + strField("name", r.target.name));
+  ev +=
+    `,"actor":` +
+    object(
+      strField("id", a.id) +
+        strField("type", a.type === "UNSPECIFIED" ? "" : `ACTOR_TYPE_${a.type}`) +
+        strField("name", a.name) +
+        strField("ip", a.ip) +
+        strField("userAgent", a.userAgent) +
+        strField("sessionId", a.sessionId),
+    );
+  if (r.target)
+    ev += `,"target":` + object(strField("type", r.target.type) + strField("id", r.target.id) + strField("name", r.target.name));
   ev += `,"outcome":"OUTCOME_${r.outcome}","severity":"SEVERITY_${r.severity}"`;
-  ev += `,"context":` + object(strField("requestId", c.requestId) + strField("traceId", c.traceId) + strField("source", c.source) + strField("location", c.location));
+  ev +=
+    `,"context":` +
+    object(
+      strField("requestId", c.requestId) + strField("traceId", c.traceId) + strField("source", c.source) + strField("location", c.location),
+    );
   if (r.changes) {
-    ev += `,"changes":` + object((r.changes.before ? `,"before":${str(r.changes.before)}` : "") + (r.changes.after ? `,"after":${str(r.changes.after)}` : ""));
+    ev +=
+      `,"changes":` +
+      object((r.changes.before ? `,"before":${str(r.changes.before)}` : "") + (r.changes.after ? `,"after":${str(r.changes.after)}` : ""));
   }
   if (r.metadata) ev += `,"metadata":${str(r.metadata)}`;
   ev += strField("message", r.message);
-  return `{"event":${object(ev)}` + strField("tenantId", r.tenantId) + `,"receivedAt":"${timestampJson(timestampFromMicros(r.receivedAt))}"` +
-    (r.sequence === 0n ? "" : `,"sequence":"${r.sequence}"`) + strField("hash", r.hash) + strField("prevHash", r.prevHash) + "}\n";
+  return (
+    `{"event":${object(ev)}` +
+    strField("tenantId", r.tenantId) +
+    `,"receivedAt":"${timestampJson(timestampFromMicros(r.receivedAt))}"` +
+    (r.sequence === 0n ? "" : `,"sequence":"${r.sequence}"`) +
+    strField("hash", r.hash) +
+    strField("prevHash", r.prevHash) +
+    "}\n"
+  );
 }
 
 /**

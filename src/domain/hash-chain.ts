@@ -75,24 +75,23 @@ export function canonicalContentJson(r: EventRecord): string {
   const a = r.actor;
   const c = r.context;
   const t = r.target;
-  return `{"action":${str(r.action)}` +
+  return (
+    `{"action":${str(r.action)}` +
     `,"actor":{"id":${str(a.id)},"ip":${str(a.ip)},"name":${str(a.name)},"session_id":${str(a.sessionId)},"type":${str(a.type)},"user_agent":${str(a.userAgent)}}` +
     `,"changes":${r.changes === null ? "null" : canonicalJson(r.changes as Json)}` +
     `,"context":{"location":${str(c.location)},"request_id":${str(c.requestId)},"source":${str(c.source)},"trace_id":${str(c.traceId)}}` +
     `,"id":${str(r.id)},"message":${str(r.message)}` +
     `,"metadata":${r.metadata === null ? "null" : canonicalJson(r.metadata as Json)}` +
     `,"occurred_at":${str(formatMicros(r.occurredAt))},"outcome":${str(r.outcome)},"severity":${str(r.severity)}` +
-    `,"target":${t === null ? "null" : `{"id":${str(t.id)},"name":${str(t.name)},"type":${str(t.type)}}`}}`;
+    `,"target":${t === null ? "null" : `{"id":${str(t.id)},"name":${str(t.name)},"type":${str(t.type)}}`}}`
+  );
 }
 
 export function contentHash(r: EventRecord): string {
   return sha256Hex(canonicalContentJson(r));
 }
 
-export function chainHash(
-  prevHash: string,
-  link: { tenantId: string; sequence: bigint; receivedAt: Micros; contentHash: string },
-): string {
+export function chainHash(prevHash: string, link: { tenantId: string; sequence: bigint; receivedAt: Micros; contentHash: string }): string {
   const body = canonicalJson({
     v: CHAIN_VERSION,
     tenant_id: link.tenantId,
@@ -156,9 +155,10 @@ export class ChainVerifier {
       return {
         sequence: r.sequence,
         eventId: r.id,
-        reason: recomputedContent !== r.contentHash
-          ? "content altered: stored fields do not match the content hash"
-          : "hash mismatch: stored hash does not match the recomputed chain hash",
+        reason:
+          recomputedContent !== r.contentHash
+            ? "content altered: stored fields do not match the content hash"
+            : "hash mismatch: stored hash does not match the recomputed chain hash",
         expectedHash: expected,
         storedHash: r.hash,
       };

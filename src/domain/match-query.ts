@@ -51,22 +51,38 @@ export function matchesCondition(r: StoredRecord, c: Condition): boolean {
 /** The value of a term field; null when the event has no such value (no target). */
 export function termValue(r: StoredRecord, field: TermField): string | null {
   switch (field) {
-    case "id": return r.id;
-    case "action": return r.action;
-    case "actor.id": return r.actor.id;
-    case "actor.type": return r.actor.type;
-    case "actor.name": return r.actor.name;
-    case "actor.ip": return r.actor.ip;
-    case "actor.session_id": return r.actor.sessionId;
-    case "target.type": return r.target?.type ?? null;
-    case "target.id": return r.target?.id ?? null;
-    case "target.name": return r.target?.name ?? null;
-    case "outcome": return r.outcome;
-    case "severity": return r.severity;
-    case "context.request_id": return r.context.requestId;
-    case "context.trace_id": return r.context.traceId;
-    case "context.source": return r.context.source;
-    case "context.location": return r.context.location;
+    case "id":
+      return r.id;
+    case "action":
+      return r.action;
+    case "actor.id":
+      return r.actor.id;
+    case "actor.type":
+      return r.actor.type;
+    case "actor.name":
+      return r.actor.name;
+    case "actor.ip":
+      return r.actor.ip;
+    case "actor.session_id":
+      return r.actor.sessionId;
+    case "target.type":
+      return r.target?.type ?? null;
+    case "target.id":
+      return r.target?.id ?? null;
+    case "target.name":
+      return r.target?.name ?? null;
+    case "outcome":
+      return r.outcome;
+    case "severity":
+      return r.severity;
+    case "context.request_id":
+      return r.context.requestId;
+    case "context.trace_id":
+      return r.context.traceId;
+    case "context.source":
+      return r.context.source;
+    case "context.location":
+      return r.context.location;
   }
 }
 
@@ -144,8 +160,15 @@ function matchesText(r: StoredRecord, phrase: readonly string[]): boolean {
 
 /** Result order: occurred_at, then sequence, both ascending or both descending. */
 export function compareForSort(a: StoredRecord, b: StoredRecord, direction: SortDirection): number {
-  const c = a.occurredAt !== b.occurredAt
-    ? (a.occurredAt < b.occurredAt ? -1 : 1)
-    : a.sequence !== b.sequence ? (a.sequence < b.sequence ? -1 : 1) : 0;
+  const c =
+    a.occurredAt !== b.occurredAt
+      ? a.occurredAt < b.occurredAt
+        ? -1
+        : 1
+      : a.sequence !== b.sequence
+        ? a.sequence < b.sequence
+          ? -1
+          : 1
+        : 0;
   return direction === "asc" ? c : -c;
 }

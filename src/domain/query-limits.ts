@@ -73,7 +73,8 @@ export function queryLimitProblem(conditions: readonly Condition[]): LimitProble
     return { field: "metadata", message };
   }
   for (const [field, n] of values) {
-    if (n > L.maxValuesPerField) return { field: null, message: `${n} values for ${field}; at most ${L.maxValuesPerField} values per field` };
+    if (n > L.maxValuesPerField)
+      return { field: null, message: `${n} values for ${field}; at most ${L.maxValuesPerField} values per field` };
   }
   return null;
 }

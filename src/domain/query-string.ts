@@ -78,7 +78,11 @@ class Parser {
     const s = this.s;
     const { maxQueryLength, maxQueryTerms } = QUERY_LIMITS;
     if (s.length > maxQueryLength) {
-      throw new QuerySyntaxError(`longer than ${maxQueryLength} characters (${s.length})`, maxQueryLength, `at most ${maxQueryLength} characters`);
+      throw new QuerySyntaxError(
+        `longer than ${maxQueryLength} characters (${s.length})`,
+        maxQueryLength,
+        `at most ${maxQueryLength} characters`,
+      );
     }
     let terms = 0;
     for (;;) {
@@ -120,7 +124,7 @@ class Parser {
         throw new QuerySyntaxError(
           `negation is not supported for field terms ("-${name}${opChar}...")`,
           start,
-          "only free text can be negated (-word, -\"phrase\")",
+          'only free text can be negated (-word, -"phrase")',
         );
       }
       this.i = j;
@@ -129,7 +133,7 @@ class Parser {
     }
     // A bare word.
     while (this.i < s.length && !isSpace(s[this.i])) {
-      if (s[this.i] === '"') throw new QuerySyntaxError("unexpected quote inside a word", this.i, 'put the whole phrase in quotes');
+      if (s[this.i] === '"') throw new QuerySyntaxError("unexpected quote inside a word", this.i, "put the whole phrase in quotes");
       this.i++;
     }
     this.text(s.slice(negate ? start + 1 : start, this.i), negate);
@@ -200,7 +204,11 @@ class Parser {
       const key = name.slice(METADATA_PREFIX.length);
       const path = key.split(".");
       if (lower === "metadata" || path.some((p) => p === "")) {
-        throw new QuerySyntaxError(`invalid metadata key "${key}"`, start, 'write metadata.<key> or metadata.<key>.<subkey>, e.g. metadata.plan:pro');
+        throw new QuerySyntaxError(
+          `invalid metadata key "${key}"`,
+          start,
+          "write metadata.<key> or metadata.<key>.<subkey>, e.g. metadata.plan:pro",
+        );
       }
       if (op !== ":") throw this.noComparison(name, op, opPos);
       const v = this.value(name, true);
@@ -224,10 +232,14 @@ class Parser {
       const v = this.value(name);
       const sev = this.enumValue(field, v) as SeverityName;
       const at = SEVERITY_ORDER.indexOf(sev);
-      const values = op === ">=" ? severitiesAtLeast(sev)
-        : op === ">" ? SEVERITY_ORDER.slice(at + 1)
-        : op === "<=" ? SEVERITY_ORDER.slice(0, at + 1)
-        : SEVERITY_ORDER.slice(0, at);
+      const values =
+        op === ">="
+          ? severitiesAtLeast(sev)
+          : op === ">"
+            ? SEVERITY_ORDER.slice(at + 1)
+            : op === "<="
+              ? SEVERITY_ORDER.slice(0, at + 1)
+              : SEVERITY_ORDER.slice(0, at);
       this.out.push(values.length ? { kind: "terms", field, values: [...values] } : { kind: "none" });
       return;
     }
@@ -241,7 +253,11 @@ class Parser {
   }
 
   private noComparison(name: string, op: Op, opPos: number): QuerySyntaxError {
-    return new QuerySyntaxError(`"${name}" does not support "${op}"`, opPos, `only severity and ${TIME_FIELD} compare; use "${name}:value"`);
+    return new QuerySyntaxError(
+      `"${name}" does not support "${op}"`,
+      opPos,
+      `only severity and ${TIME_FIELD} compare; use "${name}:value"`,
+    );
   }
 
   private noWildcard(name: string, v: Value): void {
@@ -335,11 +351,10 @@ class Parser {
 
 function floorDiv(a: bigint, b: bigint): bigint {
   const q = a / b;
-  return a % b !== 0n && (a < 0n) !== (b < 0n) ? q - 1n : q;
+  return a % b !== 0n && a < 0n !== b < 0n ? q - 1n : q;
 }
 
-const TIME_PATTERN =
-  /^(\d{4})-(\d{2})-(\d{2})(?:[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(?:([Zz])|([+-])(\d{2}):(\d{2})))?$/;
+const TIME_PATTERN = /^(\d{4})-(\d{2})-(\d{2})(?:[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(?:([Zz])|([+-])(\d{2}):(\d{2})))?$/;
 
 /** Days from 1970-01-01 to the given proleptic Gregorian date (Howard Hinnant's algorithm). */
 function daysFromCivil(y: number, m: number, d: number): number {

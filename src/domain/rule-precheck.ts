@@ -76,12 +76,14 @@ function compileMessage(desc: DescMessage, compiling: Map<string, ValueCheck>): 
       const name = f.localName;
       // A field in a oneof lives under the oneof's property as {case, value}.
       const oneof = f.oneof?.localName;
-      checks.push(oneof === undefined
-        ? (m) => check(m[name])
-        : (m) => {
-            const o = m[oneof] as { case?: string; value?: unknown };
-            return o.case !== name || check(o.value);
-          });
+      checks.push(
+        oneof === undefined
+          ? (m) => check(m[name])
+          : (m) => {
+              const o = m[oneof] as { case?: string; value?: unknown };
+              return o.case !== name || check(o.value);
+            },
+      );
     }
   }
   return self;

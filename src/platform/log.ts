@@ -63,9 +63,7 @@ function plain(value: unknown, seen: WeakSet<object>, depth: number): unknown {
 
 function plainFields(fields: LogFields): LogFields {
   const seen = new WeakSet<object>();
-  return Object.fromEntries(
-    Object.entries(fields).map(([k, v]) => [k, k === "err" && v instanceof Error ? v : plain(v, seen, 1)]),
-  );
+  return Object.fromEntries(Object.entries(fields).map(([k, v]) => [k, k === "err" && v instanceof Error ? v : plain(v, seen, 1)]));
 }
 
 export function createLogger(opts: { level: LogLevel; stream?: NodeJS.WritableStream }): Logger {

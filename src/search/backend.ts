@@ -58,7 +58,13 @@ export interface SearchBackend {
   ): Promise<SearchPage>;
 
   /** Every matching record, in order, in batches; memory bounded by one batch. */
-  export(tenantId: string, q: EventQuery, direction: SortDirection, limit: bigint | null, signal: AbortSignal): AsyncIterable<StoredRecord[]>;
+  export(
+    tenantId: string,
+    q: EventQuery,
+    direction: SortDirection,
+    limit: bigint | null,
+    signal: AbortSignal,
+  ): AsyncIterable<StoredRecord[]>;
 
   stats(tenantId: string, q: EventQuery, interval: StatsInterval, top: number, signal?: AbortSignal): Promise<Stats>;
 

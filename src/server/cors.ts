@@ -43,7 +43,13 @@ function unique(values: readonly string[]): string[] {
 
 function addVary(res: NodeResponse, value: string): void {
   const current = res.getHeader("vary");
-  const list = current === undefined ? [] : String(current).split(",").map((v) => v.trim()).filter(Boolean);
+  const list =
+    current === undefined
+      ? []
+      : String(current)
+          .split(",")
+          .map((v) => v.trim())
+          .filter(Boolean);
   for (const v of value.split(",").map((s) => s.trim())) {
     if (!list.some((x) => x.toLowerCase() === v.toLowerCase())) list.push(v);
   }
@@ -61,9 +67,7 @@ export function withCors(handler: NodeHandler, opts: CorsOptions): NodeHandler {
   if (opts.allowedOrigins.length === 0) return handler;
   const isAllowed = createOriginMatcher(opts.allowedOrigins);
   const allowMethods = unique(connectCors.allowedMethods).join(", ");
-  const allowHeaders = unique([...connectCors.allowedHeaders, ...(opts.extraAllowedHeaders ?? ["Authorization"])]).join(
-    ", ",
-  );
+  const allowHeaders = unique([...connectCors.allowedHeaders, ...(opts.extraAllowedHeaders ?? ["Authorization"])]).join(", ");
   const exposeHeaders = unique([
     ...connectCors.exposedHeaders,
     // Error details of the Connect protocol's unary trailers, and gRPC-Web

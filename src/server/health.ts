@@ -139,28 +139,28 @@ function response(status: WatchStatus): HealthCheckResponse {
  * router options for this service (startHttpServer uses it to keep
  * application interceptors away from health checks).
  */
-export function registerHealth(
-  router: ConnectRouter,
-  health: HealthState,
-  options?: Partial<UniversalHandlerOptions>,
-): void {
-  router.service(Health, {
-    check(req) {
-      const status = health.get(req.service);
-      if (status === undefined) {
-        throw new ConnectError(`unknown service ${JSON.stringify(req.service)}`, Code.NotFound);
-      }
-      return response(status);
+export function registerHealth(router: ConnectRouter, health: HealthState, options?: Partial<UniversalHandlerOptions>): void {
+  router.service(
+    Health,
+    {
+      check(req) {
+        const status = health.get(req.service);
+        if (status === undefined) {
+          throw new ConnectError(`unknown service ${JSON.stringify(req.service)}`, Code.NotFound);
+        }
+        return response(status);
+      },
+      async *watch(req, ctx) {
+        for await (const status of health.watch(req.service, ctx.signal)) {
+          yield response(status);
+        }
+      },
+      list() {
+        const statuses: Record<string, HealthCheckResponse> = {};
+        for (const [service, status] of health.all()) statuses[service] = response(status);
+        return { statuses };
+      },
     },
-    async *watch(req, ctx) {
-      for await (const status of health.watch(req.service, ctx.signal)) {
-        yield response(status);
-      }
-    },
-    list() {
-      const statuses: Record<string, HealthCheckResponse> = {};
-      for (const [service, status] of health.all()) statuses[service] = response(status);
-      return { statuses };
-    },
-  }, options);
+    options,
+  );
 }

@@ -2,14 +2,7 @@
 // CORS, gRPC health, gRPC reflection, an access log and GET /healthz.
 
 import type { DescFile } from "@bufbuild/protobuf";
-import {
-  Code,
-  ConnectError,
-  createContextValues,
-  type ConnectRouter,
-  type ContextValues,
-  type Interceptor,
-} from "@connectrpc/connect";
+import { Code, ConnectError, createContextValues, type ConnectRouter, type ContextValues, type Interceptor } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { codeToString } from "@connectrpc/connect/protocol-connect";
 import { accessLogInterceptor, accessLogStateKey, peerAddressKey, protocolOf } from "./access-log.ts";
@@ -39,11 +32,12 @@ function strictJsonRouter(router: ConnectRouter, jsonOptions: typeof JSON_OPTION
       const impl = implementation as Record<string, unknown>;
       for (const method of service.methods) {
         const fn = impl[method.localName];
-        const handler = typeof fn === "function"
-          ? fn.bind(implementation)
-          : () => {
-              throw new ConnectError(`${service.typeName}.${method.name} is not implemented`, Code.Unimplemented);
-            };
+        const handler =
+          typeof fn === "function"
+            ? fn.bind(implementation)
+            : () => {
+                throw new ConnectError(`${service.typeName}.${method.name} is not implemented`, Code.Unimplemented);
+              };
         const json = { ...jsonOptions, ...options?.jsonOptions, textDecoder: strictJsonDecoder(method.input) };
         router.rpc(method as never, handler as never, { ...options, jsonOptions: json });
       }

@@ -83,7 +83,8 @@ function parseJson(bytes: Uint8Array): unknown {
 async function* fixEndStream(body: AsyncIterable<Uint8Array>): AsyncIterable<Uint8Array> {
   for await (const chunk of body) {
     // Each chunk is one envelope; 0x02 is an uncompressed end-stream message.
-    const end = chunk.length >= 5 && chunk[0] === 0x02 ? (parseJson(chunk.subarray(5)) as { error?: ConnectErrorJson } | undefined) : undefined;
+    const end =
+      chunk.length >= 5 && chunk[0] === 0x02 ? (parseJson(chunk.subarray(5)) as { error?: ConnectErrorJson } | undefined) : undefined;
     if (end?.error && isConnectParseFailure(end.error)) {
       const payload = Buffer.from(JSON.stringify({ ...end, error: { ...end.error, code: "invalid_argument" } }));
       const head = Buffer.alloc(5);
@@ -102,11 +103,24 @@ async function fixUnary(res: UniversalServerResponse): Promise<UniversalServerRe
   for await (const c of res.body) chunks.push(c);
   let body = Buffer.concat(chunks);
   const error = parseJson(body) as ConnectErrorJson | undefined;
-  if (!isConnectParseFailure(error)) return { ...res, body: (async function* () { yield body; })() };
+  if (!isConnectParseFailure(error))
+    return {
+      ...res,
+      body: (async function* () {
+        yield body;
+      })(),
+    };
   body = Buffer.from(JSON.stringify({ ...error, code: "invalid_argument" }));
   const header = new Headers(res.header);
   header.set("content-length", String(body.length));
-  return { ...res, status: 400, header, body: (async function* () { yield body; })() };
+  return {
+    ...res,
+    status: 400,
+    header,
+    body: (async function* () {
+      yield body;
+    })(),
+  };
 }
 
 /** The handler, answering an unparsable Connect-protocol binary request with invalid_argument instead of internal. */

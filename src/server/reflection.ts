@@ -186,37 +186,41 @@ function answer(index: DescriptorIndex, req: Request): Answer {
  * itself and grpc.health.v1.Health. `options` overrides router options for
  * these two services.
  */
-export function registerReflection(
-  router: ConnectRouter,
-  files: DescFile[],
-  options?: Partial<UniversalHandlerOptions>,
-): void {
+export function registerReflection(router: ConnectRouter, files: DescFile[], options?: Partial<UniversalHandlerOptions>): void {
   const index = new DescriptorIndex([
     ...files,
     file_health_v1_health,
     v1.file_grpc_reflection_v1_reflection,
     v1alpha.file_grpc_reflection_v1alpha_reflection,
   ]);
-  router.service(v1.ServerReflection, {
-    async *serverReflectionInfo(requests) {
-      for await (const req of requests) {
-        yield create(v1.ServerReflectionResponseSchema, {
-          validHost: req.host,
-          originalRequest: req,
-          messageResponse: answer(index, req),
-        });
-      }
+  router.service(
+    v1.ServerReflection,
+    {
+      async *serverReflectionInfo(requests) {
+        for await (const req of requests) {
+          yield create(v1.ServerReflectionResponseSchema, {
+            validHost: req.host,
+            originalRequest: req,
+            messageResponse: answer(index, req),
+          });
+        }
+      },
     },
-  }, options);
-  router.service(v1alpha.ServerReflection, {
-    async *serverReflectionInfo(requests) {
-      for await (const req of requests) {
-        yield create(v1alpha.ServerReflectionResponseSchema, {
-          validHost: req.host,
-          originalRequest: req,
-          messageResponse: answer(index, req),
-        });
-      }
+    options,
+  );
+  router.service(
+    v1alpha.ServerReflection,
+    {
+      async *serverReflectionInfo(requests) {
+        for await (const req of requests) {
+          yield create(v1alpha.ServerReflectionResponseSchema, {
+            validHost: req.host,
+            originalRequest: req,
+            messageResponse: answer(index, req),
+          });
+        }
+      },
     },
-  }, options);
+    options,
+  );
 }

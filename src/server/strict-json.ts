@@ -44,7 +44,12 @@ function checkValue(desc: DescMessage, value: unknown, path: string, relevant: (
   return checkMessage(desc, value as Record<string, unknown>, path, relevant);
 }
 
-function checkField(f: DescField & { message: DescMessage }, value: unknown, at: string, relevant: (d: DescMessage) => boolean): Violation | null {
+function checkField(
+  f: DescField & { message: DescMessage },
+  value: unknown,
+  at: string,
+  relevant: (d: DescMessage) => boolean,
+): Violation | null {
   if (f.fieldKind === "list") {
     if (!Array.isArray(value)) return null;
     for (let i = 0; i < value.length; i++) {
@@ -64,7 +69,12 @@ function checkField(f: DescField & { message: DescMessage }, value: unknown, at:
   return checkValue(f.message, value, at, relevant);
 }
 
-function checkMessage(desc: DescMessage, json: Record<string, unknown>, path: string, relevant: (d: DescMessage) => boolean): Violation | null {
+function checkMessage(
+  desc: DescMessage,
+  json: Record<string, unknown>,
+  path: string,
+  relevant: (d: DescMessage) => boolean,
+): Violation | null {
   for (const f of desc.fields) {
     if (!f.message || !relevant(f.message)) continue;
     const at = path ? `${path}.${f.name}` : f.name;

@@ -53,7 +53,13 @@ export const EXPORT_PATH = "/v1/export";
 type NodeRequest = http.IncomingMessage | http2.Http2ServerRequest;
 type NodeResponse = http.ServerResponse | http2.Http2ServerResponse;
 
-export type ExportHttpDeps = { auth: Authenticator; backend: SearchBackend; validator: Validator; log: Logger; limiter?: TenantReadLimiter };
+export type ExportHttpDeps = {
+  auth: Authenticator;
+  backend: SearchBackend;
+  validator: Validator;
+  log: Logger;
+  limiter?: TenantReadLimiter;
+};
 
 /** The calls used here have the same shape on HTTP/1.1 and on the HTTP/2 compatibility response. */
 function plain(res: NodeResponse): http.ServerResponse {
@@ -104,7 +110,10 @@ function drained(res: NodeResponse, signal: AbortSignal): Promise<void> {
 }
 
 function fileTimestamp(d: Date): string {
-  return d.toISOString().replace(/[-:]/g, "").replace(/\.\d+Z$/, "Z"); // 20261123T152716Z
+  return d
+    .toISOString()
+    .replace(/[-:]/g, "")
+    .replace(/\.\d+Z$/, "Z"); // 20261123T152716Z
 }
 
 /**

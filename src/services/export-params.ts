@@ -68,7 +68,8 @@ function enumValue(param: string, spec: EnumSpec, raw: string): number {
 }
 
 function uint64(param: string, raw: string): bigint {
-  if (!/^\d{1,20}$/.test(raw) || BigInt(raw) > 0xffff_ffff_ffff_ffffn) throw badParam(`${param}: not a non-negative integer: ${JSON.stringify(raw)}`);
+  if (!/^\d{1,20}$/.test(raw) || BigInt(raw) > 0xffff_ffff_ffff_ffffn)
+    throw badParam(`${param}: not a non-negative integer: ${JSON.stringify(raw)}`);
   return BigInt(raw);
 }
 

@@ -40,7 +40,11 @@ export type ExportPlan = {
  * is in the first). Nothing is read from the backend before the first
  * next(), and every chunk is produced only when asked for.
  */
-export async function* exportChunks(backend: SearchBackend, plan: ExportPlan, signal: AbortSignal): AsyncGenerator<Buffer, void, undefined> {
+export async function* exportChunks(
+  backend: SearchBackend,
+  plan: ExportPlan,
+  signal: AbortSignal,
+): AsyncGenerator<Buffer, void, undefined> {
   const csvOptions = { keepFormulas: plan.keepFormulas === true };
   const line = plan.format === "csv" ? (r: StoredRecord) => csvRow(storedEventFromRecord(r), csvOptions) : ndjsonLineOfRecord;
   let parts: string[] = plan.format === "csv" ? [csvHeader()] : [];

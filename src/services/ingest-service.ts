@@ -2,12 +2,7 @@ import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
 import type { Validator } from "@bufbuild/protovalidate";
 import type { Event } from "../../gen/auditlog/v1/event_pb.js";
-import {
-  AppendResponseSchema,
-  type IngestRequest,
-  IngestResponseSchema,
-  type IngestService,
-} from "../../gen/auditlog/v1/ingest_pb.js";
+import { AppendResponseSchema, type IngestRequest, IngestResponseSchema, type IngestService } from "../../gen/auditlog/v1/ingest_pb.js";
 import { recordFromEvent } from "../domain/event-record.ts";
 import { validateEvent } from "../domain/event-validation.ts";
 import { contentHash } from "../domain/hash-chain.ts";
@@ -44,10 +39,7 @@ const MAX_EVENTS_PER_MESSAGE = 1000;
 
 function checkBatchSize(events: Event[]): void {
   if (events.length === 0 || events.length > MAX_EVENTS_PER_MESSAGE) {
-    throw new ConnectError(
-      `events: ${events.length} events in one message; send 1 to ${MAX_EVENTS_PER_MESSAGE}`,
-      Code.InvalidArgument,
-    );
+    throw new ConnectError(`events: ${events.length} events in one message; send 1 to ${MAX_EVENTS_PER_MESSAGE}`, Code.InvalidArgument);
   }
 }
 
@@ -63,7 +55,13 @@ function writeFailure(err: unknown, tenantId: string, log: Logger): ConnectError
     log.warn("write failed: unknown tenant", { tenantId: err.tenantId });
     if (err.tenantId === tenantId) return connectErrorOf(err)!;
     // A batch is shared by callers of several tenants; another's is gone.
-    return new ConnectError("the write was refused as a whole and nothing was stored; retry with the same event ids", Code.Unavailable, undefined, undefined, err);
+    return new ConnectError(
+      "the write was refused as a whole and nothing was stored; retry with the same event ids",
+      Code.Unavailable,
+      undefined,
+      undefined,
+      err,
+    );
   }
   // Expected while PostgreSQL restarts: a warning, not an error, in the logs.
   if (isStorageUnavailable(err)) log.warn("write failed: storage unavailable", { err: String(err) });
@@ -99,7 +97,7 @@ async function submitEvents(
   if (items.length === 0) return { committed: Promise.resolve() };
   const { committed } = await deps.committer.submit(items);
   const recorded = committed.then((results) => {
-    results.forEach((r, i) => summary.record(indexes[i]!, items[i]!.record.id, r));
+    for (const [i, r] of results.entries()) summary.record(indexes[i]!, items[i]!.record.id, r);
   });
   // A stream awaits its commits only after its last message; a commit that
   // fails before then must not count as an unhandled rejection (which would

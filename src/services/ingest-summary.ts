@@ -46,9 +46,10 @@ export class SummaryBuilder {
         index,
         id,
         status: r.status === "duplicate" ? EventStatus.DUPLICATE : EventStatus.CONFLICT,
-        reason: r.status === "duplicate"
-          ? "already stored with the same content"
-          : "id already used by an event with different content; the stored event is unchanged",
+        reason:
+          r.status === "duplicate"
+            ? "already stored with the same content"
+            : "id already used by an event with different content; the stored event is unchanged",
         sequence: r.sequence,
       }),
     );

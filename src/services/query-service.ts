@@ -106,7 +106,13 @@ export function queryService(deps: QueryDeps): ServiceImpl<typeof QueryService> 
           : undefined,
         refusedDocuments: s.refusedDocuments ?? 0n,
         recentRefusals: (s.recentRefusals ?? []).map((f) =>
-          create(IndexRefusalSchema, { sequence: f.sequence, eventId: f.eventId, reason: f.reason, refusedAt: timestampFromDate(f.refusedAt) })),
+          create(IndexRefusalSchema, {
+            sequence: f.sequence,
+            eventId: f.eventId,
+            reason: f.reason,
+            refusedAt: timestampFromDate(f.refusedAt),
+          }),
+        ),
       });
     },
 

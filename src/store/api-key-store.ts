@@ -21,7 +21,14 @@ export class ApiKeyStore {
     this.pool = pool;
   }
 
-  async create(k: { id: string; tenantId: string; name: string; scopes: string[]; secretHash: Buffer; expiresAt: Date | null }): Promise<ApiKeyRow> {
+  async create(k: {
+    id: string;
+    tenantId: string;
+    name: string;
+    scopes: string[];
+    secretHash: Buffer;
+    expiresAt: Date | null;
+  }): Promise<ApiKeyRow> {
     const r = await this.pool.query<ApiKeyRow>(
       `INSERT INTO api_keys (id, tenant_id, name, scopes, secret_hash, expires_at)
        VALUES ($1, $2, $3, $4, $5, $6) RETURNING ${COLUMNS}`,

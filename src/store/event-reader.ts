@@ -23,15 +23,20 @@ export class EventReader {
   }
 
   getEvent(tenantId: string, id: string, signal?: AbortSignal): Promise<StoredRecord | null> {
-    return withTenantRead(this.pool, tenantId, async (db) => {
-      const rows = await db.query<EventRow>(
-        `SELECT ${EVENT_COLUMNS} FROM events
+    return withTenantRead(
+      this.pool,
+      tenantId,
+      async (db) => {
+        const rows = await db.query<EventRow>(
+          `SELECT ${EVENT_COLUMNS} FROM events
          WHERE tenant_id = $1 AND (sequence, received_at) =
            (SELECT sequence, received_at FROM event_ids WHERE tenant_id = $1 AND event_id = $2)`,
-        [tenantId, id],
-      );
-      return rows.rows[0] ? recordFromRow(rows.rows[0]) : null;
-    }, { signal, statementTimeoutMs: this.statementTimeoutMs });
+          [tenantId, id],
+        );
+        return rows.rows[0] ? recordFromRow(rows.rows[0]) : null;
+      },
+      { signal, statementTimeoutMs: this.statementTimeoutMs },
+    );
   }
 
   /**
@@ -47,20 +52,25 @@ export class EventReader {
     start: (prevHash: string | null, last: bigint) => (r: StoredRecord) => boolean,
     signal?: AbortSignal,
   ): Promise<void> {
-    return withTenantRead(this.pool, tenantId, async (db) => {
-      const headSequence = await committedHead(db, tenantId);
-      const last = to === null || to > headSequence ? headSequence : to;
-      const visit = start(from > 1n ? await hashAt(db, tenantId, from - 1n) : null, last);
-      const pageSize = 5000n;
-      for (let first = from; first <= last; first += pageSize) {
-        const end = first + pageSize - 1n < last ? first + pageSize - 1n : last;
-        const rows = await db.query<EventRow>(
-          `SELECT ${EVENT_COLUMNS} FROM events WHERE tenant_id = $1 AND sequence BETWEEN $2 AND $3 ORDER BY events.sequence`,
-          [tenantId, first.toString(), end.toString()],
-        );
-        for (const row of rows.rows) if (!visit(recordFromRow(row))) return;
-      }
-    }, { snapshot: true, signal, statementTimeoutMs: this.statementTimeoutMs });
+    return withTenantRead(
+      this.pool,
+      tenantId,
+      async (db) => {
+        const headSequence = await committedHead(db, tenantId);
+        const last = to === null || to > headSequence ? headSequence : to;
+        const visit = start(from > 1n ? await hashAt(db, tenantId, from - 1n) : null, last);
+        const pageSize = 5000n;
+        for (let first = from; first <= last; first += pageSize) {
+          const end = first + pageSize - 1n < last ? first + pageSize - 1n : last;
+          const rows = await db.query<EventRow>(
+            `SELECT ${EVENT_COLUMNS} FROM events WHERE tenant_id = $1 AND sequence BETWEEN $2 AND $3 ORDER BY events.sequence`,
+            [tenantId, first.toString(), end.toString()],
+          );
+          for (const row of rows.rows) if (!visit(recordFromRow(row))) return;
+        }
+      },
+      { snapshot: true, signal, statementTimeoutMs: this.statementTimeoutMs },
+    );
   }
 }
 

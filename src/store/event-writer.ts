@@ -55,7 +55,9 @@ const copyModes = new WeakMap<Pool, Promise<CopyMode>>();
 function copyMode(pool: Pool, db: PoolClient): Promise<CopyMode> {
   let mode = copyModes.get(pool);
   if (!mode) {
-    mode = db.query<{ active: boolean }>("SELECT row_security_active('events') AS active").then((r) => (r.rows[0]!.active ? "staged" : "direct"));
+    mode = db
+      .query<{ active: boolean }>("SELECT row_security_active('events') AS active")
+      .then((r) => (r.rows[0]!.active ? "staged" : "direct"));
     mode.catch(() => copyModes.delete(pool));
     copyModes.set(pool, mode);
   }
@@ -67,7 +69,6 @@ function copyMode(pool: Pool, db: PoolClient): Promise<CopyMode> {
 const STAGE_TABLES_SQL = `
   CREATE TEMP TABLE IF NOT EXISTS stage_event_ids (LIKE event_ids) ON COMMIT DELETE ROWS;
   CREATE TEMP TABLE IF NOT EXISTS stage_events (LIKE events) ON COMMIT DELETE ROWS`;
-
 
 type Heads = Map<string, { sequence: bigint; hash: string }>;
 type Plan = { results: WriteResult[]; stored: StoredRecord[]; heads: Heads };

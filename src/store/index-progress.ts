@@ -45,7 +45,8 @@ export async function tenantIds(pool: Pool): Promise<string[]> {
 
 /** How many tenants and committed events there are. */
 export async function committedTotals(pool: Pool): Promise<{ tenants: string; events: string }> {
-  const { rows } = await systemQuery<{ tenants: string; events: string }>(pool,
+  const { rows } = await systemQuery<{ tenants: string; events: string }>(
+    pool,
     "SELECT count(*) AS tenants, coalesce(sum(sequence), 0) AS events FROM chain_heads",
   );
   return rows[0]!;
@@ -56,10 +57,7 @@ export async function committedTotals(pool: Pool): Promise<{ tenants: string; ev
 
 /** The tenant's highest searchable sequence (0 before anything was indexed). */
 export async function indexedPosition(pool: Pool, tenantId: string): Promise<bigint> {
-  const r = await pool.query<{ indexed_sequence: string }>(
-    "SELECT indexed_sequence FROM index_progress WHERE tenant_id = $1",
-    [tenantId],
-  );
+  const r = await pool.query<{ indexed_sequence: string }>("SELECT indexed_sequence FROM index_progress WHERE tenant_id = $1", [tenantId]);
   return BigInt(r.rows[0]?.indexed_sequence ?? "0");
 }
 
@@ -73,7 +71,8 @@ export async function indexedPositions(pool: Pool): Promise<Map<string, bigint>>
 
 /** Head and indexed position of every tenant, in id order. */
 export async function headsAndProgress(pool: Pool): Promise<{ tenantId: string; head: bigint; indexed: bigint }[]> {
-  const { rows } = await systemQuery<{ tenant_id: string; head: string; indexed: string }>(pool,
+  const { rows } = await systemQuery<{ tenant_id: string; head: string; indexed: string }>(
+    pool,
     `SELECT h.tenant_id, h.sequence AS head, coalesce(p.indexed_sequence, 0) AS indexed
        FROM chain_heads h LEFT JOIN index_progress p USING (tenant_id)
       ORDER BY h.tenant_id`,
@@ -126,7 +125,8 @@ export async function checkProgressTable(pool: Pool): Promise<void> {
 
 /** Lag over all tenants: how many are behind, by how many events, and the oldest waiting event's age. */
 export async function indexLag(pool: Pool): Promise<{ tenants: string; events: string; seconds: number | null }> {
-  const { rows } = await systemQuery<{ tenants: string; events: string; seconds: number | null }>(pool,
+  const { rows } = await systemQuery<{ tenants: string; events: string; seconds: number | null }>(
+    pool,
     `SELECT count(*) AS tenants,
             coalesce(sum(h.sequence - coalesce(p.indexed_sequence, 0)), 0) AS events,
             max(extract(epoch FROM now() - f.received_at))::float8 AS seconds
@@ -197,7 +197,8 @@ export async function tenantProgress(pool: Pool, tenantId: string): Promise<Tena
     windows_with_gaps: string | null;
     events_repaired: string | null;
     documents_removed: string | null;
-  }>(pool,
+  }>(
+    pool,
     `SELECT h.sequence AS committed, coalesce(p.indexed_sequence, 0) AS indexed,
             (SELECT extract(epoch FROM now() - e.received_at)::float8 FROM events e
               WHERE e.tenant_id = h.tenant_id AND e.sequence > coalesce(p.indexed_sequence, 0)
@@ -216,15 +217,16 @@ export async function tenantProgress(pool: Pool, tenantId: string): Promise<Tena
     committed: BigInt(r.committed),
     indexed: BigInt(r.indexed),
     lagSeconds: r.lag_seconds,
-    lastReconcile: r.finished_at === null
-      ? null
-      : {
-          finishedAt: r.finished_at,
-          windowsChecked: BigInt(r.windows_checked!),
-          windowsWithGaps: BigInt(r.windows_with_gaps!),
-          eventsRepaired: BigInt(r.events_repaired!),
-          documentsRemoved: BigInt(r.documents_removed!),
-        },
+    lastReconcile:
+      r.finished_at === null
+        ? null
+        : {
+            finishedAt: r.finished_at,
+            windowsChecked: BigInt(r.windows_checked!),
+            windowsWithGaps: BigInt(r.windows_with_gaps!),
+            eventsRepaired: BigInt(r.events_repaired!),
+            documentsRemoved: BigInt(r.documents_removed!),
+          },
   };
 }
 
@@ -251,7 +253,13 @@ export async function listRefusals(
   tenantId: string,
   limit: number,
 ): Promise<{ count: bigint; recent: { sequence: bigint; eventId: string; reason: string; refusedAt: Date }[] }> {
-  const { rows } = await pool.query<{ n: string; sequence: string | null; event_id: string | null; reason: string | null; failed_at: Date | null }>(
+  const { rows } = await pool.query<{
+    n: string;
+    sequence: string | null;
+    event_id: string | null;
+    reason: string | null;
+    failed_at: Date | null;
+  }>(
     `SELECT c.n, f.sequence, f.event_id, f.reason, f.failed_at
        FROM (SELECT count(*) AS n FROM index_failures WHERE tenant_id = $1) c
        LEFT JOIN LATERAL (
@@ -262,6 +270,7 @@ export async function listRefusals(
   return {
     count: BigInt(rows[0]?.n ?? "0"),
     recent: rows.flatMap((f) =>
-      f.sequence === null ? [] : [{ sequence: BigInt(f.sequence), eventId: f.event_id!, reason: f.reason!, refusedAt: f.failed_at! }]),
+      f.sequence === null ? [] : [{ sequence: BigInt(f.sequence), eventId: f.event_id!, reason: f.reason!, refusedAt: f.failed_at! }],
+    ),
   };
 }

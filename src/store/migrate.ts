@@ -19,9 +19,7 @@ async function migrateOn(client: PoolClient): Promise<string[]> {
     await client.query("SELECT pg_advisory_lock($1)", [LOCK_KEY]);
     await client.query(`CREATE TABLE IF NOT EXISTS schema_migrations (
       version text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())`);
-    const done = new Set(
-      (await client.query<{ version: string }>("SELECT version FROM schema_migrations")).rows.map((r) => r.version),
-    );
+    const done = new Set((await client.query<{ version: string }>("SELECT version FROM schema_migrations")).rows.map((r) => r.version));
     const files = (await readdir(MIGRATIONS_DIR)).filter((f) => f.endsWith(".sql")).sort();
     for (const file of files) {
       if (done.has(file)) continue;

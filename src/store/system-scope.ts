@@ -14,6 +14,10 @@ export function withSystemScope<T>(pool: Pool, fn: (db: PoolClient) => Promise<T
 }
 
 /** One statement in system scope (pool.query for the tables under row-level security). */
-export function systemQuery<R extends QueryResultRow = QueryResultRow>(pool: Pool, text: string, values?: unknown[]): Promise<QueryResult<R>> {
+export function systemQuery<R extends QueryResultRow = QueryResultRow>(
+  pool: Pool,
+  text: string,
+  values?: unknown[],
+): Promise<QueryResult<R>> {
   return withSystemScope(pool, (db) => db.query<R>(text, values));
 }

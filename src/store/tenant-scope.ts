@@ -46,9 +46,10 @@ export function withTenantRead<T>(
   // JIT off: free-text conditions make expressions that LLVM takes minutes
   // and gigabytes to compile, and compilation does not react to a cancel or
   // a statement timeout; the interpreted plan is fast for these queries.
-  const settings = statementTimeoutMs === undefined
-    ? "SELECT set_config('auditlog.tenant_id', $1, true), set_config('jit', 'off', true)"
-    : "SELECT set_config('auditlog.tenant_id', $1, true), set_config('jit', 'off', true), set_config('statement_timeout', $2, true)";
+  const settings =
+    statementTimeoutMs === undefined
+      ? "SELECT set_config('auditlog.tenant_id', $1, true), set_config('jit', 'off', true)"
+      : "SELECT set_config('auditlog.tenant_id', $1, true), set_config('jit', 'off', true), set_config('statement_timeout', $2, true)";
   let cancelled = false;
   return inTransaction(pool, begin, async (db) => {
     signal?.throwIfAborted(); // the caller left while this waited for a connection

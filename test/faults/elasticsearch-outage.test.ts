@@ -33,7 +33,10 @@ async function esJson<T>(url: string, path: string, body?: unknown): Promise<T> 
  * reported only), and the ids held by more than one document with their doc
  * counts (terms agg, min_doc_count 2: exact, a tenant lives on one shard per index).
  */
-async function esTenantCounts(url: string, tenantId: string): Promise<{ count: number; distinct: number; dupIds: string[]; dupDocs: number }> {
+async function esTenantCounts(
+  url: string,
+  tenantId: string,
+): Promise<{ count: number; distinct: number; dupIds: string[]; dupDocs: number }> {
   await esJson(url, `/${ALIAS}/_refresh`);
   const r = await esJson<{
     hits: { total: { value: number } };

@@ -192,7 +192,14 @@ const BAD_BINARY_TIMES: [bigint, number][] = [
 const BAD_FILTER_TIMES = BAD_BINARY_TIMES.filter(([seconds]) => seconds !== 9_223_372_036n);
 
 /** Impossible or out-of-range dates in JSON that Date.parse would move to another day. */
-const BAD_JSON_TIMES = ["2026-02-30T00:00:00Z", "2026-04-31T00:00:00Z", "2025-02-29T00:00:00Z", "2026-01-01T24:00:00Z", "2026-01-01T00:00:00+24:00", "0000-01-01T00:00:00Z"];
+const BAD_JSON_TIMES = [
+  "2026-02-30T00:00:00Z",
+  "2026-04-31T00:00:00Z",
+  "2025-02-29T00:00:00Z",
+  "2026-01-01T24:00:00Z",
+  "2026-01-01T00:00:00+24:00",
+  "0000-01-01T00:00:00Z",
+];
 
 /** Filter values with a NUL character, each reaching PostgreSQL as a parameter. */
 const NUL_FILTERS: Record<string, unknown>[] = [
@@ -238,7 +245,8 @@ function isForbidden(o: Outcome): boolean {
   if (/\/(internal|unknown)\b/.test(a)) return true;
   if (a === "timeout") return true;
   // Connection-level endings are proper answers to connection-level garbage only.
-  if (!o.kind.startsWith("h2-garbage") && !o.kind.startsWith("tcp-garbage") && /^(reset|stream-error|session-error|network|closed)/.test(a)) return true;
+  if (!o.kind.startsWith("h2-garbage") && !o.kind.startsWith("tcp-garbage") && /^(reset|stream-error|session-error|network|closed)/.test(a))
+    return true;
   return false;
 }
 
@@ -289,52 +297,128 @@ export async function runMalformed(opts: { count: number; concurrency?: number; 
     ];
 
     // Issue 9's client mistakes, each answered INVALID_ARGUMENT (or NOT_FOUND), never INTERNAL.
-    const fingerprint = queryFingerprint(tenantId, { filter: toJsonString(EventFilterSchema, create(EventFilterSchema)), direction: "desc" });
-    const forged = (occurredAt: string, sequence: string) => Buffer.from(`1|${fingerprint}|${occurredAt}|${sequence}`).toString("base64url");
+    const fingerprint = queryFingerprint(tenantId, {
+      filter: toJsonString(EventFilterSchema, create(EventFilterSchema)),
+      direction: "desc",
+    });
+    const forged = (occurredAt: string, sequence: string) =>
+      Buffer.from(`1|${fingerprint}|${occurredAt}|${sequence}`).toString("base64url");
     const grpcProto = <D extends DescMessage>(path: string, schema: D, init: MessageInitShape<D>, key: string) =>
       h2Call(getSession(), path, "application/grpc", frame(Buffer.from(toBinary(schema, create(schema, init)))), key);
-    const json = (procedure: string, body: unknown, key: string) => fetchCall(url, `/${procedure}`, "application/json", JSON.stringify(body), key);
+    const json = (procedure: string, body: unknown, key: string) =>
+      fetchCall(url, `/${procedure}`, "application/json", JSON.stringify(body), key);
     const search = QueryService.method.searchEvents;
     const mistakes: [string, (j: number) => Promise<string>][] = [
-      ["grpc-bad-occurred-at", (j) => {
-        const [seconds, nanos] = BAD_BINARY_TIMES[j % BAD_BINARY_TIMES.length]!;
-        return grpcProto(APPEND, AppendRequestSchema, { events: [{ ...GOOD_EVENT, id: `bad-time-${j}`, occurredAt: { seconds, nanos } }] }, keys.ingest);
-      }],
-      ["json-calendar-occurred-at", (j) =>
-        json("auditlog.v1.IngestService/Append", { events: [{ ...GOOD_EVENT, id: `cal-${j}`, occurredAt: BAD_JSON_TIMES[j % BAD_JSON_TIMES.length] }] }, keys.ingest)],
-      ["json-calendar-filter", (j) =>
-        json("auditlog.v1.QueryService/SearchEvents", { filter: { occurredAfter: BAD_JSON_TIMES[j % BAD_JSON_TIMES.length] } }, keys.query)],
-      ["grpc-filter-time-range", (j) => {
-        const [seconds, nanos] = BAD_FILTER_TIMES[j % BAD_FILTER_TIMES.length]!;
-        return grpcProto(grpcPath(QueryService, "SearchEvents"), search.input, { filter: { occurredBefore: { seconds, nanos } } }, keys.query);
-      }],
-      ["export-http-calendar", (j) => fetchCall(url, `/v1/export?occurred_before=${BAD_JSON_TIMES[j % BAD_JSON_TIMES.length]}`, "", null, keys.query)],
-      ["grpc-get-event-nul", () => grpcProto(grpcPath(QueryService, "GetEvent"), QueryService.method.getEvent.input, { id: "e\u00001" }, keys.query)],
+      [
+        "grpc-bad-occurred-at",
+        (j) => {
+          const [seconds, nanos] = BAD_BINARY_TIMES[j % BAD_BINARY_TIMES.length]!;
+          return grpcProto(
+            APPEND,
+            AppendRequestSchema,
+            { events: [{ ...GOOD_EVENT, id: `bad-time-${j}`, occurredAt: { seconds, nanos } }] },
+            keys.ingest,
+          );
+        },
+      ],
+      [
+        "json-calendar-occurred-at",
+        (j) =>
+          json(
+            "auditlog.v1.IngestService/Append",
+            { events: [{ ...GOOD_EVENT, id: `cal-${j}`, occurredAt: BAD_JSON_TIMES[j % BAD_JSON_TIMES.length] }] },
+            keys.ingest,
+          ),
+      ],
+      [
+        "json-calendar-filter",
+        (j) =>
+          json(
+            "auditlog.v1.QueryService/SearchEvents",
+            { filter: { occurredAfter: BAD_JSON_TIMES[j % BAD_JSON_TIMES.length] } },
+            keys.query,
+          ),
+      ],
+      [
+        "grpc-filter-time-range",
+        (j) => {
+          const [seconds, nanos] = BAD_FILTER_TIMES[j % BAD_FILTER_TIMES.length]!;
+          return grpcProto(
+            grpcPath(QueryService, "SearchEvents"),
+            search.input,
+            { filter: { occurredBefore: { seconds, nanos } } },
+            keys.query,
+          );
+        },
+      ],
+      [
+        "export-http-calendar",
+        (j) => fetchCall(url, `/v1/export?occurred_before=${BAD_JSON_TIMES[j % BAD_JSON_TIMES.length]}`, "", null, keys.query),
+      ],
+      [
+        "grpc-get-event-nul",
+        () => grpcProto(grpcPath(QueryService, "GetEvent"), QueryService.method.getEvent.input, { id: "e\u00001" }, keys.query),
+      ],
       ["json-get-event-nul", () => json("auditlog.v1.QueryService/GetEvent", { id: "\u0000" }, keys.query)],
-      ["json-search-nul", (j) => json("auditlog.v1.QueryService/SearchEvents", { filter: NUL_FILTERS[j % NUL_FILTERS.length] }, keys.query)],
+      [
+        "json-search-nul",
+        (j) => json("auditlog.v1.QueryService/SearchEvents", { filter: NUL_FILTERS[j % NUL_FILTERS.length] }, keys.query),
+      ],
       ["json-stats-nul", (j) => json("auditlog.v1.QueryService/GetStats", { filter: NUL_FILTERS[j % NUL_FILTERS.length] }, keys.query)],
-      ["grpc-search-nul", (j) => grpcProto(grpcPath(QueryService, "SearchEvents"), search.input, { filter: NUL_FILTERS[j % NUL_FILTERS.length] as never }, keys.query)],
+      [
+        "grpc-search-nul",
+        (j) =>
+          grpcProto(
+            grpcPath(QueryService, "SearchEvents"),
+            search.input,
+            { filter: NUL_FILTERS[j % NUL_FILTERS.length] as never },
+            keys.query,
+          ),
+      ],
       ["export-http-nul", (j) => fetchCall(url, `/v1/export?${NUL_EXPORT_PARAMS[j % NUL_EXPORT_PARAMS.length]}`, "", null, keys.query)],
-      ["admin-nul", (j) => {
-        const calls: [string, unknown][] = [
-          ["CreateTenant", { id: "nul-tenant", name: "n\u0000" }],
-          ["CreateApiKey", { tenantId: "mal\u0000formed", name: "k", scopes: ["SCOPE_QUERY"] }],
-          ["CreateApiKey", { tenantId: tenantId, name: "k\u0000", scopes: ["SCOPE_QUERY"] }],
-          ["ListApiKeys", { tenantId: "mal\u0000formed" }],
-          ["RotateApiKey", { keyId: "k\u0000" }],
-          ["RevokeApiKey", { keyId: "k\u0000" }],
-        ];
-        const [method, body] = calls[j % calls.length]!;
-        return json(`${AdminService.typeName}/${method}`, body, BOOTSTRAP_KEY);
-      }],
-      ["verify-chain-past-bigint", (j) => j % 2
-        ? json("auditlog.v1.QueryService/VerifyChain", { fromSequence: "18446744073709551615" }, keys.query)
-        : grpcProto(grpcPath(QueryService, "VerifyChain"), QueryService.method.verifyChain.input, { fromSequence: 2n ** 63n }, keys.query)],
-      ["forged-page-token", (j) => {
-        const tokens = [forged("99999999999999999999999999", "1"), forged("-1", "1"), forged("1700000000000000", "99999999999999999999"), forged("1700000000000000", "0")];
-        return json("auditlog.v1.QueryService/SearchEvents", { pageSize: 1, pageToken: tokens[j % tokens.length] }, keys.query);
-      }],
-      ["connect-proto-garbage", (j) => fetchCall(url, APPEND, "application/proto", Buffer.concat([Buffer.alloc(10, 0xff), randomBytes(1 + (j % 50))]), keys.ingest)],
+      [
+        "admin-nul",
+        (j) => {
+          const calls: [string, unknown][] = [
+            ["CreateTenant", { id: "nul-tenant", name: "n\u0000" }],
+            ["CreateApiKey", { tenantId: "mal\u0000formed", name: "k", scopes: ["SCOPE_QUERY"] }],
+            ["CreateApiKey", { tenantId: tenantId, name: "k\u0000", scopes: ["SCOPE_QUERY"] }],
+            ["ListApiKeys", { tenantId: "mal\u0000formed" }],
+            ["RotateApiKey", { keyId: "k\u0000" }],
+            ["RevokeApiKey", { keyId: "k\u0000" }],
+          ];
+          const [method, body] = calls[j % calls.length]!;
+          return json(`${AdminService.typeName}/${method}`, body, BOOTSTRAP_KEY);
+        },
+      ],
+      [
+        "verify-chain-past-bigint",
+        (j) =>
+          j % 2
+            ? json("auditlog.v1.QueryService/VerifyChain", { fromSequence: "18446744073709551615" }, keys.query)
+            : grpcProto(
+                grpcPath(QueryService, "VerifyChain"),
+                QueryService.method.verifyChain.input,
+                { fromSequence: 2n ** 63n },
+                keys.query,
+              ),
+      ],
+      [
+        "forged-page-token",
+        (j) => {
+          const tokens = [
+            forged("99999999999999999999999999", "1"),
+            forged("-1", "1"),
+            forged("1700000000000000", "99999999999999999999"),
+            forged("1700000000000000", "0"),
+          ];
+          return json("auditlog.v1.QueryService/SearchEvents", { pageSize: 1, pageToken: tokens[j % tokens.length] }, keys.query);
+        },
+      ],
+      [
+        "connect-proto-garbage",
+        (j) => fetchCall(url, APPEND, "application/proto", Buffer.concat([Buffer.alloc(10, 0xff), randomBytes(1 + (j % 50))]), keys.ingest),
+      ],
     ];
     const one = async (i: number): Promise<Outcome> => {
       const kind = kinds[i % kinds.length]!;
@@ -347,7 +431,14 @@ export async function runMalformed(opts: { count: number; concurrency?: number; 
           return { kind, answer: await h2Call(getSession(), INGEST, "application/grpc+proto", body, key) };
         }
         case "content-type": {
-          const types = ["text/plain", "application/xml", "application/x-www-form-urlencoded", "image/png", "application/grpc+json5", "application/jsonx"];
+          const types = [
+            "text/plain",
+            "application/xml",
+            "application/x-www-form-urlencoded",
+            "image/png",
+            "application/grpc+json5",
+            "application/jsonx",
+          ];
           return { kind, answer: await fetchCall(url, APPEND, types[i % types.length]!, `{"events": []}`, key) };
         }
         case "json-types":
@@ -366,7 +457,15 @@ export async function runMalformed(opts: { count: number; concurrency?: number; 
           // Mostly one oversized event (over the 64 KiB event limit); every 50th a message over the 8 MiB request limit.
           const size = i % 50 === 6 ? 9 * 1024 * 1024 : 70 * 1024;
           const body = JSON.stringify({
-            events: [{ id: `huge-${i}`, occurredAt: "2026-11-01T00:00:00Z", action: "a.b", actor: { id: "u", type: "ACTOR_TYPE_USER" }, message: "x".repeat(size) }],
+            events: [
+              {
+                id: `huge-${i}`,
+                occurredAt: "2026-11-01T00:00:00Z",
+                action: "a.b",
+                actor: { id: "u", type: "ACTOR_TYPE_USER" },
+                message: "x".repeat(size),
+              },
+            ],
           });
           return { kind, answer: await fetchCall(url, APPEND, "application/json", body, key) };
         }
@@ -375,7 +474,10 @@ export async function runMalformed(opts: { count: number; concurrency?: number; 
         case "tcp-garbage":
           return { kind, answer: await rawGarbage(port, randomBytes(1 + (i % 200))) };
         case "grpcweb-bad-base64":
-          return { kind, answer: await fetchCall(url, APPEND, "application/grpc-web-text", "@@not*base64!!" + randomBytes(8).toString("hex"), key) };
+          return {
+            kind,
+            answer: await fetchCall(url, APPEND, "application/grpc-web-text", "@@not*base64!!" + randomBytes(8).toString("hex"), key),
+          };
         case "grpcweb-random":
           return { kind, answer: await fetchCall(url, APPEND, "application/grpc-web+proto", frame(randomBytes(1 + (i % 200))), key) };
         case "mistake": {
@@ -384,7 +486,10 @@ export async function runMalformed(opts: { count: number; concurrency?: number; 
           return { kind: `mistake-${name}`, answer: await send(Math.floor(j / mistakes.length)) };
         }
         default:
-          return { kind, answer: await h2Call(getSession(), "/auditlog.v1.IngestService/NoSuchMethod", "application/grpc", frame(Buffer.alloc(0)), key) };
+          return {
+            kind,
+            answer: await h2Call(getSession(), "/auditlog.v1.IngestService/NoSuchMethod", "application/grpc", frame(Buffer.alloc(0)), key),
+          };
       }
     };
 
@@ -424,7 +529,9 @@ export async function runMalformed(opts: { count: number; concurrency?: number; 
 
     const serverAlive = svc.proc.exitCode === null && svc.proc.signalCode === null;
     // Still serving after all that.
-    const after = await fetch(`${url}/healthz`).then((r) => r.status).catch(() => 0);
+    const after = await fetch(`${url}/healthz`)
+      .then((r) => r.status)
+      .catch(() => 0);
     const s = await storedStats(pool, tenantId, stats.acked);
     const report: FaultReport = {
       fault: "malformed",
@@ -436,8 +543,14 @@ export async function runMalformed(opts: { count: number; concurrency?: number; 
     };
     const dist = Object.fromEntries([...distribution].sort());
     const sum = (m: Map<string, number>) => [...m.values()].reduce((a, b) => a + b, 0);
-    printReport(report, `bad_requests=${done} forbidden=${sum(forbidden)} client_mistakes=${mistakesSent} internal_for_client_mistakes=${[...forbidden].filter(([k]) => k.startsWith("mistake-")).reduce((a, [, v]) => a + v, 0)} mistakes_not_invalid_argument=${sum(mistakesMisanswered)}`);
-    const lines = Object.entries(dist).map(([k, v]) => `  ${k}: ${v}${samples.has(k) ? `  ${forbidden.has(k) ? "FORBIDDEN" : "NOT INVALID_ARGUMENT"}, e.g. message ${JSON.stringify(samples.get(k))}` : ""}`);
+    printReport(
+      report,
+      `bad_requests=${done} forbidden=${sum(forbidden)} client_mistakes=${mistakesSent} internal_for_client_mistakes=${[...forbidden].filter(([k]) => k.startsWith("mistake-")).reduce((a, [, v]) => a + v, 0)} mistakes_not_invalid_argument=${sum(mistakesMisanswered)}`,
+    );
+    const lines = Object.entries(dist).map(
+      ([k, v]) =>
+        `  ${k}: ${v}${samples.has(k) ? `  ${forbidden.has(k) ? "FORBIDDEN" : "NOT INVALID_ARGUMENT"}, e.g. message ${JSON.stringify(samples.get(k))}` : ""}`,
+    );
     console.log(`malformed answers:\n${lines.join("\n")}`);
     process.stderr.write(`malformed answers:\n${lines.join("\n")}\n`);
     return {

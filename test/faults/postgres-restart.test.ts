@@ -84,8 +84,13 @@ describe("fault: PostgreSQL restart during ingest", () => {
       stopNew = true;
       await Promise.all(producers);
       const out = child.output().split("\n").slice(-40).join("\n");
-      process.stderr.write(`[fault-pg] THE SERVICE DIED (exit ${child.proc.exitCode}, signal ${child.proc.signalCode}); its last output:\n${out}\n`);
-      printReport({ fault: "postgres-restart", sent: stats.sent.size, acknowledged: stats.acked.size, stored: -1, duplicated: -1, lost: -1 }, "service_died=true");
+      process.stderr.write(
+        `[fault-pg] THE SERVICE DIED (exit ${child.proc.exitCode}, signal ${child.proc.signalCode}); its last output:\n${out}\n`,
+      );
+      printReport(
+        { fault: "postgres-restart", sent: stats.sent.size, acknowledged: stats.acked.size, stored: -1, duplicated: -1, lost: -1 },
+        "service_died=true",
+      );
       expect.fail(`the service exited (code ${child.proc.exitCode}) when PostgreSQL was stopped; last output:\n${out}`);
     }
     const recoveredMs = Date.now() - downSince - downMs;
@@ -98,7 +103,14 @@ describe("fault: PostgreSQL restart during ingest", () => {
       const chain = await verifyChain(svc.url, keys.query);
       const codes = Object.fromEntries(stats.codes);
       printReport(
-        { fault: "postgres-restart", sent: stats.sent.size, acknowledged: stats.acked.size, stored: s.stored, duplicated: s.duplicated, lost: s.lost },
+        {
+          fault: "postgres-restart",
+          sent: stats.sent.size,
+          acknowledged: stats.acked.size,
+          stored: s.stored,
+          duplicated: s.duplicated,
+          lost: s.lost,
+        },
         `down_ms=${downMs} recovered_after_restart_ms=${recoveredMs} chain_ok=${chain.ok}`,
       );
       console.log(`postgres-restart: codes seen ${JSON.stringify(codes)}; while down ${JSON.stringify(codesWhileDown)}`);

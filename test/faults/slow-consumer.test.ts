@@ -69,20 +69,30 @@ describe("fault: slow consumer of exports", () => {
     const baseline = samples[0]!;
 
     // HTTP/1.1 export: read the headers, then never read the body.
-    const httpStatus = ONLY === "grpc" || ONLY === "none" ? 200 : await new Promise<number>((resolve, reject) => {
-      const req = http.get(`${svc!.url}/v1/export?format=ndjson&order=asc`, { headers: { authorization: `Bearer ${keys.query}` } }, (res) => {
-        res.pause();
-        resolve(res.statusCode ?? 0);
-      });
-      req.on("error", reject);
-      cleanups.push(() => req.destroy());
-    });
+    const httpStatus =
+      ONLY === "grpc" || ONLY === "none"
+        ? 200
+        : await new Promise<number>((resolve, reject) => {
+            const req = http.get(
+              `${svc!.url}/v1/export?format=ndjson&order=asc`,
+              { headers: { authorization: `Bearer ${keys.query}` } },
+              (res) => {
+                res.pause();
+                resolve(res.statusCode ?? 0);
+              },
+            );
+            req.on("error", reject);
+            cleanups.push(() => req.destroy());
+          });
     // gRPC export (grpc-js): the stream is paused, nothing is consumed.
     const client = newClient(loadAuditlogStubs().QueryService, svc.url);
     cleanups.push(() => client.close());
     let grpcChunks = ONLY === "http" || ONLY === "none" ? 1 : 0;
     let grpcError: string | null = null;
-    const call = ONLY === "http" || ONLY === "none" ? null : client.ExportEvents({ format: "EXPORT_FORMAT_NDJSON", order: "SORT_ORDER_ASCENDING" }, bearer(keys.query));
+    const call =
+      ONLY === "http" || ONLY === "none"
+        ? null
+        : client.ExportEvents({ format: "EXPORT_FORMAT_NDJSON", order: "SORT_ORDER_ASCENDING" }, bearer(keys.query));
     call?.on("error", (e: Error) => (grpcError = e.message));
     call?.once("data", () => {
       grpcChunks++;
@@ -93,18 +103,28 @@ describe("fault: slow consumer of exports", () => {
     // Meanwhile other clients are served: appends and searches.
     const stats = newStats();
     let stopNew = false;
-    const producer = appendProducer("other", tenantId, 20, stats, {
-      stopNew: () => stopNew,
-      giveUp: () => false,
-      target: () => ({ url: svc!.url, ingestKey: keys.ingest, grpcClient: null, generation: 1 }),
-    }, { pauseMs: 100, timeoutMs: 10_000 });
+    const producer = appendProducer(
+      "other",
+      tenantId,
+      20,
+      stats,
+      {
+        stopNew: () => stopNew,
+        giveUp: () => false,
+        target: () => ({ url: svc!.url, ingestKey: keys.ingest, grpcClient: null, generation: 1 }),
+      },
+      { pauseMs: 100, timeoutMs: 10_000 },
+    );
     let searches = 0;
     let searchFailures = 0;
     const searcher = (async () => {
       while (!stopNew) {
-        const r = await connectCall(svc!.url, "auditlog.v1.QueryService/SearchEvents", { pageSize: 50, filter: { actions: ["user.login"] } }, keys.query).catch(
-          () => ({ status: 0 }),
-        );
+        const r = await connectCall(
+          svc!.url,
+          "auditlog.v1.QueryService/SearchEvents",
+          { pageSize: 50, filter: { actions: ["user.login"] } },
+          keys.query,
+        ).catch(() => ({ status: 0 }));
         if (r.status === 200) searches++;
         else searchFailures++;
         await sleep(200);

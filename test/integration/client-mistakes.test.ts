@@ -52,7 +52,13 @@ function envelope(payload: Buffer, flags = 0): Buffer {
 }
 
 /** A Connect streaming call over HTTP/2; the answer is the end-stream message's error (or "ok"). */
-function connectStream(url: string, path: string, contentType: string, body: Buffer, secret: string): Promise<{ code: string; message: string }> {
+function connectStream(
+  url: string,
+  path: string,
+  contentType: string,
+  body: Buffer,
+  secret: string,
+): Promise<{ code: string; message: string }> {
   return new Promise((resolve, reject) => {
     const session = http2.connect(url);
     session.on("error", reject);
@@ -98,7 +104,12 @@ describe("client mistakes are INVALID_ARGUMENT with the field (PostgreSQL backen
     ingestClient = newClient(stubs.IngestService, svc.url);
     queryClient = newClient(stubs.QueryService, svc.url);
     adminClient = newClient(stubs.AdminService, svc.url);
-    const r = await connectCall(svc.url, "auditlog.v1.IngestService/Append", { events: [0, 1, 2].map((i) => toConnectJson(makeEvent(i, "seed"))) }, keys.ingest);
+    const r = await connectCall(
+      svc.url,
+      "auditlog.v1.IngestService/Append",
+      { events: [0, 1, 2].map((i) => toConnectJson(makeEvent(i, "seed"))) },
+      keys.ingest,
+    );
     expect(r.status).toBe(200);
   });
   afterAll(async () => {
@@ -126,16 +137,24 @@ describe("client mistakes are INVALID_ARGUMENT with the field (PostgreSQL backen
       expect(r.code, r.details).toBe(0);
       const s = r.value.summary;
       expect(s).toMatchObject({ accepted: "1", rejected: String(bad.length) });
-      expect(s.results.map((x: any) => [x.index, x.status, x.field])).toEqual(bad.map((_, i) => [i, "EVENT_STATUS_REJECTED", "occurred_at"]));
+      expect(s.results.map((x: any) => [x.index, x.status, x.field])).toEqual(
+        bad.map((_, i) => [i, "EVENT_STATUS_REJECTED", "occurred_at"]),
+      );
       expect(await count()).toBe(before + 1);
       // The last instant of the window is stored as sent, and found again.
-      const stored = await svc.pool.query("SELECT to_char(occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US') AS t FROM events WHERE id = 'ts-199'");
+      const stored = await svc.pool.query(
+        "SELECT to_char(occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US') AS t FROM events WHERE id = 'ts-199'",
+      );
       expect(stored.rows[0]?.t).toBe("2262-04-11T23:47:16.854775");
     });
 
     it("Ingest rejects them the same way in its summary", async () => {
       const before = await count();
-      const r = await ingest(ingestClient, [{ events: bad.slice(0, 4).map((t, i) => withTime(200 + i, t)) }, { events: bad.slice(4).map((t, i) => withTime(210 + i, t)) }], keys.ingest);
+      const r = await ingest(
+        ingestClient,
+        [{ events: bad.slice(0, 4).map((t, i) => withTime(200 + i, t)) }, { events: bad.slice(4).map((t, i) => withTime(210 + i, t)) }],
+        keys.ingest,
+      );
       expect(r.code, r.details).toBe(0);
       expect(r.value.summary).toMatchObject({ accepted: "0", rejected: String(bad.length) });
       expect(r.value.summary.results.every((x: any) => x.field === "occurred_at" && x.status === "EVENT_STATUS_REJECTED")).toBe(true);
@@ -168,9 +187,19 @@ describe("client mistakes are INVALID_ARGUMENT with the field (PostgreSQL backen
     });
 
     it("the last instant of year 9999 is still a valid bound", async () => {
-      const r = await unary(queryClient, "SearchEvents", { filter: { occurredBefore: { seconds: "253402300799", nanos: 999_999_999 } }, pageSize: 1 }, keys.query);
+      const r = await unary(
+        queryClient,
+        "SearchEvents",
+        { filter: { occurredBefore: { seconds: "253402300799", nanos: 999_999_999 } }, pageSize: 1 },
+        keys.query,
+      );
       expect(r.code, r.details).toBe(0);
-      const q = await connectCall(svc.url, "auditlog.v1.QueryService/SearchEvents", { filter: { query: "occurred_at<=9999-12-31T23:59:59.999999999Z" }, pageSize: 1 }, keys.query);
+      const q = await connectCall(
+        svc.url,
+        "auditlog.v1.QueryService/SearchEvents",
+        { filter: { query: "occurred_at<=9999-12-31T23:59:59.999999999Z" }, pageSize: 1 },
+        keys.query,
+      );
       expect(q.status, JSON.stringify(q.body)).toBe(200);
     });
   });
@@ -180,7 +209,14 @@ describe("client mistakes are INVALID_ARGUMENT with the field (PostgreSQL backen
 
     it("Append over Connect JSON refuses 2026-02-30 and friends, naming the field", async () => {
       const before = await count();
-      for (const t of ["2026-02-30T00:00:00Z", "2026-04-31T12:00:00Z", "2025-02-29T00:00:00Z", "2026-01-01T24:00:00Z", "2026-01-01T12:00:00+24:00", "2026-01-01T12:00:00+01:60"]) {
+      for (const t of [
+        "2026-02-30T00:00:00Z",
+        "2026-04-31T12:00:00Z",
+        "2025-02-29T00:00:00Z",
+        "2026-01-01T24:00:00Z",
+        "2026-01-01T12:00:00+24:00",
+        "2026-01-01T12:00:00+01:60",
+      ]) {
         const r = await append([toConnectJson(makeEvent(1, "cal")), { ...toConnectJson(makeEvent(2, "cal")), occurredAt: t }]);
         expect(r.status, `${t}: ${JSON.stringify(r.body)}`).toBe(400);
         expect(r.body.code).toBe("invalid_argument");
@@ -199,32 +235,55 @@ describe("client mistakes are INVALID_ARGUMENT with the field (PostgreSQL backen
         { ...toConnectJson(makeEvent(11, "cal-ok")), occurredAt: "2026-03-01T00:30:00+01:00" },
       ]);
       expect(r.status, JSON.stringify(r.body)).toBe(200);
-      const rows = await svc.pool.query("SELECT id, to_char(occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US') AS t FROM events WHERE id LIKE 'cal-ok-%' ORDER BY id");
+      const rows = await svc.pool.query(
+        "SELECT id, to_char(occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US') AS t FROM events WHERE id LIKE 'cal-ok-%' ORDER BY id",
+      );
       expect(rows.rows.map((x) => x.t)).toEqual(["2024-02-29T23:59:59.123456", "2026-02-28T23:30:00.000000"]);
     });
 
     it("a calendar date inside a string field is just text", async () => {
-      const r = await append([{ ...toConnectJson(makeEvent(12, "cal-text")), message: "2026-02-30T00:00:00Z", metadata: { when: "2026-02-30T00:00:00Z" } }]);
+      const r = await append([
+        { ...toConnectJson(makeEvent(12, "cal-text")), message: "2026-02-30T00:00:00Z", metadata: { when: "2026-02-30T00:00:00Z" } },
+      ]);
       expect(r.status, JSON.stringify(r.body)).toBe(200);
     });
 
     it("filter time bounds and expires_at get the same strictness", async () => {
-      const s = await connectCall(svc.url, "auditlog.v1.QueryService/SearchEvents", { filter: { occurredAfter: "2026-02-30T00:00:00Z" } }, keys.query);
+      const s = await connectCall(
+        svc.url,
+        "auditlog.v1.QueryService/SearchEvents",
+        { filter: { occurredAfter: "2026-02-30T00:00:00Z" } },
+        keys.query,
+      );
       expect(s.body.code).toBe("invalid_argument");
       expect(s.body.message).toContain("filter.occurred_after");
-      const st = await connectCall(svc.url, "auditlog.v1.QueryService/GetStats", { filter: { occurredBefore: "2026-06-31T00:00:00Z" } }, keys.query);
+      const st = await connectCall(
+        svc.url,
+        "auditlog.v1.QueryService/GetStats",
+        { filter: { occurredBefore: "2026-06-31T00:00:00Z" } },
+        keys.query,
+      );
       expect(st.body.message).toContain("filter.occurred_before");
-      const k = await connectCall(svc.url, "auditlog.v1.AdminService/CreateApiKey", { tenantId: keys.tenantId, scopes: ["SCOPE_QUERY"], expiresAt: "2099-02-30T00:00:00Z" }, BOOTSTRAP_KEY);
+      const k = await connectCall(
+        svc.url,
+        "auditlog.v1.AdminService/CreateApiKey",
+        { tenantId: keys.tenantId, scopes: ["SCOPE_QUERY"], expiresAt: "2099-02-30T00:00:00Z" },
+        BOOTSTRAP_KEY,
+      );
       expect(k.body.code).toBe("invalid_argument");
       expect(k.body.message).toContain("expires_at");
-      const http = await fetch(`${svc.url}/v1/export?occurred_after=2026-02-30T00:00:00Z`, { headers: { authorization: `Bearer ${keys.query}` } });
+      const http = await fetch(`${svc.url}/v1/export?occurred_after=2026-02-30T00:00:00Z`, {
+        headers: { authorization: `Bearer ${keys.query}` },
+      });
       expect(http.status).toBe(400);
       expect(((await http.json()) as { message: string }).message).toContain("occurred_after");
     });
 
     it("Connect streaming JSON (Ingest) refuses them too", async () => {
       const before = await count();
-      const msg = Buffer.from(JSON.stringify({ events: [{ ...toConnectJson(makeEvent(20, "cal-stream")), occurredAt: "2026-02-30T00:00:00Z" }] }));
+      const msg = Buffer.from(
+        JSON.stringify({ events: [{ ...toConnectJson(makeEvent(20, "cal-stream")), occurredAt: "2026-02-30T00:00:00Z" }] }),
+      );
       const r = await connectStream(svc.url, "/auditlog.v1.IngestService/Ingest", "application/connect+json", envelope(msg), keys.ingest);
       expect(r.code).toBe("invalid_argument");
       expect(r.message).toContain("events[0].occurred_at");
@@ -310,10 +369,19 @@ describe("client mistakes are INVALID_ARGUMENT with the field (PostgreSQL backen
     });
 
     it("(c) forged page tokens with numbers out of range: INVALID_ARGUMENT on page_token", async () => {
-      const fingerprint = queryFingerprint(keys.tenantId, { filter: toJsonString(EventFilterSchema, create(EventFilterSchema)), direction: "desc" });
-      const forge = (occurredAt: string, sequence: string) => Buffer.from(`1|${fingerprint}|${occurredAt}|${sequence}`).toString("base64url");
+      const fingerprint = queryFingerprint(keys.tenantId, {
+        filter: toJsonString(EventFilterSchema, create(EventFilterSchema)),
+        direction: "desc",
+      });
+      const forge = (occurredAt: string, sequence: string) =>
+        Buffer.from(`1|${fingerprint}|${occurredAt}|${sequence}`).toString("base64url");
       // A genuine token works.
-      const first = await connectCall<{ nextPageToken: string }>(svc.url, "auditlog.v1.QueryService/SearchEvents", { pageSize: 1 }, keys.query);
+      const first = await connectCall<{ nextPageToken: string }>(
+        svc.url,
+        "auditlog.v1.QueryService/SearchEvents",
+        { pageSize: 1 },
+        keys.query,
+      );
       expect(first.body.nextPageToken).toBeTruthy();
       for (const token of [
         forge("99999999999999999999999999", "1"),
@@ -332,7 +400,11 @@ describe("client mistakes are INVALID_ARGUMENT with the field (PostgreSQL backen
     });
 
     it("(d) query string time bounds at the edge of year 9999", async () => {
-      for (const query of ["occurred_at<=9999-12-31T23:59:59.9999999Z", "occurred_at>9999-12-31T23:59:59.999999999Z", "occurred_at>=0001-01-01"]) {
+      for (const query of [
+        "occurred_at<=9999-12-31T23:59:59.9999999Z",
+        "occurred_at>9999-12-31T23:59:59.999999999Z",
+        "occurred_at>=0001-01-01",
+      ]) {
         const c = await connectCall(svc.url, "auditlog.v1.QueryService/SearchEvents", { filter: { query } }, keys.query);
         expect(c.status, `${query}: ${JSON.stringify(c.body)}`).toBe(200);
       }
@@ -348,7 +420,13 @@ describe("client mistakes are INVALID_ARGUMENT with the field (PostgreSQL backen
       const body = (await r.json()) as { code: string; message: string };
       expect(r.status, JSON.stringify(body)).toBe(400);
       expect(body.code).toBe("invalid_argument");
-      const s = await connectStream(svc.url, "/auditlog.v1.IngestService/Ingest", "application/connect+proto", envelope(garbage), keys.ingest);
+      const s = await connectStream(
+        svc.url,
+        "/auditlog.v1.IngestService/Ingest",
+        "application/connect+proto",
+        envelope(garbage),
+        keys.ingest,
+      );
       expect(s.code).toBe("invalid_argument");
     });
   });
@@ -365,14 +443,26 @@ describe("page tokens and time bounds on the Elasticsearch backend", () => {
   afterAll(() => svc?.stop());
 
   it("refuses forged page tokens and impossible bounds with INVALID_ARGUMENT", async () => {
-    const fingerprint = queryFingerprint(keys.tenantId, { filter: toJsonString(EventFilterSchema, create(EventFilterSchema)), direction: "desc" });
-    for (const [occurredAt, sequence] of [["99999999999999999999999999", "1"], ["1700000000000000", "99999999999999999999"], ["9223372036854776", "1"]]) {
+    const fingerprint = queryFingerprint(keys.tenantId, {
+      filter: toJsonString(EventFilterSchema, create(EventFilterSchema)),
+      direction: "desc",
+    });
+    for (const [occurredAt, sequence] of [
+      ["99999999999999999999999999", "1"],
+      ["1700000000000000", "99999999999999999999"],
+      ["9223372036854776", "1"],
+    ]) {
       const token = Buffer.from(`1|${fingerprint}|${occurredAt}|${sequence}`).toString("base64url");
       const c = await connectCall(svc.url, "auditlog.v1.QueryService/SearchEvents", { pageSize: 1, pageToken: token }, keys.query);
       expect(c.body.code, JSON.stringify(c.body)).toBe("invalid_argument");
       expect(c.body.message).toContain("page_token");
     }
-    const c = await connectCall(svc.url, "auditlog.v1.QueryService/SearchEvents", { filter: { occurredAfter: "2026-02-30T00:00:00Z" } }, keys.query);
+    const c = await connectCall(
+      svc.url,
+      "auditlog.v1.QueryService/SearchEvents",
+      { filter: { occurredAfter: "2026-02-30T00:00:00Z" } },
+      keys.query,
+    );
     expect(c.body.code).toBe("invalid_argument");
   });
 });

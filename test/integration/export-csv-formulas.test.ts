@@ -60,7 +60,9 @@ describe("CSV export and spreadsheet formulas", () => {
     expectNeutralised(rowsOf(safe));
     expectNeutralised(rowsOf(await download("&csv_keep_formulas=false")));
     expectAsStored(rowsOf(await download("&csv_keep_formulas=true")));
-    const bad = await fetch(`${svc.url}/v1/export?format=csv&csv_keep_formulas=yes`, { headers: { authorization: `Bearer ${keys.query}` } });
+    const bad = await fetch(`${svc.url}/v1/export?format=csv&csv_keep_formulas=yes`, {
+      headers: { authorization: `Bearer ${keys.query}` },
+    });
     expect(bad.status).toBe(400);
   });
 

@@ -87,7 +87,12 @@ function makeEvent(tenant: string, i: number, n: number) {
     target: j % 5 === 0 ? undefined : { type: ["customer", "invoice", "account"][j % 3]!, id: `t-${j % 101}`, name: `Target ${j % 101}` },
     outcome: (1 + (j % 4)) as Outcome,
     severity: (1 + ((j * j) % 4)) as Severity,
-    context: { requestId: `req-${tenant}-${j}`, traceId: j % 2 ? `trace-${j}` : "", source: j % 2 ? "billing-api" : "crm", location: `eu-${j % 3}` },
+    context: {
+      requestId: `req-${tenant}-${j}`,
+      traceId: j % 2 ? `trace-${j}` : "",
+      source: j % 2 ? "billing-api" : "crm",
+      location: `eu-${j % 3}`,
+    },
     changes: j % 4 === 0 ? { before: { status: "active", n: j }, after: { status: "closed", tags: ["x", special] } } : undefined,
     metadata:
       j % 7 === 0
@@ -163,7 +168,15 @@ const QUERIES: [string, EventQuery][] = [
   ["metadata key present", { conditions: [{ kind: "metadata", path: ["plan"], values: [] }] }],
   ["target type", { conditions: [{ kind: "terms", field: "target.type", values: ["invoice"] }] }],
   ["query string", { conditions: parseQueryString("action:customer.* severity>=WARNING outcome:failure") }],
-  ["text", { conditions: [{ kind: "text", words: ["user", "5"], negate: false }, { kind: "text", words: ["visa"], negate: true }] }],
+  [
+    "text",
+    {
+      conditions: [
+        { kind: "text", words: ["user", "5"], negate: false },
+        { kind: "text", words: ["visa"], negate: true },
+      ],
+    },
+  ],
   ["nothing", { conditions: [{ kind: "terms", field: "actor.id", values: ["nobody"] }] }],
   ["none", { conditions: [{ kind: "none" }] }],
 ];
@@ -210,7 +223,10 @@ describe("export and statistics: Elasticsearch and PostgreSQL agree", () => {
     await tenants.create(TENANT_B, "B");
     const items: WriteItem[] = [];
     for (let i = 0; i < Math.max(COUNT_A, COUNT_B); i++) {
-      for (const [tenantId, n] of [[TENANT_A, COUNT_A], [TENANT_B, COUNT_B]] as const) {
+      for (const [tenantId, n] of [
+        [TENANT_A, COUNT_A],
+        [TENANT_B, COUNT_B],
+      ] as const) {
         if (i >= n) continue;
         const record = recordFromEvent(makeEvent(tenantId, i, n));
         items.push({ tenantId, record, contentHash: contentHash(record) });
@@ -262,14 +278,20 @@ describe("export and statistics: Elasticsearch and PostgreSQL agree", () => {
     const never = new AbortController().signal;
     for (const [name, q] of QUERIES) {
       for (const tenantId of [TENANT_A, TENANT_B]) {
-        for (const [direction, limit, batchSize] of [["asc", null, undefined], ["desc", 2345n, 700]] as const) {
+        for (const [direction, limit, batchSize] of [
+          ["asc", null, undefined],
+          ["desc", 2345n, 700],
+        ] as const) {
           const label = `${name} ${tenantId} ${direction} limit=${limit}`;
           const fromPg = await collect(pgExport(pool, tenantId, q, direction, limit, never, { batchSize }));
           const fromEs = await collect(esExport(es, tenantId, q, direction, limit, never, { alias, batchSize }));
           expect(fromEs.length, label).toBe(fromPg.length);
           expect(fromEs, label).toEqual(fromPg);
           expect(sorted(fromPg, direction), label).toBe(true);
-          expect(fromPg.every((r) => r.tenantId === tenantId), label).toBe(true);
+          expect(
+            fromPg.every((r) => r.tenantId === tenantId),
+            label,
+          ).toBe(true);
           if (name === "everything") expect(fromPg.length, label).toBe(Math.min(all.get(tenantId)!.length, Number(limit ?? 1e9)));
           if (name === "nothing" || name === "none") expect(fromPg, label).toEqual([]);
           else expect(fromPg.length, label).toBeGreaterThan(100);
@@ -327,7 +349,9 @@ describe("export and statistics: Elasticsearch and PostgreSQL agree", () => {
     await expect(it2.next()).rejects.toThrow("stop");
     expect(await waitForContexts(base)).toBe(base);
     // Finished normally.
-    expect(await collect(esExport(es, TENANT_B, { conditions: [] }, "asc", 150n, new AbortController().signal, { alias, batchSize: 100 }))).toHaveLength(150);
+    expect(
+      await collect(esExport(es, TENANT_B, { conditions: [] }, "asc", 150n, new AbortController().signal, { alias, batchSize: 100 })),
+    ).toHaveLength(150);
     expect(await waitForContexts(base)).toBe(base);
     // A point in time that expired under a slow consumer is replaced, and the export goes on exactly.
     const opened: string[] = [];
@@ -350,7 +374,11 @@ describe("export and statistics: Elasticsearch and PostgreSQL agree", () => {
     expect(got).toEqual(await collect(pgExport(pool, TENANT_A, q, "asc", null, new AbortController().signal)));
     expect(await waitForContexts(base)).toBe(base);
     // An alias with no index yet: empty, not an error.
-    expect(await collect(esExport(es, TENANT_A, { conditions: [] }, "asc", null, new AbortController().signal, { alias: `${names.prefix}-nothing` }))).toEqual([]);
+    expect(
+      await collect(
+        esExport(es, TENANT_A, { conditions: [] }, "asc", null, new AbortController().signal, { alias: `${names.prefix}-nothing` }),
+      ),
+    ).toEqual([]);
   });
 
   it("gives the same statistics from both backends", async () => {
@@ -375,7 +403,10 @@ describe("export and statistics: Elasticsearch and PostgreSQL agree", () => {
   });
 
   function checkStats(s: Stats, records: StoredRecord[], label: string): void {
-    expect(s.histogram.reduce((n, b) => n + b.count, 0n), label).toBe(s.total);
+    expect(
+      s.histogram.reduce((n, b) => n + b.count, 0n),
+      label,
+    ).toBe(s.total);
     for (let i = 1; i < s.histogram.length; i++) expect(s.histogram[i]!.start > s.histogram[i - 1]!.start, label).toBe(true);
     if (s.histogram.length) {
       expect(s.histogram[0]!.count > 0n && s.histogram.at(-1)!.count > 0n, label).toBe(true);
@@ -384,7 +415,9 @@ describe("export and statistics: Elasticsearch and PostgreSQL agree", () => {
     for (const t of s.top) {
       for (let i = 1; i < t.values.length; i++) {
         const [a, b] = [t.values[i - 1]!, t.values[i]!];
-        expect(a.count > b.count || (a.count === b.count && Buffer.compare(Buffer.from(a.value), Buffer.from(b.value)) < 0), label).toBe(true);
+        expect(a.count > b.count || (a.count === b.count && Buffer.compare(Buffer.from(a.value), Buffer.from(b.value)) < 0), label).toBe(
+          true,
+        );
       }
     }
     if (label.startsWith("everything")) expect(s.total).toBe(BigInt(records.length));
@@ -418,22 +451,35 @@ describe("export and statistics: Elasticsearch and PostgreSQL agree", () => {
     };
     const csv = await run({ format: ExportFormat.CSV, order: SortOrder.ASCENDING, limit: 500n, filter: { query: "action:customer.*" } });
     const rows = parseCsv(csv, { columns: true, record_delimiter: "\r\n" }) as Record<string, string>[];
-    const expected = await collect(pgExport(pool, TENANT_B, { conditions: parseQueryString("action:customer.*") }, "asc", 500n, new AbortController().signal));
+    const expected = await collect(
+      pgExport(pool, TENANT_B, { conditions: parseQueryString("action:customer.*") }, "asc", 500n, new AbortController().signal),
+    );
     expect(rows.map((r) => r["id"])).toEqual(expected.map((r) => r.id));
     expect(rows.every((r) => r["tenant_id"] === TENANT_B)).toBe(true);
     const nd = await run({ limit: 3n });
     const newest = await collect(pgExport(pool, TENANT_B, { conditions: [] }, "desc", 3n, new AbortController().signal));
-    expect(nd.trimEnd().split("\n").map((l) => JSON.parse(l).sequence)).toEqual(newest.map((r) => String(r.sequence)));
+    expect(
+      nd
+        .trimEnd()
+        .split("\n")
+        .map((l) => JSON.parse(l).sequence),
+    ).toEqual(newest.map((r) => String(r.sequence)));
     await expect(run({ filter: { actions: ["Not A Pattern"] } })).rejects.toMatchObject({ code: Code.InvalidArgument });
     await expect(run({ filter: { query: "action:(" } })).rejects.toMatchObject({ code: Code.InvalidArgument });
-    await expect(run({ minPosition: 5n }, esBackend({ waitForPosition: async () => false }))).rejects.toMatchObject({ code: Code.DeadlineExceeded });
+    await expect(run({ minPosition: 5n }, esBackend({ waitForPosition: async () => false }))).rejects.toMatchObject({
+      code: Code.DeadlineExceeded,
+    });
 
     const stats = await handlers(backend).getStats(
       create(GetStatsRequestSchema, { interval: StatsIntervalEnum.MONTH, top: 2 }),
       ctx(principal, "getStats"),
     );
     expect(stats.total).toBe(BigInt(COUNT_B));
-    expect(stats.histogram.map((b) => new Date(Number(b.start!.seconds) * 1000).toISOString().slice(0, 7))).toEqual(["2026-01", "2026-02", "2026-03"]); // 8,000 events, 3 per 25 minutes from 27 January
+    expect(stats.histogram.map((b) => new Date(Number(b.start!.seconds) * 1000).toISOString().slice(0, 7))).toEqual([
+      "2026-01",
+      "2026-02",
+      "2026-03",
+    ]); // 8,000 events, 3 per 25 minutes from 27 January
     expect(stats.top.find((t) => t.field === "severity")!.values.every((v) => v.value.startsWith("SEVERITY_"))).toBe(true);
     expect(stats.top.find((t) => t.field === "outcome")!.values.every((v) => v.value.startsWith("OUTCOME_"))).toBe(true);
     expect(stats.top.find((t) => t.field === "action")!.values).toHaveLength(2);
@@ -500,7 +546,8 @@ describe("export and statistics: Elasticsearch and PostgreSQL agree", () => {
           },
         }),
       // Fails before producing anything.
-      failing: () => esBackend({ export: () => ({ [Symbol.asyncIterator]: () => ({ next: () => Promise.reject(new Error("backend down")) }) }) }),
+      failing: () =>
+        esBackend({ export: () => ({ [Symbol.asyncIterator]: () => ({ next: () => Promise.reject(new Error("backend down")) }) }) }),
       // One batch (more than a chunk), then fails.
       "fails-later": () =>
         esBackend({
@@ -536,7 +583,10 @@ describe("export and statistics: Elasticsearch and PostgreSQL agree", () => {
     const auth = () => ({ authorization: `Bearer ${queryKey}` });
 
     it("streams a CSV file with auth", async () => {
-      const r = await get("/v1/export?format=csv&order=asc&action=customer.*&severity=warning&severity=SEVERITY_CRITICAL&metadata.plan=pro&limit=5000", auth());
+      const r = await get(
+        "/v1/export?format=csv&order=asc&action=customer.*&severity=warning&severity=SEVERITY_CRITICAL&metadata.plan=pro&limit=5000",
+        auth(),
+      );
       expect(r.status).toBe(200);
       expect(r.headers.get("content-type")).toBe("text/csv; charset=utf-8");
       expect(r.headers.get("content-disposition")).toMatch(/^attachment; filename="auditlog-tenant-a-\d{8}T\d{6}Z\.csv"$/);
@@ -559,21 +609,35 @@ describe("export and statistics: Elasticsearch and PostgreSQL agree", () => {
       const r = await get(`/v1/export?actor_id=user-3&actor_id=user-4&occurred_after=${after}&occurred_before=${before}`, auth());
       expect(r.status).toBe(200);
       expect(r.headers.get("content-type")).toBe("application/x-ndjson");
-      const lines = (await r.text()).trimEnd().split("\n").map((l) => JSON.parse(l));
+      const lines = (await r.text())
+        .trimEnd()
+        .split("\n")
+        .map((l) => JSON.parse(l));
       // The same through the query string parameter.
-      const r2 = await get(`/v1/export?query=${encodeURIComponent("actor.id:user-3 actor.id:user-4")}&occurred_after=${after}&occurred_before=${before}`, auth());
+      const r2 = await get(
+        `/v1/export?query=${encodeURIComponent("actor.id:user-3 actor.id:user-4")}&occurred_after=${after}&occurred_before=${before}`,
+        auth(),
+      );
       expect(r2.status).toBe(200);
       expect(await r2.text()).toBe(lines.map((l) => JSON.stringify(l) + "\n").join(""));
       // Another tenant's event ids reach nothing: the tenant is the key's.
       const other = await get(`/v1/export?id=${TENANT_B}-ev-3&id=${TENANT_A}-ev-3`, auth());
-      expect((await other.text()).trimEnd().split("\n").map((l) => JSON.parse(l).tenantId + "/" + JSON.parse(l).event.id)).toEqual([
-        `${TENANT_A}/${TENANT_A}-ev-3`,
-      ]);
+      expect(
+        (await other.text())
+          .trimEnd()
+          .split("\n")
+          .map((l) => JSON.parse(l).tenantId + "/" + JSON.parse(l).event.id),
+      ).toEqual([`${TENANT_A}/${TENANT_A}-ev-3`]);
       const expected = await collect(
         pgExport(
           pool,
           TENANT_A,
-          { conditions: [{ kind: "terms", field: "actor.id", values: ["user-3", "user-4"] }, { kind: "time", from: day(5), to: day(6) }] },
+          {
+            conditions: [
+              { kind: "terms", field: "actor.id", values: ["user-3", "user-4"] },
+              { kind: "time", from: day(5), to: day(6) },
+            ],
+          },
           "desc",
           null,
           new AbortController().signal,
@@ -593,7 +657,17 @@ describe("export and statistics: Elasticsearch and PostgreSQL agree", () => {
       r = await get("/v1/export", { authorization: `Bearer ${ingestKey}` });
       expect(r.status).toBe(403);
       expect(await r.json()).toMatchObject({ code: "permission_denied", message: expect.stringContaining("query") });
-      for (const bad of ["format=xml", "order=up", "limit=-1", "nope=1", "severity=LOUD", "occurred_after=yesterday", "action=Bad%20Action", "format=csv&format=csv", "query=action%3A("]) {
+      for (const bad of [
+        "format=xml",
+        "order=up",
+        "limit=-1",
+        "nope=1",
+        "severity=LOUD",
+        "occurred_after=yesterday",
+        "action=Bad%20Action",
+        "format=csv&format=csv",
+        "query=action%3A(",
+      ]) {
         r = await get(`/v1/export?${bad}`, auth());
         expect(r.status, bad).toBe(400);
         const body = (await r.json()) as { code: string; message: string };

@@ -59,7 +59,9 @@ describe("forced row-level security with a non-superuser owner", () => {
     db = await freshDatabase();
     const dbName = decodeURIComponent(new URL(db.url).pathname.slice(1));
     await admin.query(`CREATE ROLE ${role} LOGIN NOSUPERUSER NOBYPASSRLS`);
-    await admin.query(`DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'auditlog_reader') THEN CREATE ROLE auditlog_reader NOLOGIN; END IF; END $$`);
+    await admin.query(
+      `DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'auditlog_reader') THEN CREATE ROLE auditlog_reader NOLOGIN; END IF; END $$`,
+    );
     await admin.query(`GRANT auditlog_reader TO ${role}`);
     await admin.query(`ALTER DATABASE "${dbName}" OWNER TO ${role}`);
     const url = new URL(db.url);
@@ -116,14 +118,19 @@ describe("forced row-level security with a non-superuser owner", () => {
   it("system scope is the owner's only, explicit, and never widens a tenant", async () => {
     for (const table of TABLES) expect(await distinct(await systemQuery(pool, "SELECT 1").then(() => pool), table)).toEqual([]);
     for (const table of TABLES) {
-      expect((await systemQuery(pool, `SELECT DISTINCT tenant_id FROM ${table} ORDER BY 1`)).rows.map((r) => r.tenant_id), table).toEqual(["t-a", "t-b"]);
+      expect(
+        (await systemQuery(pool, `SELECT DISTINCT tenant_id FROM ${table} ORDER BY 1`)).rows.map((r) => r.tenant_id),
+        table,
+      ).toEqual(["t-a", "t-b"]);
     }
     const scoped = (setup: string) =>
       inTransaction(pool, "BEGIN READ ONLY", async (c) => {
         await c.query(setup);
         return distinct(c, "events");
       });
-    expect(await scoped("SELECT set_config('auditlog.scope', 'system', true), set_config('auditlog.tenant_id', 't-b', true)")).toEqual(["t-b"]);
+    expect(await scoped("SELECT set_config('auditlog.scope', 'system', true), set_config('auditlog.tenant_id', 't-b', true)")).toEqual([
+      "t-b",
+    ]);
     expect(await scoped("SET LOCAL ROLE auditlog_reader; SELECT set_config('auditlog.scope', 'system', true)")).toEqual([]);
   });
 

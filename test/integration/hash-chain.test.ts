@@ -31,7 +31,9 @@ describe("hash chain verification", () => {
   });
 
   it("names the exact event whose content was altered in the database", async () => {
-    await svc.pool.query("UPDATE events SET metadata = jsonb_set(metadata, '{plan}', '\"enterprise\"') WHERE tenant_id = 'chain' AND sequence = 537");
+    await svc.pool.query(
+      "UPDATE events SET metadata = jsonb_set(metadata, '{plan}', '\"enterprise\"') WHERE tenant_id = 'chain' AND sequence = 537",
+    );
     const r = await verify();
     expect(r.body.ok).toBeFalsy();
     expect(r.body.broken).toMatchObject({ sequence: "537", eventId: "chain-536" });

@@ -66,20 +66,25 @@ async function waitFor<T>(what: string, fn: () => Promise<T | null | undefined |
     } catch (err) {
       last = err;
     }
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? ` (last error: ${String(last)})` : ""}`);
+    if (Date.now() > deadline)
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? ` (last error: ${String(last)})` : ""}`);
     await new Promise((r) => setTimeout(r, everyMs));
   }
 }
 
 async function dropIndices(client: Client, names: IndexNames): Promise<void> {
-  const found = await client.indices.get({ index: names.pattern, ignore_unavailable: true, allow_no_indices: true, expand_wildcards: "all" }).catch(() => ({}));
+  const found = await client.indices
+    .get({ index: names.pattern, ignore_unavailable: true, allow_no_indices: true, expand_wildcards: "all" })
+    .catch(() => ({}));
   const list = Object.keys(found);
   if (list.length) await client.indices.delete({ index: list.join(",") }).catch(() => {});
   await client.indices.deleteIndexTemplate({ name: names.templateName }).catch(() => {});
 }
 
 async function indicesOf(client: Client, names: IndexNames): Promise<string[]> {
-  return Object.keys(await client.indices.get({ index: names.pattern, ignore_unavailable: true, allow_no_indices: true, expand_wildcards: "all" })).sort();
+  return Object.keys(
+    await client.indices.get({ index: names.pattern, ignore_unavailable: true, allow_no_indices: true, expand_wildcards: "all" }),
+  ).sort();
 }
 
 /** A Connect unary call with JSON bodies. */
@@ -122,7 +127,8 @@ describe("index layout bounded by design", () => {
 
   it(`(a) ${MONTHS} events one month apart from 2100-01 open at most two indices; another tenant is still searchable`, async () => {
     const hostile = Array.from({ length: MONTHS }, (_, i) =>
-      item("hostile", { ...record(i, "far", 0), occurredAt: microsFromDate(new Date(Date.UTC(2100, i, 15))) }));
+      item("hostile", { ...record(i, "far", 0), occurredAt: microsFromDate(new Date(Date.UTC(2100, i, 15))) }),
+    );
     for (let i = 0; i < hostile.length; i += 1000) {
       expect((await writeBatch(pool, hostile.slice(i, i + 1000))).every((r) => r.status === "accepted")).toBe(true);
     }
@@ -187,10 +193,14 @@ describe("refused documents and stuck indexing, through the service", () => {
     expect(appended.status).toBe(200);
     expect(appended.body.summary.position).toBe("11");
 
-    const st = await waitFor("the tenant to be indexed past the refused event", async () => {
-      const s = await status();
-      return s.body.indexedPosition === "11" && s.body;
-    }, 30_000);
+    const st = await waitFor(
+      "the tenant to be indexed past the refused event",
+      async () => {
+        const s = await status();
+        return s.body.indexedPosition === "11" && s.body;
+      },
+      30_000,
+    );
     expect(st).toMatchObject({ backend: "elasticsearch", committedPosition: "11", refusedDocuments: "1" });
     expect(st.lagEvents ?? "0").toBe("0");
     expect(st.recentRefusals).toHaveLength(1);
@@ -198,7 +208,12 @@ describe("refused documents and stuck indexing, through the service", () => {
     expect(st.recentRefusals[0].reason).toMatch(/document_parsing_exception|mapper_parsing_exception/);
     expect(Date.parse(st.recentRefusals[0].refusedAt)).toBeGreaterThan(Date.now() - 60_000);
 
-    const found = await call(svc.url, "auditlog.v1.QueryService/SearchEvents", { minPosition: "11", includeTotal: true, pageSize: 100 }, keys.query);
+    const found = await call(
+      svc.url,
+      "auditlog.v1.QueryService/SearchEvents",
+      { minPosition: "11", includeTotal: true, pageSize: 100 },
+      keys.query,
+    );
     expect(found.status, JSON.stringify(found.body)).toBe(200);
     expect(found.body.total).toBe("10");
     expect(found.body.events.map((e: any) => e.event.id).sort()).toEqual([...first, ...later].map((e) => e.id as string).sort());
@@ -210,10 +225,14 @@ describe("refused documents and stuck indexing, through the service", () => {
     expect(report).toMatchObject({ windowsWithGaps: 0, eventsRepaired: 0, documentsRemoved: 0 });
 
     // A warning, not an outage: one tenant's event must not flip health for all.
-    const h = await waitFor("the refusal warning", async () => {
-      const j = await healthz();
-      return j.warnings?.length && j;
-    }, 10_000);
+    const h = await waitFor(
+      "the refusal warning",
+      async () => {
+        const j = await healthz();
+        return j.warnings?.length && j;
+      },
+      10_000,
+    );
     expect(h.status).toBe("SERVING");
     expect(h.degraded).toBeUndefined();
     expect(h.warnings.join(" ")).toMatch(/1 events refused/);
@@ -228,10 +247,14 @@ describe("refused documents and stuck indexing, through the service", () => {
       const events = Array.from({ length: 5 }, (_, i) => toConnectJson(makeEvent(20 + i, "blocked", Date.now() - 60_000)));
       const r = await call(svc.url, "auditlog.v1.IngestService/Append", { events }, keys.ingest);
       expect(r.status).toBe(200); // ingest does not depend on the index
-      const h = await waitFor("QueryService NOT_SERVING", async () => {
-        const j = await healthz();
-        return j.degraded?.["auditlog.v1.QueryService"] && j;
-      }, 20_000);
+      const h = await waitFor(
+        "QueryService NOT_SERVING",
+        async () => {
+          const j = await healthz();
+          return j.degraded?.["auditlog.v1.QueryService"] && j;
+        },
+        20_000,
+      );
       expect(h.status).toBe("SERVING");
       expect(h.degraded["auditlog.v1.QueryService"]).toMatch(/has not moved for \d+ s: 5 events of 1 tenants wait/);
       expect(h.degraded["auditlog.v1.QueryService"]).toMatch(/cluster_block_exception/);

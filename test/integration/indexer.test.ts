@@ -74,7 +74,8 @@ async function waitFor<T>(what: string, fn: () => Promise<T | null | undefined |
     } catch (err) {
       last = err;
     }
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? ` (last error: ${String(last)})` : ""}`);
+    if (Date.now() > deadline)
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? ` (last error: ${String(last)})` : ""}`);
     await new Promise((r) => setTimeout(r, everyMs));
   }
 }
@@ -86,7 +87,9 @@ async function usableTemplate(client: Client, prefix: string): Promise<IndexTemp
 }
 
 async function dropIndices(client: Client, names: IndexNames): Promise<void> {
-  const found = await client.indices.get({ index: names.pattern, ignore_unavailable: true, allow_no_indices: true, expand_wildcards: "all" }).catch(() => ({}));
+  const found = await client.indices
+    .get({ index: names.pattern, ignore_unavailable: true, allow_no_indices: true, expand_wildcards: "all" })
+    .catch(() => ({}));
   const list = Object.keys(found);
   if (list.length) await client.indices.delete({ index: list.join(",") }).catch(() => {});
   await client.indices.deleteIndexTemplate({ name: names.templateName }).catch(() => {});
@@ -256,7 +259,9 @@ describe("search indexer and reconciler", () => {
     expect(n).toBe(loops * batches * perBatch);
     const written = Date.now();
     await waitFor("the indexer to catch up", () => caughtUp(db.pool, ["alpha", "beta"]), 60_000);
-    process.stderr.write(`[indexer.test] (a) ${n} events written in ${written - t0} ms by ${loops} writers; index caught up ${Date.now() - written} ms after the last write\n`);
+    process.stderr.write(
+      `[indexer.test] (a) ${n} events written in ${written - t0} ms by ${loops} writers; index caught up ${Date.now() - written} ms after the last write\n`,
+    );
     const h = await heads(db.pool);
     expect(h.get("alpha")!.head + h.get("beta")!.head).toBe(BigInt(n));
     await expectExactlyIndexed(client, names, db.pool, "alpha");
@@ -300,7 +305,15 @@ describe("search indexer and reconciler", () => {
       index: names.indexFor(rows[2]!.received_at),
       id: documentId(tenant, "bogus-1"),
       routing: tenant,
-      document: { tenant_id: tenant, id: "bogus-1", sequence: 3, occurred_at: bogusAt, action: "x.y", message: "bogus", id_hash: idHash("bogus-1") },
+      document: {
+        tenant_id: tenant,
+        id: "bogus-1",
+        sequence: 3,
+        occurred_at: bogusAt,
+        action: "x.y",
+        message: "bogus",
+        id_hash: idHash("bogus-1"),
+      },
     });
     // One that claims a sequence far above the chain head.
     await client.index({
@@ -357,10 +370,23 @@ describe("search indexer and reconciler", () => {
     expect(indexer.stuckTenants()).toEqual([]);
     const st = await indexer.statusFor("gamma");
     expect(st).toMatchObject({ indexedPosition: 16n, committedPosition: 16n, lagEvents: 0n, refusedDocuments: 1n });
-    expect(st.recentRefusals).toEqual([{ sequence: 11n, eventId: bad.record.id, reason: expect.stringMatching(/document_parsing_exception|mapper_parsing_exception/), refusedAt: expect.any(Date) }]);
+    expect(st.recentRefusals).toEqual([
+      {
+        sequence: 11n,
+        eventId: bad.record.id,
+        reason: expect.stringMatching(/document_parsing_exception|mapper_parsing_exception/),
+        refusedAt: expect.any(Date),
+      },
+    ]);
     // The events after it are searchable; it is not.
     await client.indices.refresh({ index: names.alias });
-    const docs = await client.search({ index: names.alias, routing: "gamma", size: 100, _source: ["id"], query: { term: { tenant_id: "gamma" } } });
+    const docs = await client.search({
+      index: names.alias,
+      routing: "gamma",
+      size: 100,
+      _source: ["id"],
+      query: { term: { tenant_id: "gamma" } },
+    });
     const ids = docs.hits.hits.map((h) => (h._source as { id: string }).id).sort();
     expect(ids).toEqual([...good, ...after].map((x) => x.record.id).sort());
 
@@ -400,71 +426,83 @@ describe("search indexer during an Elasticsearch outage", () => {
     await fsp.rm(dataDir, { recursive: true, force: true }).catch(() => {});
   });
 
-  it(`keeps ingesting through a ${OUTAGE_SECONDS} s outage and catches up after it`, async () => {
-    const template = await usableTemplate(client, names.prefix);
-    indexer = new Indexer({ pool: db.pool, client, log, prefix: names.prefix, template });
-    indexer.start();
+  it(
+    `keeps ingesting through a ${OUTAGE_SECONDS} s outage and catches up after it`,
+    async () => {
+      const template = await usableTemplate(client, names.prefix);
+      indexer = new Indexer({ pool: db.pool, client, log, prefix: names.prefix, template });
+      indexer.start();
 
-    // Steady ingest: 100 events every 50 ms (about 2000/s), each call timed.
-    const base = Date.UTC(2026, 10, 15);
-    let i = 0;
-    let writing = true;
-    const calls: { at: number; ms: number; ok: boolean; err?: string }[] = [];
-    const writer = (async () => {
-      while (writing) {
-        const items = Array.from({ length: 100 }, () => item("outage", record(i++, "o", base)));
-        const t0 = performance.now();
-        try {
-          await writeBatch(db.pool, items);
-          calls.push({ at: Date.now(), ms: performance.now() - t0, ok: true });
-        } catch (err) {
-          calls.push({ at: Date.now(), ms: performance.now() - t0, ok: false, err: String(err) });
+      // Steady ingest: 100 events every 50 ms (about 2000/s), each call timed.
+      const base = Date.UTC(2026, 10, 15);
+      let i = 0;
+      let writing = true;
+      const calls: { at: number; ms: number; ok: boolean; err?: string }[] = [];
+      const writer = (async () => {
+        while (writing) {
+          const items = Array.from({ length: 100 }, () => item("outage", record(i++, "o", base)));
+          const t0 = performance.now();
+          try {
+            await writeBatch(db.pool, items);
+            calls.push({ at: Date.now(), ms: performance.now() - t0, ok: true });
+          } catch (err) {
+            calls.push({ at: Date.now(), ms: performance.now() - t0, ok: false, err: String(err) });
+          }
+          await new Promise((r) => setTimeout(r, 50));
         }
-        await new Promise((r) => setTimeout(r, 50));
+      })();
+
+      await waitFor("some events indexed", async () => (await indexer.statusFor("outage")).indexedPosition > 1000n, 30_000);
+      const port = es!.port;
+      const outageStart = Date.now();
+      await es!.stop();
+      es = null;
+      const downAt = Date.now(); // stopping takes a few seconds: the outage counts from when it is down
+      let maxLag = 0n;
+      let maxLagSeconds = 0;
+      while (Date.now() - downAt < OUTAGE_SECONDS * 1000) {
+        const st = await indexer.statusFor("outage");
+        if (st.lagEvents > maxLag) maxLag = st.lagEvents;
+        if (st.lagSeconds > maxLagSeconds) maxLagSeconds = st.lagSeconds;
+        await new Promise((r) => setTimeout(r, 500));
       }
-    })();
+      const during = await indexer.statusFor("outage");
+      process.stderr.write(
+        `[indexer.test] Elasticsearch stopped in ${downAt - outageStart} ms, down for ${Date.now() - downAt} ms, restarting\n`,
+      );
+      es = await startElasticsearch({
+        dataDir,
+        port,
+        keepData: true,
+        fastStartup: true,
+        log: (m) => process.stderr.write(`[outage-es] ${m}\n`),
+      });
+      const outageEnd = Date.now();
+      await new Promise((r) => setTimeout(r, 2000)); // some ingest after the restart too
+      writing = false;
+      await writer;
 
-    await waitFor("some events indexed", async () => (await indexer.statusFor("outage")).indexedPosition > 1000n, 30_000);
-    const port = es!.port;
-    const outageStart = Date.now();
-    await es!.stop();
-    es = null;
-    const downAt = Date.now(); // stopping takes a few seconds: the outage counts from when it is down
-    let maxLag = 0n;
-    let maxLagSeconds = 0;
-    while (Date.now() - downAt < OUTAGE_SECONDS * 1000) {
-      const st = await indexer.statusFor("outage");
-      if (st.lagEvents > maxLag) maxLag = st.lagEvents;
-      if (st.lagSeconds > maxLagSeconds) maxLagSeconds = st.lagSeconds;
-      await new Promise((r) => setTimeout(r, 500));
-    }
-    const during = await indexer.statusFor("outage");
-    process.stderr.write(`[indexer.test] Elasticsearch stopped in ${downAt - outageStart} ms, down for ${Date.now() - downAt} ms, restarting\n`);
-    es = await startElasticsearch({ dataDir, port, keepData: true, fastStartup: true, log: (m) => process.stderr.write(`[outage-es] ${m}\n`) });
-    const outageEnd = Date.now();
-    await new Promise((r) => setTimeout(r, 2000)); // some ingest after the restart too
-    writing = false;
-    await writer;
+      const outageCalls = calls.filter((c) => c.at >= outageStart && c.at <= outageEnd);
+      expect(calls.filter((c) => !c.ok)).toEqual([]);
+      expect(outageCalls.length).toBeGreaterThan(OUTAGE_SECONDS * 5); // ~14/s when nothing blocks
+      const slowest = Math.max(...outageCalls.map((c) => c.ms));
+      expect(slowest).toBeLessThan(5000); // a blocked write would wait for the whole outage
+      expect(during.lagEvents).toBeGreaterThan(0n);
+      expect(maxLag).toBeGreaterThan(BigInt(OUTAGE_SECONDS * 200));
+      expect(maxLagSeconds).toBeGreaterThan(OUTAGE_SECONDS / 2);
 
-    const outageCalls = calls.filter((c) => c.at >= outageStart && c.at <= outageEnd);
-    expect(calls.filter((c) => !c.ok)).toEqual([]);
-    expect(outageCalls.length).toBeGreaterThan(OUTAGE_SECONDS * 5); // ~14/s when nothing blocks
-    const slowest = Math.max(...outageCalls.map((c) => c.ms));
-    expect(slowest).toBeLessThan(5000); // a blocked write would wait for the whole outage
-    expect(during.lagEvents).toBeGreaterThan(0n);
-    expect(maxLag).toBeGreaterThan(BigInt(OUTAGE_SECONDS * 200));
-    expect(maxLagSeconds).toBeGreaterThan(OUTAGE_SECONDS / 2);
-
-    const t0 = Date.now();
-    await waitFor("the index to catch up after the outage", () => caughtUp(db.pool, ["outage"]), 120_000, 250);
-    const catchUpMs = Date.now() - t0;
-    const after = await indexer.statusFor("outage");
-    expect(after).toMatchObject({ lagEvents: 0n, lagSeconds: 0 });
-    expect(after.committedPosition).toBe(BigInt(i));
-    await expectExactlyIndexed(client, names, db.pool, "outage");
-    process.stderr.write(
-      `[indexer.test] outage ${OUTAGE_SECONDS} s: ${outageCalls.length} writeBatch calls during it, slowest ${slowest.toFixed(0)} ms; ` +
-        `max lag ${maxLag} events / ${maxLagSeconds.toFixed(1)} s; caught up ${catchUpMs} ms after Elasticsearch was back\n`,
-    );
-  }, 240_000 + OUTAGE_SECONDS * 1000);
+      const t0 = Date.now();
+      await waitFor("the index to catch up after the outage", () => caughtUp(db.pool, ["outage"]), 120_000, 250);
+      const catchUpMs = Date.now() - t0;
+      const after = await indexer.statusFor("outage");
+      expect(after).toMatchObject({ lagEvents: 0n, lagSeconds: 0 });
+      expect(after.committedPosition).toBe(BigInt(i));
+      await expectExactlyIndexed(client, names, db.pool, "outage");
+      process.stderr.write(
+        `[indexer.test] outage ${OUTAGE_SECONDS} s: ${outageCalls.length} writeBatch calls during it, slowest ${slowest.toFixed(0)} ms; ` +
+          `max lag ${maxLag} events / ${maxLagSeconds.toFixed(1)} s; caught up ${catchUpMs} ms after Elasticsearch was back\n`,
+      );
+    },
+    240_000 + OUTAGE_SECONDS * 1000,
+  );
 });

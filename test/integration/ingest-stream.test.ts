@@ -74,7 +74,11 @@ describe("Ingest over gRPC (grpc-js client) and SearchEvents over Connect JSON",
     let pageToken = "";
     let pages = 0;
     do {
-      const r = await connectCall<{ events?: { event: { id: string; occurredAt: string }; sequence: string }[]; nextPageToken?: string; total?: string }>(
+      const r = await connectCall<{
+        events?: { event: { id: string; occurredAt: string }; sequence: string }[];
+        nextPageToken?: string;
+        total?: string;
+      }>(
         svc.url,
         "auditlog.v1.QueryService/SearchEvents",
         { order: "SORT_ORDER_ASCENDING", pageSize: 1000, pageToken, includeTotal: pages === 0 },
@@ -108,7 +112,10 @@ describe("Ingest over gRPC (grpc-js client) and SearchEvents over Connect JSON",
     expect(r.body.code).toBe("already_exists");
     expect(r.body.message).toContain(events[7]!.id);
     const got = await connectCall<{ event: { event: { message: string } } }>(
-      svc.url, "auditlog.v1.QueryService/GetEvent", { id: events[7]!.id }, keys.query,
+      svc.url,
+      "auditlog.v1.QueryService/GetEvent",
+      { id: events[7]!.id },
+      keys.query,
     );
     expect(got.body.event.event.message).toBe(events[7]!.message);
 
@@ -121,8 +128,6 @@ describe("Ingest over gRPC (grpc-js client) and SearchEvents over Connect JSON",
     );
     expect(mixed.status).toBe(200);
     expect(mixed.body.summary).toMatchObject({ accepted: "1", conflicts: "1" });
-    expect(mixed.body.summary.results).toEqual([
-      expect.objectContaining({ index: 0, id: events[7]!.id, status: "EVENT_STATUS_CONFLICT" }),
-    ]);
+    expect(mixed.body.summary.results).toEqual([expect.objectContaining({ index: 0, id: events[7]!.id, status: "EVENT_STATUS_CONFLICT" })]);
   });
 });

@@ -79,7 +79,12 @@ describe("PostgreSQL reads under one tenant's pathological searches", () => {
     admin = new pg.Pool({ connectionString: svc.databaseUrl, max: 2 });
     database = decodeURIComponent(new URL(svc.databaseUrl).pathname.slice(1));
     await copyEvents(admin, "noisy", COPIES);
-    const q = await connectCall(svc.url, "auditlog.v1.IngestService/Append", { events: [toConnectJson(makeEvent(1, "quiet"))] }, quiet.ingest);
+    const q = await connectCall(
+      svc.url,
+      "auditlog.v1.IngestService/Append",
+      { events: [toConnectJson(makeEvent(1, "quiet"))] },
+      quiet.ingest,
+    );
     expect(q.status).toBe(200);
   }, 120_000);
 
@@ -98,13 +103,17 @@ describe("PostgreSQL reads under one tenant's pathological searches", () => {
         .then((r) => {
           settled.push(r);
           return r;
-        }));
+        }),
+    );
     try {
       await waitFor("the flood to reach PostgreSQL", async () => (await runningScans(admin, database)) > 0, 10_000);
       for (let i = 0; i < 3; i++) {
         let t = performance.now();
         const appended = await connectCall(
-          svc.url, "auditlog.v1.IngestService/Append", { events: [toConnectJson(makeEvent(100 + i, "quiet"))] }, quiet.ingest,
+          svc.url,
+          "auditlog.v1.IngestService/Append",
+          { events: [toConnectJson(makeEvent(100 + i, "quiet"))] },
+          quiet.ingest,
         );
         const appendMs = performance.now() - t;
         expect(appended.status, JSON.stringify(appended.body)).toBe(200);
@@ -158,7 +167,10 @@ describe("PostgreSQL reads under one tenant's pathological searches", () => {
     const strict: App = await startApp({ ...config, databaseUrl: svc.databaseUrl }, createLogger({ level: "error" }));
     try {
       const r = await connectCall<any>(
-        strict.url, "auditlog.v1.QueryService/SearchEvents", { filter: { query: HEAVY_QUERY }, includeTotal: true }, noisy.query,
+        strict.url,
+        "auditlog.v1.QueryService/SearchEvents",
+        { filter: { query: HEAVY_QUERY }, includeTotal: true },
+        noisy.query,
       );
       expect(r.status, JSON.stringify(r.body).slice(0, 300)).toBe(504);
       expect(r.body.code).toBe("deadline_exceeded");
@@ -181,16 +193,22 @@ describe("PostgreSQL reads under one tenant's pathological searches", () => {
     expect(tooManyTerms.body.message).toMatch(/^filter\.query: .*at most 64 terms/);
     const wildcards = await search({ query: Array.from({ length: 17 }, (_, i) => `metadata.k${i}:*`).join(" ") });
     expect(wildcards.body.message).toMatch(/^filter\.query: .*at most 16 wildcards/);
-    const combined = await search({ text: Array.from({ length: 10 }, (_, i) => `a${i}`).join(" "), query: Array.from({ length: 10 }, (_, i) => `b${i}`).join(" ") });
+    const combined = await search({
+      text: Array.from({ length: 10 }, (_, i) => `a${i}`).join(" "),
+      query: Array.from({ length: 10 }, (_, i) => `b${i}`).join(" "),
+    });
     expect(combined.body.message).toMatch(/^filter\.query: .*at most 16 free-text terms/);
     const metadata = await search({
       metadata: Array.from({ length: 15 }, (_, i) => ({ key: `m${i}` })),
       query: Array.from({ length: 6 }, (_, i) => `metadata.q${i}:v`).join(" "),
     });
     expect(metadata.body.message).toMatch(/^filter\.query: .*at most 20 metadata conditions/);
-    const exported = await fetch(`${svc.url}/v1/export?text=${encodeURIComponent(Array.from({ length: 17 }, (_, i) => `w${i}`).join(" "))}`, {
-      headers: { authorization: `Bearer ${quiet.query}` },
-    });
+    const exported = await fetch(
+      `${svc.url}/v1/export?text=${encodeURIComponent(Array.from({ length: 17 }, (_, i) => `w${i}`).join(" "))}`,
+      {
+        headers: { authorization: `Bearer ${quiet.query}` },
+      },
+    );
     expect(exported.status).toBe(400);
     expect(((await exported.json()) as { message: string }).message).toMatch(/^filter\.text: .*at most 16 free-text terms/);
     const fine = await search({ query: 'action:customer.* -test "card declined"', text: "user" });
@@ -200,9 +218,11 @@ describe("PostgreSQL reads under one tenant's pathological searches", () => {
 
 /** `copies` more rows of each of the tenant's events, with sequences after the real ones. */
 async function copyEvents(db: pg.Pool, tenantId: string, copies: number): Promise<void> {
-  const cols = (await db.query<{ column_name: string }>(
-    "SELECT column_name FROM information_schema.columns WHERE table_name = 'events' AND table_schema = current_schema() ORDER BY ordinal_position",
-  )).rows.map((r) => r.column_name);
+  const cols = (
+    await db.query<{ column_name: string }>(
+      "SELECT column_name FROM information_schema.columns WHERE table_name = 'events' AND table_schema = current_schema() ORDER BY ordinal_position",
+    )
+  ).rows.map((r) => r.column_name);
   const select = cols.map((c) => (c === "sequence" ? "e.sequence + c * 1000" : c === "id" ? "e.id || '-copy-' || c" : `e.${c}`));
   await db.query(
     `INSERT INTO events (${cols.join(", ")})

@@ -94,10 +94,46 @@ class Rng {
 //   VALUE words only in other open-content strings, which phrase queries never use.
 
 const MESSAGE_WORDS = [
-  "card", "declined", "by", "the", "bank", "password", "changed", "after", "reset", "request", "invoice", "sent",
-  "to", "customer", "paid", "late", "address", "updated", "from", "admin", "console", "login", "failed", "twice",
-  "account", "locked", "temporarily", "export", "started", "finished", "permission", "denied", "for", "role",
-  "billing", "owner", "key", "rotated", "session", "expired",
+  "card",
+  "declined",
+  "by",
+  "the",
+  "bank",
+  "password",
+  "changed",
+  "after",
+  "reset",
+  "request",
+  "invoice",
+  "sent",
+  "to",
+  "customer",
+  "paid",
+  "late",
+  "address",
+  "updated",
+  "from",
+  "admin",
+  "console",
+  "login",
+  "failed",
+  "twice",
+  "account",
+  "locked",
+  "temporarily",
+  "export",
+  "started",
+  "finished",
+  "permission",
+  "denied",
+  "for",
+  "role",
+  "billing",
+  "owner",
+  "key",
+  "rotated",
+  "session",
+  "expired",
 ];
 const MESSAGE_TEMPLATES = [
   "Card declined by the bank",
@@ -112,7 +148,22 @@ const MESSAGE_TEMPLATES = [
   "key rotated after session expired",
   "Account locked after login failed",
 ];
-const NOTE_WORDS = ["client", "asked", "about", "into", "refund", "via", "phone", "escalated", "tier", "two", "support", "duplicate", "charge", "reported"];
+const NOTE_WORDS = [
+  "client",
+  "asked",
+  "about",
+  "into",
+  "refund",
+  "via",
+  "phone",
+  "escalated",
+  "tier",
+  "two",
+  "support",
+  "duplicate",
+  "charge",
+  "reported",
+];
 const NOTE_TEMPLATES = [
   "asked about refund via phone",
   "Escalated into tier two support",
@@ -130,9 +181,22 @@ const VALUE_WORDS = {
 };
 
 const ACTIONS = [
-  "customer.created", "customer.updated", "customer.deleted", "customer.address.changed", "customer.address.verified",
-  "invoice.billed", "invoice.paid", "invoice.voided", "account.deactivated", "account.reactivated",
-  "user.login", "user.logout", "user.password.reset", "api_key.created", "api_key.revoked", "report-export.started",
+  "customer.created",
+  "customer.updated",
+  "customer.deleted",
+  "customer.address.changed",
+  "customer.address.verified",
+  "invoice.billed",
+  "invoice.paid",
+  "invoice.voided",
+  "account.deactivated",
+  "account.reactivated",
+  "user.login",
+  "user.logout",
+  "user.password.reset",
+  "api_key.created",
+  "api_key.revoked",
+  "report-export.started",
 ];
 const NAMES = ["Ada Lovelace", "Grace Hopper", "Alan Turing", "Edsger Dijkstra", "Barbara Liskov", "Donald Knuth", ""];
 const SOURCES = ["billing-api", "auth-service", "admin-ui", "scheduler"];
@@ -159,17 +223,20 @@ function generateRecords(rng: Rng, n: number): { tenantId: string; record: Event
     if (tenantId === TENANT_A) idsOfA.push(id);
     else idsOfB.add(id);
     // Some events share an occurred_at exactly (the sequence decides), many share a millisecond.
-    const occurredAt: Micros = out.length && rng.chance(0.1)
-      ? rng.pick(out).record.occurredAt
-      : out.length && rng.chance(0.1)
-        ? rng.pick(out).record.occurredAt / 1000n * 1000n + BigInt(rng.int(0, 999))
-        : START + BigInt(Math.floor(rng.next() * Number(END - START)));
+    const occurredAt: Micros =
+      out.length && rng.chance(0.1)
+        ? rng.pick(out).record.occurredAt
+        : out.length && rng.chance(0.1)
+          ? (rng.pick(out).record.occurredAt / 1000n) * 1000n + BigInt(rng.int(0, 999))
+          : START + BigInt(Math.floor(rng.next() * Number(END - START)));
     const actorType = rng.weighted(ACTOR_TYPES.map((t, k) => [t, [6, 3, 1, 0.5][k]!] as const));
     const actorNo = rng.int(0, 59);
-    const target = rng.chance(0.15) ? null : (() => {
-      const type = rng.pick(TARGET_TYPES);
-      return { type, id: `${type}-${rng.int(0, 199)}`, name: rng.chance(0.2) ? "" : `${type} ${rng.int(0, 30)}` };
-    })();
+    const target = rng.chance(0.15)
+      ? null
+      : (() => {
+          const type = rng.pick(TARGET_TYPES);
+          return { type, id: `${type}-${rng.int(0, 199)}`, name: rng.chance(0.2) ? "" : `${type} ${rng.int(0, 30)}` };
+        })();
     out.push({
       tenantId,
       record: {
@@ -180,7 +247,11 @@ function generateRecords(rng: Rng, n: number): { tenantId: string; record: Event
           id: actorType === "SERVICE" ? `svc-${actorNo % 5}` : `u-${actorNo}`,
           type: actorType,
           name: rng.pick(NAMES),
-          ip: rng.chance(0.2) ? "" : rng.chance(0.2) ? `2001:db8::${rng.int(1, 20).toString(16)}` : `10.0.${rng.int(0, 3)}.${rng.int(1, 40)}`,
+          ip: rng.chance(0.2)
+            ? ""
+            : rng.chance(0.2)
+              ? `2001:db8::${rng.int(1, 20).toString(16)}`
+              : `10.0.${rng.int(0, 3)}.${rng.int(1, 40)}`,
           userAgent: rng.pick(["curl/8.5", "Mozilla/5.0", ""]),
           sessionId: rng.chance(0.3) ? "" : `s-${rng.int(0, 99)}`,
         },
@@ -272,9 +343,29 @@ type GeneratedQuery = { q: EventQuery; text: string | null; shape: string };
 
 /** Metadata paths that queries use, including ones no event has. */
 const METADATA_PATHS = [
-  ["plan"], ["seats"], ["ratio"], ["beta"], ["region"], ["card", "brand"], ["card", "last4"], ["card", "exp", "month"],
-  ["card"], ["tags"], ["codes"], ["mixed"], ["note"], ["maybe"], ["empty"], ["limits"], ["limits", "daily"], ["nulls"],
-  ["missing"], ["card", "missing"], ["geo", "site", "zone"], ["geo", "site"], ["geo"],
+  ["plan"],
+  ["seats"],
+  ["ratio"],
+  ["beta"],
+  ["region"],
+  ["card", "brand"],
+  ["card", "last4"],
+  ["card", "exp", "month"],
+  ["card"],
+  ["tags"],
+  ["codes"],
+  ["mixed"],
+  ["note"],
+  ["maybe"],
+  ["empty"],
+  ["limits"],
+  ["limits", "daily"],
+  ["nulls"],
+  ["missing"],
+  ["card", "missing"],
+  ["geo", "site", "zone"],
+  ["geo", "site"],
+  ["geo"],
 ];
 
 /** Values at the path under nested keys only, and under the one key with all the dots: enough to sample values from. */
@@ -313,7 +404,13 @@ class QueryGenerator {
 
   generate(tenantId: string, asText: boolean): GeneratedQuery {
     const rng = this.rng;
-    const n = rng.weighted([[0, 1], [1, 5], [2, 4], [3, 2], [4, 1]] as const);
+    const n = rng.weighted([
+      [0, 1],
+      [1, 5],
+      [2, 4],
+      [3, 2],
+      [4, 1],
+    ] as const);
     const conditions: Condition[] = [];
     const used = new Set<string>();
     for (let k = 0; k < n; k++) {
@@ -332,7 +429,13 @@ class QueryGenerator {
   private condition(tenantId: string, asText: boolean): Condition | null {
     const rng = this.rng;
     const kind = rng.weighted([
-      ["terms", 5], ["severity", 1.5], ["action", 3], ["time", 3], ["metadata", 4], ["text", 5], ["none", asText ? 0 : 0.15],
+      ["terms", 5],
+      ["severity", 1.5],
+      ["action", 3],
+      ["time", 3],
+      ["metadata", 4],
+      ["text", 5],
+      ["none", asText ? 0 : 0.15],
     ] as const);
     switch (kind) {
       case "terms": {
@@ -365,7 +468,11 @@ class QueryGenerator {
       case "time": {
         const t = () => {
           const base = this.sample(tenantId).occurredAt;
-          return rng.chance(0.3) ? base + BigInt(rng.int(-1, 1)) : rng.chance(0.5) ? base : START + BigInt(Math.floor(rng.next() * Number(END - START)));
+          return rng.chance(0.3)
+            ? base + BigInt(rng.int(-1, 1))
+            : rng.chance(0.5)
+              ? base
+              : START + BigInt(Math.floor(rng.next() * Number(END - START)));
         };
         const [a, b] = [t(), t()];
         const [lo, hi] = a < b ? [a, b] : [b, a];
@@ -398,7 +505,16 @@ class QueryGenerator {
           const at = rng.int(0, Math.max(0, from.length - len));
           w = from.slice(at, at + len);
         } else {
-          w = [rng.pick([...MESSAGE_WORDS, ...NOTE_WORDS, ...Object.values(VALUE_WORDS).flat().flatMap((v) => words(v)), "nothingatall"])];
+          w = [
+            rng.pick([
+              ...MESSAGE_WORDS,
+              ...NOTE_WORDS,
+              ...Object.values(VALUE_WORDS)
+                .flat()
+                .flatMap((v) => words(v)),
+              "nothingatall",
+            ]),
+          ];
         }
         if (!w.length) return null;
         return { kind: "text", words: w, negate };
@@ -414,12 +530,18 @@ function shapeOf(q: EventQuery): string {
   if (q.conditions.length > 1) return "combined (2-4 conditions)";
   const c = q.conditions[0]!;
   switch (c.kind) {
-    case "terms": return c.field === "severity" ? "terms severity" : "terms";
-    case "action": return c.prefixes.length ? "action prefix" : "action exact";
-    case "time": return "time range";
-    case "metadata": return c.values.length ? "metadata value" : "metadata exists";
-    case "text": return c.negate ? "text negated" : c.words.length > 1 ? "text phrase" : "text word";
-    case "none": return "none";
+    case "terms":
+      return c.field === "severity" ? "terms severity" : "terms";
+    case "action":
+      return c.prefixes.length ? "action prefix" : "action exact";
+    case "time":
+      return "time range";
+    case "metadata":
+      return c.values.length ? "metadata value" : "metadata exists";
+    case "text":
+      return c.negate ? "text negated" : c.words.length > 1 ? "text phrase" : "text word";
+    case "none":
+      return "none";
   }
 }
 
@@ -448,8 +570,12 @@ function toQueryString(rng: Rng, conditions: Condition[]): string {
           const s = rng.chance(0.3) ? `${ENUM_PREFIX[c.field]}${v}` : v;
           return rng.chance(0.5) ? s.toLowerCase() : s;
         };
-        if (c.field === "severity" && c.values.length > 1 && c.values.at(-1) === "CRITICAL" &&
-          c.values.every((v, k) => v === SEVERITY_ORDER[SEVERITY_ORDER.length - c.values.length + k])) {
+        if (
+          c.field === "severity" &&
+          c.values.length > 1 &&
+          c.values.at(-1) === "CRITICAL" &&
+          c.values.every((v, k) => v === SEVERITY_ORDER[SEVERITY_ORDER.length - c.values.length + k])
+        ) {
           parts.push(`severity>=${spell(c.values[0]!)}`);
         } else {
           for (const v of c.values) parts.push(`${name}:${spell(v)}`);
@@ -518,59 +644,62 @@ async function dropIndices(): Promise<void> {
   await client.indices.deleteIndexTemplate({ name: names.templateName }).catch(() => {});
 }
 
-beforeAll(async () => {
-  const t0 = performance.now();
-  const db = await freshDatabase();
-  dropDb = db.drop;
-  pool = new pg.Pool({ connectionString: db.url, max: 8 });
-  pool.on("error", () => {});
-  await migrate(pool);
-  const tenants = new TenantStore(pool);
-  await tenants.create(TENANT_A, "A");
-  await tenants.create(TENANT_B, "B");
+beforeAll(
+  async () => {
+    const t0 = performance.now();
+    const db = await freshDatabase();
+    dropDb = db.drop;
+    pool = new pg.Pool({ connectionString: db.url, max: 8 });
+    pool.on("error", () => {});
+    await migrate(pool);
+    const tenants = new TenantStore(pool);
+    await tenants.create(TENANT_A, "A");
+    await tenants.create(TENANT_B, "B");
 
-  client = new Client({ node: inject("elasticsearchUrl") });
-  names = indexNames(`eqtest-${randomBytes(4).toString("hex")}`);
-  await putTemplate();
+    client = new Client({ node: inject("elasticsearchUrl") });
+    names = indexNames(`eqtest-${randomBytes(4).toString("hex")}`);
+    await putTemplate();
 
-  // PostgreSQL, through the writer (sequences, hash chain).
-  const generated = generateRecords(new Rng(SEED), N);
-  for (let i = 0; i < generated.length; i += 1000) {
-    const items: WriteItem[] = generated.slice(i, i + 1000).map((g) => ({ ...g, contentHash: contentHash(g.record) }));
-    const results = await writeBatch(pool, items);
-    expect(results.every((r) => r.status === "accepted")).toBe(true);
-  }
-  for (const t of [TENANT_A, TENANT_B]) {
-    const rows = await pool.query<EventRow>(`SELECT ${EVENT_COLUMNS} FROM events WHERE tenant_id = $1`, [t]);
-    all.set(t, rows.rows.map(recordFromRow));
-    heads.set(t, BigInt((await pool.query("SELECT sequence FROM chain_heads WHERE tenant_id = $1", [t])).rows[0].sequence));
-  }
-  const tPg = performance.now();
+    // PostgreSQL, through the writer (sequences, hash chain).
+    const generated = generateRecords(new Rng(SEED), N);
+    for (let i = 0; i < generated.length; i += 1000) {
+      const items: WriteItem[] = generated.slice(i, i + 1000).map((g) => ({ ...g, contentHash: contentHash(g.record) }));
+      const results = await writeBatch(pool, items);
+      expect(results.every((r) => r.status === "accepted")).toBe(true);
+    }
+    for (const t of [TENANT_A, TENANT_B]) {
+      const rows = await pool.query<EventRow>(`SELECT ${EVENT_COLUMNS} FROM events WHERE tenant_id = $1`, [t]);
+      all.set(t, rows.rows.map(recordFromRow));
+      heads.set(t, BigInt((await pool.query("SELECT sequence FROM chain_heads WHERE tenant_id = $1", [t])).rows[0].sequence));
+    }
+    const tPg = performance.now();
 
-  // Elasticsearch, straight from the stored records.
-  const records = [...all.values()].flat();
-  for (let i = 0; i < records.length; i += 2000) {
-    const operations = records.slice(i, i + 2000).flatMap((r) => {
-      const doc = documentFromRecord(r);
-      return [{ index: { _index: names.indexFor(doc.occurred_at), _id: documentId(r.tenantId, r.id), routing: r.tenantId } }, doc];
-    });
-    const res = await client.bulk({ operations });
-    if (res.errors) throw new Error(`bulk failed: ${JSON.stringify(res.items.find((x) => x.index?.error))}`);
-  }
-  await client.indices.refresh({ index: names.alias });
-  const count = await client.count({ index: names.alias });
-  expect(count.count).toBe(records.length);
-  for (const [t, head] of heads) {
-    await pool.query("INSERT INTO index_progress (tenant_id, indexed_sequence) VALUES ($1, $2)", [t, head.toString()]);
-  }
-  es = new ElasticsearchSearchBackend(client, pool, { readAlias: names.alias });
-  pgBackend = new PostgresSearchBackend(pool);
-  process.stderr.write(
-    `[search-equivalence] ${N} events (A ${all.get(TENANT_A)!.length}, B ${all.get(TENANT_B)!.length}), seed ${SEED}: ` +
-      `PostgreSQL ${Math.round(tPg - t0)} ms, Elasticsearch ${Math.round(performance.now() - tPg)} ms` +
-      "\n",
-  );
-}, Math.max(600_000, N * 1.5));
+    // Elasticsearch, straight from the stored records.
+    const records = [...all.values()].flat();
+    for (let i = 0; i < records.length; i += 2000) {
+      const operations = records.slice(i, i + 2000).flatMap((r) => {
+        const doc = documentFromRecord(r);
+        return [{ index: { _index: names.indexFor(doc.occurred_at), _id: documentId(r.tenantId, r.id), routing: r.tenantId } }, doc];
+      });
+      const res = await client.bulk({ operations });
+      if (res.errors) throw new Error(`bulk failed: ${JSON.stringify(res.items.find((x) => x.index?.error))}`);
+    }
+    await client.indices.refresh({ index: names.alias });
+    const count = await client.count({ index: names.alias });
+    expect(count.count).toBe(records.length);
+    for (const [t, head] of heads) {
+      await pool.query("INSERT INTO index_progress (tenant_id, indexed_sequence) VALUES ($1, $2)", [t, head.toString()]);
+    }
+    es = new ElasticsearchSearchBackend(client, pool, { readAlias: names.alias });
+    pgBackend = new PostgresSearchBackend(pool);
+    process.stderr.write(
+      `[search-equivalence] ${N} events (A ${all.get(TENANT_A)!.length}, B ${all.get(TENANT_B)!.length}), seed ${SEED}: ` +
+        `PostgreSQL ${Math.round(tPg - t0)} ms, Elasticsearch ${Math.round(performance.now() - tPg)} ms` +
+        "\n",
+    );
+  },
+  Math.max(600_000, N * 1.5),
+);
 
 afterAll(async () => {
   if (client && names) await dropIndices();
@@ -604,7 +733,10 @@ describe("search equivalence: Elasticsearch = PostgreSQL = reference", () => {
     const index = Object.keys(await client.indices.get({ index: names.pattern }))[0]!;
     for (const text of [...texts].slice(0, 400)) {
       const res = await client.indices.analyze({ index, field: "message", text });
-      expect((res.tokens ?? []).map((t) => t.token), text).toEqual(words(text));
+      expect(
+        (res.tokens ?? []).map((t) => t.token),
+        text,
+      ).toEqual(words(text));
     }
   });
 
@@ -620,8 +752,17 @@ describe("search equivalence: Elasticsearch = PostgreSQL = reference", () => {
     const started = performance.now();
 
     let comparePg = true;
-    const run = async (backend: SearchBackend, label: "es" | "pg", shape: string, tenantId: string, q: EventQuery,
-      dir: SortDirection, after: PagePosition | null, limit: number, withTotal: boolean): Promise<SearchPage> => {
+    const run = async (
+      backend: SearchBackend,
+      label: "es" | "pg",
+      shape: string,
+      tenantId: string,
+      q: EventQuery,
+      dir: SortDirection,
+      after: PagePosition | null,
+      limit: number,
+      withTotal: boolean,
+    ): Promise<SearchPage> => {
       const t = performance.now();
       const page = await backend.search(tenantId, q, dir, after, limit, withTotal);
       record(shape, label, performance.now() - t);
@@ -643,13 +784,23 @@ describe("search equivalence: Elasticsearch = PostgreSQL = reference", () => {
       comparePg = PG_SHARE >= 1 || pgPick.next() < PG_SHARE;
       if (comparePg) pgQueries++;
       if (n > 0 && n % 50 === 0) {
-        process.stderr.write(`[search-equivalence] ${n}/${QUERIES} queries, ${pages} pages, ${Math.round((performance.now() - started) / 1000)} s\n`);
+        process.stderr.write(
+          `[search-equivalence] ${n}/${QUERIES} queries, ${pages} pages, ${Math.round((performance.now() - started) / 1000)} s\n`,
+        );
       }
       const direction: SortDirection = rng.chance(0.5) ? "asc" : "desc";
-      const limit = rng.weighted([[() => rng.int(1, 10), 3], [() => rng.int(11, 100), 4], [() => rng.int(101, 500), 3]] as const)();
-      const expected = all.get(tenantId)!.filter((r) => matchesQuery(r, q)).sort((a, b) => compareForSort(a, b, direction));
+      const limit = rng.weighted([
+        [() => rng.int(1, 10), 3],
+        [() => rng.int(11, 100), 4],
+        [() => rng.int(101, 500), 3],
+      ] as const)();
+      const expected = all
+        .get(tenantId)!
+        .filter((r) => matchesQuery(r, q))
+        .sort((a, b) => compareForSort(a, b, direction));
       if (expected.length) nonEmpty++;
-      const context = () => `query ${n} (${g.text ?? JSON.stringify(q, (_k, v) => (typeof v === "bigint" ? v.toString() : v))}), tenant ${tenantId}, ${direction}, limit ${limit}`;
+      const context = () =>
+        `query ${n} (${g.text ?? JSON.stringify(q, (_k, v) => (typeof v === "bigint" ? v.toString() : v))}), tenant ${tenantId}, ${direction}, limit ${limit}`;
 
       const comparePage = async (after: PagePosition | null, want: StoredRecord[], withTotal: boolean, where: string) => {
         const esPage = await run(es, "es", g.shape, tenantId, q, direction, after, limit, withTotal);
@@ -700,7 +851,8 @@ describe("search equivalence: Elasticsearch = PostgreSQL = reference", () => {
     );
     const rows = [...latencies.entries()].sort(([a], [b]) => a.localeCompare(b));
     const fmt = (x: number) => (Number.isNaN(x) ? "-" : x.toFixed(1)).padStart(7);
-    let table = `[search-equivalence] search latency per page, ms (${N} events):\n` +
+    let table =
+      `[search-equivalence] search latency per page, ms (${N} events):\n` +
       `  ${"shape".padEnd(26)} ${"pages".padStart(6)} ${"ES p50".padStart(7)} ${"ES p99".padStart(7)} ${"PG p50".padStart(7)} ${"PG p99".padStart(7)}\n`;
     for (const [shape, l] of rows) {
       table += `  ${shape.padEnd(26)} ${String(l.es.length).padStart(6)} ${fmt(percentile(l.es, 50))} ${fmt(percentile(l.es, 99))} ${fmt(percentile(l.pg, 50))} ${fmt(percentile(l.pg, 99))}\n`;
@@ -747,7 +899,12 @@ describe("search equivalence: Elasticsearch = PostgreSQL = reference", () => {
   it("positions outside what Elasticsearch can hold page like PostgreSQL does", async () => {
     const early = { occurredAt: parseMicros("1960-01-01T00:00:00Z"), sequence: 1n };
     const late = { occurredAt: parseMicros("2300-01-01T00:00:00Z"), sequence: 1n };
-    for (const [pos, dir] of [[early, "asc"], [early, "desc"], [late, "asc"], [late, "desc"]] as const) {
+    for (const [pos, dir] of [
+      [early, "asc"],
+      [early, "desc"],
+      [late, "asc"],
+      [late, "desc"],
+    ] as const) {
       const a = await es.search(TENANT_B, { conditions: [] }, dir, pos, 7, false);
       const b = await pgBackend.search(TENANT_B, { conditions: [] }, dir, pos, 7, false);
       expect(ids(a.records)).toEqual(ids(b.records));

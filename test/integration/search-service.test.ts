@@ -54,7 +54,10 @@ describe("search through Elasticsearch, end to end", () => {
 
   it("counts over time and top values", async () => {
     const r = await connectCall<any>(
-      svc.url, "auditlog.v1.QueryService/GetStats", { interval: "STATS_INTERVAL_HOUR", top: 3, filter: { query: "action:invoice.*" } }, keys.query,
+      svc.url,
+      "auditlog.v1.QueryService/GetStats",
+      { interval: "STATS_INTERVAL_HOUR", top: 3, filter: { query: "action:invoice.*" } },
+      keys.query,
     );
     expect(r.status, JSON.stringify(r.body)).toBe(200);
     expect(Number(r.body.total)).toBe(200); // makeEvent cycles 5 actions: 1 in 5 is invoice.billed

@@ -17,7 +17,10 @@ describe("authentication, scopes and tenant isolation", () => {
     b = await createTenantWithKeys(svc.url, "tenant-b");
     // The same event ids in both tenants: ids are unique per tenant only.
     for (const keys of [a, b]) {
-      const events = Array.from({ length: 30 }, (_, i) => ({ ...toConnectJson(makeEvent(i, "shared")), message: `secret of ${keys.tenantId}` }));
+      const events = Array.from({ length: 30 }, (_, i) => ({
+        ...toConnectJson(makeEvent(i, "shared")),
+        message: `secret of ${keys.tenantId}`,
+      }));
       const r = await call("auditlog.v1.IngestService/Append", { events }, keys.ingest);
       expect(r.status, JSON.stringify(r.body)).toBe(200);
     }
@@ -33,7 +36,9 @@ describe("authentication, scopes and tenant isolation", () => {
 
   it("enforces scopes: PERMISSION_DENIED for the wrong scope", async () => {
     expect((await call("auditlog.v1.QueryService/SearchEvents", {}, a.ingest)).body.code).toBe("permission_denied");
-    expect((await call("auditlog.v1.IngestService/Append", { events: [toConnectJson(makeEvent(1, "x"))] }, a.query)).body.code).toBe("permission_denied");
+    expect((await call("auditlog.v1.IngestService/Append", { events: [toConnectJson(makeEvent(1, "x"))] }, a.query)).body.code).toBe(
+      "permission_denied",
+    );
     expect((await call("auditlog.v1.AdminService/CreateTenant", { id: "evil" }, a.admin)).body.code).toBe("permission_denied");
     expect((await call("auditlog.v1.QueryService/SearchEvents", {}, BOOTSTRAP_KEY)).body.code).toBe("permission_denied");
   });

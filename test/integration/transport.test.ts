@@ -26,15 +26,7 @@ import {
   type Timestamp,
 } from "@bufbuild/protobuf/wkt";
 import { file_buf_validate_validate } from "@bufbuild/protovalidate/gen/buf/validate/validate_pb.js";
-import {
-  Code,
-  ConnectError,
-  cors,
-  createClient,
-  createContextKey,
-  createContextValues,
-  type Client,
-} from "@connectrpc/connect";
+import { Code, ConnectError, cors, createClient, createContextKey, createContextValues, type Client } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
 import * as grpc from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";
@@ -245,12 +237,8 @@ describe("transport", () => {
     }
     // Access log: one line per RPC with procedure, protocol and code.
     const lines = logs.lines().filter((l) => l.msg === "rpc");
-    expect(lines).toContainEqual(
-      expect.objectContaining({ procedure: "/grpc.health.v1.Health/Check", protocol: "grpc", code: "ok" }),
-    );
-    expect(lines).toContainEqual(
-      expect.objectContaining({ procedure: "/grpc.health.v1.Health/Check", code: "not_found", level: "info" }),
-    );
+    expect(lines).toContainEqual(expect.objectContaining({ procedure: "/grpc.health.v1.Health/Check", protocol: "grpc", code: "ok" }));
+    expect(lines).toContainEqual(expect.objectContaining({ procedure: "/grpc.health.v1.Health/Check", code: "not_found", level: "info" }));
   });
 
   it("(b) Connect over HTTP/1.1: plain fetch calls Health.Check with JSON; errors are HTTP statuses with JSON bodies", async () => {
@@ -314,14 +302,15 @@ describe("transport", () => {
       expect((await echo.echo({ text: "hi" })).text).toBe(`hi via HTTP/${t.httpVersion === "2" ? "2.0" : "1.1"}`);
     });
 
-    if (t.clientStreams) it("carries a client stream", async () => {
-      const echo = createClient(EchoService, t.transport(server.url));
-      const input = pushable<EchoMessage>();
-      const collected = echo.collect(input.iterable);
-      for (const text of ["a", "b", "c"]) input.push({ text });
-      input.end();
-      expect((await collected).text).toBe("a,b,c");
-    });
+    if (t.clientStreams)
+      it("carries a client stream", async () => {
+        const echo = createClient(EchoService, t.transport(server.url));
+        const input = pushable<EchoMessage>();
+        const collected = echo.collect(input.iterable);
+        for (const text of ["a", "b", "c"]) input.push({ text });
+        input.end();
+        expect((await collected).text).toBe("a,b,c");
+      });
 
     it("Health.Watch streams the current status and every change", async () => {
       const service = `late.${t.name}`;
@@ -401,9 +390,7 @@ describe("transport", () => {
     const clients = [
       createClient(reflectionV1.ServerReflection, transport),
       // Same shape, other package: the v1alpha client is used through the v1 types.
-      createClient(reflectionV1alpha.ServerReflection, transport) as unknown as Client<
-        typeof reflectionV1.ServerReflection
-      >,
+      createClient(reflectionV1alpha.ServerReflection, transport) as unknown as Client<typeof reflectionV1.ServerReflection>,
     ];
     for (const client of clients) {
       const requests = [
@@ -434,11 +421,7 @@ describe("transport", () => {
         const names = got.map((f) => f.name);
         expect(names[0]).toBe("test/v1/echo.proto");
         expect(names).toEqual(
-          expect.arrayContaining([
-            "google/protobuf/timestamp.proto",
-            "buf/validate/validate.proto",
-            "google/protobuf/descriptor.proto",
-          ]),
+          expect.arrayContaining(["google/protobuf/timestamp.proto", "buf/validate/validate.proto", "google/protobuf/descriptor.proto"]),
         );
         expect(new Set(names).size).toBe(names.length);
         // Closed under imports: every dependency of every file is included.
@@ -482,9 +465,7 @@ describe("transport", () => {
     const methods = ok.headers.get("access-control-allow-methods")?.split(/,\s*/) ?? [];
     expect(methods).toEqual(expect.arrayContaining([...cors.allowedMethods]));
     const allowed = ok.headers.get("access-control-allow-headers")?.toLowerCase().split(/,\s*/) ?? [];
-    expect(allowed).toEqual(
-      expect.arrayContaining([...cors.allowedHeaders.map((h) => h.toLowerCase()), "authorization"]),
-    );
+    expect(allowed).toEqual(expect.arrayContaining([...cors.allowedHeaders.map((h) => h.toLowerCase()), "authorization"]));
     expect(ok.headers.get("access-control-max-age")).toBe("7200");
     expect(ok.headers.get("vary")).toMatch(/Origin/);
 
@@ -583,17 +564,12 @@ describe("close(grace)", () => {
       expect(status.code).toBe(grpc.status.OK);
       expect(watched).toEqual(["SERVING", "NOT_SERVING"]);
       await h1Done;
-      expect(h1Watched).toEqual([
-        HealthCheckResponse_ServingStatus.SERVING,
-        HealthCheckResponse_ServingStatus.NOT_SERVING,
-      ]);
+      expect(h1Watched).toEqual([HealthCheckResponse_ServingStatus.SERVING, HealthCheckResponse_ServingStatus.NOT_SERVING]);
 
       await closed;
       // Everything ended on its own: no waiting for the grace period.
       expect(Date.now() - started).toBeLessThan(3_000);
-      expect(logs.lines().some((l) => l.msg === "shutdown grace period over, closing remaining connections")).toBe(
-        false,
-      );
+      expect(logs.lines().some((l) => l.msg === "shutdown grace period over, closing remaining connections")).toBe(false);
       await expect(fetch(`${server.url}/healthz`)).rejects.toThrow();
     } finally {
       grpcClient.close();
@@ -644,7 +620,11 @@ describe("the auditlog service", () => {
       expect(again.summary!.results.map((r) => [r.id, r.status])).toEqual([[`${s.t.protocol}-a1`, EventStatus.DUPLICATE]]);
       const { event: stored } = await query.getEvent({ id: `${s.t.protocol}-a2` });
       expect(stored).toMatchObject({ tenantId: s.tenant.tenantId, sequence: first.summary!.position });
-      expect(stored!.event).toMatchObject({ id: `${s.t.protocol}-a2`, action: "customer.created", occurredAt: { seconds: 1_714_979_289n } });
+      expect(stored!.event).toMatchObject({
+        id: `${s.t.protocol}-a2`,
+        action: "customer.created",
+        occurredAt: { seconds: 1_714_979_289n },
+      });
     });
 
     it("status codes and messages arrive the same way", async () => {
@@ -668,16 +648,17 @@ describe("the auditlog service", () => {
       expect(exists?.code).toBe(Code.AlreadyExists);
     });
 
-    if (s.t.clientStreams) it("Ingest takes a client stream and answers once for all its messages", async () => {
-      const { ingest } = s.clients(s.tenant.ingest);
-      const res = await ingest.ingest(
-        (async function* () {
-          yield { events: [event("s1"), event("s2")] };
-          yield { events: [event("s3"), event("s1")] };
-        })(),
-      );
-      expect(res.summary).toMatchObject({ accepted: 3n, duplicates: 1n });
-      expect(res.summary!.results.map((r) => [r.index, r.status])).toEqual([[3, EventStatus.DUPLICATE]]);
-    });
+    if (s.t.clientStreams)
+      it("Ingest takes a client stream and answers once for all its messages", async () => {
+        const { ingest } = s.clients(s.tenant.ingest);
+        const res = await ingest.ingest(
+          (async function* () {
+            yield { events: [event("s1"), event("s2")] };
+            yield { events: [event("s3"), event("s1")] };
+          })(),
+        );
+        expect(res.summary).toMatchObject({ accepted: 3n, duplicates: 1n });
+        expect(res.summary!.results.map((r) => [r.index, r.status])).toEqual([[3, EventStatus.DUPLICATE]]);
+      });
   });
 });

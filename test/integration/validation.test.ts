@@ -10,7 +10,10 @@ describe("input validation", () => {
   let keys: TenantKeys;
   const append = (events: unknown[]) =>
     connectCall<{ summary: Record<string, unknown> & { results: Record<string, unknown>[] } }>(
-      svc.url, "auditlog.v1.IngestService/Append", { events }, keys.ingest,
+      svc.url,
+      "auditlog.v1.IngestService/Append",
+      { events },
+      keys.ingest,
     );
   const count = async () => (await svc.pool.query("SELECT count(*)::int AS n FROM events")).rows[0].n as number;
 
@@ -93,7 +96,12 @@ describe("input validation", () => {
   });
 
   it("validates search requests with field paths", async () => {
-    const r = await connectCall(svc.url, "auditlog.v1.QueryService/SearchEvents", { filter: { actions: ["Bad Action"] }, pageSize: 5000 }, keys.query);
+    const r = await connectCall(
+      svc.url,
+      "auditlog.v1.QueryService/SearchEvents",
+      { filter: { actions: ["Bad Action"] }, pageSize: 5000 },
+      keys.query,
+    );
     expect(r.body.code).toBe("invalid_argument");
     expect(r.body.message).toContain("filter.actions[0]");
     expect(r.body.message).toContain("page_size");

@@ -65,7 +65,14 @@ export class MemoryApiKeyStore implements PublicOf<ApiKeyStore> {
   /** Set to make every lookup by id fail with it, as when PostgreSQL is down. */
   failLookups: Error | null = null;
 
-  async create(k: { id: string; tenantId: string; name: string; scopes: string[]; secretHash: Buffer; expiresAt: Date | null }): Promise<ApiKeyRow> {
+  async create(k: {
+    id: string;
+    tenantId: string;
+    name: string;
+    scopes: string[];
+    secretHash: Buffer;
+    expiresAt: Date | null;
+  }): Promise<ApiKeyRow> {
     const row: ApiKeyRow = {
       id: k.id,
       tenant_id: k.tenantId,
@@ -195,6 +202,7 @@ export class MemoryEventLog implements PublicOf<EventReader>, SearchBackend {
     }
   }
 
+  // biome-ignore lint/correctness/useYield: the interface asks for a generator; these tests never export.
   async *export(): AsyncIterable<StoredRecord[]> {
     throw new Error("not used by these tests");
   }
@@ -246,7 +254,12 @@ export function inMemoryService(opts: { maxBatchEvents?: number; ingestLimiter?:
     router.service(QueryService, queryService({ validator, reader: events as PublicOf<EventReader> as EventReader, backend: events }));
     router.service(
       AdminService,
-      adminService({ validator, tenants: tenants as PublicOf<TenantStore> as TenantStore, keys: keys as PublicOf<ApiKeyStore> as ApiKeyStore, auth }),
+      adminService({
+        validator,
+        tenants: tenants as PublicOf<TenantStore> as TenantStore,
+        keys: keys as PublicOf<ApiKeyStore> as ApiKeyStore,
+        auth,
+      }),
     );
   };
   const clients = (secret?: string): ServiceClients => {

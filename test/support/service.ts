@@ -48,4 +48,3 @@ export async function createTenantWithKeys(url: string, tenantId: string): Promi
     all: await key(["SCOPE_INGEST", "SCOPE_QUERY", "SCOPE_ADMIN"]),
   };
 }
-

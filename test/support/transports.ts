@@ -136,7 +136,6 @@ export function forEachServiceTransport(spec: (s: ServiceUnderTest) => void, env
           return tenant!;
         },
         clients: (secret) => serviceClients(t.transport(service!.url, secret ? [bearerInterceptor(secret)] : [])),
-      }),
-    );
+      }));
   }
 }

@@ -55,9 +55,7 @@ describe("CreateTenant / ListTenants (operator only)", () => {
     expect((await failure(tenantAdmin.createTenant({ id: "other", name: "Other" }))).code).toBe(Code.PermissionDenied);
     expect((await failure(tenantAdmin.listTenants({}))).code).toBe(Code.PermissionDenied);
     expect((await failure(svc.clients().admin.listTenants({}))).code).toBe(Code.Unauthenticated);
-    expect((await failure(svc.clients("not-the-operator-key").admin.createTenant({ id: "x", name: "x" }))).code).toBe(
-      Code.Unauthenticated,
-    );
+    expect((await failure(svc.clients("not-the-operator-key").admin.createTenant({ id: "x", name: "x" }))).code).toBe(Code.Unauthenticated);
     expect([...svc.tenants.rows.keys()]).toEqual(["acme"]);
   });
 });

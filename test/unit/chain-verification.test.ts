@@ -5,7 +5,10 @@ import { ChainRangeError, chainRange, RangeVerification } from "../../src/domain
 import type { StoredRecord } from "../../src/domain/event-record.ts";
 import { chainRecords, fullEvent } from "./fixtures.ts";
 
-const chain = chainRecords(Array.from({ length: 10 }, (_, i) => fullEvent({ id: `evt-${i + 1}` })), { tenantId: "t" });
+const chain = chainRecords(
+  Array.from({ length: 10 }, (_, i) => fullEvent({ id: `evt-${i + 1}` })),
+  { tenantId: "t" },
+);
 
 /** What walkChain does over `stored` (sequence order, possibly with holes). */
 function walk(stored: StoredRecord[], from: bigint, to: bigint | null, v: RangeVerification): void {
@@ -37,7 +40,14 @@ describe("chainRange", () => {
 
 describe("RangeVerification", () => {
   it("accepts an intact chain, whole or in part, and reports the head hash", () => {
-    expect(verdict(chain, 0n, 0n)).toEqual({ ok: true, checked: 10n, fromSequence: 1n, toSequence: 10n, headHash: chain[9]!.hash, broken: null });
+    expect(verdict(chain, 0n, 0n)).toEqual({
+      ok: true,
+      checked: 10n,
+      fromSequence: 1n,
+      toSequence: 10n,
+      headHash: chain[9]!.hash,
+      broken: null,
+    });
     expect(verdict(chain, 4n, 6n)).toMatchObject({ ok: true, checked: 3n, fromSequence: 4n, toSequence: 6n, headHash: chain[5]!.hash });
   });
 
@@ -54,6 +64,10 @@ describe("RangeVerification", () => {
 
   it("reports the event before the range missing when the range cannot be linked", () => {
     const holed = chain.filter((r) => r.sequence !== 3n);
-    expect(verdict(holed, 4n, 0n)).toMatchObject({ ok: false, checked: 0n, broken: { sequence: 3n, reason: "event at sequence 3 is missing" } });
+    expect(verdict(holed, 4n, 0n)).toMatchObject({
+      ok: false,
+      checked: 0n,
+      broken: { sequence: 3n, reason: "event at sequence 3 is missing" },
+    });
   });
 });

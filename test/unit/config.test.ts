@@ -51,7 +51,9 @@ describe("loadConfig", () => {
 
   it("treats empty strings as unset", () => {
     const env = Object.fromEntries(
-      ["HOST", "PORT", "DATABASE_URL", "AUDITLOG_DATA_DIR", "AUDITLOG_BOOTSTRAP_KEY", "CORS_ORIGINS", "LOG_LEVEL", "PG_POOL_SIZE"].map((k) => [k, ""]),
+      ["HOST", "PORT", "DATABASE_URL", "AUDITLOG_DATA_DIR", "AUDITLOG_BOOTSTRAP_KEY", "CORS_ORIGINS", "LOG_LEVEL", "PG_POOL_SIZE"].map(
+        (k) => [k, ""],
+      ),
     );
     expect(loadConfig(env)).toEqual(loadConfig({}));
   });
@@ -202,10 +204,23 @@ describe("loadConfig", () => {
     });
     const ps = problems(e);
     expect(ps).toHaveLength(7);
-    for (const name of ["PORT", "LOG_LEVEL", "PG_POOL_SIZE", "DATABASE_URL", "AUDITLOG_BOOTSTRAP_KEY", "CORS_ORIGINS", "AUDITLOG_KEY_CACHE_MS"]) {
+    for (const name of [
+      "PORT",
+      "LOG_LEVEL",
+      "PG_POOL_SIZE",
+      "DATABASE_URL",
+      "AUDITLOG_BOOTSTRAP_KEY",
+      "CORS_ORIGINS",
+      "AUDITLOG_KEY_CACHE_MS",
+    ]) {
       expect(ps.filter((p) => p.startsWith(name))).toHaveLength(1);
     }
-    expect(e.message.split("\n").slice(1).every((l) => l.startsWith("  "))).toBe(true);
+    expect(
+      e.message
+        .split("\n")
+        .slice(1)
+        .every((l) => l.startsWith("  ")),
+    ).toBe(true);
   });
 
   it("reads process.env when called without an argument", () => {

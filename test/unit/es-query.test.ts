@@ -15,10 +15,7 @@ const one = (c: Condition) => conditionQuery(c);
 describe("esQuery", () => {
   it("filters by tenant first, then one filter clause per condition, in order", () => {
     const q: EventQuery = {
-      conditions: [
-        { kind: "terms", field: "actor.id", values: ["u1"] },
-        { kind: "none" },
-      ],
+      conditions: [{ kind: "terms", field: "actor.id", values: ["u1"] }, { kind: "none" }],
     };
     expect(esQuery("tenant-a", q)).toEqual({
       bool: { filter: [{ term: { tenant_id: "tenant-a" } }, { terms: { "actor.id": ["u1"] } }, { match_none: {} }] },

@@ -56,9 +56,7 @@ describe("queryFromFilter", () => {
 
   it("splits actions into exact names and prefixes (`customer.*` -> `customer.`)", () => {
     const q = queryFromFilter(filter({ actions: ["customer.*", "invoice.billed", "a.b.*", "user.login"] }));
-    expect(of(q, "action")).toEqual([
-      { kind: "action", exact: ["invoice.billed", "user.login"], prefixes: ["customer.", "a.b."] },
-    ]);
+    expect(of(q, "action")).toEqual([{ kind: "action", exact: ["invoice.billed", "user.login"], prefixes: ["customer.", "a.b."] }]);
   });
 
   it("keeps the dot of a prefix so `customer.*` does not match `customers.created`", () => {
@@ -70,10 +68,20 @@ describe("queryFromFilter", () => {
   });
 
   it("turns each plain list into a terms condition on its dotted field, without duplicates", () => {
-    const q = queryFromFilter(filter({
-      ids: ["e1", "e1", "e2"], actorIds: ["u1"], actorIps: ["192.0.2.1"], sessionIds: ["s"], targetTypes: ["customer"],
-      targetIds: ["c1"], requestIds: ["r"], traceIds: ["t"], sources: ["billing"], locations: ["eu"],
-    }));
+    const q = queryFromFilter(
+      filter({
+        ids: ["e1", "e1", "e2"],
+        actorIds: ["u1"],
+        actorIps: ["192.0.2.1"],
+        sessionIds: ["s"],
+        targetTypes: ["customer"],
+        targetIds: ["c1"],
+        requestIds: ["r"],
+        traceIds: ["t"],
+        sources: ["billing"],
+        locations: ["eu"],
+      }),
+    );
     expect(of(q, "terms")).toEqual([
       { kind: "terms", field: "id", values: ["e1", "e2"] },
       { kind: "terms", field: "actor.id", values: ["u1"] },
@@ -91,11 +99,13 @@ describe("queryFromFilter", () => {
   });
 
   it("names enum values as they are stored", () => {
-    const q = queryFromFilter(filter({
-      actorTypes: [ActorType.USER, ActorType.UNSPECIFIED],
-      outcomes: [Outcome.DENIED, Outcome.UNKNOWN],
-      severities: [Severity.ERROR, Severity.ERROR],
-    }));
+    const q = queryFromFilter(
+      filter({
+        actorTypes: [ActorType.USER, ActorType.UNSPECIFIED],
+        outcomes: [Outcome.DENIED, Outcome.UNKNOWN],
+        severities: [Severity.ERROR, Severity.ERROR],
+      }),
+    );
     expect(termsFor(q, "actor.type")[0]!.values).toEqual(["USER", "UNSPECIFIED"]);
     expect(termsFor(q, "outcome")[0]!.values).toEqual(["DENIED", "UNKNOWN"]);
     expect(termsFor(q, "severity")[0]!.values).toEqual(["ERROR"]);
@@ -131,8 +141,12 @@ describe("queryFromFilter", () => {
   });
 
   it("keeps a one-sided time range open on the other side", () => {
-    expect(of(queryFromFilter(filter({ occurredAfter: { seconds: -5n } })), "time")).toEqual([{ kind: "time", from: -5_000_000n, to: null }]);
-    expect(of(queryFromFilter(filter({ occurredBefore: { seconds: 5n } })), "time")).toEqual([{ kind: "time", from: null, to: 5_000_000n }]);
+    expect(of(queryFromFilter(filter({ occurredAfter: { seconds: -5n } })), "time")).toEqual([
+      { kind: "time", from: -5_000_000n, to: null },
+    ]);
+    expect(of(queryFromFilter(filter({ occurredBefore: { seconds: 5n } })), "time")).toEqual([
+      { kind: "time", from: null, to: 5_000_000n },
+    ]);
   });
 
   it("an inverted or empty time range matches nothing", () => {
@@ -140,18 +154,28 @@ describe("queryFromFilter", () => {
     // [t, t) is empty: the end is exclusive.
     expect(timeMatchesNothing(queryFromFilter(filter({ occurredAfter: { seconds: 100n }, occurredBefore: { seconds: 100n } })))).toBe(true);
     // Equal once truncated to microseconds.
-    expect(timeMatchesNothing(queryFromFilter(filter({ occurredAfter: { seconds: 1n, nanos: 500 }, occurredBefore: { seconds: 1n, nanos: 900 } })))).toBe(true);
-    expect(timeMatchesNothing(queryFromFilter(filter({ occurredAfter: { seconds: 1n, nanos: 500 }, occurredBefore: { seconds: 1n, nanos: 1_000 } })))).toBe(false);
+    expect(
+      timeMatchesNothing(
+        queryFromFilter(filter({ occurredAfter: { seconds: 1n, nanos: 500 }, occurredBefore: { seconds: 1n, nanos: 900 } })),
+      ),
+    ).toBe(true);
+    expect(
+      timeMatchesNothing(
+        queryFromFilter(filter({ occurredAfter: { seconds: 1n, nanos: 500 }, occurredBefore: { seconds: 1n, nanos: 1_000 } })),
+      ),
+    ).toBe(false);
   });
 
   it("splits metadata keys into paths and keeps the values", () => {
-    const q = queryFromFilter(filter({
-      metadata: [
-        { key: "plan", values: ["pro", "team"] },
-        { key: "card.brand", values: ["visa"] },
-        { key: "a.b.c", values: [] },
-      ],
-    }));
+    const q = queryFromFilter(
+      filter({
+        metadata: [
+          { key: "plan", values: ["pro", "team"] },
+          { key: "card.brand", values: ["visa"] },
+          { key: "a.b.c", values: [] },
+        ],
+      }),
+    );
     expect(of(q, "metadata")).toEqual([
       { kind: "metadata", path: ["plan"], values: ["pro", "team"] },
       { kind: "metadata", path: ["card", "brand"], values: ["visa"] },
@@ -242,7 +266,15 @@ describe("time bounds are always within the years 1 to 9999", () => {
   });
 
   it("boundedQuery applies it to the conditions of a query string", () => {
-    const q = boundedQuery({ conditions: [{ kind: "time", from: null, to: MAX_MICROS + 1n }, { kind: "terms", field: "id", values: ["a"] }] });
-    expect(q.conditions).toEqual([{ kind: "time", from: null, to: null }, { kind: "terms", field: "id", values: ["a"] }]);
+    const q = boundedQuery({
+      conditions: [
+        { kind: "time", from: null, to: MAX_MICROS + 1n },
+        { kind: "terms", field: "id", values: ["a"] },
+      ],
+    });
+    expect(q.conditions).toEqual([
+      { kind: "time", from: null, to: null },
+      { kind: "terms", field: "id", values: ["a"] },
+    ]);
   });
 });

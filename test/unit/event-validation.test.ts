@@ -65,7 +65,7 @@ describe("validateEvent: valid events", () => {
   });
 
   it("accepts unicode text, including astral characters", () => {
-    expect(check(minimalEvent({ message: "日本語 😀", metadata: { "ключ": "😀", nested: { "é": ["✓"] } } }))).toEqual([]);
+    expect(check(minimalEvent({ message: "日本語 😀", metadata: { ключ: "😀", nested: { é: ["✓"] } } }))).toEqual([]);
   });
 
   it("accepts an event of exactly 64 KiB encoded", () => {
@@ -94,10 +94,25 @@ describe("validateEvent: the size limit without re-encoding every event", () => 
   it("rejects every event just over 64 KiB, whatever it is made of", () => {
     // Tiny values (framing dominates) and long strings of 3-byte characters
     // (where the bound is tightest).
-    const values: JsonValue[] = ["", "é", "😀", null, true, 0, 1.5, -1e300, [], [null], {}, { a: null }, ["x", [false]],
-      "€".repeat(700), ["中".repeat(300)]];
+    const values: JsonValue[] = [
+      "",
+      "é",
+      "😀",
+      null,
+      true,
+      0,
+      1.5,
+      -1e300,
+      [],
+      [null],
+      {},
+      { a: null },
+      ["x", [false]],
+      "€".repeat(700),
+      ["中".repeat(300)],
+    ];
     let seed = 7;
-    const rnd = () => ((seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32);
+    const rnd = () => (seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32;
     for (let trial = 0; trial < 12; trial++) {
       const metadata: JsonObject = {};
       const e = minimalEvent({ message: "中".repeat(Math.floor(rnd() * 1000)) });
@@ -165,7 +180,10 @@ describe("validateEvent: violations name the exact field", () => {
     e.occurredAt = create(TimestampSchema, { seconds, nanos });
     const v = check(e);
     expect(v.length, JSON.stringify(v)).toBeGreaterThan(0);
-    expect(v.every((x) => x.field === "occurred_at"), JSON.stringify(v)).toBe(true);
+    expect(
+      v.every((x) => x.field === "occurred_at"),
+      JSON.stringify(v),
+    ).toBe(true);
     // The pre-check never passes what the full validation rejects.
     expect(compilePrecheck(EventSchema)!(e)).toBe(false);
   });
@@ -181,7 +199,11 @@ describe("validateEvent: violations name the exact field", () => {
   });
 
   it("occurred_at at the ends of the window", () => {
-    for (const [seconds, nanos] of [[0n, 0], [1_700_000_000n, 999_999_999], [9_223_372_036n, 854_775_000]] as const) {
+    for (const [seconds, nanos] of [
+      [0n, 0],
+      [1_700_000_000n, 999_999_999],
+      [9_223_372_036n, 854_775_000],
+    ] as const) {
       const e = minimalEvent();
       e.occurredAt = create(TimestampSchema, { seconds, nanos });
       expect(check(e)).toEqual([]);
@@ -310,7 +332,9 @@ describe("validateEvent: violations name the exact field", () => {
 
   it("reports several independent violations together", () => {
     const e = minimalEvent({ action: "Bad Action", actor: { id: "", ip: "1.2.3" }, message: "\u0000", metadata: { n: Number.NaN } });
-    const fields = check(e).map((v) => v.field).sort();
+    const fields = check(e)
+      .map((v) => v.field)
+      .sort();
     expect(fields).toEqual(["action", "actor.id", "actor.ip", "message", "metadata.n"]);
     for (const v of check(e)) expect(v.reason.length).toBeGreaterThan(0);
   });

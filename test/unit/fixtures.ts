@@ -42,7 +42,7 @@ export function fullEvent(init: EventInit = {}): Event {
       before: { street: "Old Road 1", tags: ["a", "b"], nested: { n: 1 } },
       after: { street: "New Road 2", tags: [], nested: { n: 2.5, ok: true, none: null } },
     },
-    metadata: { plan: "pro", seats: 12, flags: { beta: true }, list: [1, "two", null, { three: 3 }], "ü": "ñ" },
+    metadata: { plan: "pro", seats: 12, flags: { beta: true }, list: [1, "two", null, { three: 3 }], ü: "ñ" },
     message: "Address changed by Ada — ✓",
     ...init,
   });

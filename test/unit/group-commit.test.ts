@@ -51,8 +51,14 @@ async function settle(rounds = 3) {
 function track<T>(p: Promise<T>) {
   const t = { settled: false, value: undefined as T | undefined, error: undefined as unknown, promise: p };
   p.then(
-    (v) => { t.settled = true; t.value = v; },
-    (e) => { t.settled = true; t.error = e; },
+    (v) => {
+      t.settled = true;
+      t.value = v;
+    },
+    (e) => {
+      t.settled = true;
+      t.error = e;
+    },
   );
   return t;
 }
@@ -160,9 +166,24 @@ describe("GroupCommitter", () => {
 
       // Beyond 100 pending: submit() stays unresolved.
       const order: string[] = [];
-      const a = track(gc.submit(range(1000, 30)).then((s) => { order.push("a"); return s; }));
-      const b = track(gc.submit(range(2000, 1)).then((s) => { order.push("b"); return s; }));
-      const c = track(gc.submit(range(3000, 50)).then((s) => { order.push("c"); return s; }));
+      const a = track(
+        gc.submit(range(1000, 30)).then((s) => {
+          order.push("a");
+          return s;
+        }),
+      );
+      const b = track(
+        gc.submit(range(2000, 1)).then((s) => {
+          order.push("b");
+          return s;
+        }),
+      );
+      const c = track(
+        gc.submit(range(3000, 50)).then((s) => {
+          order.push("c");
+          return s;
+        }),
+      );
       await settle(5);
       expect([a.settled, b.settled, c.settled]).toEqual([false, false, false]);
       expect(gc.pendingEvents).toBe(100);
@@ -317,10 +338,13 @@ describe("GroupCommitter", () => {
 
     it("survives a writer that throws synchronously", async () => {
       let fail = true;
-      const gc = new GroupCommitter<number, number>((items) => {
-        if (fail) throw new Error("sync boom");
-        return Promise.resolve(items.map((x) => x * 2));
-      }, { maxBatchEvents: 10, maxPendingEvents: 100 });
+      const gc = new GroupCommitter<number, number>(
+        (items) => {
+          if (fail) throw new Error("sync boom");
+          return Promise.resolve(items.map((x) => x * 2));
+        },
+        { maxBatchEvents: 10, maxPendingEvents: 100 },
+      );
       const a = await gc.submit([1]);
       await expect(a.committed).rejects.toThrow("sync boom");
       fail = false;

@@ -42,14 +42,28 @@ describe("contentHash", () => {
   it("is lowercase hex SHA-256 of the canonical content", () => {
     const h = contentHash(base);
     expect(h).toMatch(HEX64);
-    expect(h).toBe(createHash("sha256").update(canonicalJson(canonicalContent(base))).digest("hex"));
+    expect(h).toBe(
+      createHash("sha256")
+        .update(canonicalJson(canonicalContent(base)))
+        .digest("hex"),
+    );
   });
 
   it("uses the contract's snake_case names and RFC 3339 time in the canonical content", () => {
     const c = canonicalContent(base) as Record<string, unknown>;
-    expect(Object.keys(c).sort()).toEqual(
-      ["action", "actor", "changes", "context", "id", "message", "metadata", "occurred_at", "outcome", "severity", "target"],
-    );
+    expect(Object.keys(c).sort()).toEqual([
+      "action",
+      "actor",
+      "changes",
+      "context",
+      "id",
+      "message",
+      "metadata",
+      "occurred_at",
+      "outcome",
+      "severity",
+      "target",
+    ]);
     expect(c.occurred_at).toBe("2024-05-06T07:08:09.123456Z");
     expect(Object.keys(c.actor as object).sort()).toEqual(["id", "ip", "name", "session_id", "type", "user_agent"]);
     expect(Object.keys(c.context as object).sort()).toEqual(["location", "request_id", "source", "trace_id"]);
@@ -59,7 +73,7 @@ describe("contentHash", () => {
     const records = [
       base,
       recordFromEvent(minimalEvent()),
-      recordFromEvent(minimalEvent({ target: { type: "t" }, changes: { after: { "é": [1, { z: null, a: "\"q\"" }] } } })),
+      recordFromEvent(minimalEvent({ target: { type: "t" }, changes: { after: { é: [1, { z: null, a: '"q"' }] } } })),
       recordFromEvent(fullEvent({ message: "line\nbreak \u2028 😀", actor: { id: "a\\b", name: "</script>" } })),
     ];
     for (const r of records) expect(canonicalContentJson(r)).toBe(canonicalJson(canonicalContent(r)));
@@ -70,14 +84,18 @@ describe("contentHash", () => {
   });
 
   it("does not depend on the key order of metadata and changes", () => {
-    const a = recordFromEvent(fullEvent({
-      metadata: { a: 1, b: { x: "1", y: [1, 2] }, c: null },
-      changes: { before: { p: 1, q: 2 }, after: { r: { s: 1, t: 2 } } },
-    }));
-    const b = recordFromEvent(fullEvent({
-      metadata: { c: null, b: { y: [1, 2], x: "1" }, a: 1 },
-      changes: { after: { r: { t: 2, s: 1 } }, before: { q: 2, p: 1 } },
-    }));
+    const a = recordFromEvent(
+      fullEvent({
+        metadata: { a: 1, b: { x: "1", y: [1, 2] }, c: null },
+        changes: { before: { p: 1, q: 2 }, after: { r: { s: 1, t: 2 } } },
+      }),
+    );
+    const b = recordFromEvent(
+      fullEvent({
+        metadata: { c: null, b: { y: [1, 2], x: "1" }, a: 1 },
+        changes: { after: { r: { t: 2, s: 1 } }, before: { q: 2, p: 1 } },
+      }),
+    );
     expect(contentHash(a)).toBe(contentHash(b));
   });
 
@@ -88,34 +106,174 @@ describe("contentHash", () => {
   });
 
   const mutations: [string, (r: EventRecord) => void][] = [
-    ["id", (r) => { r.id = "other-id"; }],
-    ["occurredAt by one microsecond", (r) => { r.occurredAt += 1n; }],
-    ["action", (r) => { r.action = "customer.deleted"; }],
-    ["actor.id", (r) => { r.actor.id = "user-43"; }],
-    ["actor.type", (r) => { r.actor.type = "SERVICE"; }],
-    ["actor.name", (r) => { r.actor.name = "Ada L."; }],
-    ["actor.ip", (r) => { r.actor.ip = "2001:db8::2"; }],
-    ["actor.userAgent", (r) => { r.actor.userAgent = "curl/8"; }],
-    ["actor.sessionId", (r) => { r.actor.sessionId = "sess-10"; }],
-    ["target removed", (r) => { r.target = null; }],
-    ["target emptied", (r) => { r.target = { type: "", id: "", name: "" }; }],
-    ["target.type", (r) => { r.target!.type = "invoice"; }],
-    ["target.id", (r) => { r.target!.id = "cus_124"; }],
-    ["target.name", (r) => { r.target!.name = "ACME Inc"; }],
-    ["outcome", (r) => { r.outcome = "SUCCESS"; }],
-    ["severity", (r) => { r.severity = "CRITICAL"; }],
-    ["context.requestId", (r) => { r.context.requestId = "req-2"; }],
-    ["context.traceId", (r) => { r.context.traceId = "x"; }],
-    ["context.source", (r) => { r.context.source = "other-api"; }],
-    ["context.location", (r) => { r.context.location = "us-east-1"; }],
-    ["changes removed", (r) => { r.changes = null; }],
-    ["changes.before value", (r) => { r.changes = { ...r.changes!, before: { street: "Other Road" } }; }],
-    ["changes.after removed", (r) => { r.changes = { ...r.changes!, after: null }; }],
-    ["metadata value", (r) => { r.metadata = { ...r.metadata!, plan: "free" }; }],
-    ["metadata value type", (r) => { r.metadata = { ...r.metadata!, seats: "12" }; }],
-    ["metadata key added", (r) => { r.metadata = { ...r.metadata!, extra: null }; }],
-    ["metadata removed", (r) => { r.metadata = null; }],
-    ["message", (r) => { r.message = "Address changed by Ada — ✗"; }],
+    [
+      "id",
+      (r) => {
+        r.id = "other-id";
+      },
+    ],
+    [
+      "occurredAt by one microsecond",
+      (r) => {
+        r.occurredAt += 1n;
+      },
+    ],
+    [
+      "action",
+      (r) => {
+        r.action = "customer.deleted";
+      },
+    ],
+    [
+      "actor.id",
+      (r) => {
+        r.actor.id = "user-43";
+      },
+    ],
+    [
+      "actor.type",
+      (r) => {
+        r.actor.type = "SERVICE";
+      },
+    ],
+    [
+      "actor.name",
+      (r) => {
+        r.actor.name = "Ada L.";
+      },
+    ],
+    [
+      "actor.ip",
+      (r) => {
+        r.actor.ip = "2001:db8::2";
+      },
+    ],
+    [
+      "actor.userAgent",
+      (r) => {
+        r.actor.userAgent = "curl/8";
+      },
+    ],
+    [
+      "actor.sessionId",
+      (r) => {
+        r.actor.sessionId = "sess-10";
+      },
+    ],
+    [
+      "target removed",
+      (r) => {
+        r.target = null;
+      },
+    ],
+    [
+      "target emptied",
+      (r) => {
+        r.target = { type: "", id: "", name: "" };
+      },
+    ],
+    [
+      "target.type",
+      (r) => {
+        r.target!.type = "invoice";
+      },
+    ],
+    [
+      "target.id",
+      (r) => {
+        r.target!.id = "cus_124";
+      },
+    ],
+    [
+      "target.name",
+      (r) => {
+        r.target!.name = "ACME Inc";
+      },
+    ],
+    [
+      "outcome",
+      (r) => {
+        r.outcome = "SUCCESS";
+      },
+    ],
+    [
+      "severity",
+      (r) => {
+        r.severity = "CRITICAL";
+      },
+    ],
+    [
+      "context.requestId",
+      (r) => {
+        r.context.requestId = "req-2";
+      },
+    ],
+    [
+      "context.traceId",
+      (r) => {
+        r.context.traceId = "x";
+      },
+    ],
+    [
+      "context.source",
+      (r) => {
+        r.context.source = "other-api";
+      },
+    ],
+    [
+      "context.location",
+      (r) => {
+        r.context.location = "us-east-1";
+      },
+    ],
+    [
+      "changes removed",
+      (r) => {
+        r.changes = null;
+      },
+    ],
+    [
+      "changes.before value",
+      (r) => {
+        r.changes = { ...r.changes!, before: { street: "Other Road" } };
+      },
+    ],
+    [
+      "changes.after removed",
+      (r) => {
+        r.changes = { ...r.changes!, after: null };
+      },
+    ],
+    [
+      "metadata value",
+      (r) => {
+        r.metadata = { ...r.metadata!, plan: "free" };
+      },
+    ],
+    [
+      "metadata value type",
+      (r) => {
+        r.metadata = { ...r.metadata!, seats: "12" };
+      },
+    ],
+    [
+      "metadata key added",
+      (r) => {
+        r.metadata = { ...r.metadata!, extra: null };
+      },
+    ],
+    [
+      "metadata removed",
+      (r) => {
+        r.metadata = null;
+      },
+    ],
+    [
+      "message",
+      (r) => {
+        r.message = "Address changed by Ada — ✗";
+      },
+    ],
   ];
 
   it.each(mutations)("changes when %s changes", (_name, mutate) => {
@@ -137,7 +295,8 @@ describe("chainHash", () => {
   const link = { tenantId: "tenant-a", sequence: 7n, receivedAt: 1_714_979_300_000_000n, contentHash: "ab".repeat(32) };
 
   it("is SHA-256 of prev hash, a newline and the canonical link body", () => {
-    const body = '{"content_hash":"' + "ab".repeat(32) + '","received_at":"2024-05-06T07:08:20.000000Z","sequence":"7","tenant_id":"tenant-a","v":1}';
+    const body =
+      '{"content_hash":"' + "ab".repeat(32) + '","received_at":"2024-05-06T07:08:20.000000Z","sequence":"7","tenant_id":"tenant-a","v":1}';
     const expected = createHash("sha256").update(`${GENESIS_HASH}\n${body}`).digest("hex");
     expect(chainHash(GENESIS_HASH, link)).toBe(expected);
   });

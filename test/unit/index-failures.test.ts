@@ -10,7 +10,7 @@ describe("classifyItemFailure", () => {
       ["document_parsing_exception", "[1:52] failed to parse field [occurred_at] of type [date_nanos] in document with id 't/e'"],
       ["mapper_parsing_exception", "failed to parse field [sequence] of type [long]"],
       ["strict_dynamic_mapping_exception", "[1:2] mapping set to strict, dynamic introduction of [x] within [_doc] is not allowed"],
-      ["illegal_argument_exception", "Document contains at least one immense term in field=\"message.raw\""],
+      ["illegal_argument_exception", 'Document contains at least one immense term in field="message.raw"'],
       ["x_content_parse_exception", "[1:10] unexpected character"],
       ["validation_exception", "Validation Failed: 1: id [t/xxxx] is too long, must be no longer than 512 bytes but was: 600;"],
     ]) {
@@ -23,7 +23,8 @@ describe("classifyItemFailure", () => {
       classifyItemFailure({
         status: 400,
         type: "validation_exception",
-        reason: "Validation Failed: 1: this action would add [1] shards, but this cluster currently has [1000]/[1000] maximum normal shards open;",
+        reason:
+          "Validation Failed: 1: this action would add [1] shards, but this cluster currently has [1000]/[1000] maximum normal shards open;",
       }),
     ).toBe("cluster");
   });
@@ -40,7 +41,9 @@ describe("classifyItemFailure", () => {
       [403, "security_exception"],
       [409, "version_conflict_engine_exception"],
     ] as const) {
-      expect(classifyItemFailure({ status, type, reason: "index [auditlog-events-received-2026.05] blocked" }), `${status} ${type}`).toBe("cluster");
+      expect(classifyItemFailure({ status, type, reason: "index [auditlog-events-received-2026.05] blocked" }), `${status} ${type}`).toBe(
+        "cluster",
+      );
     }
   });
 

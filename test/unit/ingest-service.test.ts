@@ -27,11 +27,7 @@ describe("Append", () => {
   it("accepts valid events, rejects invalid ones by index with field and reason, and reports the position", async () => {
     const { svc, ingest } = await setUp();
     const res = await ingest.append({
-      events: [
-        minimalEvent({ id: "a-1" }),
-        minimalEvent({ id: "a-2", action: "Not An Action" }),
-        minimalEvent({ id: "a-3" }),
-      ],
+      events: [minimalEvent({ id: "a-1" }), minimalEvent({ id: "a-2", action: "Not An Action" }), minimalEvent({ id: "a-3" })],
     });
     const s = res.summary!;
     expect({ accepted: s.accepted, rejected: s.rejected, duplicates: s.duplicates, conflicts: s.conflicts }).toEqual({
@@ -54,7 +50,11 @@ describe("Append", () => {
       events: [minimalEvent({ id: "d-1" }), minimalEvent({ id: "d-2", action: "other.action" }), minimalEvent({ id: "d-3" })],
     });
     const s = res.summary!;
-    expect({ accepted: s.accepted, duplicates: s.duplicates, conflicts: s.conflicts }).toEqual({ accepted: 1n, duplicates: 1n, conflicts: 1n });
+    expect({ accepted: s.accepted, duplicates: s.duplicates, conflicts: s.conflicts }).toEqual({
+      accepted: 1n,
+      duplicates: 1n,
+      conflicts: 1n,
+    });
     expect(s.results.map((r) => [r.index, r.id, r.status, r.sequence])).toEqual([
       [0, "d-1", EventStatus.DUPLICATE, 1n],
       [1, "d-2", EventStatus.CONFLICT, 2n],
@@ -65,9 +65,7 @@ describe("Append", () => {
 
   it("fails INVALID_ARGUMENT naming every event when none is valid, and stores nothing", async () => {
     const { svc, ingest } = await setUp();
-    const err = await codeOf(
-      ingest.append({ events: [minimalEvent({ id: "x-1", action: "" }), minimalEvent({ id: "x-2", actor: {} })] }),
-    );
+    const err = await codeOf(ingest.append({ events: [minimalEvent({ id: "x-1", action: "" }), minimalEvent({ id: "x-2", actor: {} })] }));
     expect(err.code).toBe(Code.InvalidArgument);
     expect(err.message).toMatch(/events\[0\] \(id "x-1"\): action: .*; events\[1\] \(id "x-2"\): actor\.id: /);
     expect(svc.events.batches).toEqual([]);
@@ -119,7 +117,11 @@ describe("Ingest (client stream)", () => {
       })(),
     );
     const s = res.summary!;
-    expect({ accepted: s.accepted, duplicates: s.duplicates, rejected: s.rejected }).toEqual({ accepted: 3n, duplicates: 1n, rejected: 1n });
+    expect({ accepted: s.accepted, duplicates: s.duplicates, rejected: s.rejected }).toEqual({
+      accepted: 3n,
+      duplicates: 1n,
+      rejected: 1n,
+    });
     expect(s.results.map((r) => [r.index, r.id, r.status])).toEqual([
       [2, "s-1", EventStatus.DUPLICATE],
       [3, "s-3", EventStatus.REJECTED],
@@ -168,9 +170,12 @@ describe("a tenant that does not exist (any more)", () => {
     svc.tenants.rows.delete("acme"); // the key outlived its tenant: no chain head to write to
     for (const call of [
       () => ingest.append({ events: [minimalEvent({ id: "g-1" })] }),
-      () => ingest.ingest((async function* () {
-        yield { events: [minimalEvent({ id: "g-2" })] };
-      })()),
+      () =>
+        ingest.ingest(
+          (async function* () {
+            yield { events: [minimalEvent({ id: "g-2" })] };
+          })(),
+        ),
     ]) {
       const err = await codeOf(call());
       expect(err.code).toBe(Code.FailedPrecondition);

@@ -30,8 +30,7 @@ function record(over: Partial<StoredRecord> = {}): StoredRecord {
 
 const meta = (metadata: JsonObject, path: string[], values: string[] = []) =>
   matchesCondition(record({ metadata }), { kind: "metadata", path, values });
-const text = (r: StoredRecord, phrase: string, negate = false) =>
-  matchesCondition(r, { kind: "text", words: phrase.split(" "), negate });
+const text = (r: StoredRecord, phrase: string, negate = false) => matchesCondition(r, { kind: "text", words: phrase.split(" "), negate });
 
 describe("matchesQuery", () => {
   it("is the conjunction of the conditions; no conditions match everything", () => {

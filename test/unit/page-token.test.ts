@@ -3,7 +3,12 @@ import { decodePageToken, encodePageToken, PageTokenError, queryFingerprint } fr
 import { OCCURRED_AT_MAX_MICROS, OCCURRED_AT_MIN_MICROS } from "../../src/domain/timestamp.ts";
 
 // queryFingerprint takes any JSON-able value (bigints included); a query-like object will do.
-const q = { conditions: [{ kind: "terms", field: "actor.id", values: ["u1"] }, { kind: "time", from: 1_000_000n, to: null }] };
+const q = {
+  conditions: [
+    { kind: "terms", field: "actor.id", values: ["u1"] },
+    { kind: "time", from: 1_000_000n, to: null },
+  ],
+};
 const fp = queryFingerprint("tenant-a", { query: q, order: "desc" });
 
 describe("page tokens", () => {
@@ -43,7 +48,10 @@ describe("page tokens", () => {
   });
 
   it("reject a token made for another query with PageTokenError", () => {
-    const other = queryFingerprint("tenant-a", { query: { conditions: [{ ...q.conditions[0], values: ["u2"] }, q.conditions[1]] }, order: "desc" });
+    const other = queryFingerprint("tenant-a", {
+      query: { conditions: [{ ...q.conditions[0], values: ["u2"] }, q.conditions[1]] },
+      order: "desc",
+    });
     expect(other).not.toBe(fp);
     const token = encodePageToken(other, { occurredAt: 1n, sequence: 1n });
     expect(() => decodePageToken(token, fp)).toThrow(PageTokenError);
@@ -98,7 +106,9 @@ describe("queryFingerprint", () => {
 
   it("differs per query and per order", () => {
     expect(queryFingerprint("t", { query: q, order: "asc" })).not.toBe(queryFingerprint("t", { query: q, order: "desc" }));
-    expect(queryFingerprint("t", { conditions: [q.conditions[0], { kind: "time", from: 1_000_001n, to: null }] })).not.toBe(queryFingerprint("t", q));
+    expect(queryFingerprint("t", { conditions: [q.conditions[0], { kind: "time", from: 1_000_001n, to: null }] })).not.toBe(
+      queryFingerprint("t", q),
+    );
   });
 
   it("handles bigint values in the query", () => {
@@ -108,6 +118,6 @@ describe("queryFingerprint", () => {
 
   it("does not let the tenant and query blur into each other", () => {
     // "a\nb" + "c" vs "a" + "b\nc"-like shifts must not collide.
-    expect(queryFingerprint("a", "b")).not.toBe(queryFingerprint("a\n\"b", ""));
+    expect(queryFingerprint("a", "b")).not.toBe(queryFingerprint('a\n"b', ""));
   });
 });

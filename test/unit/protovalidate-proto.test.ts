@@ -63,12 +63,21 @@ describe("renderValidateProto", () => {
     // The extendee is written fully qualified, with a leading dot.
     expect(text).toMatch(/^extend \.?google\.protobuf\.FieldOptions \{$/m);
     expect(text).toContain("optional .buf.validate.FieldRules field = 1159;");
-    expect(text).toMatch(/^extend \.?google\.protobuf\.MessageOptions \{\n {2}optional \.buf\.validate\.MessageRules message = 1159;\n\}$/m);
+    expect(text).toMatch(
+      /^extend \.?google\.protobuf\.MessageOptions \{\n {2}optional \.buf\.validate\.MessageRules message = 1159;\n\}$/m,
+    );
     expect(text).toMatch(/^extend \.?google\.protobuf\.OneofOptions \{\n {2}optional \.buf\.validate\.OneofRules oneof = 1159;\n\}$/m);
   });
 
   it("declares the messages and enums our contracts use", () => {
-    for (const decl of ["message FieldRules {", "message StringRules {", "message RepeatedRules {", "message EnumRules {", "enum Ignore {", "oneof type {"]) {
+    for (const decl of [
+      "message FieldRules {",
+      "message StringRules {",
+      "message RepeatedRules {",
+      "message EnumRules {",
+      "enum Ignore {",
+      "oneof type {",
+    ]) {
       expect(text).toContain(decl);
     }
     expect(text).toMatch(/^\s+optional bool required = \d+;$/m);

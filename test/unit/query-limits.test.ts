@@ -19,15 +19,22 @@ describe("queryLimitProblem", () => {
   });
 
   it("bounds words per phrase, wildcards, metadata conditions and values per field", () => {
-    expect(queryLimitProblem([{ kind: "text", words: Array.from({ length: 33 }, (_, i) => `w${i}`), negate: false }])?.message)
-      .toMatch(/at most 32 words per phrase/);
+    expect(queryLimitProblem([{ kind: "text", words: Array.from({ length: 33 }, (_, i) => `w${i}`), negate: false }])?.message).toMatch(
+      /at most 32 words per phrase/,
+    );
     const prefixes = Array.from({ length: 17 }, (_, i) => `a${i}.`);
     expect(queryLimitProblem([{ kind: "action", exact: [], prefixes }])?.message).toMatch(/^17 wildcards; at most 16 wildcards/);
     const metadata: Condition[] = Array.from({ length: 21 }, (_, i) => ({ kind: "metadata", path: [`k${i}`], values: ["v"] }));
-    expect(queryLimitProblem(metadata)).toMatchObject({ field: "metadata", message: expect.stringMatching(/at most 20 metadata conditions/) });
+    expect(queryLimitProblem(metadata)).toMatchObject({
+      field: "metadata",
+      message: expect.stringMatching(/at most 20 metadata conditions/),
+    });
     const values = Array.from({ length: 60 }, (_, i) => `u${i}`);
     // Values of one field add up over conditions (filter field and query terms).
-    const twice: Condition[] = [{ kind: "terms", field: "actor.id", values }, { kind: "terms", field: "actor.id", values }];
+    const twice: Condition[] = [
+      { kind: "terms", field: "actor.id", values },
+      { kind: "terms", field: "actor.id", values },
+    ];
     expect(queryLimitProblem(twice)?.message).toBe("120 values for actor.id; at most 100 values per field");
   });
 });

@@ -59,11 +59,18 @@ describe("parseQueryString: structure", () => {
 
   it("accepts every term field by its dotted name, case-insensitively", () => {
     for (const field of TERM_FIELDS) {
-      const value = field === "action" ? "a.b" : field === "severity" ? "ERROR" : field === "outcome" ? "FAILURE"
-        : field === "actor.type" ? "SYSTEM" : "v-1";
-      const expected: Condition = field === "action"
-        ? { kind: "action", exact: ["a.b"], prefixes: [] }
-        : { kind: "terms", field, values: [value] };
+      const value =
+        field === "action"
+          ? "a.b"
+          : field === "severity"
+            ? "ERROR"
+            : field === "outcome"
+              ? "FAILURE"
+              : field === "actor.type"
+                ? "SYSTEM"
+                : "v-1";
+      const expected: Condition =
+        field === "action" ? { kind: "action", exact: ["a.b"], prefixes: [] } : { kind: "terms", field, values: [value] };
       expect(parseQueryString(`${field}:${value}`)).toEqual([expected]);
       expect(parseQueryString(`${field.toUpperCase()}:${value}`)).toEqual([expected]);
     }
@@ -75,7 +82,7 @@ describe("parseQueryString: structure", () => {
 });
 
 describe("parseQueryString: values", () => {
-  it("quoted values keep spaces and unescape \\\" and \\\\", () => {
+  it('quoted values keep spaces and unescape \\" and \\\\', () => {
     expect(parseQueryString('actor.name:"Ada Lovelace"')).toEqual([{ kind: "terms", field: "actor.name", values: ["Ada Lovelace"] }]);
     expect(parseQueryString('target.name:"say \\"hi\\" \\\\ \\n"')).toEqual([
       { kind: "terms", field: "target.name", values: ['say "hi" \\ \\n'] },
@@ -89,7 +96,7 @@ describe("parseQueryString: values", () => {
     ]);
   });
 
-  it('a quoted empty value matches the empty string for plain fields and metadata', () => {
+  it("a quoted empty value matches the empty string for plain fields and metadata", () => {
     expect(parseQueryString('actor.ip:"" metadata.note:""')).toEqual([
       { kind: "terms", field: "actor.ip", values: [""] },
       { kind: "metadata", path: ["note"], values: [""] },
@@ -171,9 +178,7 @@ describe("parseQueryString: metadata", () => {
 
 describe("parseQueryString: occurred_at", () => {
   it("bounds map to [from, to) in microseconds", () => {
-    expect(parseQueryString("occurred_at>=2026-01-01T00:00:00Z")).toEqual([
-      { kind: "time", from: us("2026-01-01T00:00:00Z"), to: null },
-    ]);
+    expect(parseQueryString("occurred_at>=2026-01-01T00:00:00Z")).toEqual([{ kind: "time", from: us("2026-01-01T00:00:00Z"), to: null }]);
     expect(parseQueryString("occurred_at>2026-01-01T00:00:00Z")).toEqual([
       { kind: "time", from: us("2026-01-01T00:00:00.000001Z"), to: null },
     ]);
@@ -233,7 +238,7 @@ describe("parseQueryString: free text", () => {
     ]);
   });
 
-  it("-word and -\"phrase\" are negated", () => {
+  it('-word and -"phrase" are negated', () => {
     expect(parseQueryString('-test -"dry run" --x')).toEqual([
       { kind: "text", words: ["test"], negate: true },
       { kind: "text", words: ["dry", "run"], negate: true },
@@ -312,10 +317,12 @@ describe("parseQueryString: errors", () => {
   it("invalid enum values list the valid ones", () => {
     const e = expectError("severity:warn", 9, 'query: invalid severity "warn" at position 9');
     expect(e.message).toContain("valid values: INFO, WARNING, ERROR, CRITICAL");
-    expect(expectError("outcome:OUTCOME_UNSPECIFIED", 8, 'query: invalid outcome "OUTCOME_UNSPECIFIED"').message)
-      .toContain("valid values: SUCCESS, FAILURE, DENIED, UNKNOWN");
-    expect(expectError("a actor.type:human", 13, 'query: invalid actor.type "human" at position 13').message)
-      .toContain("valid values: UNSPECIFIED, USER, SERVICE, SYSTEM");
+    expect(expectError("outcome:OUTCOME_UNSPECIFIED", 8, 'query: invalid outcome "OUTCOME_UNSPECIFIED"').message).toContain(
+      "valid values: SUCCESS, FAILURE, DENIED, UNKNOWN",
+    );
+    expect(expectError("a actor.type:human", 13, 'query: invalid actor.type "human" at position 13').message).toContain(
+      "valid values: UNSPECIFIED, USER, SERVICE, SYSTEM",
+    );
     expectError("severity>=SEVERITY_", 10, 'query: invalid severity "SEVERITY_"');
   });
 

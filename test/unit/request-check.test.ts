@@ -18,7 +18,12 @@ describe("requestViolation", () => {
   it.each([
     ["a plain string", GetEventRequestSchema, { id: "a\u0000" }, "id"],
     ["a repeated string", SearchEventsRequestSchema, { filter: { actorIds: ["ok", "x\u0000"] } }, "filter.actor_ids[1]"],
-    ["a nested message's string", SearchEventsRequestSchema, { filter: { metadata: [{ key: "k", values: ["\u0000"] }] } }, "filter.metadata[0].values[0]"],
+    [
+      "a nested message's string",
+      SearchEventsRequestSchema,
+      { filter: { metadata: [{ key: "k", values: ["\u0000"] }] } },
+      "filter.metadata[0].values[0]",
+    ],
     ["the page token", SearchEventsRequestSchema, { pageToken: "\u0000" }, "page_token"],
     ["an admin name", CreateTenantRequestSchema, { id: "t1", name: "n\u0000" }, "name"],
   ] as const)("names NUL in %s", (_name, schema, init, field) => {
@@ -52,19 +57,31 @@ describe("timestampJsonViolation", () => {
   const event = (occurredAt: unknown) => ({ id: "x", occurredAt, action: "a.b", actor: { id: "u" } });
 
   it("names an impossible date in an event, by JSON or proto field name", () => {
-    expect(timestampJsonViolation(AppendRequestSchema, { events: [event("2026-01-01T00:00:00Z"), event("2026-02-30T00:00:00Z")] })?.field).toBe("events[1].occurred_at");
-    expect(timestampJsonViolation(IngestRequestSchema, { events: [{ occurred_at: "2026-01-01T24:00:00Z" }] })?.field).toBe("events[0].occurred_at");
+    expect(
+      timestampJsonViolation(AppendRequestSchema, { events: [event("2026-01-01T00:00:00Z"), event("2026-02-30T00:00:00Z")] })?.field,
+    ).toBe("events[1].occurred_at");
+    expect(timestampJsonViolation(IngestRequestSchema, { events: [{ occurred_at: "2026-01-01T24:00:00Z" }] })?.field).toBe(
+      "events[0].occurred_at",
+    );
   });
 
   it("names impossible filter bounds and expiry", () => {
-    expect(timestampJsonViolation(SearchEventsRequestSchema, { filter: { occurredBefore: "2026-06-31T00:00:00Z" } })?.field).toBe("filter.occurred_before");
-    expect(timestampJsonViolation(SearchEventsRequestSchema, { filter: { occurred_after: "2025-02-29T00:00:00Z" } })?.field).toBe("filter.occurred_after");
+    expect(timestampJsonViolation(SearchEventsRequestSchema, { filter: { occurredBefore: "2026-06-31T00:00:00Z" } })?.field).toBe(
+      "filter.occurred_before",
+    );
+    expect(timestampJsonViolation(SearchEventsRequestSchema, { filter: { occurred_after: "2025-02-29T00:00:00Z" } })?.field).toBe(
+      "filter.occurred_after",
+    );
     expect(timestampJsonViolation(CreateApiKeyRequestSchema, { expiresAt: "2099-04-31T00:00:00Z" })?.field).toBe("expires_at");
   });
 
   it("passes valid times, absent ones, strings that only look like times, and leaves other mistakes to protobuf-es", () => {
     expect(timestampJsonViolation(AppendRequestSchema, { events: [event("2024-02-29T23:59:59.999999999+01:00")] })).toBeNull();
-    expect(timestampJsonViolation(AppendRequestSchema, { events: [event(null), { ...event(undefined), message: "2026-02-30T00:00:00Z", metadata: { t: "2026-02-30T00:00:00Z" } }] })).toBeNull();
+    expect(
+      timestampJsonViolation(AppendRequestSchema, {
+        events: [event(null), { ...event(undefined), message: "2026-02-30T00:00:00Z", metadata: { t: "2026-02-30T00:00:00Z" } }],
+      }),
+    ).toBeNull();
     for (const weird of [null, 42, "text", [], { events: "no" }, { events: [null, 1, "x"] }, { events: [event(12345)] }]) {
       expect(timestampJsonViolation(AppendRequestSchema, weird)).toBeNull();
     }

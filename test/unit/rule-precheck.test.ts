@@ -27,8 +27,24 @@ const valid = (e: Event) => validator.validate(EventSchema, e).kind === "valid";
 // code points, with characters outside the BMP), pattern edge cases and
 // spellings of IP addresses that engines disagree about.
 const PIECES = ["a", "Z", "0", ".", "_", "-", ":", " ", "é", "😀", "\u0000", "\n", "A.b", "..", "x\ud800"];
-const IPS = ["", "10.0.0.1", "255.255.255.255", "256.0.0.1", "01.2.3.4", "1.2.3", "1.2.3.4.5", "::1", "2001:db8::1",
-  "fe80::1%eth0", "1.2.3.4/8", " 1.2.3.4", "1.2.3.4\n", "0.0.0.0", "::ffff:1.2.3.4", "a.b.c.d"];
+const IPS = [
+  "",
+  "10.0.0.1",
+  "255.255.255.255",
+  "256.0.0.1",
+  "01.2.3.4",
+  "1.2.3",
+  "1.2.3.4.5",
+  "::1",
+  "2001:db8::1",
+  "fe80::1%eth0",
+  "1.2.3.4/8",
+  " 1.2.3.4",
+  "1.2.3.4\n",
+  "0.0.0.0",
+  "::ffff:1.2.3.4",
+  "a.b.c.d",
+];
 const LIMITS = [0, 1, 2, 127, 128, 129, 255, 256, 257, 1023, 1024, 1025, 4095, 4096, 4097];
 
 function stringNear(rnd: () => number): string {
@@ -49,19 +65,36 @@ const MUTATORS: Mutator[] = [
   (e, r) => void (e.id = stringNear(r)),
   (e, r) => void (e.action = r() < 0.5 ? stringNear(r) : `${stringNear(r)}.${stringNear(r)}`.toLowerCase()),
   (e, r) => void (e.message = stringNear(r)),
-  (e, r) => { if (e.actor) e.actor.id = stringNear(r); },
-  (e, r) => { if (e.actor) e.actor.name = stringNear(r); },
-  (e, r) => { if (e.actor) e.actor.ip = IPS[Math.floor(r() * IPS.length)]!; },
-  (e, r) => { if (e.actor) e.actor.userAgent = stringNear(r); },
-  (e, r) => { if (e.actor) e.actor.type = Math.floor(r() * 6) - 1; },
+  (e, r) => {
+    if (e.actor) e.actor.id = stringNear(r);
+  },
+  (e, r) => {
+    if (e.actor) e.actor.name = stringNear(r);
+  },
+  (e, r) => {
+    if (e.actor) e.actor.ip = IPS[Math.floor(r() * IPS.length)]!;
+  },
+  (e, r) => {
+    if (e.actor) e.actor.userAgent = stringNear(r);
+  },
+  (e, r) => {
+    if (e.actor) e.actor.type = Math.floor(r() * 6) - 1;
+  },
   (e, r) => void (e.outcome = Math.floor(r() * 7) - 1),
   (e, r) => void (e.severity = Math.floor(r() * 7) - 1),
   (e) => void (e.actor = undefined),
   (e) => void (e.occurredAt = undefined),
   (e, r) => void (e.occurredAt = { ...e.occurredAt!, seconds: [-1n, 0n, 9223372036n, 9223372037n, 1n][Math.floor(r() * 5)]! }),
-  (e, r) => void (e.occurredAt = { ...e.occurredAt!, nanos: [0, 854775000, 854775001, 999_999_999, 1_000_000_000, -1][Math.floor(r() * 6)]! }),
-  (e, r) => void (e.target = r() < 0.5 ? undefined : create(EventSchema.field.target!.message!, { type: stringNear(r), id: stringNear(r) }) as Event["target"]),
-  (e, r) => void (e.context = create(EventSchema.field.context!.message!, { requestId: stringNear(r), location: stringNear(r) }) as Event["context"]),
+  (e, r) =>
+    void (e.occurredAt = { ...e.occurredAt!, nanos: [0, 854775000, 854775001, 999_999_999, 1_000_000_000, -1][Math.floor(r() * 6)]! }),
+  (e, r) =>
+    void (e.target =
+      r() < 0.5 ? undefined : (create(EventSchema.field.target!.message!, { type: stringNear(r), id: stringNear(r) }) as Event["target"])),
+  (e, r) =>
+    void (e.context = create(EventSchema.field.context!.message!, {
+      requestId: stringNear(r),
+      location: stringNear(r),
+    }) as Event["context"]),
 ];
 
 describe("compilePrecheck (Event)", () => {
@@ -87,7 +120,10 @@ describe("compilePrecheck (Event)", () => {
       if (isValid) validCount++;
       if (precheck(e)) {
         passed++;
-        expect(isValid, JSON.stringify(e, (_k, v) => (typeof v === "bigint" ? v.toString() : v))).toBe(true);
+        expect(
+          isValid,
+          JSON.stringify(e, (_k, v) => (typeof v === "bigint" ? v.toString() : v)),
+        ).toBe(true);
       }
     }
     // Not vacuous: both verdicts occur, and most valid events pass the pre-check.
@@ -119,15 +155,24 @@ describe("compilePrecheck (rules it does not understand)", () => {
       name: "t.proto",
       package: "t",
       syntax: "proto3",
-      messageType: [{
-        name: "M",
-        options: messageOptions,
-        field: [{
-          name: "s", number: 1, jsonName: "s", type: FieldDescriptorProto_Type.STRING, label: FieldDescriptorProto_Label.OPTIONAL, options,
-          ...(explicitPresence ? { proto3Optional: true, oneofIndex: 0 } : {}),
-        }],
-        oneofDecl: explicitPresence ? [{ name: "_s" }] : [],
-      }],
+      messageType: [
+        {
+          name: "M",
+          options: messageOptions,
+          field: [
+            {
+              name: "s",
+              number: 1,
+              jsonName: "s",
+              type: FieldDescriptorProto_Type.STRING,
+              label: FieldDescriptorProto_Label.OPTIONAL,
+              options,
+              ...(explicitPresence ? { proto3Optional: true, oneofIndex: 0 } : {}),
+            },
+          ],
+          oneofDecl: explicitPresence ? [{ name: "_s" }] : [],
+        },
+      ],
     });
     return createFileRegistry(file, () => undefined).getMessage("t.M")!;
   }

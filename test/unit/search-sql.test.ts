@@ -146,10 +146,10 @@ describe("whereClause", () => {
   });
 
   it("joins conditions with AND, numbering parameters in order", () => {
-    const sql = whereClause("t", q(
-      { kind: "terms", field: "actor.id", values: ["u"] },
-      { kind: "terms", field: "severity", values: ["ERROR"] },
-    ));
+    const sql = whereClause(
+      "t",
+      q({ kind: "terms", field: "actor.id", values: ["u"] }, { kind: "terms", field: "severity", values: ["ERROR"] }),
+    );
     expect(sql.text).toBe("tenant_id = $1 AND actor_id = ANY($2::text[]) AND severity = ANY($3::text[])");
     expect(sql.values).toEqual(["t", ["u"], ["ERROR"]]);
   });
@@ -160,7 +160,9 @@ describe("searchSql", () => {
 
   it("selects, orders and limits the first page, the limit as the last parameter", () => {
     const sql = searchSql("t", q(), "desc", null, 101, cols);
-    expect(sql.text).toBe("SELECT id, sequence FROM events WHERE tenant_id = $1 ORDER BY events.occurred_at DESC, events.sequence DESC LIMIT $2");
+    expect(sql.text).toBe(
+      "SELECT id, sequence FROM events WHERE tenant_id = $1 ORDER BY events.occurred_at DESC, events.sequence DESC LIMIT $2",
+    );
     expect(sql.values).toEqual(["t", 101]);
   });
 
@@ -191,7 +193,9 @@ describe("searchSql", () => {
     expect(sql.values[0]).toBe(EVIL);
     expect(sql.values.at(-1)).toBe(1000);
     // Free text reads each row's open text once, from a lateral subquery.
-    expect(sql.text).toMatch(/^SELECT id, sequence FROM events CROSS JOIN LATERAL \(SELECT .* AS open_text OFFSET 0\) ot WHERE tenant_id = \$1 AND /s);
+    expect(sql.text).toMatch(
+      /^SELECT id, sequence FROM events CROSS JOIN LATERAL \(SELECT .* AS open_text OFFSET 0\) ot WHERE tenant_id = \$1 AND /s,
+    );
   });
 });
 

@@ -68,7 +68,11 @@ describe("TenantReadLimiter", () => {
     expect(((await waiting) as Error).message).toBe("client left");
     release();
     expect(l.active("a")).toBe(0);
-    await expect(l.run("a", undefined, async () => { throw new Error("boom"); })).rejects.toThrow("boom");
+    await expect(
+      l.run("a", undefined, async () => {
+        throw new Error("boom");
+      }),
+    ).rejects.toThrow("boom");
     expect(l.active("a")).toBe(0);
     expect(await l.run("a", undefined, async () => 42)).toBe(42);
   });

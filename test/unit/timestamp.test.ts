@@ -101,8 +101,19 @@ describe("formatMicros", () => {
 describe("parseMicros", () => {
   it("reads what formatMicros writes, also before 1970 and at the bounds", () => {
     const samples = [
-      0n, 1n, -1n, 999_999n, -999_999n, 1_000_000n, -1_000_000n, -1_500_000n,
-      1_714_979_289_123_456n, -14_182_940_000_000n, -2_208_988_800_000_001n, MIN_MICROS, MAX_MICROS,
+      0n,
+      1n,
+      -1n,
+      999_999n,
+      -999_999n,
+      1_000_000n,
+      -1_000_000n,
+      -1_500_000n,
+      1_714_979_289_123_456n,
+      -14_182_940_000_000n,
+      -2_208_988_800_000_001n,
+      MIN_MICROS,
+      MAX_MICROS,
     ];
     for (const us of samples) {
       expect(parseMicros(formatMicros(us))).toBe(us);
@@ -112,7 +123,7 @@ describe("parseMicros", () => {
   it("round-trips a spread of times across the whole range", () => {
     const span = MAX_MICROS - MIN_MICROS;
     for (let i = 0n; i <= 200n; i++) {
-      const us = MIN_MICROS + (span * i) / 200n + (i * 7_919n) % 1_000_000n;
+      const us = MIN_MICROS + (span * i) / 200n + ((i * 7_919n) % 1_000_000n);
       if (us > MAX_MICROS) continue;
       expect(parseMicros(formatMicros(us))).toBe(us);
     }
@@ -195,7 +206,10 @@ describe("the occurred_at window", () => {
   it("is the contract's rule on Event.occurred_at, and whole microseconds", () => {
     const rules = getOption(EventSchema.field.occurredAt!, fieldRules);
     expect(rules.type.case).toBe("timestamp");
-    const t = rules.type.value as { greaterThan: { case: string; value: { seconds: bigint; nanos: number } }; lessThan: { case: string; value: { seconds: bigint; nanos: number } } };
+    const t = rules.type.value as {
+      greaterThan: { case: string; value: { seconds: bigint; nanos: number } };
+      lessThan: { case: string; value: { seconds: bigint; nanos: number } };
+    };
     expect(t.greaterThan.case).toBe("gte");
     expect(t.lessThan.case).toBe("lte");
     const micros = (v: { seconds: bigint; nanos: number }) => v.seconds * 1_000_000n + BigInt(v.nanos / 1000);
@@ -228,7 +242,12 @@ describe("timestampFromRfc3339", () => {
   });
 
   it("agrees with protobuf-es on valid times", () => {
-    for (const text of ["2026-03-02T00:00:00Z", "2024-02-29T23:59:59.123456789Z", "2026-06-30T12:00:00+05:30", "1999-12-31T23:59:59-08:00"]) {
+    for (const text of [
+      "2026-03-02T00:00:00Z",
+      "2024-02-29T23:59:59.123456789Z",
+      "2026-06-30T12:00:00+05:30",
+      "1999-12-31T23:59:59-08:00",
+    ]) {
       const ours = timestampFromRfc3339(text)!;
       const theirs = fromJson(TimestampSchema, text);
       expect([ours.seconds, ours.nanos]).toEqual([theirs.seconds, theirs.nanos]);

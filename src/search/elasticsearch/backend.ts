@@ -54,20 +54,23 @@ export class ElasticsearchSearchBackend implements SearchBackend {
   ): Promise<SearchPage> {
     const searchAfter = after ? esSearchAfter(after, direction) : "start";
     const end = searchAfter === "end";
-    const res = await this.client.search<EventDocument>({
-      index: this.readAlias,
-      routing: tenantId,
-      // Before the first event is indexed there is no index behind the alias yet.
-      ignore_unavailable: true,
-      allow_no_indices: true,
-      query: esQuery(tenantId, q),
-      sort: esSort(direction),
-      size: end ? 0 : limit,
-      ...(typeof searchAfter === "object" ? { search_after: searchAfter } : {}),
-      track_total_hits: withTotal ? (this.opts.totalHitsLimit ?? 10_000) : false,
-      // Derived search fields that a StoredRecord does not carry.
-      _source_excludes: ["open_text", "id_hash"],
-    }, { signal });
+    const res = await this.client.search<EventDocument>(
+      {
+        index: this.readAlias,
+        routing: tenantId,
+        // Before the first event is indexed there is no index behind the alias yet.
+        ignore_unavailable: true,
+        allow_no_indices: true,
+        query: esQuery(tenantId, q),
+        sort: esSort(direction),
+        size: end ? 0 : limit,
+        ...(typeof searchAfter === "object" ? { search_after: searchAfter } : {}),
+        track_total_hits: withTotal ? (this.opts.totalHitsLimit ?? 10_000) : false,
+        // Derived search fields that a StoredRecord does not carry.
+        _source_excludes: ["open_text", "id_hash"],
+      },
+      { signal },
+    );
     const records = res.hits.hits.map((h) => {
       const r = recordFromDocument(h._source!);
       // The query filters by tenant; this is the last line of defence.
@@ -99,7 +102,13 @@ export class ElasticsearchSearchBackend implements SearchBackend {
     return indexedPosition(this.pool, tenantId);
   }
 
-  export(tenantId: string, q: EventQuery, direction: SortDirection, limit: bigint | null, signal: AbortSignal): AsyncIterable<StoredRecord[]> {
+  export(
+    tenantId: string,
+    q: EventQuery,
+    direction: SortDirection,
+    limit: bigint | null,
+    signal: AbortSignal,
+  ): AsyncIterable<StoredRecord[]> {
     return esExport(this.client, tenantId, q, direction, limit, signal, { alias: this.readAlias });
   }
 

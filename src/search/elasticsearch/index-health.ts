@@ -77,10 +77,12 @@ export class IndexHealthMonitor {
   start(): void {
     if (this.timer) return;
     const tick = () => {
-      this.running = this.update().then(() => undefined).finally(() => {
-        this.running = null;
-        if (this.timer) this.timer = setTimeout(tick, this.intervalMs).unref();
-      });
+      this.running = this.update()
+        .then(() => undefined)
+        .finally(() => {
+          this.running = null;
+          if (this.timer) this.timer = setTimeout(tick, this.intervalMs).unref();
+        });
     };
     this.timer = setTimeout(tick, 0).unref();
   }
@@ -104,9 +106,10 @@ export class IndexHealthMonitor {
     this.opts.report({
       stuck: h.stuck,
       reason: h.reason,
-      refusalWarning: h.recentRefusals > 0
-        ? `search index: ${h.recentRefusals} events refused for their content in the last ${REFUSAL_WARNING_HOURS} h; they are stored but not searchable (GetIndexStatus lists a tenant's)`
-        : null,
+      refusalWarning:
+        h.recentRefusals > 0
+          ? `search index: ${h.recentRefusals} events refused for their content in the last ${REFUSAL_WARNING_HOURS} h; they are stored but not searchable (GetIndexStatus lists a tenant's)`
+          : null,
     });
     if (h.stuck !== this.stuck) {
       if (h.stuck) this.log.error("search indexing is stuck; QueryService reports NOT_SERVING", { reason: h.reason });

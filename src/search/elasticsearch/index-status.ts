@@ -17,7 +17,15 @@ export async function readIndexStatus(pool: Pool, tenantId: string): Promise<Ind
   const { count, recent } = await listRefusals(pool, tenantId, RECENT_REFUSALS);
   const refused = { refusedDocuments: count, recentRefusals: recent };
   if (!p) {
-    return { backend: "elasticsearch", committedPosition: 0n, indexedPosition: 0n, lagEvents: 0n, lagSeconds: 0, lastReconcile: null, ...refused };
+    return {
+      backend: "elasticsearch",
+      committedPosition: 0n,
+      indexedPosition: 0n,
+      lagEvents: 0n,
+      lagSeconds: 0,
+      lastReconcile: null,
+      ...refused,
+    };
   }
   const lagEvents = p.committed > p.indexed ? p.committed - p.indexed : 0n;
   return {

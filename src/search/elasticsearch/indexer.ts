@@ -329,7 +329,10 @@ export class Indexer {
           nextScan = lastScan + this.pollMs;
         }
         if (!this.templateReady) {
-          await ensureIndexTemplate(this.client, this.template!, { prefix: this.names.prefix, transport: { maxRetries: 0, requestTimeout: 30_000 } });
+          await ensureIndexTemplate(this.client, this.template!, {
+            prefix: this.names.prefix,
+            transport: { maxRetries: 0, requestTimeout: 30_000 },
+          });
           this.templateReady = true;
         }
         if (this.work.inflight.size < this.concurrency) {
@@ -371,8 +374,12 @@ export class Indexer {
     this.globalFailures++;
     const delay = this.backoff(this.globalFailures);
     this.backoffUntil = now + delay;
-    this.logLag("warn", "search indexer: indexing failed; retrying", { err: errorText(err), attempt: this.globalFailures, retryInMs: delay }).catch(
-      () => this.log.warn("search indexer: indexing failed; retrying", { err: errorText(err), attempt: this.globalFailures, retryInMs: delay }),
+    this.logLag("warn", "search indexer: indexing failed; retrying", {
+      err: errorText(err),
+      attempt: this.globalFailures,
+      retryInMs: delay,
+    }).catch(() =>
+      this.log.warn("search indexer: indexing failed; retrying", { err: errorText(err), attempt: this.globalFailures, retryInMs: delay }),
     );
   }
 

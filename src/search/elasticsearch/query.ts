@@ -82,10 +82,7 @@ function timeQuery(from: Micros | null, to: Micros | null): EsQuery {
 }
 
 export function esSort(direction: SortDirection): estypes.SortCombinations[] {
-  return [
-    { occurred_at: { order: direction, format: OCCURRED_AT_SORT_FORMAT } },
-    { sequence: { order: direction } },
-  ];
+  return [{ occurred_at: { order: direction, format: OCCURRED_AT_SORT_FORMAT } }, { sequence: { order: direction } }];
 }
 
 /**

@@ -187,7 +187,14 @@ export class Reconciler {
       documentsRemoved,
       details,
     };
-    const fields = { tenant: tenantId, indexedSequence: indexed, windowsChecked: keys.length, windowsWithGaps, eventsRepaired, documentsRemoved };
+    const fields = {
+      tenant: tenantId,
+      indexedSequence: indexed,
+      windowsChecked: keys.length,
+      windowsWithGaps,
+      eventsRepaired,
+      documentsRemoved,
+    };
     if (windowsWithGaps > 0 || documentsRemoved > 0) this.log.warn("search index differed from PostgreSQL; repaired", fields);
     else this.log.debug("search index matches PostgreSQL", fields);
     return report;
@@ -263,7 +270,8 @@ export class Reconciler {
   private async postgresWindows(tenantId: string, indexed: bigint, window: ReconcileWindow): Promise<Map<number, Bucket>> {
     const out = new Map<number, Bucket>();
     if (indexed === 0n) return out;
-    const { rows } = await systemQuery<{ k: string; n: string; h: string }>(this.pool,
+    const { rows } = await systemQuery<{ k: string; n: string; h: string }>(
+      this.pool,
       `SELECT (extract(epoch FROM date_trunc($3, occurred_at, 'UTC')) * 1000)::bigint AS k,
               count(*) AS n,
               sum(('x' || left(md5(id), 8))::bit(32)::bigint) AS h
@@ -315,8 +323,14 @@ export class Reconciler {
   }
 
   /** Compares the ids of one window on both sides; re-indexes the missing, deletes the wrong. */
-  private async repairWindow(tenantId: string, indexed: bigint, start: string, end: string): Promise<{ missingIds: string[]; removedIds: string[] }> {
-    const { rows } = await systemQuery<{ id: string; sequence: string; received_at: string }>(this.pool,
+  private async repairWindow(
+    tenantId: string,
+    indexed: bigint,
+    start: string,
+    end: string,
+  ): Promise<{ missingIds: string[]; removedIds: string[] }> {
+    const { rows } = await systemQuery<{ id: string; sequence: string; received_at: string }>(
+      this.pool,
       `SELECT id, sequence, ${RECEIVED_AT_TEXT} AS received_at
          FROM events
         WHERE tenant_id = $1 AND sequence <= $2 AND occurred_at >= $3::timestamptz AND occurred_at < $4::timestamptz
@@ -343,7 +357,10 @@ export class Reconciler {
       else remove.push(hit);
     }
     const missing = [...pgById.values()].filter((e) => !present.has(e.id));
-    await this.reindex(tenantId, missing.map((e) => e.sequence));
+    await this.reindex(
+      tenantId,
+      missing.map((e) => e.sequence),
+    );
     await this.remove(remove);
     return { missingIds: missing.map((e) => e.id), removedIds: remove.map((h) => h._id) };
   }
@@ -357,13 +374,18 @@ export class Reconciler {
     // Read after the search: every document the indexer had written by then
     // belongs to an event committed by then, so at or below this head.
     const head = await committedHeadSystem(this.pool, tenantId);
-    const seqs = [...new Set(hits.flatMap((h) => {
-      const s = h.fields?.sequence?.[0];
-      return s !== undefined && BigInt(s) > indexed && BigInt(s) <= head ? [String(s)] : [];
-    }))];
+    const seqs = [
+      ...new Set(
+        hits.flatMap((h) => {
+          const s = h.fields?.sequence?.[0];
+          return s !== undefined && BigInt(s) > indexed && BigInt(s) <= head ? [String(s)] : [];
+        }),
+      ),
+    ];
     const bySeq = new Map<bigint, PgId>();
     if (seqs.length > 0) {
-      const { rows } = await systemQuery<{ id: string; sequence: string; received_at: string }>(this.pool,
+      const { rows } = await systemQuery<{ id: string; sequence: string; received_at: string }>(
+        this.pool,
         `SELECT id, sequence, ${RECEIVED_AT_TEXT} AS received_at
            FROM events WHERE tenant_id = $1 AND sequence = ANY($2::bigint[])`,
         [tenantId, seqs],
@@ -397,7 +419,8 @@ export class Reconciler {
   private async scan(tenantId: string, query: object): Promise<EsHit[]> {
     let pit: string;
     try {
-      pit = (await this.client.openPointInTime({ index: this.names.alias, keep_alive: "1m", routing: tenantId, ignore_unavailable: true })).id;
+      pit = (await this.client.openPointInTime({ index: this.names.alias, keep_alive: "1m", routing: tenantId, ignore_unavailable: true }))
+        .id;
     } catch (err) {
       if ((err as { meta?: { statusCode?: number } }).meta?.statusCode === 404) return []; // no index yet
       throw err;
@@ -432,7 +455,8 @@ export class Reconciler {
   private async reindex(tenantId: string, sequences: bigint[]): Promise<void> {
     for (let i = 0; i < sequences.length; i += this.pageSize) {
       const chunk = sequences.slice(i, i + this.pageSize).map(String);
-      const { rows } = await systemQuery<EventRow>(this.pool,
+      const { rows } = await systemQuery<EventRow>(
+        this.pool,
         `SELECT ${EVENT_COLUMNS} FROM events WHERE tenant_id = $1 AND sequence = ANY($2::bigint[]) ORDER BY sequence`,
         [tenantId, chunk],
       );
@@ -440,7 +464,10 @@ export class Reconciler {
       const operations: unknown[] = [];
       for (const row of rows) {
         const doc = documentFromRecord(recordFromRow(row));
-        operations.push({ index: { _index: this.names.indexFor(doc.received_at), _id: documentId(tenantId, doc.id), routing: tenantId } }, doc);
+        operations.push(
+          { index: { _index: this.names.indexFor(doc.received_at), _id: documentId(tenantId, doc.id), routing: tenantId } },
+          doc,
+        );
       }
       const res = await this.client.bulk({ operations, refresh: "wait_for" });
       const refused: Refusal[] = [];
@@ -450,11 +477,16 @@ export class Reconciler {
         const status = r?.status ?? 0;
         if (status >= 200 && status <= 299 && !r?.error) return;
         const f = { status, type: r?.error?.type ?? "unknown", reason: r?.error?.reason ?? JSON.stringify(it) };
-        if (classifyItemFailure(f) === "document" && rows[i]) refused.push({ sequence: BigInt(rows[i].sequence), eventId: rows[i].id, reason: refusalReason(f) });
+        if (classifyItemFailure(f) === "document" && rows[i])
+          refused.push({ sequence: BigInt(rows[i].sequence), eventId: rows[i].id, reason: refusalReason(f) });
         else failed.push(`${r?._id}: ${f.type}: ${f.reason}`);
       });
       await recordRefusals(this.pool, tenantId, refused);
-      if (refused.length > 0) this.log.warn("re-indexed events refused for their content; recorded in index_failures", { tenant: tenantId, refused: refused.length });
+      if (refused.length > 0)
+        this.log.warn("re-indexed events refused for their content; recorded in index_failures", {
+          tenant: tenantId,
+          refused: refused.length,
+        });
       if (failed.length > 0) throw new Error(`re-indexing ${failed.length} of ${rows.length} events failed, first ${failed[0]}`);
     }
   }

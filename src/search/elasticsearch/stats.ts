@@ -59,14 +59,17 @@ export async function esStats(
   });
   let r: estypes.SearchResponse<unknown, Record<string, estypes.AggregationsAggregate>>;
   try {
-    r = await client.search<unknown, Record<string, estypes.AggregationsAggregate>>({
-      index: opts.alias ?? READ_ALIAS,
-      routing: tenantId,
-      size: 0,
-      track_total_hits: true,
-      query: esQuery(tenantId, q),
-      aggs,
-    }, { signal: opts.signal });
+    r = await client.search<unknown, Record<string, estypes.AggregationsAggregate>>(
+      {
+        index: opts.alias ?? READ_ALIAS,
+        routing: tenantId,
+        size: 0,
+        track_total_hits: true,
+        query: esQuery(tenantId, q),
+        aggs,
+      },
+      { signal: opts.signal },
+    );
   } catch (err) {
     const types = esErrorTypes(err);
     if (types.includes("too_many_buckets_exception")) throw new TooManyBucketsError(interval, null);
@@ -80,9 +83,10 @@ export async function esStats(
   const total = r.hits.total;
   const results = r.aggregations;
   if (!results) throw new Error("statistics came back without their aggregations");
-  const histogram = ((results["histogram"] as HistogramAgg).buckets as estypes.AggregationsDateHistogramBucket[]).map(
-    (b) => ({ start: BigInt(b.key) * 1000n, count: BigInt(b.doc_count) }),
-  );
+  const histogram = ((results["histogram"] as HistogramAgg).buckets as estypes.AggregationsDateHistogramBucket[]).map((b) => ({
+    start: BigInt(b.key) * 1000n,
+    count: BigInt(b.doc_count),
+  }));
   if (histogram.length > MAX_HISTOGRAM_BUCKETS) throw new TooManyBucketsError(interval, histogram.length);
   return {
     total: BigInt(typeof total === "number" ? total : (total?.value ?? 0)),

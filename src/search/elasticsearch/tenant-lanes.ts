@@ -51,10 +51,7 @@ type Lane = {
   stuck: StuckTenant | null;
 };
 
-type BulkOutcome =
-  | { kind: "ok" }
-  | { kind: "error"; err: unknown }
-  | { kind: "items"; failed: (ItemFailure & { index: number })[] };
+type BulkOutcome = { kind: "ok" } | { kind: "error"; err: unknown } | { kind: "items"; failed: (ItemFailure & { index: number })[] };
 
 /** What settling a bulk request needs of each event in it. */
 type DocRef = { sequence: string; id: string };
@@ -67,7 +64,9 @@ function bulkLines(names: IndexNames, tenantId: string, rows: EventRow[]): strin
   const lines = new Array<string>(rows.length * 2);
   rows.forEach((row, i) => {
     const doc = documentFromRecord(recordFromRow(row));
-    lines[2 * i] = JSON.stringify({ index: { _index: names.indexFor(doc.received_at), _id: documentId(tenantId, doc.id), routing: tenantId } });
+    lines[2 * i] = JSON.stringify({
+      index: { _index: names.indexFor(doc.received_at), _id: documentId(tenantId, doc.id), routing: tenantId },
+    });
     lines[2 * i + 1] = JSON.stringify(doc);
   });
   return lines;
@@ -163,8 +162,18 @@ export class TenantLanes {
       if (!lane) {
         if (head <= indexed) continue;
         lane = {
-          tenantId: r.tenantId, head, committed: indexed, readFrom: indexed, epoch: 0, inflight: 0,
-          tail: Promise.resolve(), retryAt: 0, resync: false, commits: 0, stuck: null, failures: 0,
+          tenantId: r.tenantId,
+          head,
+          committed: indexed,
+          readFrom: indexed,
+          epoch: 0,
+          inflight: 0,
+          tail: Promise.resolve(),
+          retryAt: 0,
+          resync: false,
+          commits: 0,
+          stuck: null,
+          failures: 0,
         };
         commitsBefore.set(r.tenantId, 0);
         this.lanes.set(r.tenantId, lane);
@@ -199,7 +208,8 @@ export class TenantLanes {
   async dispatch(lane: Lane): Promise<void> {
     const epoch = lane.epoch;
     const from = lane.readFrom;
-    const { rows } = await systemQuery<EventRow>(this.pool,
+    const { rows } = await systemQuery<EventRow>(
+      this.pool,
       `SELECT ${EVENT_COLUMNS} FROM events WHERE tenant_id = $1 AND sequence > $2 ORDER BY sequence LIMIT $3`,
       [lane.tenantId, from.toString(), this.batchSize],
     );
@@ -221,7 +231,10 @@ export class TenantLanes {
     }
     lane.readFrom = upTo;
     lane.inflight++;
-    const bulk = docs.length > 0 ? this.bulk(lane.tenantId, bulkLines(this.names, lane.tenantId, docs), docs[0]!.sequence) : Promise.resolve<BulkOutcome>({ kind: "ok" });
+    const bulk =
+      docs.length > 0
+        ? this.bulk(lane.tenantId, bulkLines(this.names, lane.tenantId, docs), docs[0]!.sequence)
+        : Promise.resolve<BulkOutcome>({ kind: "ok" });
     // Up to `concurrency` batches wait for Elasticsearch at a time: keep only
     // what settling needs, not the rows (most of the indexer's memory).
     const refs: DocRef[] = docs.map((r) => ({ sequence: r.sequence, id: r.id }));
@@ -270,7 +283,12 @@ export class TenantLanes {
       this.hooks.moved();
       for (const r of refusals) {
         this.log.warn("search indexer: Elasticsearch refused an event for its content; recorded in index_failures and skipped", {
-          tenant: lane.tenantId, sequence: r.sequence, eventId: r.eventId, status: r.failure.status, errorType: r.failure.type, reason: r.failure.reason,
+          tenant: lane.tenantId,
+          sequence: r.sequence,
+          eventId: r.eventId,
+          status: r.failure.status,
+          errorType: r.failure.type,
+          reason: r.failure.reason,
         });
       }
       this.stats.eventsRefused += refusals.length;
@@ -298,13 +316,24 @@ export class TenantLanes {
         { operations, refresh: "wait_for", filter_path: ["took", "errors", "items.*.status", "items.*.error"] },
         { maxRetries: 0, requestTimeout: BULK_TIMEOUT_MS },
       );
-      this.log.debug("bulk done", { tenant: tenantId, events: count, ms: Math.round(performance.now() - t0), tookMs: res.took, from: firstSequence });
+      this.log.debug("bulk done", {
+        tenant: tenantId,
+        events: count,
+        ms: Math.round(performance.now() - t0),
+        tookMs: res.took,
+        from: firstSequence,
+      });
       if (!res.errors) return { kind: "ok" };
       const failed: (ItemFailure & { index: number })[] = [];
       res.items.forEach((item, index) => {
         const r = item.index;
         if (!r || r.error || r.status < 200 || r.status > 299) {
-          failed.push({ index, status: r?.status ?? 0, type: r?.error?.type ?? "unknown", reason: r?.error?.reason ?? JSON.stringify(item) });
+          failed.push({
+            index,
+            status: r?.status ?? 0,
+            type: r?.error?.type ?? "unknown",
+            reason: r?.error?.reason ?? JSON.stringify(item),
+          });
         }
       });
       if (res.items.length !== count) {
@@ -324,7 +353,8 @@ export class TenantLanes {
    * which are never removed, are there. Anything else is not skipped.
    */
   private async gapWasRemoved(lane: Lane, from: bigint, to: bigint): Promise<boolean> {
-    const { rows } = await systemQuery<{ n: string }>(this.pool,
+    const { rows } = await systemQuery<{ n: string }>(
+      this.pool,
       "SELECT count(*) AS n FROM event_ids WHERE tenant_id = $1 AND sequence BETWEEN $2 AND $3",
       [lane.tenantId, from.toString(), to.toString()],
     );
@@ -332,7 +362,11 @@ export class TenantLanes {
     if (removed) {
       this.log.info("search indexer: events removed by retention are skipped", { tenant: lane.tenantId, from, to });
     } else {
-      this.log.error("search indexer: events missing from the events table; progress held before them", { tenant: lane.tenantId, from, to });
+      this.log.error("search indexer: events missing from the events table; progress held before them", {
+        tenant: lane.tenantId,
+        from,
+        to,
+      });
     }
     return removed;
   }
@@ -359,7 +393,10 @@ export class TenantLanes {
     };
     if (lane.failures >= this.maxDocumentFailures) {
       lane.stuck = { tenantId: lane.tenantId, sequence: BigInt(row.sequence), eventId: row.id, failures: lane.failures, error };
-      this.log.error("search indexer: Elasticsearch keeps refusing writes for this tenant; its index progress is held until the cluster takes them", fields);
+      this.log.error(
+        "search indexer: Elasticsearch keeps refusing writes for this tenant; its index progress is held until the cluster takes them",
+        fields,
+      );
     } else {
       this.log.warn("search indexer: Elasticsearch refused writes; retrying the batch", fields);
     }

@@ -42,16 +42,21 @@ export class PostgresSearchBackend implements SearchBackend {
     withTotal: boolean,
     signal?: AbortSignal,
   ): Promise<SearchPage> {
-    return withTenantRead(this.pool, tenantId, async (db) => {
-      const page = searchSql(tenantId, q, direction, after, limit, EVENT_COLUMNS);
-      const rows = await db.query<EventRow>(page.text, page.values);
-      let total: bigint | null = null;
-      if (withTotal) {
-        const c = countSql(tenantId, q);
-        total = BigInt((await db.query<{ n: string }>(c.text, c.values)).rows[0]!.n);
-      }
-      return { records: rows.rows.map(recordFromRow), total, totalIsLowerBound: false };
-    }, { signal, statementTimeoutMs: this.statementTimeoutMs });
+    return withTenantRead(
+      this.pool,
+      tenantId,
+      async (db) => {
+        const page = searchSql(tenantId, q, direction, after, limit, EVENT_COLUMNS);
+        const rows = await db.query<EventRow>(page.text, page.values);
+        let total: bigint | null = null;
+        if (withTotal) {
+          const c = countSql(tenantId, q);
+          total = BigInt((await db.query<{ n: string }>(c.text, c.values)).rows[0]!.n);
+        }
+        return { records: rows.rows.map(recordFromRow), total, totalIsLowerBound: false };
+      },
+      { signal, statementTimeoutMs: this.statementTimeoutMs },
+    );
   }
 
   /** PostgreSQL is the system of record: a committed position is searchable. */
@@ -60,7 +65,9 @@ export class PostgresSearchBackend implements SearchBackend {
   }
 
   async indexStatus(tenantId: string): Promise<IndexStatus> {
-    const committed = await withTenantRead(this.pool, tenantId, (db) => committedHead(db, tenantId), { statementTimeoutMs: this.statementTimeoutMs });
+    const committed = await withTenantRead(this.pool, tenantId, (db) => committedHead(db, tenantId), {
+      statementTimeoutMs: this.statementTimeoutMs,
+    });
     return {
       backend: "postgresql",
       committedPosition: committed,
@@ -71,7 +78,13 @@ export class PostgresSearchBackend implements SearchBackend {
     };
   }
 
-  export(tenantId: string, q: EventQuery, direction: SortDirection, limit: bigint | null, signal: AbortSignal): AsyncIterable<StoredRecord[]> {
+  export(
+    tenantId: string,
+    q: EventQuery,
+    direction: SortDirection,
+    limit: bigint | null,
+    signal: AbortSignal,
+  ): AsyncIterable<StoredRecord[]> {
     return pgExport(this.pool, tenantId, q, direction, limit, signal, { pageTimeoutMs: this.exportPageTimeoutMs });
   }
 

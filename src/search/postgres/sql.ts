@@ -104,9 +104,7 @@ function conditionSql(c: Condition, p: (v: unknown) => string): string {
     }
     case "metadata": {
       const scalars = metadataScalarsSql(c.path, p);
-      return c.values.length
-        ? `EXISTS (SELECT 1 FROM (${scalars}) t WHERE v = ANY(${p(c.values)}::text[]))`
-        : `EXISTS (${scalars})`;
+      return c.values.length ? `EXISTS (SELECT 1 FROM (${scalars}) t WHERE v = ANY(${p(c.values)}::text[]))` : `EXISTS (${scalars})`;
     }
     case "text": {
       // Words are runs of letters and digits; match the phrase at word boundaries.
