@@ -1,7 +1,10 @@
 // buf cannot reach its schema registry on our build machines, so the
 // buf/validate/validate.proto that our contracts import is rebuilt from the
 // descriptor embedded in @bufbuild/protovalidate: the same package that
-// enforces the rules at run time, so the two cannot drift apart.
+// enforces the rules at run time, so the two cannot drift apart. The result
+// is committed (proto/buf/validate/validate.proto), so `protoc -I proto` and
+// `buf` compile the contracts without Node; `npm run generate` rewrites it
+// and CI fails when the committed copy differs.
 //
 // Only declarations are printed (messages, fields, enums, oneofs, extensions,
 // extension ranges). The rule library's own field options (its predefined CEL
@@ -131,7 +134,7 @@ export function renderValidateProto(): string {
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
   const root = join(dirname(fileURLToPath(import.meta.url)), "..");
-  const target = join(root, ".buf-deps", "protovalidate", "buf", "validate", "validate.proto");
+  const target = join(root, "proto", "buf", "validate", "validate.proto");
   mkdirSync(dirname(target), { recursive: true });
   writeFileSync(target, renderValidateProto());
 }

@@ -2,22 +2,11 @@
 // it: @grpc/grpc-js with stubs loaded from our .proto files (not from the
 // server's generated code). For tests and benchmarks, so neither imports the
 // other's support code.
-import { mkdtempSync, mkdirSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
+import { join } from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";
-import { renderValidateProto } from "../protovalidate-proto.ts";
 
 const ROOT = join(import.meta.dirname, "..", "..");
-
-function validateIncludeDir(): string {
-  const dir = mkdtempSync(join(tmpdir(), "auditlog-proto-"));
-  const file = join(dir, "buf", "validate", "validate.proto");
-  mkdirSync(dirname(file), { recursive: true });
-  writeFileSync(file, renderValidateProto());
-  return dir;
-}
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export type GrpcStub = grpc.Client & Record<string, any>;
@@ -28,7 +17,8 @@ export function loadAuditlogStubs(): {
   AdminService: grpc.ServiceClientConstructor;
 } {
   const def = protoLoader.loadSync(["auditlog/v1/ingest.proto", "auditlog/v1/query.proto", "auditlog/v1/admin.proto"], {
-    includeDirs: [join(ROOT, "proto"), validateIncludeDir()],
+    // buf/validate/validate.proto is committed under proto/ too.
+    includeDirs: [join(ROOT, "proto")],
     longs: String,
     enums: String,
     defaults: true,

@@ -95,6 +95,11 @@ describe("renderValidateProto", () => {
     expect(renderValidateProto()).toBe(text);
   });
 
+  it("is what the repository holds in proto/buf/validate/validate.proto (run `npm run generate` when this fails)", () => {
+    const committed = readFileSync(join(import.meta.dirname, "../../proto/buf/validate/validate.proto"), "utf8");
+    expect(committed).toBe(text);
+  });
+
   it("has balanced braces and ends with one newline", () => {
     expect(text.split("{").length).toBe(text.split("}").length);
     expect(text.endsWith("}\n")).toBe(true);
