@@ -9,13 +9,22 @@
 
 export type CommitWriter<I, R> = (items: I[]) => Promise<R[]>;
 
-type Entry<I, R> = { items: I[]; resolve: (r: R[]) => void; reject: (e: unknown) => void };
+type Entry<I, R> = { items: I[]; tag: unknown; resolve: (r: R[]) => void; reject: (e: unknown) => void };
 
 export type GroupCommitOptions = {
   /** Most events in one transaction. */
   maxBatchEvents: number;
   /** Most events admitted but not yet committed, across all callers. */
   maxPendingEvents: number;
+  /** Called after each transaction: its events, its duration, and whether it committed (metrics). */
+  observe?: (events: number, seconds: number, outcome: "ok" | "failed") => void;
+  /**
+   * Taken from each caller at submit (e.g. its trace span); the writer of
+   * the batch that holds its events runs inside `around`, which receives the
+   * tags of the batch's callers (tracing: a batch span linked to them).
+   */
+  tag?: () => unknown;
+  around?: <T>(tags: unknown[], write: () => Promise<T>) => Promise<T>;
 };
 
 export class ClosedError extends Error {
@@ -48,15 +57,18 @@ export class GroupCommitter<I, R> {
 
   /**
    * Waits until there is room for `items`, then queues them. The returned
-   * `committed` promise settles with one result per item, in order.
+   * `committed` promise settles with one result per item, in order. When
+   * `signal` aborts while waiting for room, nothing is queued and the wait
+   * rejects with its reason (a caller whose deadline passed stops waiting).
    */
-  async submit(items: I[]): Promise<{ committed: Promise<R[]> }> {
+  async submit(items: I[], signal?: AbortSignal): Promise<{ committed: Promise<R[]> }> {
     if (items.length > this.opts.maxPendingEvents) {
       throw new RangeError(`a submission of ${items.length} events exceeds maxPendingEvents`);
     }
-    await this.admit(items.length);
+    await this.admit(items.length, signal);
+    const tag = this.opts.tag?.();
     const committed = new Promise<R[]>((resolve, reject) => {
-      this.queue.push({ items, resolve, reject });
+      this.queue.push({ items, tag, resolve, reject });
     });
     this.reservedEvents -= items.length;
     this.queuedEvents += items.length;
@@ -72,13 +84,36 @@ export class GroupCommitter<I, R> {
     await new Promise<void>((resolve) => this.idle.push(resolve));
   }
 
-  private admit(n: number): Promise<void> {
+  private admit(n: number, signal?: AbortSignal): Promise<void> {
     if (this.closed) return Promise.reject(new ClosedError());
+    if (signal?.aborted) return Promise.reject(signal.reason);
     if (this.waiters.length === 0 && this.pendingEvents + n <= this.opts.maxPendingEvents) {
       this.reservedEvents += n;
       return Promise.resolve();
     }
-    return new Promise((resolve, reject) => this.waiters.push({ n, resolve, reject }));
+    return new Promise((resolve, reject) => {
+      const onAbort = () => {
+        const at = this.waiters.indexOf(waiter);
+        if (at < 0) return;
+        this.waiters.splice(at, 1);
+        // Smaller waiters behind it may fit now.
+        this.release();
+        reject(signal!.reason);
+      };
+      const waiter = {
+        n,
+        resolve: () => {
+          signal?.removeEventListener("abort", onAbort);
+          resolve();
+        },
+        reject: (e: unknown) => {
+          signal?.removeEventListener("abort", onAbort);
+          reject(e);
+        },
+      };
+      signal?.addEventListener("abort", onAbort, { once: true });
+      this.waiters.push(waiter);
+    });
   }
 
   private release(): void {
@@ -115,9 +150,19 @@ export class GroupCommitter<I, R> {
     const count = batch.reduce((s, e) => s + e.items.length, 0);
     this.queuedEvents -= count;
     this.inFlightEvents += count;
+    const start = performance.now();
+    let outcome: "ok" | "failed" = "failed";
     try {
-      const results = await this.writer(batch.flatMap((e) => e.items));
+      const items = batch.flatMap((e) => e.items);
+      const { around } = this.opts;
+      const results = around
+        ? await around(
+            batch.map((e) => e.tag),
+            () => this.writer(items),
+          )
+        : await this.writer(items);
       if (results.length !== count) throw new Error(`writer returned ${results.length} results for ${count} items`);
+      outcome = "ok";
       let offset = 0;
       for (const e of batch) {
         e.resolve(results.slice(offset, offset + e.items.length));
@@ -126,6 +171,7 @@ export class GroupCommitter<I, R> {
     } catch (err) {
       for (const e of batch) e.reject(err);
     } finally {
+      this.opts.observe?.(count, (performance.now() - start) / 1000, outcome);
       this.inFlightEvents -= count;
       this.writing = false;
       this.release();
