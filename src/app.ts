@@ -32,7 +32,9 @@ import { IndexHealthMonitor } from "./search/elasticsearch/index-health.ts";
 import { indexNames } from "./search/elasticsearch/index-names.ts";
 import { PostgresSearchBackend } from "./search/postgres/backend.ts";
 import { TenantReadLimiter } from "./services/tenant-read-limiter.ts";
-import { TenantIngestLimiter } from "./services/tenant-ingest-limiter.ts";
+import { RateLimiter } from "./services/rate-limiter.ts";
+import { limitsInterceptor } from "./services/limits-interceptor.ts";
+import { StreamLimiter } from "./services/stream-limits.ts";
 import { exportHttpHandler } from "./services/export-http.ts";
 
 export type App = {
@@ -134,7 +136,23 @@ export async function startApp(config: Config & { databaseUrl: string }, log: Lo
   });
   const reader = new EventReader(readPool, { statementTimeoutMs: config.readTimeoutMs });
   const readLimiter = new TenantReadLimiter({ perTenant: config.tenantReadConcurrency, maxWaitMs: config.readQueueMs });
-  const ingestLimiter = new TenantIngestLimiter({ ratePerSecond: config.tenantIngestRate, burst: config.tenantIngestBurst });
+  const ingestLimiter = new RateLimiter({
+    work: "ingest",
+    unit: "events",
+    perTenant: { ratePerSecond: config.tenantIngestRate, burst: config.tenantIngestBurst },
+    perKey: { ratePerSecond: config.keyIngestRate, burst: config.keyIngestBurst },
+  });
+  const readRates = new RateLimiter({
+    work: "read",
+    unit: "requests",
+    perTenant: { ratePerSecond: config.tenantReadRate, burst: config.tenantReadBurst },
+    perKey: { ratePerSecond: config.keyReadRate, burst: config.keyReadBurst },
+  });
+  const limits = limitsInterceptor({
+    reads: readRates,
+    streams: new StreamLimiter(config.keyMaxStreams),
+    streamBounds: { maxDurationMs: config.streamMaxDurationMs, idleMs: config.streamIdleMs },
+  });
   // Per service too, so that search can be reported down on its own
   // (index-health.ts) while ingest goes on.
   const health = new HealthState({
@@ -154,7 +172,7 @@ export async function startApp(config: Config & { databaseUrl: string }, log: Lo
       router.service(AdminService, adminService({ validator, tenants, keys, auth }));
     },
     // The request check after auth: an unauthenticated caller learns nothing about its request.
-    interceptors: [errorsInterceptor(), authInterceptor(auth), requestCheckInterceptor()],
+    interceptors: [errorsInterceptor(), authInterceptor(auth), limits, requestCheckInterceptor()],
     httpRoutes: exportHttpHandler({ auth, backend: search.backend, validator, log, limiter: readLimiter }),
     allowedOrigins: config.corsOrigins,
     health,

@@ -19,6 +19,21 @@ export type Config = {
   tenantIngestRate: number;
   /** Most events one tenant may submit at once to one replica (the bucket's size). */
   tenantIngestBurst: number;
+  /** Events per second one API key (or token subject) may submit to one replica; 0: unlimited. */
+  keyIngestRate: number;
+  keyIngestBurst: number;
+  /** QueryService requests per second of one tenant on one replica; 0: unlimited. */
+  tenantReadRate: number;
+  tenantReadBurst: number;
+  /** QueryService requests per second of one API key (or token subject) on one replica; 0: unlimited. */
+  keyReadRate: number;
+  keyReadBurst: number;
+  /** Ingest and ExportEvents streams one API key (or token subject) may hold open on one replica; 0: unlimited. */
+  keyMaxStreams: number;
+  /** An Ingest stream with no message for this long ends (DEADLINE_EXCEEDED); 0: never. */
+  streamIdleMs: number;
+  /** Ingest and ExportEvents streams end after this long (DEADLINE_EXCEEDED); 0: never. */
+  streamMaxDurationMs: number;
   batchMaxEvents: number;
   maxPendingEvents: number;
   shutdownGraceMs: number;
@@ -36,6 +51,7 @@ export class ConfigError extends Error {}
 
 // One message of Append or Ingest: the default burst lets the largest through.
 const MAX_EVENTS_PER_MESSAGE = 1000;
+const DEFAULT_TENANT_READ_RATE = 500;
 
 type Env = Record<string, string | undefined>;
 
@@ -81,6 +97,9 @@ export function loadConfig(env: Env = process.env): Config {
     }
   }
   const tenantIngestRate = int("AUDITLOG_TENANT_INGEST_RATE", 0, 0, 100_000_000);
+  const keyIngestRate = int("AUDITLOG_KEY_INGEST_RATE", 0, 0, 100_000_000);
+  const tenantReadRate = int("AUDITLOG_TENANT_READ_RATE", DEFAULT_TENANT_READ_RATE, 0, 1_000_000);
+  const keyReadRate = int("AUDITLOG_KEY_READ_RATE", 0, 0, 1_000_000);
   const config: Config = {
     host: env.HOST || "127.0.0.1",
     port: int("PORT", 8080, 0, 65535),
@@ -104,6 +123,20 @@ export function loadConfig(env: Env = process.env): Config {
     // and PostgreSQL, so the operator sets it (docs/ARCHITECTURE.md, Tenancy).
     tenantIngestRate,
     tenantIngestBurst: int("AUDITLOG_TENANT_INGEST_BURST", Math.max(MAX_EVENTS_PER_MESSAGE, tenantIngestRate), 1, 100_000_000),
+    keyIngestRate,
+    keyIngestBurst: int("AUDITLOG_KEY_INGEST_BURST", Math.max(MAX_EVENTS_PER_MESSAGE, keyIngestRate), 1, 100_000_000),
+    // Reads: far above what one client reading in a loop needs (the benchmark's sequential
+    // searches stay under it), low enough that one tenant's flood of cheap calls cannot
+    // take a replica's event loop and read pool. Bursts of two seconds' worth.
+    tenantReadRate,
+    tenantReadBurst: int("AUDITLOG_TENANT_READ_BURST", Math.max(1, 2 * tenantReadRate), 1, 2_000_000),
+    keyReadRate,
+    keyReadBurst: int("AUDITLOG_KEY_READ_BURST", Math.max(1, 2 * keyReadRate), 1, 2_000_000),
+    keyMaxStreams: int("AUDITLOG_KEY_MAX_STREAMS", 32, 0, 100_000),
+    // Above a producer's usual pause between messages; a stream left open by a dead producer ends.
+    streamIdleMs: int("AUDITLOG_STREAM_IDLE_MS", 60_000, 0, 24 * 3600 * 1000),
+    // Long enough for a large export; clients open a new stream after it.
+    streamMaxDurationMs: int("AUDITLOG_STREAM_MAX_MS", 3600 * 1000, 0, 7 * 24 * 3600 * 1000),
     batchMaxEvents: int("AUDITLOG_BATCH_MAX_EVENTS", 5000, 1, 100_000),
     maxPendingEvents: int("AUDITLOG_MAX_PENDING_EVENTS", 20_000, 1000, 10_000_000),
     shutdownGraceMs: int("AUDITLOG_SHUTDOWN_GRACE_MS", 10_000, 0, 600_000),

@@ -50,6 +50,13 @@ export class KeyedTokenBuckets {
     return b ? this.refilled(b, this.now()) : this.burst;
   }
 
+  /** Milliseconds until `key` has `n` tokens (0: now), if nobody spends them meanwhile; Infinity when `n` exceeds the burst. */
+  shortfallMs(key: string, n: number): number {
+    if (n > this.burst) return Number.POSITIVE_INFINITY;
+    const missing = n - this.available(key);
+    return missing > 0 ? (missing / this.ratePerSecond) * 1000 : 0;
+  }
+
   /** Spends `n` tokens of `key` if it has them all; otherwise spends nothing. */
   take(key: string, n: number): TakeResult {
     const now = this.now();

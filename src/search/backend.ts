@@ -68,8 +68,8 @@ export interface SearchBackend {
 
   stats(tenantId: string, q: EventQuery, interval: StatsInterval, top: number, signal?: AbortSignal): Promise<Stats>;
 
-  /** Resolves true once events up to `position` are searchable, false after `timeoutMs`. */
-  waitForPosition(tenantId: string, position: bigint, timeoutMs: number): Promise<boolean>;
+  /** Resolves true once events up to `position` are searchable, false after `timeoutMs`; rejects with the reason when `signal` aborts. */
+  waitForPosition(tenantId: string, position: bigint, timeoutMs: number, signal?: AbortSignal): Promise<boolean>;
 
   indexStatus(tenantId: string): Promise<IndexStatus>;
 }

@@ -11,7 +11,8 @@
 // | UnknownTenantError (no chain head)           | FAILED_PRECONDITION |
 // | ReadTimeoutError, Elasticsearch timeout      | DEADLINE_EXCEEDED   |
 // | TenantBusyError, PostgreSQL 53xxx/54000      | RESOURCE_EXHAUSTED  |
-// | TenantIngestLimitError (over its rate)       | RESOURCE_EXHAUSTED  |
+// | RateLimitError (tenant or key over its rate) | RESOURCE_EXHAUSTED  |
+// | TooManyStreamsError (key's open streams)     | RESOURCE_EXHAUSTED  |
 // | PageTokenError, ChainRangeError              | INVALID_ARGUMENT    |
 // | FilterFieldError, QuerySyntaxError           | INVALID_ARGUMENT    |
 // | TooManyBucketsError                          | INVALID_ARGUMENT    |
@@ -30,7 +31,8 @@ import { ClosedError } from "../store/group-commit.ts";
 import { ReadTimeoutError } from "../store/tenant-scope.ts";
 import { TenantExistsError } from "../store/tenant-store.ts";
 import { TenantBusyError } from "./tenant-read-limiter.ts";
-import { TenantIngestLimitError } from "./tenant-ingest-limiter.ts";
+import { RateLimitError } from "./rate-limiter.ts";
+import { TooManyStreamsError } from "./stream-limits.ts";
 
 const STORAGE_UNAVAILABLE = "storage is unavailable; retry";
 
@@ -57,7 +59,8 @@ export function connectErrorOf(err: unknown): ConnectError | null {
     return wrap(err, "the search took too long and was stopped; narrow the filter or retry later", Code.DeadlineExceeded);
   }
   if (err instanceof TenantBusyError) return wrap(err, err.message, Code.ResourceExhausted);
-  if (err instanceof TenantIngestLimitError) return wrap(err, err.message, Code.ResourceExhausted);
+  if (err instanceof RateLimitError) return wrap(err, err.message, Code.ResourceExhausted);
+  if (err instanceof TooManyStreamsError) return wrap(err, err.message, Code.ResourceExhausted);
   const code = (err as { code?: unknown }).code;
   // Class 53 (insufficient resources) and 54000 (program limit exceeded).
   if (err instanceof pg.DatabaseError && typeof code === "string" && /^(53...|54000)$/.test(code)) {

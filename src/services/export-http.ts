@@ -148,7 +148,7 @@ export function exportHttpHandler(deps: ExportHttpDeps): (req: NodeRequest, res:
       if (violation) throw badParam(`${violation.field}: ${violation.reason}`);
       const plan = exportPlan(validator, tenantId, request);
       format = plan.format;
-      await awaitPosition(backend, tenantId, request.minPosition);
+      await awaitPosition(backend, tenantId, request.minPosition, abort.signal);
 
       const chunks = boundedExportChunks(backend, plan, abort.signal, limiter);
       try {

@@ -8,20 +8,21 @@ import { validateEvent } from "../domain/event-validation.ts";
 import { contentHash } from "../domain/hash-chain.ts";
 import { ClosedError, type GroupCommitter } from "../store/group-commit.ts";
 import { UnknownTenantError, type WriteItem, type WriteResult } from "../store/event-writer.ts";
-import { tenantOf } from "./request-context.ts";
+import { principalOf, tenantOf } from "./request-context.ts";
+import { limitSubjectOf } from "./limit-subject.ts";
 import { SummaryBuilder } from "./ingest-summary.ts";
 import type { Logger } from "../platform/log.ts";
 import { isStorageUnavailable } from "../platform/storage-errors.ts";
 import { connectErrorOf } from "./errors.ts";
-import { type TenantIngestLimiter, TenantIngestLimitError } from "./tenant-ingest-limiter.ts";
+import { type RateLimiter, RateLimitError } from "./rate-limiter.ts";
 
 export type IngestDeps = {
   validator: Validator;
   committer: GroupCommitter<WriteItem, WriteResult>;
   log: Logger;
-  /** Per-tenant events per second; none: no limit. */
-  limiter?: TenantIngestLimiter;
-  /** How long an Ingest stream's message may wait for its tenant's rate before RESOURCE_EXHAUSTED. */
+  /** Events per second per tenant and per key; none: no limit. */
+  limiter?: RateLimiter;
+  /** How long an Ingest stream's message may wait for its tenant's and key's rates before RESOURCE_EXHAUSTED. */
   limitWaitMs?: number;
 };
 
@@ -50,7 +51,7 @@ function checkBatchSize(events: Event[]): void {
  */
 function writeFailure(err: unknown, tenantId: string, log: Logger): ConnectError {
   if (err instanceof ConnectError) return err;
-  if (err instanceof ClosedError || err instanceof TenantIngestLimitError) return connectErrorOf(err)!;
+  if (err instanceof ClosedError || err instanceof RateLimitError) return connectErrorOf(err)!;
   if (err instanceof UnknownTenantError) {
     log.warn("write failed: unknown tenant", { tenantId: err.tenantId });
     if (err.tenantId === tenantId) return connectErrorOf(err)!;
@@ -79,6 +80,7 @@ async function submitEvents(
   events: Event[],
   firstIndex: number,
   summary: SummaryBuilder,
+  signal: AbortSignal,
 ): Promise<{ committed: Promise<void> }> {
   const items: WriteItem[] = [];
   const indexes: number[] = [];
@@ -95,7 +97,7 @@ async function submitEvents(
     indexes.push(firstIndex + i);
   }
   if (items.length === 0) return { committed: Promise.resolve() };
-  const { committed } = await deps.committer.submit(items);
+  const { committed } = await deps.committer.submit(items, signal);
   const recorded = committed.then((results) => {
     for (const [i, r] of results.entries()) summary.record(indexes[i]!, items[i]!.record.id, r);
   });
@@ -117,16 +119,17 @@ export function ingestService(deps: IngestDeps): ServiceImpl<typeof IngestServic
   return {
     async ingest(requests: AsyncIterable<IngestRequest>, ctx: HandlerContext) {
       const tenantId = tenantOf(ctx);
+      const subject = limitSubjectOf(principalOf(ctx));
       const summary = new SummaryBuilder();
       const commits: Promise<void>[] = [];
       let index = 0;
       try {
         for await (const req of requests) {
           checkBatchSize(req.events);
-          await deps.limiter?.admitWaiting(tenantId, req.events.length, deps.limitWaitMs ?? DEFAULT_LIMIT_WAIT_MS, ctx.signal);
+          if (subject) await deps.limiter?.admitWaiting(subject, req.events.length, deps.limitWaitMs ?? DEFAULT_LIMIT_WAIT_MS, ctx.signal);
           const first = index;
           index += req.events.length;
-          commits.push((await submitEvents(deps, tenantId, req.events, first, summary)).committed);
+          commits.push((await submitEvents(deps, tenantId, req.events, first, summary, ctx.signal)).committed);
         }
       } catch (err) {
         // Let what was submitted finish (it may commit), then report the stream's error.
@@ -140,10 +143,11 @@ export function ingestService(deps: IngestDeps): ServiceImpl<typeof IngestServic
     async append(req, ctx) {
       const tenantId = tenantOf(ctx);
       checkBatchSize(req.events);
-      // Before validation: a tenant over its rate costs the event loop nothing more.
-      deps.limiter?.admit(tenantId, req.events.length);
+      // Before validation: a tenant or key over its rate costs the event loop nothing more.
+      const subject = limitSubjectOf(principalOf(ctx));
+      if (subject) deps.limiter?.admit(subject, req.events.length);
       const summary = new SummaryBuilder();
-      await settleAll([(await submitEvents(deps, tenantId, req.events, 0, summary)).committed], tenantId, deps.log);
+      await settleAll([(await submitEvents(deps, tenantId, req.events, 0, summary, ctx.signal)).committed], tenantId, deps.log);
       const s = summary.build();
       if (s.accepted === 0n && s.duplicates === 0n) {
         // The error alone must say what was wrong with each event: grpcurl and

@@ -60,7 +60,7 @@ export function queryService(deps: QueryDeps): ServiceImpl<typeof QueryService> 
         direction,
       });
       const after = req.pageToken ? decodePageToken(req.pageToken, fingerprint) : null;
-      await awaitPosition(backend, tenantId, req.minPosition);
+      await awaitPosition(backend, tenantId, req.minPosition, ctx.signal);
       const pageSize = req.pageSize || DEFAULT_PAGE_SIZE;
       const run = () => backend.search(tenantId, q, direction, after, pageSize + 1, req.includeTotal, ctx.signal);
       // Free text scans the content of every candidate event: the expensive kind of search.
@@ -82,7 +82,7 @@ export function queryService(deps: QueryDeps): ServiceImpl<typeof QueryService> 
     async *exportEvents(req, ctx) {
       const tenantId = tenantOf(ctx);
       const plan = exportPlan(validator, tenantId, req);
-      await awaitPosition(backend, tenantId, req.minPosition);
+      await awaitPosition(backend, tenantId, req.minPosition, ctx.signal);
       for await (const chunk of boundedExportChunks(backend, plan, ctx.signal, limiter)) {
         yield create(ExportEventsResponseSchema, { chunk });
       }

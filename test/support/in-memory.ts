@@ -23,7 +23,8 @@ import { createLogger } from "../../src/platform/log.ts";
 import { errorsInterceptor } from "../../src/services/errors.ts";
 import { adminService } from "../../src/services/admin-service.ts";
 import { ingestService } from "../../src/services/ingest-service.ts";
-import type { TenantIngestLimiter } from "../../src/services/tenant-ingest-limiter.ts";
+import { type Limits, limitsInterceptor } from "../../src/services/limits-interceptor.ts";
+import type { RateLimiter } from "../../src/services/rate-limiter.ts";
 import { queryService } from "../../src/services/query-service.ts";
 import type { ApiKeyRow, ApiKeyStore } from "../../src/store/api-key-store.ts";
 import type { EventReader } from "../../src/store/event-reader.ts";
@@ -202,9 +203,31 @@ export class MemoryEventLog implements PublicOf<EventReader>, SearchBackend {
     }
   }
 
-  // biome-ignore lint/correctness/useYield: the interface asks for a generator; these tests never export.
-  async *export(): AsyncIterable<StoredRecord[]> {
-    throw new Error("not used by these tests");
+  /** While set, an export waits for it after each batch, as a slow read does (and stops when its signal aborts). */
+  holdExports: Promise<void> | null = null;
+
+  async *export(
+    tenantId: string,
+    q: EventQuery,
+    direction: SortDirection,
+    limit: bigint | null,
+    signal: AbortSignal,
+  ): AsyncIterable<StoredRecord[]> {
+    const matching = this.chain(tenantId)
+      .filter((r) => matchesQuery(r, q))
+      .sort((a, b) => compareForSort(a, b, direction))
+      .slice(0, limit === null ? undefined : Number(limit));
+    for (const r of matching) {
+      signal.throwIfAborted();
+      yield [r];
+      const hold = this.holdExports;
+      if (hold) {
+        await new Promise<void>((resolve, reject) => {
+          signal.addEventListener("abort", () => reject(signal.reason), { once: true });
+          void hold.then(resolve);
+        });
+      }
+    }
   }
 
   async stats(): Promise<Stats> {
@@ -235,7 +258,9 @@ export type InMemoryService = {
 
 const SCOPES = { SCOPE_INGEST: Scope.INGEST, SCOPE_QUERY: Scope.QUERY, SCOPE_ADMIN: Scope.ADMIN } as const;
 
-export function inMemoryService(opts: { maxBatchEvents?: number; ingestLimiter?: TenantIngestLimiter } = {}): InMemoryService {
+export function inMemoryService(
+  opts: { maxBatchEvents?: number; ingestLimiter?: RateLimiter; limits?: Limits } = {},
+): InMemoryService {
   const tenants = new MemoryTenantStore();
   const keys = new MemoryApiKeyStore();
   const events = new MemoryEventLog();
@@ -264,7 +289,7 @@ export function inMemoryService(opts: { maxBatchEvents?: number; ingestLimiter?:
   };
   const clients = (secret?: string): ServiceClients => {
     const transport = createRouterTransport(routes, {
-      router: { interceptors: [errorsInterceptor(), authInterceptor(auth)] },
+      router: { interceptors: [errorsInterceptor(), authInterceptor(auth), limitsInterceptor(opts.limits ?? {})] },
       transport: { interceptors: secret ? [bearerInterceptor(secret)] : [] },
     });
     return serviceClients(transport);

@@ -224,6 +224,27 @@ describe("GroupCommitter", () => {
       expect(call2.items).toEqual([...range(100, 60), 999]);
     });
 
+    it("stops a caller waiting for room when its signal aborts, queues nothing of it, and lets the next waiter in", async () => {
+      const w = manualWriter();
+      const gc = w.attach(new GroupCommitter(w.writer, { maxBatchEvents: 1000, maxPendingEvents: 100 }));
+      await gc.submit(range(0, 60));
+      const call1 = await w.called(1);
+      const deadline = new AbortController();
+      const big = gc.submit(range(100, 60), deadline.signal); // waits: 60 + 60 > 100
+      const small = track(gc.submit([999])); // behind `big`
+      await settle(5);
+      expect(small.settled).toBe(false);
+      deadline.abort(new Error("deadline passed"));
+      await expect(big).rejects.toThrow("deadline passed");
+      await settle(5);
+      expect(small.settled).toBe(true); // 60 + 1 fits once `big` has left the line
+      expect(gc.pendingEvents).toBe(61);
+      call1.resolve();
+      const call2 = await w.called(2);
+      expect(call2.items).toEqual([999]);
+      await expect(gc.submit([1], AbortSignal.abort(new Error("already gone")))).rejects.toThrow("already gone");
+    });
+
     it("admits only as many waiters as fit, in order, and the rest on the next write", async () => {
       const w = manualWriter();
       const gc = w.attach(new GroupCommitter(w.writer, { maxBatchEvents: 1000, maxPendingEvents: 100 }));

@@ -4,7 +4,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { describe, expect, it } from "vitest";
 import { EventStatus } from "../../gen/auditlog/v1/ingest_pb.js";
 import { inMemoryService } from "../support/in-memory.ts";
-import { TenantIngestLimiter } from "../../src/services/tenant-ingest-limiter.ts";
+import { RateLimiter } from "../../src/services/rate-limiter.ts";
 import { minimalEvent } from "./fixtures.ts";
 
 async function codeOf(p: Promise<unknown>): Promise<{ code: Code; message: string }> {
@@ -214,7 +214,13 @@ describe("a tenant that does not exist (any more)", () => {
 describe("per-tenant ingest rate", () => {
   async function limited(ratePerSecond: number, burst: number) {
     const clock = { t: 0 };
-    const ingestLimiter = new TenantIngestLimiter({ ratePerSecond, burst, now: () => clock.t });
+    const ingestLimiter = new RateLimiter({
+      work: "ingest",
+      unit: "events",
+      perTenant: { ratePerSecond, burst },
+      perKey: { ratePerSecond: 0, burst: 1 },
+      now: () => clock.t,
+    });
     const svc = inMemoryService({ ingestLimiter });
     const noisy = svc.clients(await svc.tenantKey("noisy", ["SCOPE_INGEST"])).ingest;
     const quiet = svc.clients(await svc.tenantKey("quiet", ["SCOPE_INGEST"])).ingest;

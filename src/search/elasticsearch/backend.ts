@@ -26,7 +26,7 @@ export type ElasticsearchBackendOptions = {
   pollIntervalMs?: number;
 };
 
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+import { setTimeout as sleep } from "node:timers/promises";
 
 export class ElasticsearchSearchBackend implements SearchBackend {
   readonly name = "elasticsearch" as const;
@@ -86,14 +86,16 @@ export class ElasticsearchSearchBackend implements SearchBackend {
   }
 
   /** Polls index_progress, which the indexer advances only once a bulk request with refresh=wait_for has returned. */
-  async waitForPosition(tenantId: string, position: bigint, timeoutMs: number): Promise<boolean> {
+  async waitForPosition(tenantId: string, position: bigint, timeoutMs: number, signal?: AbortSignal): Promise<boolean> {
     const deadline = performance.now() + timeoutMs;
     const interval = this.opts.pollIntervalMs ?? 25;
     for (;;) {
+      signal?.throwIfAborted();
       if ((await this.indexedPosition(tenantId)) >= position) return true;
       const left = deadline - performance.now();
       if (left <= 0) return false;
-      await sleep(Math.min(interval, left));
+      // Rejects with the signal's reason: a caller whose deadline passed stops polling.
+      await sleep(Math.min(interval, left), undefined, { signal });
     }
   }
 
