@@ -10,7 +10,7 @@
 // and `committedHead` runs in the caller's transaction (tenant-scoped for
 // reads, system scope for the reconciler).
 import type { Pool, PoolClient } from "pg";
-import { systemQuery, withSystemScope } from "./system-scope.ts";
+import { SYSTEM_SCOPE_BEGIN, systemQuery, withSystemScope } from "./system-scope.ts";
 
 export type Queryable = Pool | PoolClient;
 
@@ -57,13 +57,16 @@ export async function committedTotals(pool: Pool): Promise<{ tenants: string; ev
 
 /** The tenant's highest searchable sequence (0 before anything was indexed). */
 export async function indexedPosition(pool: Pool, tenantId: string): Promise<bigint> {
-  const r = await pool.query<{ indexed_sequence: string }>("SELECT indexed_sequence FROM index_progress WHERE tenant_id = $1", [tenantId]);
+  const r = await systemQuery<{ indexed_sequence: string }>(pool, "SELECT indexed_sequence FROM index_progress WHERE tenant_id = $1", [
+    tenantId,
+  ]);
   return BigInt(r.rows[0]?.indexed_sequence ?? "0");
 }
 
 /** Every tenant's indexed position that has one. */
 export async function indexedPositions(pool: Pool): Promise<Map<string, bigint>> {
-  const { rows } = await pool.query<{ tenant_id: string; indexed: string }>(
+  const { rows } = await systemQuery<{ tenant_id: string; indexed: string }>(
+    pool,
     "SELECT tenant_id, indexed_sequence AS indexed FROM index_progress",
   );
   return new Map(rows.map((r) => [r.tenant_id, BigInt(r.indexed)]));
@@ -94,10 +97,10 @@ export async function advanceProgress(pool: Pool, tenantId: string, from: bigint
        WHERE p.indexed_sequence = $2`,
       [tenantId, from.toString(), to.toString()],
     );
-  if (refusals.length === 0) return (await cas(pool)).rowCount === 1;
+  if (refusals.length === 0) return (await withSystemScope(pool, cas)).rowCount === 1;
   const db = await pool.connect();
   try {
-    await db.query("BEGIN");
+    await db.query(SYSTEM_SCOPE_BEGIN);
     const moved = (await cas(db)).rowCount === 1;
     if (moved) await recordRefusals(db, tenantId, refusals);
     await db.query(moved ? "COMMIT" : "ROLLBACK");
@@ -115,12 +118,12 @@ export async function advanceProgress(pool: Pool, tenantId: string, from: bigint
  * statement so that a running indexer never sees one without the other.
  */
 export async function resetProgress(pool: Pool): Promise<void> {
-  await pool.query("WITH forget AS (DELETE FROM index_failures) UPDATE index_progress SET indexed_sequence = 0, updated_at = now()");
+  await systemQuery(pool, "WITH forget AS (DELETE FROM index_failures) UPDATE index_progress SET indexed_sequence = 0, updated_at = now()");
 }
 
 /** Whether the bookkeeping tables are there (migrations applied); throws PostgreSQL's error if not. */
 export async function checkProgressTable(pool: Pool): Promise<void> {
-  await pool.query("SELECT 1 FROM index_progress LIMIT 1");
+  await systemQuery(pool, "SELECT 1 FROM index_progress LIMIT 1");
 }
 
 /** Lag over all tenants: how many are behind, by how many events, and the oldest waiting event's age. */
@@ -152,7 +155,8 @@ export async function stalledIndexing(
   stallSeconds: number,
   refusalHours: number,
 ): Promise<{ tenants: string; events: string; idle: number | null; refused: string }> {
-  const { rows } = await pool.query<{ tenants: string; events: string; idle: number | null; refused: string }>(
+  const { rows } = await systemQuery<{ tenants: string; events: string; idle: number | null; refused: string }>(
+    pool,
     `SELECT count(*) FILTER (WHERE idle > $1) AS tenants,
             coalesce(sum(behind) FILTER (WHERE idle > $1), 0) AS events,
             max(idle) FILTER (WHERE idle > $1) AS idle,
@@ -253,13 +257,14 @@ export async function listRefusals(
   tenantId: string,
   limit: number,
 ): Promise<{ count: bigint; recent: { sequence: bigint; eventId: string; reason: string; refusedAt: Date }[] }> {
-  const { rows } = await pool.query<{
+  const { rows } = await systemQuery<{
     n: string;
     sequence: string | null;
     event_id: string | null;
     reason: string | null;
     failed_at: Date | null;
   }>(
+    pool,
     `SELECT c.n, f.sequence, f.event_id, f.reason, f.failed_at
        FROM (SELECT count(*) AS n FROM index_failures WHERE tenant_id = $1) c
        LEFT JOIN LATERAL (

@@ -30,7 +30,7 @@ import pg from "pg";
 import type { Pool } from "pg";
 import type { Logger } from "../../platform/log.ts";
 import { EVENT_COLUMNS, type EventRow, recordFromRow } from "../../store/event-rows.ts";
-import { systemQuery } from "../../store/system-scope.ts";
+import { systemQuery, withSystemScope } from "../../store/system-scope.ts";
 import { documentFromRecord, documentId } from "./event-document.ts";
 import { committedHeadSystem, indexedPosition, NOT_REFUSED, recordRefusals, type Refusal, tenantIds } from "../../store/index-progress.ts";
 import { classifyItemFailure, refusalReason } from "./index-failures.ts";
@@ -54,6 +54,8 @@ export type ReconcilerOptions = {
   /** At most this many windows are listed in a report's details. Default 100. */
   maxDetailWindows?: number;
   lockKey?: bigint;
+  /** Each tenant's outcome in a round (metrics): clean, repaired (with counts) or failed. */
+  onResult?: (outcome: "clean" | "repaired" | "failed", eventsRepaired: number, documentsRemoved: number) => void;
 };
 
 export type WindowGap = {
@@ -109,6 +111,7 @@ export class Reconciler {
   private readonly pageSize: number;
   private readonly maxDetailWindows: number;
   private readonly lockKey: bigint;
+  private readonly onResult: ReconcilerOptions["onResult"];
   private timer: NodeJS.Timeout | null = null;
   private round: Promise<void> | null = null;
   private stopped = false;
@@ -122,6 +125,7 @@ export class Reconciler {
     this.pageSize = opts.pageSize ?? 5000;
     this.maxDetailWindows = opts.maxDetailWindows ?? 100;
     this.lockKey = opts.lockKey ?? RECONCILER_LOCK_KEY;
+    this.onResult = opts.onResult;
   }
 
   async reconcileTenant(tenantId: string, opts: { window?: ReconcileWindow } = {}): Promise<ReconcileReport> {
@@ -172,7 +176,8 @@ export class Reconciler {
       gapsNotListed: windowsWithGaps - gaps.length,
       beyondIndexed: { checked: beyond.checked, removed: beyond.removedIds.length, removedIds: beyond.removedIds.slice(0, 10) },
     };
-    const { rows } = await this.pool.query<{ id: string; finished_at: Date }>(
+    const { rows } = await systemQuery<{ id: string; finished_at: Date }>(
+      this.pool,
       `INSERT INTO reconcile_reports (tenant_id, windows_checked, windows_with_gaps, events_repaired, documents_removed, details)
        VALUES ($1, $2, $3, $4, $5, $6) RETURNING id, finished_at`,
       [tenantId, keys.length, windowsWithGaps, eventsRepaired, documentsRemoved, JSON.stringify(details)],
@@ -244,9 +249,12 @@ export class Reconciler {
         if (this.stopped) break;
         try {
           const r = await this.reconcileTenant(tenant_id, opts);
-          if (r.windowsWithGaps > 0 || r.documentsRemoved > 0) gaps++;
+          const repaired = r.windowsWithGaps > 0 || r.documentsRemoved > 0;
+          if (repaired) gaps++;
+          this.onResult?.(repaired ? "repaired" : "clean", r.eventsRepaired, r.documentsRemoved);
         } catch (err) {
           failed++;
+          this.onResult?.("failed", 0, 0);
           this.log.warn("reconcile failed for a tenant", { tenant: tenant_id, err: (err as Error).message });
         }
       }
@@ -481,7 +489,7 @@ export class Reconciler {
           refused.push({ sequence: BigInt(rows[i].sequence), eventId: rows[i].id, reason: refusalReason(f) });
         else failed.push(`${r?._id}: ${f.type}: ${f.reason}`);
       });
-      await recordRefusals(this.pool, tenantId, refused);
+      await withSystemScope(this.pool, (db) => recordRefusals(db, tenantId, refused));
       if (refused.length > 0)
         this.log.warn("re-indexed events refused for their content; recorded in index_failures", {
           tenant: tenantId,
