@@ -36,6 +36,12 @@ import { RateLimiter } from "./services/rate-limiter.ts";
 import { limitsInterceptor } from "./services/limits-interceptor.ts";
 import { StreamLimiter } from "./services/stream-limits.ts";
 import { exportHttpHandler } from "./services/export-http.ts";
+import { chainHttpRoutes } from "./server/http-routes.ts";
+import { staticFilesHandler } from "./server/static-files.ts";
+import { fileURLToPath } from "node:url";
+
+/** The built web console (npm run build:console); served at / when present. */
+const CONSOLE_DIR = fileURLToPath(new URL("../console/dist", import.meta.url));
 
 export type App = {
   url: string;
@@ -173,7 +179,11 @@ export async function startApp(config: Config & { databaseUrl: string }, log: Lo
     },
     // The request check after auth: an unauthenticated caller learns nothing about its request.
     interceptors: [errorsInterceptor(), authInterceptor(auth), limits, requestCheckInterceptor()],
-    httpRoutes: exportHttpHandler({ auth, backend: search.backend, validator, log, limiter: readLimiter }),
+    // The export endpoint, then the web console's files (console/dist) at / (docs/CONSOLE.md).
+    httpRoutes: chainHttpRoutes(
+      exportHttpHandler({ auth, backend: search.backend, validator, log, limiter: readLimiter }),
+      staticFilesHandler({ root: CONSOLE_DIR, reservedPrefixes: ["/v1/", "/auditlog.", "/grpc.", "/healthz"] }),
+    ),
     allowedOrigins: config.corsOrigins,
     health,
     maxMessageBytes: config.maxMessageBytes,
