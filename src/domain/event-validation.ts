@@ -79,6 +79,18 @@ function walkStruct(value: JsonValue, root: string, segments: Segments, out: Fie
   return bound;
 }
 
+/**
+ * The service writes its access audit (src/services/access-audit.ts) into
+ * each tenant's log under this action prefix; producers may not, so that
+ * nobody can forge or drown an access record. Checked before the rule
+ * pre-check, so no shortcut lets such an event through.
+ */
+export const RESERVED_ACTION_PREFIX = "auditlog.";
+
+export function isReservedAction(action: string): boolean {
+  return action === "auditlog" || action.startsWith(RESERVED_ACTION_PREFIX);
+}
+
 // Compiled once from the contract; null would mean "always ask protovalidate".
 const precheck = compilePrecheck(EventSchema);
 
@@ -94,6 +106,9 @@ function checkContent(e: Event, out: FieldViolation[]): number {
   // and be stored as a later instant, outside the window.
   const timeReason = e.occurredAt ? timestampProblem(e.occurredAt) : null;
   if (timeReason) out.push({ field: "occurred_at", reason: timeReason });
+  if (isReservedAction(e.action)) {
+    out.push({ field: "action", reason: `actions starting with "${RESERVED_ACTION_PREFIX}" are reserved for the service's access audit` });
+  }
   const texts: [string, string | undefined][] = [
     ["id", e.id],
     ["action", e.action],

@@ -346,3 +346,16 @@ describe("validateEvent: violations name the exact field", () => {
     expect(v[0]!.field).toBe("metadata.k0");
   });
 });
+
+describe("validateEvent: the access audit's reserved action namespace", () => {
+  it("refuses auditlog and auditlog.* on field action, although the contract's pattern (and its pre-check) accept them", () => {
+    expect(compilePrecheck(EventSchema)?.(minimalEvent({ action: "auditlog.query.search_events" }))).toBe(true);
+    for (const action of ["auditlog", "auditlog.query.search_events", "auditlog.x"]) {
+      expectOnly(check(minimalEvent({ action })), "action", /reserved/);
+    }
+  });
+
+  it("leaves look-alikes alone", () => {
+    for (const action of ["auditlogs.x", "my.auditlog.x", "auditlog_x.y"]) expect(check(minimalEvent({ action })), action).toEqual([]);
+  });
+});
