@@ -187,6 +187,8 @@ export async function startApp(config: Config & { databaseUrl: string }, log: Lo
     allowedOrigins: config.corsOrigins,
     health,
     maxMessageBytes: config.maxMessageBytes,
+    headersTimeoutMs: config.headersTimeoutMs,
+    idleTimeoutMs: config.idleTimeoutMs,
     log,
   });
   health.set("", "SERVING");

@@ -39,6 +39,10 @@ export type Config = {
   shutdownGraceMs: number;
   keyCacheMs: number;
   maxMessageBytes: number;
+  /** Most time a connection may take to send a request head (or the HTTP/2 preface). */
+  headersTimeoutMs: number;
+  /** Most time a connection may sit with no call in progress. */
+  idleTimeoutMs: number;
   elasticsearchUrl: string | null;
   reconcileIntervalMs: number;
   /** Elasticsearch index prefix (src/search/elasticsearch/index-names.ts): alias, template and `<prefix>-*` indices. */
@@ -142,6 +146,10 @@ export function loadConfig(env: Env = process.env): Config {
     shutdownGraceMs: int("AUDITLOG_SHUTDOWN_GRACE_MS", 10_000, 0, 600_000),
     keyCacheMs: int("AUDITLOG_KEY_CACHE_MS", 5_000, 0, 600_000),
     maxMessageBytes: int("AUDITLOG_MAX_MESSAGE_BYTES", 8 * 1024 * 1024, 1024, 256 * 1024 * 1024),
+    // A connection that sends nothing parseable is closed: these bound how long it can hold a socket.
+    headersTimeoutMs: int("AUDITLOG_HEADERS_TIMEOUT_MS", 30_000, 100, 600_000),
+    // Above common load balancers' idle timeouts (60 s), so they close first. Calls in progress are never cut.
+    idleTimeoutMs: int("AUDITLOG_IDLE_TIMEOUT_MS", 65_000, 100, 24 * 3600 * 1000),
     elasticsearchUrl,
     // Each round groups every tenant's whole history on both sides: hours, not minutes.
     reconcileIntervalMs: int("AUDITLOG_RECONCILE_INTERVAL_MS", 6 * 3600 * 1000, 0, 7 * 24 * 3600 * 1000),

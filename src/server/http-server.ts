@@ -82,6 +82,9 @@ export interface HttpServerOptions {
   httpRoutes?: (req: NodeRequest, res: NodeResponse) => Promise<boolean>;
   /** Max size of one request message, after decompression (default 8 MiB). */
   maxMessageBytes?: number;
+  /** Connection timeouts (src/server/listener.ts, ListenOptions). */
+  headersTimeoutMs?: number;
+  idleTimeoutMs?: number;
   log: Logger;
 }
 
@@ -228,7 +231,14 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
     corsHandler(req, res);
   }
 
-  const listener = await listen({ host: opts.host, port: opts.port, handler, log });
+  const listener = await listen({
+    host: opts.host,
+    port: opts.port,
+    handler,
+    log,
+    headersTimeoutMs: opts.headersTimeoutMs,
+    idleTimeoutMs: opts.idleTimeoutMs,
+  });
   const url = `http://${urlHost(opts.host)}:${listener.port}`;
   log.info("server listening", { url, host: opts.host, port: listener.port });
 

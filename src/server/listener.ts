@@ -25,14 +25,24 @@ export interface ListenOptions {
   port: number;
   handler: NodeHandler;
   log?: Logger;
+  /**
+   * Most time a connection may take to show what it is (the HTTP/2 preface or
+   * an HTTP/1.1 request) and, on HTTP/1.1, to send a whole request head
+   * (default 30 s; browsers preconnect).
+   */
+  headersTimeoutMs?: number;
+  /**
+   * Most time a connection may sit with no call in progress: an HTTP/1.1
+   * keep-alive connection between requests, an HTTP/2 session with no open
+   * stream (default 65 s, above common load balancers' idle timeouts). A call
+   * in progress (an Ingest, Export or Watch stream) is never cut, however
+   * quiet it is.
+   */
+  idleTimeoutMs?: number;
 }
 
-/** Max time for a new connection to send its first bytes; browsers preconnect. */
-const FIRST_BYTES_TIMEOUT_MS = 30_000;
-/** HTTP/1.1: max time to receive the request head. */
-const HEADERS_TIMEOUT_MS = 30_000;
-/** HTTP/1.1: idle keep-alive timeout, above common load balancers' idle timeouts. */
-const KEEP_ALIVE_TIMEOUT_MS = 65_000;
+export const DEFAULT_HEADERS_TIMEOUT_MS = 30_000;
+export const DEFAULT_IDLE_TIMEOUT_MS = 65_000;
 /** HTTP/2: per-session memory cap for nghttp2 in MiB (Node's default is 10). */
 const MAX_SESSION_MEMORY_MIB = 32;
 /** HTTP/2: SETTINGS_MAX_CONCURRENT_STREAMS advertised to clients. */
@@ -58,6 +68,8 @@ type ConnState = {
 
 export async function listen(opts: ListenOptions): Promise<Listener> {
   const log = opts.log;
+  const headersTimeoutMs = opts.headersTimeoutMs ?? DEFAULT_HEADERS_TIMEOUT_MS;
+  const idleTimeoutMs = opts.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
   const conns = new Map<net.Socket, ConnState>();
   let closing = false;
   let closePromise: Promise<void> | undefined;
@@ -66,11 +78,12 @@ export async function listen(opts: ListenOptions): Promise<Listener> {
   const h1 = http.createServer({
     // No overall request deadline: Connect client streams may run for hours.
     requestTimeout: 0,
-    headersTimeout: HEADERS_TIMEOUT_MS,
-    keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS,
+    headersTimeout: headersTimeoutMs,
+    keepAliveTimeout: idleTimeoutMs,
     maxHeaderSize: 32 * 1024,
-    // How often headersTimeout is checked (default 30 s).
-    connectionsCheckingInterval: 5_000,
+    // How often headersTimeout is checked (Node's default is 30 s): a
+    // connection that stalls in its head is closed within 1.25 x the timeout.
+    connectionsCheckingInterval: Math.max(100, Math.min(5_000, Math.floor(headersTimeoutMs / 4))),
     // Reject requests with both Content-Length and Transfer-Encoding etc.
     insecureHTTPParser: false,
   });
@@ -109,8 +122,10 @@ export async function listen(opts: ListenOptions): Promise<Listener> {
       enablePush: false,
     },
   });
-  // No session/stream inactivity timeout: a Watch or a long client stream can
-  // be legitimately silent for a long time.
+  // No stream inactivity timeout: a Watch or a long client stream can be
+  // legitimately silent for a long time. A session with no open stream is
+  // closed after idleTimeoutMs (watchIdleSession), which also ends one that
+  // sent the preface and then nothing usable (a SETTINGS frame cut short).
   // http2 creates the session synchronously inside emit("connection"), and
   // session.socket is a Proxy, so the state is handed over through this slot.
   let handingOver: ConnState | undefined;
@@ -123,8 +138,35 @@ export async function listen(opts: ListenOptions): Promise<Listener> {
       // Session may already be closing.
     }
     session.on("error", (err: Error) => log?.debug("http/2 session error", { err: err.message }));
+    watchIdleSession(session);
     if (closing) session.close();
   });
+
+  /** Closes the session once it has had no open stream for idleTimeoutMs. */
+  function watchIdleSession(session: http2.ServerHttp2Session): void {
+    let open = 0;
+    let timer: NodeJS.Timeout | undefined;
+    const arm = () => {
+      clearTimeout(timer);
+      timer = setTimeout(() => {
+        log?.debug("closing idle http/2 session", { idleTimeoutMs });
+        // GOAWAY, then the socket ends; a peer that never reads is destroyed.
+        session.close();
+        setTimeout(() => session.destroy(), 1_000).unref();
+      }, idleTimeoutMs);
+      timer.unref();
+    };
+    arm();
+    session.on("stream", (stream: http2.ServerHttp2Stream) => {
+      open++;
+      clearTimeout(timer);
+      stream.once("close", () => {
+        open--;
+        if (open === 0 && !session.closed && !session.destroyed) arm();
+      });
+    });
+    session.once("close", () => clearTimeout(timer));
+  }
   h2.on("request", (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => opts.handler(req, res));
   h2.on("sessionError", (err: Error) => log?.debug("http/2 session error", { err: err.message }));
 
@@ -143,7 +185,8 @@ export async function listen(opts: ListenOptions): Promise<Listener> {
   function sniff(state: ConnState): void {
     const { socket } = state;
     let head: Buffer = Buffer.alloc(0);
-    const timer = setTimeout(() => socket.destroy(), FIRST_BYTES_TIMEOUT_MS);
+    // Also ends a connection that sent part of the HTTP/2 preface and then nothing.
+    const timer = setTimeout(() => socket.destroy(), headersTimeoutMs);
     const onError = (err: Error) => log?.debug("connection error before first request", { err: err.message });
     const onClose = () => clearTimeout(timer);
     const onData = (chunk: Buffer) => {

@@ -127,17 +127,27 @@ async function fetchCall(url: string, path: string, contentType: string, body: s
   }
 }
 
-/** Raw bytes on a TCP connection: HTTP/2 preface plus garbage, or garbage alone. */
-function rawGarbage(port: number, bytes: Buffer): Promise<string> {
+/** Connection timeouts of the service under test, short so that a connection left open shows within the run. */
+const HEADERS_TIMEOUT_MS = 2_000;
+const IDLE_TIMEOUT_MS = 3_000;
+
+/**
+ * Raw bytes on a TCP connection: HTTP/2 preface plus garbage, or garbage alone.
+ * A connection the server has not closed after 3 s is answered "...-open" and
+ * stays in `open`: the server must still close it (its connection timeouts).
+ */
+function rawGarbage(port: number, bytes: Buffer, open: Set<net.Socket>): Promise<string> {
   return new Promise((resolve) => {
     const sock = net.connect(port, "127.0.0.1");
+    open.add(sock);
+    sock.once("close", () => open.delete(sock));
     let got = "";
     let settled = false;
     const done = (s: string) => {
       if (!settled) {
         settled = true;
         clearTimeout(timer);
-        sock.destroy();
+        if (!s.endsWith("-open")) sock.destroy();
         resolve(s);
       }
     };
@@ -235,6 +245,8 @@ export type MalformedResult = FaultReport & {
   /** Client mistakes sent (kinds "mistake-*"), and those not answered INVALID_ARGUMENT / NOT_FOUND. */
   mistakesSent: number;
   mistakesMisanswered: Record<string, number>;
+  /** Garbage connections the server had not closed by the end (it must close every one). */
+  garbageLeftOpen: number;
 };
 
 /** Answers that a client mistake must never get. */
@@ -257,7 +269,13 @@ export async function runMalformed(opts: { count: number; concurrency?: number; 
   let svc: ChildService | null = null;
   let session: http2.ClientHttp2Session | null = null;
   try {
-    svc = await startChildService({ DATABASE_URL: db.url, AUDITLOG_BOOTSTRAP_KEY: BOOTSTRAP_KEY, ELASTICSEARCH_URL: "" });
+    svc = await startChildService({
+      DATABASE_URL: db.url,
+      AUDITLOG_BOOTSTRAP_KEY: BOOTSTRAP_KEY,
+      ELASTICSEARCH_URL: "",
+      AUDITLOG_HEADERS_TIMEOUT_MS: String(HEADERS_TIMEOUT_MS),
+      AUDITLOG_IDLE_TIMEOUT_MS: String(IDLE_TIMEOUT_MS),
+    });
     const url = svc.url;
     const port = Number(new URL(url).port);
     const keys = await createTenantWithKeys(url, tenantId);
@@ -272,6 +290,7 @@ export async function runMalformed(opts: { count: number; concurrency?: number; 
       target: () => target,
     });
 
+    const garbageOpen = new Set<net.Socket>();
     const getSession = (): http2.ClientHttp2Session => {
       if (!session || session.closed || session.destroyed) {
         session = http2.connect(url);
@@ -470,9 +489,9 @@ export async function runMalformed(opts: { count: number; concurrency?: number; 
           return { kind, answer: await fetchCall(url, APPEND, "application/json", body, key) };
         }
         case "h2-garbage":
-          return { kind, answer: await rawGarbage(port, Buffer.concat([PREFACE, randomBytes(9 + (i % 200))])) };
+          return { kind, answer: await rawGarbage(port, Buffer.concat([PREFACE, randomBytes(9 + (i % 200))]), garbageOpen) };
         case "tcp-garbage":
-          return { kind, answer: await rawGarbage(port, randomBytes(1 + (i % 200))) };
+          return { kind, answer: await rawGarbage(port, randomBytes(1 + (i % 200)), garbageOpen) };
         case "grpcweb-bad-base64":
           return {
             kind,
@@ -526,6 +545,11 @@ export async function runMalformed(opts: { count: number; concurrency?: number; 
     stopNew = true;
     await producer;
     (session as http2.ClientHttp2Session | null)?.close();
+    // Every garbage connection still open must be closed by the server within its timeouts.
+    const openBound = Date.now() + HEADERS_TIMEOUT_MS + IDLE_TIMEOUT_MS + 10_000;
+    while (garbageOpen.size > 0 && Date.now() < openBound) await sleep(100);
+    const garbageLeftOpen = garbageOpen.size;
+    for (const sock of garbageOpen) sock.destroy();
 
     const serverAlive = svc.proc.exitCode === null && svc.proc.signalCode === null;
     // Still serving after all that.
@@ -545,7 +569,7 @@ export async function runMalformed(opts: { count: number; concurrency?: number; 
     const sum = (m: Map<string, number>) => [...m.values()].reduce((a, b) => a + b, 0);
     printReport(
       report,
-      `bad_requests=${done} forbidden=${sum(forbidden)} client_mistakes=${mistakesSent} internal_for_client_mistakes=${[...forbidden].filter(([k]) => k.startsWith("mistake-")).reduce((a, [, v]) => a + v, 0)} mistakes_not_invalid_argument=${sum(mistakesMisanswered)}`,
+      `bad_requests=${done} garbage_left_open=${garbageLeftOpen} forbidden=${sum(forbidden)} client_mistakes=${mistakesSent} internal_for_client_mistakes=${[...forbidden].filter(([k]) => k.startsWith("mistake-")).reduce((a, [, v]) => a + v, 0)} mistakes_not_invalid_argument=${sum(mistakesMisanswered)}`,
     );
     const lines = Object.entries(dist).map(
       ([k, v]) =>
@@ -564,6 +588,7 @@ export async function runMalformed(opts: { count: number; concurrency?: number; 
       anomalies: stats.anomalies,
       mistakesSent,
       mistakesMisanswered: Object.fromEntries(mistakesMisanswered),
+      garbageLeftOpen,
     };
   } finally {
     (session as http2.ClientHttp2Session | null)?.destroy();

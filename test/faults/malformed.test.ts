@@ -23,5 +23,7 @@ describe("fault: malformed requests", () => {
     // INVALID_ARGUMENT (or NOT_FOUND), none INTERNAL.
     expect(r.mistakesSent).toBeGreaterThan(0);
     expect(r.mistakesMisanswered, JSON.stringify({ samples: r.samples }, null, 1)).toEqual({});
+    // Issue 11: no connection is left hanging, whatever it sent.
+    expect(r.garbageLeftOpen).toBe(0);
   });
 });
