@@ -36,6 +36,8 @@ import { RateLimiter } from "./services/rate-limiter.ts";
 import { limitsInterceptor } from "./services/limits-interceptor.ts";
 import { StreamLimiter } from "./services/stream-limits.ts";
 import { exportHttpHandler } from "./services/export-http.ts";
+import { TailFeed } from "./services/tail/tail-feed.ts";
+import { CommitListener } from "./store/commit-listener.ts";
 import { chainHttpRoutes } from "./server/http-routes.ts";
 import { staticFilesHandler } from "./server/static-files.ts";
 import { fileURLToPath } from "node:url";
@@ -106,6 +108,10 @@ function startSearch(config: Config, pool: pg.Pool, readPool: pg.Pool, log: Logg
 }
 
 const PARTITION_CHECK_MS = 60 * 60 * 1000;
+/** Events per read of the live tail (bounds its memory per tenant). */
+const TAIL_BATCH_EVENTS = 500;
+/** The tail reads without a notification this often (a NOTIFY lost while its listener reconnected). */
+const TAIL_POLL_MS = 5000;
 
 export async function startApp(config: Config & { databaseUrl: string }, log: Logger): Promise<App> {
   const pool = new pg.Pool({ connectionString: config.databaseUrl, max: config.pgPoolSize });
@@ -168,13 +174,24 @@ export async function startApp(config: Config & { databaseUrl: string }, log: Lo
     [AdminService.typeName]: "SERVING",
   });
   const search = startSearch(config, pool, readPool, log, health);
+  // The live tail: one commit listener and one fan-out per replica.
+  const tailFeed: TailFeed = new TailFeed(reader, log.child({ component: "tail" }), {
+    batchSize: TAIL_BATCH_EVENTS,
+    bufferLimit: config.tailBufferEvents,
+    pollMs: TAIL_POLL_MS,
+    listen: () => commitListener.start(),
+  });
+  const commitListener = new CommitListener({ connectionString: config.databaseUrl }, log.child({ component: "tail" }), (heads) =>
+    tailFeed.onCommit(heads),
+  );
+  const tail = { feed: tailFeed, heartbeatMs: config.tailHeartbeatMs, batchSize: TAIL_BATCH_EVENTS };
 
   const server = await startHttpServer({
     host: config.host,
     port: config.port,
     routes: (router) => {
       router.service(IngestService, ingestService({ validator, committer, log, limiter: ingestLimiter }));
-      router.service(QueryService, queryService({ validator, reader, backend: search.backend, limiter: readLimiter }));
+      router.service(QueryService, queryService({ validator, reader, backend: search.backend, limiter: readLimiter, tail }));
       router.service(AdminService, adminService({ validator, tenants, keys, auth }));
     },
     // The request check after auth: an unauthenticated caller learns nothing about its request.
@@ -208,6 +225,8 @@ export async function startApp(config: Config & { databaseUrl: string }, log: Lo
         health.shutdown();
         // In-flight streams finish (their events are committed), then what is
         // still queued is flushed, then the pool goes.
+        tailFeed.close();
+        await commitListener.stop();
         await server.close(config.shutdownGraceMs);
         await committer.close();
         await search.close();

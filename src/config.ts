@@ -43,6 +43,10 @@ export type Config = {
   headersTimeoutMs: number;
   /** Most time a connection may sit with no call in progress. */
   idleTimeoutMs: number;
+  /** Interval of TailEvents heartbeats on an idle stream (a request may ask for another). */
+  tailHeartbeatMs: number;
+  /** Matching events one TailEvents client may have waiting before its stream is ended. */
+  tailBufferEvents: number;
   elasticsearchUrl: string | null;
   reconcileIntervalMs: number;
   /** Elasticsearch index prefix (src/search/elasticsearch/index-names.ts): alias, template and `<prefix>-*` indices. */
@@ -150,6 +154,8 @@ export function loadConfig(env: Env = process.env): Config {
     headersTimeoutMs: int("AUDITLOG_HEADERS_TIMEOUT_MS", 30_000, 100, 600_000),
     // Above common load balancers' idle timeouts (60 s), so they close first. Calls in progress are never cut.
     idleTimeoutMs: int("AUDITLOG_IDLE_TIMEOUT_MS", 65_000, 100, 24 * 3600 * 1000),
+    tailHeartbeatMs: int("AUDITLOG_TAIL_HEARTBEAT_MS", 15_000, 100, 300_000),
+    tailBufferEvents: int("AUDITLOG_TAIL_BUFFER_EVENTS", 1000, 1, 1_000_000),
     elasticsearchUrl,
     // Each round groups every tenant's whole history on both sides: hours, not minutes.
     reconcileIntervalMs: int("AUDITLOG_RECONCILE_INTERVAL_MS", 6 * 3600 * 1000, 0, 7 * 24 * 3600 * 1000),

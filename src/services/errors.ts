@@ -13,6 +13,7 @@
 // | TenantBusyError, PostgreSQL 53xxx/54000      | RESOURCE_EXHAUSTED  |
 // | RateLimitError (tenant or key over its rate) | RESOURCE_EXHAUSTED  |
 // | TooManyStreamsError (key's open streams)     | RESOURCE_EXHAUSTED  |
+// | TailOverflowError (tail client too slow)     | RESOURCE_EXHAUSTED  |
 // | PageTokenError, ChainRangeError              | INVALID_ARGUMENT    |
 // | FilterFieldError, QuerySyntaxError           | INVALID_ARGUMENT    |
 // | TooManyBucketsError                          | INVALID_ARGUMENT    |
@@ -23,6 +24,7 @@ import pg from "pg";
 import { ChainRangeError } from "../domain/chain-verification.ts";
 import { FilterFieldError } from "../domain/event-query.ts";
 import { PageTokenError } from "../domain/page-token.ts";
+import { TailOverflowError } from "../domain/tail-subscribers.ts";
 import { QuerySyntaxError } from "../domain/query-string.ts";
 import { isStorageUnavailable } from "../platform/storage-errors.ts";
 import { TooManyBucketsError } from "../search/stats.ts";
@@ -61,6 +63,7 @@ export function connectErrorOf(err: unknown): ConnectError | null {
   if (err instanceof TenantBusyError) return wrap(err, err.message, Code.ResourceExhausted);
   if (err instanceof RateLimitError) return wrap(err, err.message, Code.ResourceExhausted);
   if (err instanceof TooManyStreamsError) return wrap(err, err.message, Code.ResourceExhausted);
+  if (err instanceof TailOverflowError) return wrap(err, err.message, Code.ResourceExhausted);
   const code = (err as { code?: unknown }).code;
   // Class 53 (insufficient resources) and 54000 (program limit exceeded).
   if (err instanceof pg.DatabaseError && typeof code === "string" && /^(53...|54000)$/.test(code)) {

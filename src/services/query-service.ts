@@ -28,6 +28,7 @@ import { tenantStats } from "./stats.ts";
 import type { EventReader } from "../store/event-reader.ts";
 import { tenantOf, validateRequest } from "./request-context.ts";
 import type { TenantReadLimiter } from "./tenant-read-limiter.ts";
+import { type TailDeps, tailStream } from "./tail/tail-stream.ts";
 
 export type QueryDeps = {
   validator: Validator;
@@ -35,12 +36,14 @@ export type QueryDeps = {
   backend: SearchBackend;
   /** Bounds a tenant's concurrent expensive reads (free-text search, export, stats); none: unbounded. */
   limiter?: TenantReadLimiter;
+  /** The live tail (TailEvents); none: UNIMPLEMENTED. */
+  tail?: Omit<TailDeps, "validator" | "reader">;
 };
 
 const DEFAULT_PAGE_SIZE = 100;
 
 export function queryService(deps: QueryDeps): ServiceImpl<typeof QueryService> {
-  const { validator, reader, backend, limiter } = deps;
+  const { validator, reader, backend, limiter, tail } = deps;
   return {
     async getEvent(req, ctx) {
       const tenantId = tenantOf(ctx);
@@ -114,6 +117,12 @@ export function queryService(deps: QueryDeps): ServiceImpl<typeof QueryService> 
           }),
         ),
       });
+    },
+
+    async *tailEvents(req, ctx) {
+      const tenantId = tenantOf(ctx);
+      if (!tail) throw new ConnectError("the live tail is not enabled on this server", Code.Unimplemented);
+      yield* tailStream({ ...tail, validator, reader }, tenantId, req, ctx.signal);
     },
 
     async verifyChain(req, ctx) {

@@ -39,6 +39,34 @@ export class EventReader {
     );
   }
 
+  /** The tenant's last committed sequence (0 before its first event). */
+  head(tenantId: string, signal?: AbortSignal): Promise<bigint> {
+    return withTenantRead(this.pool, tenantId, (db) => committedHead(db, tenantId), {
+      signal,
+      statementTimeoutMs: this.statementTimeoutMs,
+    });
+  }
+
+  /**
+   * Up to `limit` committed events after sequence `after`, in sequence order.
+   * Sequences are assigned under the tenant's head lock in commit order, so
+   * what one snapshot sees after a position is always a gap-free prefix.
+   */
+  readAfter(tenantId: string, after: bigint, limit: number, signal?: AbortSignal): Promise<StoredRecord[]> {
+    return withTenantRead(
+      this.pool,
+      tenantId,
+      async (db) => {
+        const rows = await db.query<EventRow>(
+          `SELECT ${EVENT_COLUMNS} FROM events WHERE tenant_id = $1 AND sequence > $2 ORDER BY events.sequence LIMIT $3`,
+          [tenantId, after.toString(), limit],
+        );
+        return rows.rows.map(recordFromRow);
+      },
+      { signal, statementTimeoutMs: this.statementTimeoutMs },
+    );
+  }
+
   /**
    * Walks the tenant's events from `from` to `to` (null: the head) in
    * sequence order, in pages, inside one snapshot. `start` is told the stored

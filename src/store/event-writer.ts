@@ -13,7 +13,7 @@ import { from as copyFrom } from "pg-copy-streams";
 import { COPY_EVENT_IDS_SQL, COPY_EVENTS_SQL, copyEventsText, eventIdsText } from "./event-rows.ts";
 import { SYSTEM_SCOPE_BEGIN } from "./system-scope.ts";
 import { inTransaction } from "./transaction.ts";
-import { COMMIT_CHANNEL } from "../platform/commit-channel.ts";
+import { COMMIT_CHANNEL, commitPayload } from "../platform/commit-channel.ts";
 
 export type WriteItem = { tenantId: string; record: EventRecord; contentHash: string };
 export type WriteResult =
@@ -159,7 +159,7 @@ async function writeInTransaction(db: PoolClient, items: WriteItem[], receivedAt
     [moved, moved.map((t) => p.heads.get(t)!.sequence.toString()), moved.map((t) => p.heads.get(t)!.hash)],
   );
   // Delivered at commit: wakes the search indexer without polling delay.
-  await db.query(`NOTIFY ${COMMIT_CHANNEL}`);
+  await db.query("SELECT pg_notify($1, $2)", [COMMIT_CHANNEL, commitPayload(moved.map((t) => [t, p.heads.get(t)!.sequence]))]);
   return p.results;
 }
 

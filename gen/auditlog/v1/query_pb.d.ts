@@ -879,6 +879,99 @@ export declare type ReconcileReport = Message<"auditlog.v1.ReconcileReport"> & {
 export declare const ReconcileReportSchema: GenMessage<ReconcileReport>;
 
 /**
+ * Asks for a live tail.
+ *
+ * @generated from message auditlog.v1.TailEventsRequest
+ */
+export declare type TailEventsRequest = Message<"auditlog.v1.TailEventsRequest"> & {
+  /**
+   * Which events (the same model as SearchEvents; `from`/`to` times apply to
+   * `occurred_at` as there).
+   *
+   * @generated from field: auditlog.v1.EventFilter filter = 1;
+   */
+  filter?: EventFilter | undefined;
+
+  /**
+   * Deliver the events after this position (a tenant sequence: the
+   * `position` of the last event or heartbeat received). Unset: from now
+   * (the events committed after the stream started).
+   *
+   * @generated from field: optional uint64 after_position = 2;
+   */
+  afterPosition?: bigint | undefined;
+
+  /**
+   * Seconds between heartbeats on an idle stream, 1 to 300; 0: the server's
+   * default (15 s).
+   *
+   * @generated from field: uint32 heartbeat_seconds = 3;
+   */
+  heartbeatSeconds: number;
+};
+
+/**
+ * Describes the message auditlog.v1.TailEventsRequest.
+ * Use `create(TailEventsRequestSchema)` to create a new message.
+ */
+export declare const TailEventsRequestSchema: GenMessage<TailEventsRequest>;
+
+/**
+ * One event or one heartbeat.
+ *
+ * @generated from message auditlog.v1.TailEventsResponse
+ */
+export declare type TailEventsResponse = Message<"auditlog.v1.TailEventsResponse"> & {
+  /**
+   * @generated from oneof auditlog.v1.TailEventsResponse.item
+   */
+  item: {
+    /**
+     * A committed event that matches; its `sequence` is its position.
+     *
+     * @generated from field: auditlog.v1.StoredEvent event = 1;
+     */
+    value: StoredEvent;
+    case: "event";
+  } | {
+    /**
+     * Nothing new matched: the stream is alive and has looked at every
+     * event up to this position.
+     *
+     * @generated from field: auditlog.v1.TailHeartbeat heartbeat = 2;
+     */
+    value: TailHeartbeat;
+    case: "heartbeat";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message auditlog.v1.TailEventsResponse.
+ * Use `create(TailEventsResponseSchema)` to create a new message.
+ */
+export declare const TailEventsResponseSchema: GenMessage<TailEventsResponse>;
+
+/**
+ * Sent on an idle stream.
+ *
+ * @generated from message auditlog.v1.TailHeartbeat
+ */
+export declare type TailHeartbeat = Message<"auditlog.v1.TailHeartbeat"> & {
+  /**
+   * Every matching event up to this position has been delivered.
+   *
+   * @generated from field: uint64 position = 1;
+   */
+  position: bigint;
+};
+
+/**
+ * Describes the message auditlog.v1.TailHeartbeat.
+ * Use `create(TailHeartbeatSchema)` to create a new message.
+ */
+export declare const TailHeartbeatSchema: GenMessage<TailHeartbeat>;
+
+/**
  * Order of results.
  *
  * @generated from enum auditlog.v1.SortOrder
@@ -1073,6 +1166,22 @@ export declare const QueryService: GenService<{
     methodKind: "unary";
     input: typeof GetIndexStatusRequestSchema;
     output: typeof GetIndexStatusResponseSchema;
+  },
+  /**
+   * New events matching a filter, streamed as they are committed (never
+   * before), in sequence order, from now or from a position. Each event and
+   * each heartbeat carries a position: reconnect with `after_position` set
+   * to the last one received to resume with no gap and no duplicate, on any
+   * replica. A client that reads too slowly for its bounded buffer is ended
+   * with RESOURCE_EXHAUSTED, whose message (and ErrorInfo metadata
+   * `resume_position`) says the position to resume from.
+   *
+   * @generated from rpc auditlog.v1.QueryService.TailEvents
+   */
+  tailEvents: {
+    methodKind: "server_streaming";
+    input: typeof TailEventsRequestSchema;
+    output: typeof TailEventsResponseSchema;
   },
 }>;
 
