@@ -17,6 +17,12 @@ function localBootstrapKey(dataDir: string): string {
   return key;
 }
 
+/** How the start-up banner tells a shell to get the operator key, without printing the key. */
+function operatorKeyShell(fromEnvironment: boolean, keyFile: string | null): string {
+  if (fromEnvironment) return '"$AUDITLOG_BOOTSTRAP_KEY"';
+  return keyFile ? `"$(cat '${keyFile}')"` : "'<no operator key: set AUDITLOG_BOOTSTRAP_KEY>'";
+}
+
 async function main(): Promise<void> {
   let config: Config;
   try {
@@ -56,9 +62,11 @@ async function main(): Promise<void> {
       "",
       `  auditlog listening on ${app.url}  (gRPC, gRPC-Web and Connect on one port)`,
       bootstrapKey ? `  operator key: ${bootstrapNote}` : "  no AUDITLOG_BOOTSTRAP_KEY set: AdminService is closed to everyone",
-      "  next steps (README.md, 'Quick start'):",
-      `    buf curl --protocol grpc --http2-prior-knowledge --list-methods ${app.url}`,
-      `    curl -s ${app.url}/auditlog.v1.AdminService/CreateTenant -H 'Authorization: Bearer <operator key>' \\`,
+      "  next steps (README.md, 'Try it'), from the project directory:",
+      `    export AUDITLOG_URL=${app.url}`,
+      `    export OPERATOR_KEY=${operatorKeyShell(config.bootstrapKey !== null, bootstrapKey ? join(dataDir, "bootstrap-key") : null)}`,
+      '    npx buf curl --protocol grpc --http2-prior-knowledge --list-methods "$AUDITLOG_URL"',
+      `    curl -sS "$AUDITLOG_URL/auditlog.v1.AdminService/CreateTenant" -H "Authorization: Bearer $OPERATOR_KEY" \\`,
       `      -H 'Content-Type: application/json' -d '{"id":"acme","name":"Acme"}'`,
       "",
     ].join("\n") + "\n",
