@@ -3,7 +3,7 @@
 /* eslint-disable */
 
 import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
-import type { Message } from "@bufbuild/protobuf";
+import type { JsonObject, Message } from "@bufbuild/protobuf";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 
 /**
@@ -37,6 +37,34 @@ export declare type Tenant = Message<"auditlog.v1.Tenant"> & {
    * @generated from field: google.protobuf.Timestamp created_at = 3;
    */
   createdAt?: Timestamp | undefined;
+
+  /**
+   * Settings chosen by the operator (UpdateTenant); free-form.
+   *
+   * @generated from field: google.protobuf.Struct settings = 4;
+   */
+  settings?: JsonObject | undefined;
+
+  /**
+   * Last change of name, settings or state, if any.
+   *
+   * @generated from field: google.protobuf.Timestamp updated_at = 5;
+   */
+  updatedAt?: Timestamp | undefined;
+
+  /**
+   * Set while the tenant is suspended (SuspendTenant).
+   *
+   * @generated from field: google.protobuf.Timestamp suspended_at = 6;
+   */
+  suspendedAt?: Timestamp | undefined;
+
+  /**
+   * Set while a deletion is pending: its confirmation expires then.
+   *
+   * @generated from field: google.protobuf.Timestamp deletion_expires_at = 7;
+   */
+  deletionExpiresAt?: Timestamp | undefined;
 };
 
 /**
@@ -44,6 +72,255 @@ export declare type Tenant = Message<"auditlog.v1.Tenant"> & {
  * Use `create(TenantSchema)` to create a new message.
  */
 export declare const TenantSchema: GenMessage<Tenant>;
+
+/**
+ * Asks to change a tenant.
+ *
+ * @generated from message auditlog.v1.UpdateTenantRequest
+ */
+export declare type UpdateTenantRequest = Message<"auditlog.v1.UpdateTenantRequest"> & {
+  /**
+   * The tenant.
+   *
+   * @generated from field: string tenant_id = 1;
+   */
+  tenantId: string;
+
+  /**
+   * The new display name; unset: unchanged.
+   *
+   * @generated from field: optional string name = 2;
+   */
+  name?: string | undefined;
+
+  /**
+   * The new settings, replacing the old ones whole; unset: unchanged.
+   *
+   * @generated from field: google.protobuf.Struct settings = 3;
+   */
+  settings?: JsonObject | undefined;
+};
+
+/**
+ * Describes the message auditlog.v1.UpdateTenantRequest.
+ * Use `create(UpdateTenantRequestSchema)` to create a new message.
+ */
+export declare const UpdateTenantRequestSchema: GenMessage<UpdateTenantRequest>;
+
+/**
+ * The changed tenant.
+ *
+ * @generated from message auditlog.v1.UpdateTenantResponse
+ */
+export declare type UpdateTenantResponse = Message<"auditlog.v1.UpdateTenantResponse"> & {
+  /**
+   * The tenant.
+   *
+   * @generated from field: auditlog.v1.Tenant tenant = 1;
+   */
+  tenant?: Tenant | undefined;
+};
+
+/**
+ * Describes the message auditlog.v1.UpdateTenantResponse.
+ * Use `create(UpdateTenantResponseSchema)` to create a new message.
+ */
+export declare const UpdateTenantResponseSchema: GenMessage<UpdateTenantResponse>;
+
+/**
+ * Asks to suspend a tenant.
+ *
+ * @generated from message auditlog.v1.SuspendTenantRequest
+ */
+export declare type SuspendTenantRequest = Message<"auditlog.v1.SuspendTenantRequest"> & {
+  /**
+   * The tenant.
+   *
+   * @generated from field: string tenant_id = 1;
+   */
+  tenantId: string;
+};
+
+/**
+ * Describes the message auditlog.v1.SuspendTenantRequest.
+ * Use `create(SuspendTenantRequestSchema)` to create a new message.
+ */
+export declare const SuspendTenantRequestSchema: GenMessage<SuspendTenantRequest>;
+
+/**
+ * The suspended tenant.
+ *
+ * @generated from message auditlog.v1.SuspendTenantResponse
+ */
+export declare type SuspendTenantResponse = Message<"auditlog.v1.SuspendTenantResponse"> & {
+  /**
+   * The tenant.
+   *
+   * @generated from field: auditlog.v1.Tenant tenant = 1;
+   */
+  tenant?: Tenant | undefined;
+};
+
+/**
+ * Describes the message auditlog.v1.SuspendTenantResponse.
+ * Use `create(SuspendTenantResponseSchema)` to create a new message.
+ */
+export declare const SuspendTenantResponseSchema: GenMessage<SuspendTenantResponse>;
+
+/**
+ * Asks to resume a tenant.
+ *
+ * @generated from message auditlog.v1.ResumeTenantRequest
+ */
+export declare type ResumeTenantRequest = Message<"auditlog.v1.ResumeTenantRequest"> & {
+  /**
+   * The tenant.
+   *
+   * @generated from field: string tenant_id = 1;
+   */
+  tenantId: string;
+};
+
+/**
+ * Describes the message auditlog.v1.ResumeTenantRequest.
+ * Use `create(ResumeTenantRequestSchema)` to create a new message.
+ */
+export declare const ResumeTenantRequestSchema: GenMessage<ResumeTenantRequest>;
+
+/**
+ * The resumed tenant.
+ *
+ * @generated from message auditlog.v1.ResumeTenantResponse
+ */
+export declare type ResumeTenantResponse = Message<"auditlog.v1.ResumeTenantResponse"> & {
+  /**
+   * The tenant.
+   *
+   * @generated from field: auditlog.v1.Tenant tenant = 1;
+   */
+  tenant?: Tenant | undefined;
+};
+
+/**
+ * Describes the message auditlog.v1.ResumeTenantResponse.
+ * Use `create(ResumeTenantResponseSchema)` to create a new message.
+ */
+export declare const ResumeTenantResponseSchema: GenMessage<ResumeTenantResponse>;
+
+/**
+ * Asks to start deleting a (suspended) tenant.
+ *
+ * @generated from message auditlog.v1.RequestTenantDeletionRequest
+ */
+export declare type RequestTenantDeletionRequest = Message<"auditlog.v1.RequestTenantDeletionRequest"> & {
+  /**
+   * The tenant.
+   *
+   * @generated from field: string tenant_id = 1;
+   */
+  tenantId: string;
+};
+
+/**
+ * Describes the message auditlog.v1.RequestTenantDeletionRequest.
+ * Use `create(RequestTenantDeletionRequestSchema)` to create a new message.
+ */
+export declare const RequestTenantDeletionRequestSchema: GenMessage<RequestTenantDeletionRequest>;
+
+/**
+ * The confirmation DeleteTenant needs.
+ *
+ * @generated from message auditlog.v1.RequestTenantDeletionResponse
+ */
+export declare type RequestTenantDeletionResponse = Message<"auditlog.v1.RequestTenantDeletionResponse"> & {
+  /**
+   * The tenant, with its deletion pending.
+   *
+   * @generated from field: auditlog.v1.Tenant tenant = 1;
+   */
+  tenant?: Tenant | undefined;
+
+  /**
+   * Pass to DeleteTenant. Shown once; only its hash is stored.
+   *
+   * @generated from field: string confirmation_token = 2;
+   */
+  confirmationToken: string;
+
+  /**
+   * When the token stops being accepted.
+   *
+   * @generated from field: google.protobuf.Timestamp expires_at = 3;
+   */
+  expiresAt?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message auditlog.v1.RequestTenantDeletionResponse.
+ * Use `create(RequestTenantDeletionResponseSchema)` to create a new message.
+ */
+export declare const RequestTenantDeletionResponseSchema: GenMessage<RequestTenantDeletionResponse>;
+
+/**
+ * Asks to delete a tenant for good.
+ *
+ * @generated from message auditlog.v1.DeleteTenantRequest
+ */
+export declare type DeleteTenantRequest = Message<"auditlog.v1.DeleteTenantRequest"> & {
+  /**
+   * The tenant.
+   *
+   * @generated from field: string tenant_id = 1;
+   */
+  tenantId: string;
+
+  /**
+   * From RequestTenantDeletion.
+   *
+   * @generated from field: string confirmation_token = 2;
+   */
+  confirmationToken: string;
+};
+
+/**
+ * Describes the message auditlog.v1.DeleteTenantRequest.
+ * Use `create(DeleteTenantRequestSchema)` to create a new message.
+ */
+export declare const DeleteTenantRequestSchema: GenMessage<DeleteTenantRequest>;
+
+/**
+ * What was deleted.
+ *
+ * @generated from message auditlog.v1.DeleteTenantResponse
+ */
+export declare type DeleteTenantResponse = Message<"auditlog.v1.DeleteTenantResponse"> & {
+  /**
+   * The deleted tenant's id.
+   *
+   * @generated from field: string tenant_id = 1;
+   */
+  tenantId: string;
+
+  /**
+   * Rows deleted in PostgreSQL, by table.
+   *
+   * @generated from field: map<string, uint64> deleted_rows = 2;
+   */
+  deletedRows: { [key: string]: bigint };
+
+  /**
+   * Documents deleted from the search index (0 without Elasticsearch).
+   *
+   * @generated from field: uint64 deleted_documents = 3;
+   */
+  deletedDocuments: bigint;
+};
+
+/**
+ * Describes the message auditlog.v1.DeleteTenantResponse.
+ * Use `create(DeleteTenantResponseSchema)` to create a new message.
+ */
+export declare const DeleteTenantResponseSchema: GenMessage<DeleteTenantResponse>;
 
 /**
  * Asks for a new tenant.
@@ -499,6 +776,64 @@ export declare const AdminService: GenService<{
     methodKind: "unary";
     input: typeof RevokeApiKeyRequestSchema;
     output: typeof RevokeApiKeyResponseSchema;
+  },
+  /**
+   * Changes a tenant's name and/or settings. NOT_FOUND for no such tenant.
+   *
+   * @generated from rpc auditlog.v1.AdminService.UpdateTenant
+   */
+  updateTenant: {
+    methodKind: "unary";
+    input: typeof UpdateTenantRequestSchema;
+    output: typeof UpdateTenantResponseSchema;
+  },
+  /**
+   * Suspends a tenant: its ingest and reads are refused with
+   * FAILED_PRECONDITION "tenant suspended" (at once on the replica that
+   * suspended it, within AUDITLOG_KEY_CACHE_MS on the others); its data and
+   * keys are kept. Suspending a suspended tenant changes nothing.
+   *
+   * @generated from rpc auditlog.v1.AdminService.SuspendTenant
+   */
+  suspendTenant: {
+    methodKind: "unary";
+    input: typeof SuspendTenantRequestSchema;
+    output: typeof SuspendTenantResponseSchema;
+  },
+  /**
+   * Lifts a suspension; also cancels a pending deletion.
+   *
+   * @generated from rpc auditlog.v1.AdminService.ResumeTenant
+   */
+  resumeTenant: {
+    methodKind: "unary";
+    input: typeof ResumeTenantRequestSchema;
+    output: typeof ResumeTenantResponseSchema;
+  },
+  /**
+   * First step of a deletion: the tenant must be suspended
+   * (FAILED_PRECONDITION otherwise). Returns a confirmation token, valid for
+   * 10 minutes, that DeleteTenant needs. Asking again replaces the token.
+   *
+   * @generated from rpc auditlog.v1.AdminService.RequestTenantDeletion
+   */
+  requestTenantDeletion: {
+    methodKind: "unary";
+    input: typeof RequestTenantDeletionRequestSchema;
+    output: typeof RequestTenantDeletionResponseSchema;
+  },
+  /**
+   * Second step: deletes the tenant, its events, keys and every other row
+   * of it in PostgreSQL, in one transaction, and then its documents in the
+   * search index. FAILED_PRECONDITION without a pending, unexpired deletion
+   * or with another token. Cannot be undone.
+   *
+   * @generated from rpc auditlog.v1.AdminService.DeleteTenant
+   */
+  deleteTenant: {
+    methodKind: "unary";
+    input: typeof DeleteTenantRequestSchema;
+    output: typeof DeleteTenantResponseSchema;
   },
 }>;
 

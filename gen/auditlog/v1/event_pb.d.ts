@@ -47,6 +47,9 @@ export declare type Event = Message<"auditlog.v1.Event"> & {
   /**
    * The event type, dotted and lowercase, e.g. `customer.created`,
    * `invoice.billed`, `account.deactivated`. Segments hold a-z, 0-9, `_`, `-`.
+   * `auditlog` and `auditlog.*` are reserved for the service's access audit:
+   * events with them are refused (INVALID_ARGUMENT / REJECTED, field
+   * `action`).
    *
    * @generated from field: string action = 3;
    */
