@@ -1099,6 +1099,13 @@ export declare const StatsIntervalSchema: GenEnum<StatsInterval>;
  * `query` scope. No parameter, filter or page token can reach another
  * tenant's events: the tenant always comes from the key.
  *
+ * The unary reads have no side effects (idempotency_level NO_SIDE_EFFECTS):
+ * Connect clients may send them as HTTP GET requests,
+ * `GET /auditlog.v1.QueryService/SearchEvents?connect=v1&encoding=json&message=<URL-encoded JSON>`,
+ * which curl, browsers and caches handle like any other GET. Streams
+ * (ExportEvents, TailEvents) cannot be sent as Connect GET requests; the
+ * export has its own GET /v1/export.
+ *
  * @generated from service auditlog.v1.QueryService
  */
 export declare const QueryService: GenService<{
