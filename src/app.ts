@@ -6,6 +6,7 @@ import { AdminService } from "../gen/auditlog/v1/admin_pb.js";
 import { IngestService } from "../gen/auditlog/v1/ingest_pb.js";
 import { QueryService } from "../gen/auditlog/v1/query_pb.js";
 import { Authenticator } from "./auth/authenticator.ts";
+import { JwtVerifier } from "./auth/jwt-verifier.ts";
 import { authInterceptor } from "./auth/auth-interceptor.ts";
 import type { Config } from "./config.ts";
 import { HealthState } from "./server/health.ts";
@@ -141,7 +142,9 @@ export async function startApp(config: Config & { databaseUrl: string }, log: Lo
   const validator = createValidator();
   const keys = new ApiKeyStore(pool);
   const tenants = new TenantStore(pool);
-  const auth = new Authenticator(keys, config.bootstrapKey, config.keyCacheMs);
+  const auth = new Authenticator(keys, config.bootstrapKey, config.keyCacheMs, {
+    tokens: config.jwt ? new JwtVerifier(config.jwt) : null,
+  });
   const committer = new GroupCommitter<WriteItem, WriteResult>((items) => writeBatch(pool, items), {
     maxBatchEvents: config.batchMaxEvents,
     maxPendingEvents: config.maxPendingEvents,

@@ -1,5 +1,7 @@
 // Environment -> typed configuration. Every bad value is reported at once,
 // by variable name, before anything starts.
+import type { JwtSettings } from "./auth/jwt-verifier.ts";
+import { jwtConfig } from "./jwt-config.ts";
 export type Config = {
   host: string;
   port: number;
@@ -53,6 +55,8 @@ export type Config = {
   elasticsearchIndexPrefix: string;
   /** Search indexing with waiting work and no progress for this long makes QueryService NOT_SERVING. */
   indexStallMs: number;
+  /** People's tokens (JWT / OIDC, src/jwt-config.ts); null: API keys only. */
+  jwt: JwtSettings | null;
 };
 
 export class ConfigError extends Error {}
@@ -162,6 +166,7 @@ export function loadConfig(env: Env = process.env): Config {
     elasticsearchIndexPrefix,
     // Long enough that a refresh, a retry or a busy cluster does not flap health.
     indexStallMs: int("AUDITLOG_INDEX_STALL_MS", 60_000, 1000, 24 * 3600 * 1000),
+    jwt: jwtConfig(env, errors),
   };
   if (errors.length) throw new ConfigError(`invalid configuration:\n  ${errors.join("\n  ")}`);
   return config;

@@ -1,17 +1,47 @@
 // Who is calling and whether they may: the one check behind every RPC (the
 // auth interceptor) and GET /v1/export, so that both answer alike. Missing or
-// invalid key: UNAUTHENTICATED. A key without the scope the service needs:
-// PERMISSION_DENIED. A key store that cannot be reached is not decided here:
-// its error propagates, and src/services/errors.ts answers it UNAVAILABLE
-// (503 on HTTP), never as a bad key.
+// invalid key or token: UNAUTHENTICATED. A key without the scope the service
+// needs, a role that may not call the method, a tenant the credential does
+// not grant: PERMISSION_DENIED. A key store or identity provider that cannot
+// be reached is not decided here: its error propagates, and
+// src/services/errors.ts answers it UNAVAILABLE (503 on HTTP), never as a bad
+// credential.
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { Authenticator } from "./authenticator.ts";
-import type { Principal, ScopeName } from "./principal.ts";
+import { TokenRefusedError } from "./jwt-verifier.ts";
+import { type Principal, type Role, type ScopeName, TENANT_HEADER } from "./principal.ts";
 
-const SERVICE_SCOPES: Record<string, ScopeName> = {
-  "auditlog.v1.IngestService": "ingest",
-  "auditlog.v1.QueryService": "query",
-  "auditlog.v1.AdminService": "admin",
+const INGEST = "auditlog.v1.IngestService";
+const QUERY = "auditlog.v1.QueryService";
+const ADMIN = "auditlog.v1.AdminService";
+
+const SERVICE_SCOPES: Record<string, ScopeName> = { [INGEST]: "ingest", [QUERY]: "query", [ADMIN]: "admin" };
+
+const READ_OWN = ["GetEvent", "SearchEvents", "ExportEvents", "GetStats"];
+// The live tail is not actor-restricted, so not a User's.
+const READ_ALL = [...READ_OWN, "VerifyChain", "GetIndexStatus", "TailEvents"];
+const MANAGE_KEYS = ["CreateApiKey", "ListApiKeys", "RotateApiKey", "RevokeApiKey"];
+
+/**
+ * What each role of a person's token may call, by service and method; a
+ * method not listed is refused (new RPCs are closed to tokens until listed
+ * here). No role may ingest: producers use API keys. A User's reads are
+ * further restricted to their own events (the handlers, PostgreSQL and
+ * Elasticsearch each enforce it); chain verification and index status show
+ * the whole tenant, so they are not a User's.
+ */
+const ROLE_METHODS: Record<Role, Record<string, ReadonlySet<string>>> = {
+  // An admin can make itself a query key anyway; refusing it reads would only be a detour.
+  admin: { [ADMIN]: new Set(MANAGE_KEYS), [QUERY]: new Set(READ_ALL) },
+  auditor: { [QUERY]: new Set(READ_ALL) },
+  user: { [QUERY]: new Set(READ_OWN) },
+};
+
+export type Credentials = {
+  /** The `Authorization` header's value. */
+  authorization: string | null;
+  /** The `x-auditlog-tenant` header's value: which of a token's tenants the request acts on. */
+  tenant?: string | null;
 };
 
 export function bearerToken(header: string | null): string | null {
@@ -20,7 +50,8 @@ export function bearerToken(header: string | null): string | null {
   return m ? m[1]! : null;
 }
 
-export function authorize(principal: Principal, service: string): void {
+/** May `principal` call `method` (e.g. "SearchEvents") of `service` (a proto service's full name)? PERMISSION_DENIED if not. */
+export function authorize(principal: Principal, service: string, method?: string): void {
   const scope = SERVICE_SCOPES[service];
   if (!scope) throw new ConnectError(`no access rule for ${service}`, Code.PermissionDenied);
   if (principal.kind === "operator") {
@@ -30,17 +61,54 @@ export function authorize(principal: Principal, service: string): void {
     }
     return;
   }
+  if (principal.kind === "token") {
+    if (!principal.role) throw new ConnectError("the token carries no role this service knows", Code.PermissionDenied);
+    if (principal.tenants.length === 0) throw new ConnectError("the token grants no tenant", Code.PermissionDenied);
+    const allowed = ROLE_METHODS[principal.role][service];
+    if (!allowed || method === undefined || !allowed.has(method)) {
+      throw new ConnectError(`the ${principal.role} role may not call ${service}/${method ?? "?"}`, Code.PermissionDenied);
+    }
+    return;
+  }
   if (!principal.scopes.has(scope)) {
     throw new ConnectError(`this API key lacks the "${scope}" scope`, Code.PermissionDenied);
   }
 }
 
-/** The caller behind an `Authorization` header value, allowed to call `service` (a proto service's full name). */
-export async function authenticateRequest(auth: Authenticator, authorization: string | null, service: string): Promise<Principal> {
-  const token = bearerToken(authorization);
-  if (!token) throw new ConnectError('missing "Authorization: Bearer <api key>" header', Code.Unauthenticated);
-  const principal = await auth.authenticate(token);
+/**
+ * The tenant a request acts on, from the `x-auditlog-tenant` header: a token
+ * may choose any it grants (and needs to when it grants several); an API key
+ * keeps its own, and naming another is refused rather than ignored.
+ */
+export function withRequestedTenant(principal: Principal, requested: string | null | undefined): Principal {
+  if (principal.kind === "operator") return principal;
+  if (principal.kind === "key") {
+    if (requested && requested !== principal.tenantId) {
+      throw new ConnectError(`${TENANT_HEADER}: this API key belongs to another tenant`, Code.PermissionDenied);
+    }
+    return principal;
+  }
+  if (requested) {
+    if (!principal.tenants.includes(requested)) {
+      throw new ConnectError(`${TENANT_HEADER}: the token does not grant tenant "${requested}"`, Code.PermissionDenied);
+    }
+    return { ...principal, tenantId: requested };
+  }
+  return { ...principal, tenantId: principal.tenants.length === 1 ? principal.tenants[0]! : null };
+}
+
+/** The caller behind a request's credentials, allowed to call `method` of `service`. */
+export async function authenticateRequest(auth: Authenticator, creds: Credentials, service: string, method?: string): Promise<Principal> {
+  const token = bearerToken(creds.authorization);
+  if (!token) throw new ConnectError('missing "Authorization: Bearer <api key or token>" header', Code.Unauthenticated);
+  let principal: Principal | null;
+  try {
+    principal = await auth.authenticate(token);
+  } catch (err) {
+    if (err instanceof TokenRefusedError) throw new ConnectError(`token refused: ${err.message}`, Code.Unauthenticated);
+    throw err;
+  }
   if (!principal) throw new ConnectError("invalid, expired or revoked API key", Code.Unauthenticated);
-  authorize(principal, service);
-  return principal;
+  authorize(principal, service, method);
+  return withRequestedTenant(principal, creds.tenant);
 }

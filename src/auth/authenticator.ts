@@ -15,6 +15,7 @@
 import { timingSafeEqual } from "node:crypto";
 import { hashSecret, keyIdOf, secretMatches } from "../domain/api-key-secret.ts";
 import type { ApiKeyRow, ApiKeyStore } from "../store/api-key-store.ts";
+import { type JwtVerifier, looksLikeJwt } from "./jwt-verifier.ts";
 import type { Principal, ScopeName } from "./principal.ts";
 
 type Cached = { principal: Principal | null; secretHash: Buffer; expires: number };
@@ -32,6 +33,8 @@ const PLAUSIBLE_KEY_ID = /^[A-Za-z0-9-]{1,64}$/;
 export type AuthenticatorOptions = {
   /** Most unknown key ids remembered at once. */
   negativeMaxEntries?: number;
+  /** People's tokens (JWT / OIDC); none: only API keys and the bootstrap key. */
+  tokens?: JwtVerifier | null;
 };
 
 export class Authenticator {
@@ -46,12 +49,14 @@ export class Authenticator {
   private readonly keys: ApiKeyStore;
   private readonly cacheMs: number;
   private readonly negativeMax: number;
+  private readonly tokens: JwtVerifier | null;
 
   constructor(keys: ApiKeyStore, bootstrapKey: string | null, cacheMs: number, opts: AuthenticatorOptions = {}) {
     this.keys = keys;
     this.cacheMs = cacheMs;
     this.negativeMax = opts.negativeMaxEntries ?? DEFAULT_NEGATIVE_MAX_ENTRIES;
     this.bootstrapHash = bootstrapKey ? hashSecret(bootstrapKey) : null;
+    this.tokens = opts.tokens ?? null;
   }
 
   /** How many unknown key ids are remembered now. */
@@ -59,9 +64,13 @@ export class Authenticator {
     return this.unknown.size;
   }
 
-  /** The caller behind `secret`, or null if the secret is not valid now. */
+  /**
+   * The caller behind `secret`, or null if the secret is not valid now. A
+   * JWT that is not valid throws TokenRefusedError, saying why.
+   */
   async authenticate(secret: string, now = Date.now()): Promise<Principal | null> {
     if (this.bootstrapHash && timingSafeEqual(hashSecret(secret), this.bootstrapHash)) return { kind: "operator" };
+    if (this.tokens && looksLikeJwt(secret)) return this.tokens.verify(secret);
     const keyId = keyIdOf(secret);
     if (!keyId || !PLAUSIBLE_KEY_ID.test(keyId)) return null;
     const cached = this.cache.get(keyId);

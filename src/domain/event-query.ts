@@ -39,7 +39,7 @@ export function timeCondition(from: Micros | null, to: Micros | null): Condition
 
 /** The query with its time conditions in range (see timeCondition); what the backends are given. */
 export function boundedQuery(q: EventQuery): EventQuery {
-  return { conditions: q.conditions.map((c) => (c.kind === "time" ? timeCondition(c.from, c.to) : c)) };
+  return { ...q, conditions: q.conditions.map((c) => (c.kind === "time" ? timeCondition(c.from, c.to) : c)) };
 }
 
 /** Envelope fields that can be matched exactly, by their dotted names. */
@@ -77,7 +77,25 @@ export type Condition =
   /** Matches nothing (contradictory conditions). */
   | { kind: "none" };
 
-export type EventQuery = { conditions: Condition[] };
+export type EventQuery = {
+  conditions: Condition[];
+  /**
+   * Only events of this actor may be seen (a User's own activity). Handlers
+   * also add the matching `actor.id` condition; the backends enforce this
+   * field on their own besides (PostgreSQL row-level security, a mandatory
+   * Elasticsearch filter), so a query that lost its condition still cannot
+   * reach other actors' events.
+   */
+  actorId?: string;
+};
+
+/** `q` restricted to `actorId`'s events (see EventQuery.actorId); unchanged for null. */
+export function restrictToActor(q: EventQuery, actorId: string | null): EventQuery {
+  if (actorId === null) return q;
+  // The database policy reads an empty actor as "no restriction".
+  if (actorId === "") throw new Error("restrictToActor: empty actor id");
+  return { conditions: [...q.conditions, { kind: "terms", field: "actor.id", values: [actorId] }], actorId };
+}
 
 export type SortDirection = "asc" | "desc";
 

@@ -15,11 +15,11 @@ import {
   TenantSchema,
 } from "../../gen/auditlog/v1/admin_pb.js";
 import type { Authenticator } from "../auth/authenticator.ts";
-import type { ScopeName } from "../auth/principal.ts";
+import { type Principal, type ScopeName, TENANT_HEADER } from "../auth/principal.ts";
 import { hashSecret, newKeyId, newSecret } from "../domain/api-key-secret.ts";
 import type { ApiKeyRow, ApiKeyStore } from "../store/api-key-store.ts";
 import type { TenantRow, TenantStore } from "../store/tenant-store.ts";
-import { principalOf, validateRequest } from "./request-context.ts";
+import { principalOf, tenantOfPrincipal, validateRequest } from "./request-context.ts";
 
 export type AdminDeps = { validator: Validator; tenants: TenantStore; keys: ApiKeyStore; auth: Authenticator };
 
@@ -32,17 +32,36 @@ function requireOperator(ctx: HandlerContext): void {
   }
 }
 
-/** The tenant a key call acts on: any for the operator, only its own for a tenant admin key. */
+/**
+ * The tenant a key call acts on: any for the operator, only its own for a
+ * tenant admin key, one it grants for an Admin token (the request's
+ * tenant_id, else the one the token chose: its only one or the header's).
+ */
 function targetTenant(ctx: HandlerContext, requested: string): string {
   const p = principalOf(ctx);
   if (p.kind === "operator") {
     if (!requested) throw new ConnectError("tenant_id: required when using the bootstrap key", Code.InvalidArgument);
     return requested;
   }
+  if (p.kind === "token") {
+    if (!requested) return tenantOfPrincipal(p);
+    if (!p.tenants.includes(requested)) throw new ConnectError(`tenant_id: the token does not grant tenant "${requested}"`, Code.PermissionDenied);
+    if (p.tenantId !== null && p.tenantId !== requested) {
+      throw new ConnectError(`tenant_id: "${requested}" is not the tenant the ${TENANT_HEADER} header names`, Code.InvalidArgument);
+    }
+    return requested;
+  }
   if (requested && requested !== p.tenantId) {
     throw new ConnectError("tenant_id: an API key can only manage keys of its own tenant", Code.PermissionDenied);
   }
   return p.tenantId;
+}
+
+/** May the caller manage the keys of `tenantId`? */
+function managesTenant(p: Principal, tenantId: string): boolean {
+  if (p.kind === "operator") return true;
+  if (p.kind === "token") return p.tenants.includes(tenantId);
+  return p.tenantId === tenantId;
 }
 
 function toTenant(t: TenantRow) {
@@ -70,7 +89,7 @@ export function adminService(deps: AdminDeps): ServiceImpl<typeof AdminService> 
   async function ownedKey(ctx: HandlerContext, keyId: string): Promise<ApiKeyRow> {
     const row = await keys.get(keyId);
     const p = principalOf(ctx);
-    if (!row || (p.kind === "key" && row.tenant_id !== p.tenantId)) {
+    if (!row || !managesTenant(p, row.tenant_id)) {
       throw new ConnectError(`no API key with id "${keyId}"`, Code.NotFound);
     }
     return row;

@@ -16,8 +16,9 @@
 // Enum values by proto name or short name, any case (SEVERITY_WARNING,
 // warning). The request is validated with the same rules as the RPC.
 //
-// Same auth as the RPC: `Authorization: Bearer <key>`, the key needs the
-// `query` scope, the tenant is the key's. Errors found before the first byte
+// Same auth as the RPC: `Authorization: Bearer <key or token>`, a key needs
+// the `query` scope, the tenant is the key's (a token's: `x-auditlog-tenant`
+// when it grants several), a User token exports only its own events. Errors found before the first byte
 // of the file are answered as JSON {code, message} with the HTTP status of
 // the Connect code (401, 403, 400, 504, ...). The first chunk is produced
 // before the status line is sent, so a failing backend still gets a proper
@@ -38,6 +39,8 @@ import type { Validator } from "@bufbuild/protovalidate";
 import { ExportEventsRequestSchema, QueryService } from "../../gen/auditlog/v1/query_pb.js";
 import { authenticateRequest } from "../auth/authenticate.ts";
 import type { Authenticator } from "../auth/authenticator.ts";
+import { TENANT_HEADER } from "../auth/principal.ts";
+import { ownActorOf, tenantOfPrincipal } from "./request-context.ts";
 import type { SearchBackend } from "../search/backend.ts";
 import type { Logger } from "../platform/log.ts";
 import { connectErrorOf } from "./errors.ts";
@@ -138,15 +141,16 @@ export function exportHttpHandler(deps: ExportHttpDeps): (req: NodeRequest, res:
     let headersWritten = false;
     try {
       if (req.method !== "GET") throw new ConnectError(`${req.method} is not allowed on ${EXPORT_PATH}; use GET`, Code.Unimplemented);
-      const principal = await authenticateRequest(auth, req.headers["authorization"] ?? null, QueryService.typeName);
-      if (principal.kind !== "key") throw new ConnectError("this call needs a tenant API key", Code.PermissionDenied);
-      tenantId = principal.tenantId;
+      const tenantHeader = req.headers[TENANT_HEADER];
+      const creds = { authorization: req.headers["authorization"] ?? null, tenant: typeof tenantHeader === "string" ? tenantHeader : null };
+      const principal = await authenticateRequest(auth, creds, QueryService.typeName, "ExportEvents");
+      tenantId = tenantOfPrincipal(principal);
 
       const request = create(ExportEventsRequestSchema, requestFromParams(url.searchParams));
       // What the RPC's interceptor checks (src/server/request-check.ts), e.g. NUL characters.
       const violation = requestViolation(ExportEventsRequestSchema, request);
       if (violation) throw badParam(`${violation.field}: ${violation.reason}`);
-      const plan = exportPlan(validator, tenantId, request);
+      const plan = exportPlan(validator, tenantId, request, ownActorOf(principal));
       format = plan.format;
       await awaitPosition(backend, tenantId, request.minPosition, abort.signal);
 

@@ -11,7 +11,7 @@
 import type { Validator } from "@bufbuild/protovalidate";
 import { type ExportEventsRequest, ExportEventsRequestSchema, ExportFormat } from "../../gen/auditlog/v1/query_pb.js";
 import { type StoredRecord, storedEventFromRecord } from "../domain/event-record.ts";
-import type { EventQuery, SortDirection } from "../domain/event-query.ts";
+import { type EventQuery, restrictToActor, type SortDirection } from "../domain/event-query.ts";
 import { csvHeader, csvRow, ndjsonLineOfRecord } from "../domain/export-format.ts";
 import type { SearchBackend } from "../search/backend.ts";
 import { asConnectError } from "./errors.ts";
@@ -87,12 +87,15 @@ export async function* boundedExportChunks(
   }
 }
 
-/** Validates an ExportEventsRequest of `tenantId` and turns it into a plan (INVALID_ARGUMENT on errors). */
-export function exportPlan(validator: Validator, tenantId: string, req: ExportEventsRequest): ExportPlan {
+/**
+ * Validates an ExportEventsRequest of `tenantId` and turns it into a plan
+ * (INVALID_ARGUMENT on errors); `actorId`: only that actor's events (a User).
+ */
+export function exportPlan(validator: Validator, tenantId: string, req: ExportEventsRequest, actorId: string | null = null): ExportPlan {
   validateRequest(validator, ExportEventsRequestSchema, req);
   return {
     tenantId,
-    q: queryOf(req.filter),
+    q: restrictToActor(queryOf(req.filter), actorId),
     direction: directionOf(req.order),
     limit: req.limit > 0n ? req.limit : null,
     format: req.format === ExportFormat.CSV ? "csv" : "ndjson",

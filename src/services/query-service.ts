@@ -26,7 +26,8 @@ import { boundedExportChunks, exportPlan } from "./export-stream.ts";
 import { awaitPosition } from "./read-your-writes.ts";
 import { tenantStats } from "./stats.ts";
 import type { EventReader } from "../store/event-reader.ts";
-import { tenantOf, validateRequest } from "./request-context.ts";
+import { ownActorOf, principalOf, tenantOf, tenantOfPrincipal, validateRequest } from "./request-context.ts";
+import { restrictToActor } from "../domain/event-query.ts";
 import type { TenantReadLimiter } from "./tenant-read-limiter.ts";
 import { type TailDeps, tailStream } from "./tail/tail-stream.ts";
 
@@ -46,21 +47,28 @@ export function queryService(deps: QueryDeps): ServiceImpl<typeof QueryService> 
   const { validator, reader, backend, limiter, tail } = deps;
   return {
     async getEvent(req, ctx) {
-      const tenantId = tenantOf(ctx);
+      const principal = principalOf(ctx);
+      const tenantId = tenantOfPrincipal(principal);
+      const actorId = ownActorOf(principal);
       validateRequest(validator, GetEventRequestSchema, req);
-      const r = await reader.getEvent(tenantId, req.id, ctx.signal);
-      if (!r) throw new ConnectError(`no event with id "${req.id}"`, Code.NotFound);
+      const r = await reader.getEvent(tenantId, req.id, ctx.signal, actorId ?? undefined);
+      // Another actor's event is NOT_FOUND for a User, as if it did not exist.
+      if (!r || (actorId !== null && r.actor.id !== actorId)) throw new ConnectError(`no event with id "${req.id}"`, Code.NotFound);
       return create(GetEventResponseSchema, { event: storedEventFromRecord(r) });
     },
 
     async searchEvents(req, ctx) {
-      const tenantId = tenantOf(ctx);
+      const principal = principalOf(ctx);
+      const tenantId = tenantOfPrincipal(principal);
+      const actorId = ownActorOf(principal);
       validateRequest(validator, SearchEventsRequestSchema, req);
-      const q = queryOf(req.filter);
+      const q = restrictToActor(queryOf(req.filter), actorId);
       const direction = directionOf(req.order);
       const fingerprint = queryFingerprint(tenantId, {
         filter: toJsonString(EventFilterSchema, req.filter ?? create(EventFilterSchema)),
         direction,
+        // Only when restricted, so that the tokens of unrestricted callers stay as they were.
+        ...(actorId !== null ? { actor: actorId } : {}),
       });
       const after = req.pageToken ? decodePageToken(req.pageToken, fingerprint) : null;
       await awaitPosition(backend, tenantId, req.minPosition, ctx.signal);
@@ -83,8 +91,9 @@ export function queryService(deps: QueryDeps): ServiceImpl<typeof QueryService> 
     },
 
     async *exportEvents(req, ctx) {
-      const tenantId = tenantOf(ctx);
-      const plan = exportPlan(validator, tenantId, req);
+      const principal = principalOf(ctx);
+      const tenantId = tenantOfPrincipal(principal);
+      const plan = exportPlan(validator, tenantId, req, ownActorOf(principal));
       await awaitPosition(backend, tenantId, req.minPosition, ctx.signal);
       for await (const chunk of boundedExportChunks(backend, plan, ctx.signal, limiter)) {
         yield create(ExportEventsResponseSchema, { chunk });
@@ -92,7 +101,8 @@ export function queryService(deps: QueryDeps): ServiceImpl<typeof QueryService> 
     },
 
     getStats(req, ctx) {
-      return tenantStats({ validator, backend, limiter }, tenantOf(ctx), req, ctx.signal);
+      const principal = principalOf(ctx);
+      return tenantStats({ validator, backend, limiter }, tenantOfPrincipal(principal), req, ctx.signal, ownActorOf(principal));
     },
 
     async getIndexStatus(_req, ctx) {

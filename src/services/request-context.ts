@@ -4,7 +4,7 @@ import type { DescMessage, MessageShape } from "@bufbuild/protobuf";
 import { pathToString } from "@bufbuild/protobuf/reflect";
 import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
 import type { Validator } from "@bufbuild/protovalidate";
-import { type Principal, principalKey } from "../auth/principal.ts";
+import { type Principal, principalKey, TENANT_HEADER } from "../auth/principal.ts";
 import type { FieldViolation } from "../domain/event-validation.ts";
 
 export function principalOf(ctx: HandlerContext): Principal {
@@ -13,11 +13,25 @@ export function principalOf(ctx: HandlerContext): Principal {
   return p;
 }
 
-/** The tenant whose events a tenant key may touch. */
+/** The tenant whose events the caller's key, or the tenant its token chose, may touch. */
 export function tenantOf(ctx: HandlerContext): string {
-  const p = principalOf(ctx);
-  if (p.kind !== "key") throw new ConnectError("this call needs a tenant API key", Code.PermissionDenied);
+  return tenantOfPrincipal(principalOf(ctx));
+}
+
+export function tenantOfPrincipal(p: Principal): string {
+  if (p.kind === "operator") throw new ConnectError("this call needs a tenant API key or a person's token", Code.PermissionDenied);
+  if (p.tenantId === null) {
+    throw new ConnectError(`the token grants several tenants; name one in the ${TENANT_HEADER} header`, Code.InvalidArgument);
+  }
   return p.tenantId;
+}
+
+/**
+ * The actor whose events alone the caller may see: a User token's subject;
+ * null for everyone else (the whole tenant).
+ */
+export function ownActorOf(p: Principal): string | null {
+  return p.kind === "token" && p.role === "user" ? p.subject : null;
 }
 
 export function describeViolations(violations: readonly FieldViolation[]): string {

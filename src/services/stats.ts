@@ -10,6 +10,7 @@ import {
   GetStatsResponseSchema,
   StatsInterval as StatsIntervalEnum,
 } from "../../gen/auditlog/v1/query_pb.js";
+import { restrictToActor } from "../domain/event-query.ts";
 import { timestampFromMicros } from "../domain/timestamp.ts";
 import type { SearchBackend, Stats, StatsInterval } from "../search/backend.ts";
 import { asConnectError } from "./errors.ts";
@@ -33,10 +34,17 @@ const VALUE_PREFIX: Partial<Record<string, string>> = { severity: "SEVERITY_", o
 
 export type StatsDeps = { validator: Validator; backend: SearchBackend; limiter?: TenantReadLimiter };
 
-export async function tenantStats(deps: StatsDeps, tenantId: string, req: GetStatsRequest, signal: AbortSignal): Promise<GetStatsResponse> {
+/** `actorId`: counts only that actor's events (a User's own activity). */
+export async function tenantStats(
+  deps: StatsDeps,
+  tenantId: string,
+  req: GetStatsRequest,
+  signal: AbortSignal,
+  actorId: string | null = null,
+): Promise<GetStatsResponse> {
   const { validator, backend, limiter } = deps;
   validateRequest(validator, GetStatsRequestSchema, req);
-  const q = queryOf(req.filter);
+  const q = restrictToActor(queryOf(req.filter), actorId);
   let stats: Stats;
   try {
     const run = () => backend.stats(tenantId, q, INTERVALS[req.interval], req.top || DEFAULT_TOP, signal);

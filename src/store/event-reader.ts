@@ -22,7 +22,8 @@ export class EventReader {
     this.statementTimeoutMs = opts.statementTimeoutMs;
   }
 
-  getEvent(tenantId: string, id: string, signal?: AbortSignal): Promise<StoredRecord | null> {
+  /** `actorId`: only if this actor's (a User's read; row-level security enforces it). */
+  getEvent(tenantId: string, id: string, signal?: AbortSignal, actorId?: string): Promise<StoredRecord | null> {
     return withTenantRead(
       this.pool,
       tenantId,
@@ -35,7 +36,7 @@ export class EventReader {
         );
         return rows.rows[0] ? recordFromRow(rows.rows[0]) : null;
       },
-      { signal, statementTimeoutMs: this.statementTimeoutMs },
+      { signal, statementTimeoutMs: this.statementTimeoutMs, actorId },
     );
   }
 

@@ -17,6 +17,12 @@ export type TenantReadOptions = {
   signal?: AbortSignal;
   /** statement_timeout of every statement of the read; unset: the server's setting. */
   statementTimeoutMs?: number;
+  /**
+   * Only this actor's events are visible (a User's own activity): set as
+   * `auditlog.actor_id`, which the `actor_isolation` policy on events
+   * (0006_actor_isolation.sql) enforces. Never empty: that means no restriction.
+   */
+  actorId?: string;
 };
 
 /** A read statement ran past its statement_timeout and PostgreSQL stopped it. */
@@ -46,15 +52,23 @@ export function withTenantRead<T>(
   // JIT off: free-text conditions make expressions that LLVM takes minutes
   // and gigabytes to compile, and compilation does not react to a cancel or
   // a statement timeout; the interpreted plan is fast for these queries.
-  const settings =
-    statementTimeoutMs === undefined
-      ? "SELECT set_config('auditlog.tenant_id', $1, true), set_config('jit', 'off', true)"
-      : "SELECT set_config('auditlog.tenant_id', $1, true), set_config('jit', 'off', true), set_config('statement_timeout', $2, true)";
+  const { actorId } = opts;
+  if (actorId === "") throw new Error("withTenantRead: empty actor id");
+  const params: string[] = [tenantId];
+  let settings = "SELECT set_config('auditlog.tenant_id', $1, true), set_config('jit', 'off', true)";
+  if (statementTimeoutMs !== undefined) {
+    params.push(String(statementTimeoutMs));
+    settings += `, set_config('statement_timeout', $${params.length}, true)`;
+  }
+  if (actorId !== undefined) {
+    params.push(actorId);
+    settings += `, set_config('auditlog.actor_id', $${params.length}, true)`;
+  }
   let cancelled = false;
   return inTransaction(pool, begin, async (db) => {
     signal?.throwIfAborted(); // the caller left while this waited for a connection
     await db.query("SET LOCAL ROLE auditlog_reader");
-    await db.query(settings, statementTimeoutMs === undefined ? [tenantId] : [tenantId, String(statementTimeoutMs)]);
+    await db.query(settings, params);
     const onAbort = () => {
       cancelled = true;
       void sendCancelRequest(db);

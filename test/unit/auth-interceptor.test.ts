@@ -102,7 +102,7 @@ describe("authInterceptor", () => {
     const call = (service: string, authorization?: string) => {
       const header = new Headers();
       if (authorization !== undefined) header.set("authorization", authorization);
-      const req = { service: { typeName: service }, header, contextValues: createContextValues() };
+      const req = { service: { typeName: service }, method: { name: "AnyMethod" }, header, contextValues: createContextValues() };
       return handler(req as never) as unknown as Promise<{ principal: Principal | null }>;
     };
     return { authenticate, next, call };

@@ -57,6 +57,7 @@ describe("loadConfig", () => {
       reconcileIntervalMs: 6 * 3600 * 1000,
       elasticsearchIndexPrefix: "auditlog-events",
       indexStallMs: 60_000,
+      jwt: null,
     });
   });
 
@@ -145,6 +146,7 @@ describe("loadConfig", () => {
       reconcileIntervalMs: 0,
       elasticsearchIndexPrefix: "audit-v2",
       indexStallMs: 5000,
+      jwt: null,
     });
   });
 

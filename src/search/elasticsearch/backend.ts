@@ -75,6 +75,7 @@ export class ElasticsearchSearchBackend implements SearchBackend {
       const r = recordFromDocument(h._source!);
       // The query filters by tenant; this is the last line of defence.
       if (r.tenantId !== tenantId) throw new Error(`search for tenant ${tenantId} returned a document of another tenant`);
+      if (q.actorId !== undefined && r.actor.id !== q.actorId) throw new Error("a User's search returned another actor's event");
       return r;
     });
     const total = res.hits.total as estypes.SearchTotalHits | undefined;

@@ -22,7 +22,10 @@ export const DATE_NANOS_MAX_MICROS: Micros = 9_223_372_036_854_775n;
 export const OCCURRED_AT_SORT_FORMAT = "strict_date_optional_time_nanos";
 
 export function esQuery(tenantId: string, q: EventQuery): EsQuery {
-  return { bool: { filter: [{ term: { tenant_id: tenantId } }, ...q.conditions.map(conditionQuery)] } };
+  const scope: EsQuery[] = [{ term: { tenant_id: tenantId } }];
+  // A User's read: their own events only, next to the tenant and as binding (EventQuery.actorId).
+  if (q.actorId !== undefined) scope.push({ term: { "actor.id": q.actorId } });
+  return { bool: { filter: [...scope, ...q.conditions.map(conditionQuery)] } };
 }
 
 const MATCH_NONE: EsQuery = { match_none: {} };

@@ -55,7 +55,8 @@ export class PostgresSearchBackend implements SearchBackend {
         }
         return { records: rows.rows.map(recordFromRow), total, totalIsLowerBound: false };
       },
-      { signal, statementTimeoutMs: this.statementTimeoutMs },
+      // Row-level security holds a User's read to their own events, whatever the SQL says.
+      { signal, statementTimeoutMs: this.statementTimeoutMs, actorId: q.actorId },
     );
   }
 

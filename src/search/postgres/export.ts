@@ -37,6 +37,7 @@ export async function* pgExport(
     const rows = await withTenantRead(pool, tenantId, async (db) => (await db.query<EventRow>(sql.text, sql.values)).rows, {
       signal,
       statementTimeoutMs: opts.pageTimeoutMs,
+      actorId: q.actorId,
     });
     return { records: rows.map(recordFromRow), size };
   };

@@ -60,7 +60,10 @@ export async function pgStats(
       (SELECT json_agg(json_build_array(to_char(b, 'YYYY-MM-DD"T"HH24:MI:SS"Z"'), n::text) ORDER BY b)
          FROM h WHERE (SELECT count(*) FROM h) <= ${max}) AS histogram,
       ${topSql.join(",\n      ")}`;
-  const row = await withTenantRead(pool, tenantId, async (db) => (await db.query<StatsRow>(text, values)).rows[0]!, opts);
+  const row = await withTenantRead(pool, tenantId, async (db) => (await db.query<StatsRow>(text, values)).rows[0]!, {
+    ...opts,
+    actorId: q.actorId,
+  });
   if (row.buckets > MAX_HISTOGRAM_BUCKETS) throw new TooManyBucketsError(interval, row.buckets);
   const sparse = (row.histogram ?? []).map(([start, n]) => ({ start: parseMicros(start), count: BigInt(n) }));
   return {
