@@ -13,6 +13,7 @@ import { registerHealth, type HealthState } from "./health.ts";
 import { listen, type NodeRequest, type NodeResponse } from "./listener.ts";
 import type { Logger } from "../platform/log.ts";
 import { registerReflection } from "./reflection.ts";
+import { retryableError } from "../platform/error-details.ts";
 
 export const DEFAULT_MAX_MESSAGE_BYTES = 8 * 1024 * 1024;
 
@@ -249,7 +250,8 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
     // Give handlers that watch ctx.signal a moment to wrap up before the
     // remaining connections are destroyed.
     const abortAfter = Math.max(0, graceMs - Math.min(1000, graceMs / 4));
-    const reason = new ConnectError("server is shutting down", Code.Unavailable);
+    // Another replica (or this one restarted) takes the retry.
+    const reason = retryableError("server is shutting down", Code.Unavailable, 1_000);
     const timer = setTimeout(() => shutdown.abort(reason), abortAfter);
     try {
       await listener.close(graceMs);

@@ -11,6 +11,7 @@ import { Code, type ConnectRouter } from "@connectrpc/connect";
 import type { UniversalHandlerOptions } from "@connectrpc/connect/protocol";
 import * as v1 from "../../gen/grpc/reflection/v1/reflection_pb.js";
 import * as v1alpha from "../../gen/grpc/reflection/v1alpha/reflection_pb.js";
+import { file_google_rpc_error_details } from "../../gen/google/rpc/error_details_pb.js";
 import { file_health_v1_health } from "../../gen/health/v1/health_pb.js";
 
 /** The request fields both versions have in common. */
@@ -190,6 +191,8 @@ export function registerReflection(router: ConnectRouter, files: DescFile[], opt
   const index = new DescriptorIndex([
     ...files,
     file_health_v1_health,
+    // The error details every error carries, so that reflection clients (buf curl, grpcurl) decode them.
+    file_google_rpc_error_details,
     v1.file_grpc_reflection_v1_reflection,
     v1alpha.file_grpc_reflection_v1alpha_reflection,
   ]);

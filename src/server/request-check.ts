@@ -5,13 +5,14 @@
 import type { DescMessage } from "@bufbuild/protobuf";
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import { requestViolation } from "../domain/request-check.ts";
+import { fieldError } from "../platform/error-details.ts";
 
 // Events are validated one by one and refused per event (REJECTED in the summary).
 const SKIP = new Set(["auditlog.v1.Event"]);
 
 function check(desc: DescMessage, message: object): void {
   const v = requestViolation(desc, message, SKIP);
-  if (v) throw new ConnectError(`${v.field}: ${v.reason}`, Code.InvalidArgument);
+  if (v) throw fieldError(v.field, v.reason);
 }
 
 async function* checked<T extends object>(desc: DescMessage, messages: AsyncIterable<T>): AsyncIterable<T> {

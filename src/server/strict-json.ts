@@ -14,8 +14,8 @@
 // INVALID_ARGUMENT naming the field (`events[1].occurred_at`). Anything else
 // that is wrong with the JSON is left to protobuf-es, which reports it.
 import type { DescField, DescMessage } from "@bufbuild/protobuf";
-import { Code, ConnectError } from "@connectrpc/connect";
 import { RFC3339_HINT, timestampFromRfc3339 } from "../domain/timestamp.ts";
+import { fieldError } from "../platform/error-details.ts";
 
 const TIMESTAMP = "google.protobuf.Timestamp";
 
@@ -130,7 +130,7 @@ export function strictJsonDecoder(desc: DescMessage): { decode(input?: Uint8Arra
         return text; // protobuf-es reports the syntax error
       }
       const v = timestampJsonViolation(desc, json);
-      if (v) throw new ConnectError(`${v.field}: ${v.reason}`, Code.InvalidArgument);
+      if (v) throw fieldError(v.field, v.reason);
       return text;
     },
   };

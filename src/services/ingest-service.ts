@@ -13,7 +13,8 @@ import { limitSubjectOf } from "./limit-subject.ts";
 import { SummaryBuilder } from "./ingest-summary.ts";
 import type { Logger } from "../platform/log.ts";
 import { isStorageUnavailable } from "../platform/storage-errors.ts";
-import { connectErrorOf } from "./errors.ts";
+import { fieldError, retryableError } from "../platform/error-details.ts";
+import { connectErrorOf, RETRY_DELAY_MS } from "./errors.ts";
 import { type RateLimiter, RateLimitError } from "./rate-limiter.ts";
 
 export type IngestDeps = {
@@ -40,7 +41,7 @@ const MAX_EVENTS_PER_MESSAGE = 1000;
 
 function checkBatchSize(events: Event[]): void {
   if (events.length === 0 || events.length > MAX_EVENTS_PER_MESSAGE) {
-    throw new ConnectError(`events: ${events.length} events in one message; send 1 to ${MAX_EVENTS_PER_MESSAGE}`, Code.InvalidArgument);
+    throw fieldError("events", `${events.length} events in one message; send 1 to ${MAX_EVENTS_PER_MESSAGE}`);
   }
 }
 
@@ -56,18 +57,17 @@ function writeFailure(err: unknown, tenantId: string, log: Logger): ConnectError
     log.warn("write failed: unknown tenant", { tenantId: err.tenantId });
     if (err.tenantId === tenantId) return connectErrorOf(err)!;
     // A batch is shared by callers of several tenants; another's is gone.
-    return new ConnectError(
+    return retryableError(
       "the write was refused as a whole and nothing was stored; retry with the same event ids",
       Code.Unavailable,
-      undefined,
-      undefined,
+      RETRY_DELAY_MS.unavailable,
       err,
     );
   }
   // Expected while PostgreSQL restarts: a warning, not an error, in the logs.
   if (isStorageUnavailable(err)) log.warn("write failed: storage unavailable", { err: String(err) });
   else log.error("write failed", { err: String(err) });
-  return new ConnectError("storage is unavailable; retry with the same event ids", Code.Unavailable);
+  return retryableError("storage is unavailable; retry with the same event ids", Code.Unavailable, RETRY_DELAY_MS.unavailable, err);
 }
 
 /**
@@ -148,14 +148,9 @@ export function ingestService(deps: IngestDeps): ServiceImpl<typeof IngestServic
       if (subject) deps.limiter?.admit(subject, req.events.length);
       const summary = new SummaryBuilder();
       await settleAll([(await submitEvents(deps, tenantId, req.events, 0, summary, ctx.signal)).committed], tenantId, deps.log);
-      const s = summary.build();
-      if (s.accepted === 0n && s.duplicates === 0n) {
-        // The error alone must say what was wrong with each event: grpcurl and
-        // curl users see only the status message.
-        const detail = s.results.map((r) => `events[${r.index}] (id "${r.id}"): ${r.reason}`).join("; ");
-        throw new ConnectError(detail, s.rejected > 0n ? Code.InvalidArgument : Code.AlreadyExists);
-      }
-      return create(AppendResponseSchema, { summary: s });
+      const refused = summary.refusedError();
+      if (refused) throw refused;
+      return create(AppendResponseSchema, { summary: summary.build() });
     },
   };
 }

@@ -1,6 +1,7 @@
 // Accumulates the per-event outcomes of an Ingest stream or Append batch
 // into the IngestSummary the caller gets back.
 import { create } from "@bufbuild/protobuf";
+import { Code, ConnectError } from "@connectrpc/connect";
 import {
   type EventResult,
   EventResultSchema,
@@ -10,7 +11,7 @@ import {
 } from "../../gen/auditlog/v1/ingest_pb.js";
 import type { WriteResult } from "../store/event-writer.ts";
 import type { FieldViolation } from "../domain/event-validation.ts";
-import { describeViolations } from "./request-context.ts";
+import { badRequestDetail, type Detail, describeViolations, errorInfoDetail, type Violation } from "../platform/error-details.ts";
 
 export class SummaryBuilder {
   accepted = 0n;
@@ -19,9 +20,12 @@ export class SummaryBuilder {
   conflicts = 0n;
   position = 0n;
   private results: EventResult[] = [];
+  /** Of rejected events, each violation with its path from the request (`events[i].<field>`). */
+  private violations: Violation[] = [];
 
   reject(index: number, id: string, violations: FieldViolation[]): void {
     this.rejected++;
+    for (const v of violations) this.violations.push({ field: `events[${index}]${v.field ? `.${v.field}` : ""}`, reason: v.reason });
     this.results.push(
       create(EventResultSchema, {
         index,
@@ -53,6 +57,26 @@ export class SummaryBuilder {
         sequence: r.sequence,
       }),
     );
+  }
+
+  /**
+   * When no event of an Append was stored or already there: the error that
+   * fails the call, saying in its message what was wrong with each event
+   * (grpcurl and curl users see only that) and in details for programs:
+   * INVALID_ARGUMENT with a google.rpc.BadRequest (one violation per bad
+   * field of each rejected event), or ALREADY_EXISTS when every event
+   * conflicts; a google.rpc.ErrorInfo EVENT_ID_CONFLICT (id, stored
+   * sequence, index) per conflicting event in both cases.
+   */
+  refusedError(): ConnectError | null {
+    if (this.accepted > 0n || this.duplicates > 0n) return null;
+    const results = this.build().results;
+    const message = results.map((r) => `events[${r.index}] (id "${r.id}"): ${r.reason}`).join("; ");
+    const conflicts: Detail[] = results
+      .filter((r) => r.status === EventStatus.CONFLICT)
+      .map((r) => errorInfoDetail("EVENT_ID_CONFLICT", { id: r.id, sequence: String(r.sequence), index: String(r.index) }));
+    if (this.rejected === 0n) return new ConnectError(message, Code.AlreadyExists, undefined, conflicts);
+    return new ConnectError(message, Code.InvalidArgument, undefined, [badRequestDetail(this.violations), ...conflicts]);
   }
 
   build(): IngestSummary {
