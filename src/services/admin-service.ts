@@ -17,6 +17,7 @@ import {
 import type { Authenticator } from "../auth/authenticator.ts";
 import { type Principal, type ScopeName, TENANT_HEADER } from "../auth/principal.ts";
 import { hashSecret, newKeyId, newSecret } from "../domain/api-key-secret.ts";
+import { fieldError } from "../platform/error-details.ts";
 import type { ApiKeyRow, ApiKeyStore } from "../store/api-key-store.ts";
 import type { TenantRow, TenantStore } from "../store/tenant-store.ts";
 import { principalOf, tenantOfPrincipal, validateRequest } from "./request-context.ts";
@@ -40,14 +41,14 @@ function requireOperator(ctx: HandlerContext): void {
 function targetTenant(ctx: HandlerContext, requested: string): string {
   const p = principalOf(ctx);
   if (p.kind === "operator") {
-    if (!requested) throw new ConnectError("tenant_id: required when using the bootstrap key", Code.InvalidArgument);
+    if (!requested) throw fieldError("tenant_id", "required when using the bootstrap key");
     return requested;
   }
   if (p.kind === "token") {
     if (!requested) return tenantOfPrincipal(p);
     if (!p.tenants.includes(requested)) throw new ConnectError(`tenant_id: the token does not grant tenant "${requested}"`, Code.PermissionDenied);
     if (p.tenantId !== null && p.tenantId !== requested) {
-      throw new ConnectError(`tenant_id: "${requested}" is not the tenant the ${TENANT_HEADER} header names`, Code.InvalidArgument);
+      throw fieldError("tenant_id", `"${requested}" is not the tenant the ${TENANT_HEADER} header names`);
     }
     return requested;
   }

@@ -34,7 +34,7 @@ import type * as http from "node:http";
 import type * as http2 from "node:http2";
 import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { codeToHttpStatus, codeToString } from "@connectrpc/connect/protocol-connect";
+import { codeToHttpStatus, errorToJson } from "@connectrpc/connect/protocol-connect";
 import type { Validator } from "@bufbuild/protovalidate";
 import { ExportEventsRequestSchema, QueryService } from "../../gen/auditlog/v1/query_pb.js";
 import { authenticateRequest } from "../auth/authenticate.ts";
@@ -83,7 +83,8 @@ function abortResponse(res: NodeResponse): void {
 }
 
 function sendError(res: NodeResponse, err: ConnectError): void {
-  const body = JSON.stringify({ code: codeToString(err.code), message: err.rawMessage });
+  // A Connect error body, details included, so Connect clients' decoders read it too.
+  const body = JSON.stringify(errorToJson(err, undefined));
   const headers: Record<string, string> = {
     "content-type": "application/json",
     "cache-control": "no-store",
@@ -149,7 +150,7 @@ export function exportHttpHandler(deps: ExportHttpDeps): (req: NodeRequest, res:
       const request = create(ExportEventsRequestSchema, requestFromParams(url.searchParams));
       // What the RPC's interceptor checks (src/server/request-check.ts), e.g. NUL characters.
       const violation = requestViolation(ExportEventsRequestSchema, request);
-      if (violation) throw badParam(`${violation.field}: ${violation.reason}`);
+      if (violation) throw badParam(violation.field, violation.reason);
       const plan = exportPlan(validator, tenantId, request, ownActorOf(principal));
       format = plan.format;
       await awaitPosition(backend, tenantId, request.minPosition, abort.signal);

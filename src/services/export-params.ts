@@ -4,10 +4,11 @@
 // then validated with the same rules as the RPC.
 import { create, type MessageInitShape } from "@bufbuild/protobuf";
 import { TimestampSchema } from "@bufbuild/protobuf/wkt";
-import { Code, ConnectError } from "@connectrpc/connect";
+import type { ConnectError } from "@connectrpc/connect";
 import { ActorType, Outcome, Severity } from "../../gen/auditlog/v1/event_pb.js";
 import { type EventFilterSchema, type ExportEventsRequestSchema, ExportFormat, SortOrder } from "../../gen/auditlog/v1/query_pb.js";
 import { RFC3339_HINT, timestampFromRfc3339 } from "../domain/timestamp.ts";
+import { fieldError } from "../platform/error-details.ts";
 
 type FilterInit = MessageInitShape<typeof EventFilterSchema>;
 type RequestInit = MessageInitShape<typeof ExportEventsRequestSchema>;
@@ -52,8 +53,9 @@ const SINGLES = new Set([
 
 const KNOWN_TEXT = [...SINGLES, ...Object.keys(REPEATED_STRINGS), ...Object.keys(REPEATED_ENUMS), "metadata.<key>"].join(", ");
 
-export function badParam(message: string): ConnectError {
-  return new ConnectError(message, Code.InvalidArgument);
+/** INVALID_ARGUMENT naming the query parameter (google.rpc.BadRequest, as over the RPCs). */
+export function badParam(param: string, reason: string): ConnectError {
+  return fieldError(param, reason);
 }
 
 function enumValue(param: string, spec: EnumSpec, raw: string): number {
@@ -62,21 +64,21 @@ function enumValue(param: string, spec: EnumSpec, raw: string): number {
   const v = Object.hasOwn(spec.values, name) ? spec.values[name] : undefined;
   if (typeof v !== "number") {
     const names = Object.keys(spec.values).filter((k) => typeof spec.values[k] === "number");
-    throw badParam(`${param}: unknown value ${JSON.stringify(raw)} (one of ${names.map((n) => spec.prefix + n).join(", ")})`);
+    throw badParam(param, `unknown value ${JSON.stringify(raw)} (one of ${names.map((n) => spec.prefix + n).join(", ")})`);
   }
   return v;
 }
 
 function uint64(param: string, raw: string): bigint {
   if (!/^\d{1,20}$/.test(raw) || BigInt(raw) > 0xffff_ffff_ffff_ffffn)
-    throw badParam(`${param}: not a non-negative integer: ${JSON.stringify(raw)}`);
+    throw badParam(param, `not a non-negative integer: ${JSON.stringify(raw)}`);
   return BigInt(raw);
 }
 
 function timestamp(param: string, raw: string) {
   // Strict: fromJson would move an impossible date (2026-02-30) to another day.
   const ts = timestampFromRfc3339(raw);
-  if (!ts) throw badParam(`${param}: ${RFC3339_HINT}, not ${JSON.stringify(raw)}`);
+  if (!ts) throw badParam(param, `${RFC3339_HINT}, not ${JSON.stringify(raw)}`);
   return create(TimestampSchema, ts);
 }
 
@@ -104,19 +106,19 @@ export function requestFromParams(params: URLSearchParams): RequestInit {
       ((filter[field] ??= []) as number[]).push(enumValue(name, spec, raw));
       continue;
     }
-    if (!SINGLES.has(name)) throw badParam(`unknown parameter ${JSON.stringify(name)} (known: ${KNOWN_TEXT})`);
-    if (seen.has(name)) throw badParam(`${name}: given more than once`);
+    if (!SINGLES.has(name)) throw badParam(name, `unknown parameter (known: ${KNOWN_TEXT})`);
+    if (seen.has(name)) throw badParam(name, "given more than once");
     seen.add(name);
     switch (name) {
       case "format": {
         const f = raw.toLowerCase();
-        if (f !== "csv" && f !== "ndjson") throw badParam(`format: must be csv or ndjson, not ${JSON.stringify(raw)}`);
+        if (f !== "csv" && f !== "ndjson") throw badParam("format", `must be csv or ndjson, not ${JSON.stringify(raw)}`);
         req.format = f === "csv" ? ExportFormat.CSV : ExportFormat.NDJSON;
         break;
       }
       case "order": {
         const o = raw.toLowerCase();
-        if (o !== "asc" && o !== "desc") throw badParam(`order: must be asc or desc, not ${JSON.stringify(raw)}`);
+        if (o !== "asc" && o !== "desc") throw badParam("order", `must be asc or desc, not ${JSON.stringify(raw)}`);
         req.order = o === "asc" ? SortOrder.ASCENDING : SortOrder.DESCENDING;
         break;
       }
@@ -143,7 +145,7 @@ export function requestFromParams(params: URLSearchParams): RequestInit {
         break;
       case "csv_keep_formulas": {
         const b = raw.toLowerCase();
-        if (b !== "true" && b !== "false") throw badParam(`csv_keep_formulas: must be true or false, not ${JSON.stringify(raw)}`);
+        if (b !== "true" && b !== "false") throw badParam("csv_keep_formulas", `must be true or false, not ${JSON.stringify(raw)}`);
         req.csvKeepFormulas = b === "true";
         break;
       }

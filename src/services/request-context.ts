@@ -3,9 +3,9 @@
 import type { DescMessage, MessageShape } from "@bufbuild/protobuf";
 import { pathToString } from "@bufbuild/protobuf/reflect";
 import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
-import type { Validator } from "@bufbuild/protovalidate";
+import { type Validator, violationsToProto } from "@bufbuild/protovalidate";
 import { type Principal, principalKey, TENANT_HEADER } from "../auth/principal.ts";
-import type { FieldViolation } from "../domain/event-validation.ts";
+import { invalidArgument } from "../platform/error-details.ts";
 
 export function principalOf(ctx: HandlerContext): Principal {
   const p = ctx.values.get(principalKey);
@@ -34,19 +34,19 @@ export function ownActorOf(p: Principal): string | null {
   return p.kind === "token" && p.role === "user" ? p.subject : null;
 }
 
-export function describeViolations(violations: readonly FieldViolation[]): string {
-  return violations.map((v) => (v.field ? `${v.field}: ${v.reason}` : v.reason)).join("; ");
-}
-
-export function invalidArgument(violations: readonly FieldViolation[]): ConnectError {
-  return new ConnectError(describeViolations(violations), Code.InvalidArgument);
-}
-
-/** Validates a whole request against the contract's rules; throws INVALID_ARGUMENT. */
+/**
+ * Validates a whole request against the contract's rules; throws
+ * INVALID_ARGUMENT with a google.rpc.BadRequest and, for clients that know
+ * protovalidate, its own buf.validate.Violations (rule ids and paths).
+ */
 export function validateRequest<Desc extends DescMessage>(validator: Validator, schema: Desc, msg: MessageShape<Desc>): void {
   const r = validator.validate(schema, msg);
   if (r.kind === "error") throw r.error;
   if (r.kind === "invalid") {
-    throw invalidArgument(r.violations.map((v) => ({ field: pathToString(v.field), reason: v.message })));
+    const [violations, desc] = violationsToProto(r.violations);
+    throw invalidArgument(
+      r.violations.map((v) => ({ field: pathToString(v.field), reason: v.message })),
+      [{ desc, value: violations }],
+    );
   }
 }
