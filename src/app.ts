@@ -21,6 +21,10 @@ import { ApiKeyStore } from "./store/api-key-store.ts";
 import { EventReader } from "./store/event-reader.ts";
 import { type WriteItem, type WriteResult, writeBatch } from "./store/event-writer.ts";
 import { GroupCommitter } from "./store/group-commit.ts";
+import { Metrics } from "./platform/metrics.ts";
+import { activeSpanLink, type Link, withSpan } from "./platform/tracing.ts";
+import { registerIngestMetrics, registerPoolMetrics, registerSearchMetrics } from "./app-metrics.ts";
+import { tracedBackend } from "./search/traced-backend.ts";
 import { migrate } from "./store/migrate.ts";
 import { ensurePartitions } from "./store/partitions.ts";
 import { TenantStore } from "./store/tenant-store.ts";
@@ -66,7 +70,7 @@ type SearchSide = { backend: SearchBackend; indexer: Indexer | null; reconciler:
  * and stats are served from PostgreSQL. An unreachable Elasticsearch never
  * stops the service from starting or ingesting: the indexer retries.
  */
-function startSearch(config: Config, pool: pg.Pool, readPool: pg.Pool, log: Logger, health: HealthState): SearchSide {
+function startSearch(config: Config, pool: pg.Pool, readPool: pg.Pool, log: Logger, health: HealthState, metrics: Metrics): SearchSide {
   if (!config.elasticsearchUrl) {
     const backend = new PostgresSearchBackend(readPool, {
       statementTimeoutMs: config.readTimeoutMs,
@@ -93,7 +97,14 @@ function startSearch(config: Config, pool: pg.Pool, readPool: pg.Pool, log: Logg
     },
   });
   indexHealth.start();
-  const reconciler = new Reconciler({ pool, client, log: esLog.child({ component: "reconciler" }), prefix });
+  const reconciler = new Reconciler({
+    pool,
+    client,
+    log: esLog.child({ component: "reconciler" }),
+    prefix,
+    onResult: metrics.observeReconcile,
+  });
+  registerSearchMetrics(metrics, { pool, indexer, client });
   if (config.reconcileIntervalMs > 0) reconciler.runPeriodically(config.reconcileIntervalMs);
   return {
     backend,
@@ -145,10 +156,23 @@ export async function startApp(config: Config & { databaseUrl: string }, log: Lo
   const auth = new Authenticator(keys, config.bootstrapKey, config.keyCacheMs, {
     tokens: config.jwt ? new JwtVerifier(config.jwt) : null,
   });
+  const metrics = new Metrics();
+  registerPoolMetrics(metrics, { write: pool, read: readPool });
   const committer = new GroupCommitter<WriteItem, WriteResult>((items) => writeBatch(pool, items), {
     maxBatchEvents: config.batchMaxEvents,
     maxPendingEvents: config.maxPendingEvents,
+    observe: metrics.observeCommit,
+    // Each caller's commit span; the batch's transaction is a trace of its
+    // own linked to them (one transaction serves many callers' traces).
+    tag: activeSpanLink,
+    around: (tags, write) => {
+      const links = tags.filter((t): t is Link => t !== undefined);
+      return links.length === 0
+        ? write()
+        : withSpan("commit batch", write, { root: true, links, attributes: { "auditlog.callers": tags.length } });
+    },
   });
+  registerIngestMetrics(metrics, committer);
   const reader = new EventReader(readPool, { statementTimeoutMs: config.readTimeoutMs });
   const readLimiter = new TenantReadLimiter({ perTenant: config.tenantReadConcurrency, maxWaitMs: config.readQueueMs });
   const ingestLimiter = new RateLimiter({
@@ -176,7 +200,8 @@ export async function startApp(config: Config & { databaseUrl: string }, log: Lo
     [QueryService.typeName]: "SERVING",
     [AdminService.typeName]: "SERVING",
   });
-  const search = startSearch(config, pool, readPool, log, health);
+  const search = startSearch(config, pool, readPool, log, health, metrics);
+  const backend = tracedBackend(search.backend);
   // The live tail: one commit listener and one fan-out per replica.
   const tailFeed: TailFeed = new TailFeed(reader, log.child({ component: "tail" }), {
     batchSize: TAIL_BATCH_EVENTS,
@@ -194,19 +219,22 @@ export async function startApp(config: Config & { databaseUrl: string }, log: Lo
     port: config.port,
     routes: (router) => {
       router.service(IngestService, ingestService({ validator, committer, log, limiter: ingestLimiter }));
-      router.service(QueryService, queryService({ validator, reader, backend: search.backend, limiter: readLimiter, tail }));
+      router.service(QueryService, queryService({ validator, reader, backend, limiter: readLimiter, tail }));
       router.service(AdminService, adminService({ validator, tenants, keys, auth }));
     },
     // The request check after auth: an unauthenticated caller learns nothing about its request.
     interceptors: [errorsInterceptor(), authInterceptor(auth), limits, requestCheckInterceptor()],
     // The export endpoint, then the web console's files (console/dist) at / (docs/CONSOLE.md).
     httpRoutes: chainHttpRoutes(
-      exportHttpHandler({ auth, backend: search.backend, validator, log, limiter: readLimiter }),
+      exportHttpHandler({ auth, backend, validator, log, limiter: readLimiter }),
       staticFilesHandler({ root: CONSOLE_DIR, reservedPrefixes: ["/v1/", "/auditlog.", "/grpc.", "/healthz"] }),
     ),
     allowedOrigins: config.corsOrigins,
     health,
     maxMessageBytes: config.maxMessageBytes,
+    metrics,
+    metricsEndpoint: config.telemetry.metricsEnabled,
+    metricsToken: config.telemetry.metricsToken,
     headersTimeoutMs: config.headersTimeoutMs,
     idleTimeoutMs: config.idleTimeoutMs,
     log,

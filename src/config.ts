@@ -2,6 +2,7 @@
 // by variable name, before anything starts.
 import type { JwtSettings } from "./auth/jwt-verifier.ts";
 import { jwtConfig } from "./jwt-config.ts";
+import { type TelemetrySettings, telemetryConfig } from "./telemetry-config.ts";
 export type Config = {
   host: string;
   port: number;
@@ -57,6 +58,8 @@ export type Config = {
   indexStallMs: number;
   /** People's tokens (JWT / OIDC, src/jwt-config.ts); null: API keys only. */
   jwt: JwtSettings | null;
+  /** GET /metrics and OpenTelemetry tracing (src/telemetry-config.ts). */
+  telemetry: TelemetrySettings;
 };
 
 export class ConfigError extends Error {}
@@ -167,6 +170,7 @@ export function loadConfig(env: Env = process.env): Config {
     // Long enough that a refresh, a retry or a busy cluster does not flap health.
     indexStallMs: int("AUDITLOG_INDEX_STALL_MS", 60_000, 1000, 24 * 3600 * 1000),
     jwt: jwtConfig(env, errors),
+    telemetry: telemetryConfig(env, errors),
   };
   if (errors.length) throw new ConfigError(`invalid configuration:\n  ${errors.join("\n  ")}`);
   return config;

@@ -5,6 +5,7 @@ import { join, resolve } from "node:path";
 import { startApp } from "./app.ts";
 import { type Config, ConfigError, loadConfig } from "./config.ts";
 import { createLogger } from "./platform/log.ts";
+import { startTracing } from "./platform/tracing-sdk.ts";
 import { startEmbeddedPostgres } from "./devservers/embedded-postgres.ts";
 
 /** With nothing configured, a bootstrap key is made once and kept (mode 600) in the data directory. */
@@ -35,6 +36,10 @@ async function main(): Promise<void> {
     throw err;
   }
   const log = createLogger({ level: config.logLevel });
+  // Only with an OTLP endpoint: otherwise no provider is registered and every span is the API's no-op.
+  const { tracesUrl, serviceName } = config.telemetry;
+  const tracing = tracesUrl ? startTracing({ url: tracesUrl, serviceName }) : null;
+  if (tracing) log.info("exporting traces over OTLP/HTTP", { url: tracesUrl, serviceName });
   const dataDir = resolve(config.dataDir);
   let stopPostgres: (() => Promise<void>) | null = null;
   let databaseUrl = config.databaseUrl;
@@ -79,6 +84,8 @@ async function main(): Promise<void> {
     log.info("shutting down", { signal });
     try {
       await app.close();
+      // Spans still buffered are sent before exit.
+      await tracing?.shutdown().catch((err: unknown) => log.warn("trace export at shutdown failed", { err: String(err) }));
       if (stopPostgres) await stopPostgres();
       log.info("stopped");
       process.exit(0);

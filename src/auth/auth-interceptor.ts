@@ -5,6 +5,7 @@ import type { Interceptor } from "@connectrpc/connect";
 import { authenticateRequest } from "./authenticate.ts";
 import type { Authenticator } from "./authenticator.ts";
 import { principalKey, TENANT_HEADER } from "./principal.ts";
+import { withSpan } from "../platform/tracing.ts";
 
 const PUBLIC_SERVICES = new Set([
   "grpc.health.v1.Health",
@@ -17,7 +18,8 @@ export function authInterceptor(auth: Authenticator): Interceptor {
     const service = req.service.typeName;
     if (PUBLIC_SERVICES.has(service)) return next(req);
     const creds = { authorization: req.header.get("authorization"), tenant: req.header.get(TENANT_HEADER) };
-    req.contextValues.set(principalKey, await authenticateRequest(auth, creds, service, req.method.name));
+    const principal = await withSpan("authenticate", () => authenticateRequest(auth, creds, service, req.method.name));
+    req.contextValues.set(principalKey, principal);
     return next(req);
   };
 }

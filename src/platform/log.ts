@@ -2,6 +2,7 @@
 // on stdout, written by pino. Call sites see only this small Logger type, so
 // the library stays replaceable and tests can hand in a stream.
 import { pino } from "pino";
+import { activeTraceId } from "./tracing.ts";
 
 export type LogLevel = "debug" | "info" | "warn" | "error";
 export type LogFields = Record<string, unknown>;
@@ -79,6 +80,12 @@ export function createLogger(opts: { level: LogLevel; stream?: NodeJS.WritableSt
       },
       serializers: { err: pino.stdSerializers.err },
       redact: { paths: REDACT_PATHS, censor: REDACTED },
+      // The trace of the request being served, when tracing is on (without a
+      // registered provider there is never an active span: nothing is added).
+      mixin: () => {
+        const traceId = activeTraceId();
+        return traceId === undefined ? {} : { traceId };
+      },
     },
     // A stream we write to like any other (not pino's own fd writer), so
     // lines stay in order with whatever else goes to stdout.

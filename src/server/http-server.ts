@@ -13,6 +13,10 @@ import { registerHealth, type HealthState } from "./health.ts";
 import { listen, type NodeRequest, type NodeResponse } from "./listener.ts";
 import type { Logger } from "../platform/log.ts";
 import { registerReflection } from "./reflection.ts";
+import type { Metrics } from "../platform/metrics.ts";
+import { extractTraceContext, SpanKind, withSpan } from "../platform/tracing.ts";
+import { serveMetrics } from "./metrics-endpoint.ts";
+import { telemetryInterceptor } from "./telemetry.ts";
 import { retryableError } from "../platform/error-details.ts";
 
 export const DEFAULT_MAX_MESSAGE_BYTES = 8 * 1024 * 1024;
@@ -83,6 +87,14 @@ export interface HttpServerOptions {
   httpRoutes?: (req: NodeRequest, res: NodeResponse) => Promise<boolean>;
   /** Max size of one request message, after decompression (default 8 MiB). */
   maxMessageBytes?: number;
+  /**
+   * RPC metrics are recorded in it; unless `metricsEndpoint` is false, it is
+   * served at GET /metrics (with `metricsToken`, only to
+   * `Authorization: Bearer <token>`).
+   */
+  metrics?: Metrics;
+  metricsEndpoint?: boolean;
+  metricsToken?: string | null;
   /** Connection timeouts (src/server/listener.ts, ListenOptions). */
   headersTimeoutMs?: number;
   idleTimeoutMs?: number;
@@ -128,7 +140,8 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
     // Misspelled JSON fields are INVALID_ARGUMENT, not silently dropped.
     // Zero values are written out (`"index": 0`, `"accepted": "0"`): curl users read these answers.
     jsonOptions: JSON_OPTIONS,
-    interceptors: [accessLog, ...(opts.interceptors ?? [])],
+    // Telemetry outermost: the access log line is written inside the call's span (its traceId).
+    interceptors: [telemetryInterceptor(opts.metrics), accessLog, ...(opts.interceptors ?? [])],
     shutdownSignal: shutdown.signal,
     contextValues(req) {
       const values = opts.contextValues?.(req) ?? createContextValues();
@@ -173,12 +186,32 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
         else res.end(body);
         return;
       }
+      if (path === "/metrics" && opts.metrics) {
+        // Reserved even when switched off, so that no other route answers it.
+        if (opts.metricsEndpoint !== false && (req.method === "GET" || req.method === "HEAD")) {
+          serveMetrics(req as NodeRequest, res as unknown as NodeResponse, opts.metrics, opts.metricsToken ?? null, log);
+        } else {
+          res.writeHead(404, { "content-type": "text/plain; charset=utf-8" });
+          res.end("not found\n");
+        }
+        return;
+      }
       const notFound = () => {
         res.writeHead(404, { "content-type": "text/plain; charset=utf-8" });
         res.end("not found\n");
       };
       if (!opts.httpRoutes) return notFound();
-      opts.httpRoutes(req as NodeRequest, res as unknown as NodeResponse).then(
+      const routes = opts.httpRoutes;
+      const header = (name: string) => {
+        const v = req.headers[name];
+        return Array.isArray(v) ? v[0] : v;
+      };
+      // Plain HTTP routes (GET /v1/export) continue the caller's trace like RPCs.
+      withSpan(`HTTP ${req.method}`, () => routes(req as NodeRequest, res as unknown as NodeResponse), {
+        kind: SpanKind.SERVER,
+        parent: extractTraceContext(header),
+        attributes: { "url.path": path ?? "" },
+      }).then(
         (handled) => handled || notFound(),
         (err: unknown) => {
           log.error("http route failed", { path, err: String(err) });

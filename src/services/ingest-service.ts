@@ -13,6 +13,7 @@ import { limitSubjectOf } from "./limit-subject.ts";
 import { SummaryBuilder } from "./ingest-summary.ts";
 import type { Logger } from "../platform/log.ts";
 import { isStorageUnavailable } from "../platform/storage-errors.ts";
+import { endSpanWithError, tracer, withActiveSpan, withSpan } from "../platform/tracing.ts";
 import { fieldError, retryableError } from "../platform/error-details.ts";
 import { connectErrorOf, RETRY_DELAY_MS } from "./errors.ts";
 import { type RateLimiter, RateLimitError } from "./rate-limiter.ts";
@@ -84,23 +85,43 @@ async function submitEvents(
 ): Promise<{ committed: Promise<void> }> {
   const items: WriteItem[] = [];
   const indexes: number[] = [];
-  for (let i = 0; i < events.length; i++) {
-    if (i > 0 && i % VALIDATION_CHUNK === 0) await yieldToEventLoop();
-    const e = events[i]!;
-    const violations = validateEvent(deps.validator, e);
-    if (violations.length) {
-      summary.reject(firstIndex + i, e.id, violations);
-      continue;
+  await withSpan("validate", async (span) => {
+    span.setAttribute("auditlog.events", events.length);
+    for (let i = 0; i < events.length; i++) {
+      if (i > 0 && i % VALIDATION_CHUNK === 0) await yieldToEventLoop();
+      const e = events[i]!;
+      const violations = validateEvent(deps.validator, e);
+      if (violations.length) {
+        summary.reject(firstIndex + i, e.id, violations);
+        continue;
+      }
+      const record = recordFromEvent(e);
+      items.push({ tenantId, record, contentHash: contentHash(record) });
+      indexes.push(firstIndex + i);
     }
-    const record = recordFromEvent(e);
-    items.push({ tenantId, record, contentHash: contentHash(record) });
-    indexes.push(firstIndex + i);
-  }
-  if (items.length === 0) return { committed: Promise.resolve() };
-  const { committed } = await deps.committer.submit(items, signal);
-  const recorded = committed.then((results) => {
-    for (const [i, r] of results.entries()) summary.record(indexes[i]!, items[i]!.record.id, r);
+    span.setAttribute("auditlog.events.rejected", events.length - items.length);
   });
+  if (items.length === 0) return { committed: Promise.resolve() };
+  // This caller's share of group commit: waiting for room, the batch's
+  // transaction (a span of its own, linked to this one) and the result.
+  const span = tracer.startSpan("commit", { attributes: { "auditlog.events": items.length } });
+  let committed: Promise<WriteResult[]>;
+  try {
+    ({ committed } = await withActiveSpan(span, () => deps.committer.submit(items, signal)));
+  } catch (err) {
+    endSpanWithError(span, err);
+    throw err;
+  }
+  const recorded = committed.then(
+    (results) => {
+      span.end();
+      for (const [i, r] of results.entries()) summary.record(indexes[i]!, items[i]!.record.id, r);
+    },
+    (err: unknown) => {
+      endSpanWithError(span, err);
+      throw err;
+    },
+  );
   // A stream awaits its commits only after its last message; a commit that
   // fails before then must not count as an unhandled rejection (which would
   // end the process). The failure is still reported: the caller settles

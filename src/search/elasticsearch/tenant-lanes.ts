@@ -9,6 +9,7 @@
 import type { Client } from "@elastic/elasticsearch";
 import type { Pool } from "pg";
 import type { Logger } from "../../platform/log.ts";
+import { withSpan } from "../../platform/tracing.ts";
 import { EVENT_COLUMNS, type EventRow, recordFromRow } from "../../store/event-rows.ts";
 import { advanceProgress, headsAndProgress, type Refusal } from "../../store/index-progress.ts";
 import { systemQuery } from "../../store/system-scope.ts";
@@ -311,10 +312,16 @@ export class TenantLanes {
       const t0 = performance.now();
       // Our own retry loop backs off; the client's immediate retries would
       // only add load to a struggling cluster.
-      const res = await this.client.bulk(
-        // Only what we check: one small item per document, in order.
-        { operations, refresh: "wait_for", filter_path: ["took", "errors", "items.*.status", "items.*.error"] },
-        { maxRetries: 0, requestTimeout: BULK_TIMEOUT_MS },
+      // Background work: a trace of its own per bulk request.
+      const res = await withSpan(
+        "index",
+        () =>
+          this.client.bulk(
+            // Only what we check: one small item per document, in order.
+            { operations, refresh: "wait_for", filter_path: ["took", "errors", "items.*.status", "items.*.error"] },
+            { maxRetries: 0, requestTimeout: BULK_TIMEOUT_MS },
+          ),
+        { root: true, attributes: { "auditlog.events": count } },
       );
       this.log.debug("bulk done", {
         tenant: tenantId,
