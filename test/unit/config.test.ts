@@ -58,6 +58,7 @@ describe("loadConfig", () => {
       elasticsearchIndexPrefix: "auditlog-events",
       indexStallMs: 60_000,
       jwt: null,
+      telemetry: { metricsEnabled: true, metricsToken: null, tracesUrl: null, serviceName: "auditlog" },
     });
   });
 
@@ -147,6 +148,7 @@ describe("loadConfig", () => {
       elasticsearchIndexPrefix: "audit-v2",
       indexStallMs: 5000,
       jwt: null,
+      telemetry: { metricsEnabled: true, metricsToken: null, tracesUrl: null, serviceName: "auditlog" },
     });
   });
 
@@ -267,5 +269,38 @@ describe("loadConfig", () => {
       if (saved === undefined) delete process.env.PG_POOL_SIZE;
       else process.env.PG_POOL_SIZE = saved;
     }
+  });
+});
+
+describe("loadConfig: metrics and tracing", () => {
+  it("turns /metrics off and guards it with a token", () => {
+    expect(loadConfig({ AUDITLOG_METRICS: "off" }).telemetry.metricsEnabled).toBe(false);
+    expect(loadConfig({ AUDITLOG_METRICS: "on" }).telemetry.metricsEnabled).toBe(true);
+    expect(loadConfig({ AUDITLOG_METRICS_TOKEN: "0123456789abcdef" }).telemetry.metricsToken).toBe("0123456789abcdef");
+  });
+
+  it("names a bad AUDITLOG_METRICS and a short token", () => {
+    expect(problems(errorOf({ AUDITLOG_METRICS: "maybe" }))).toEqual(['AUDITLOG_METRICS="maybe": must be on or off']);
+    expect(problems(errorOf({ AUDITLOG_METRICS_TOKEN: "short" }))).toEqual(["AUDITLOG_METRICS_TOKEN: must be at least 16 characters"]);
+  });
+
+  it("takes the traces URL from the standard OTLP variables", () => {
+    expect(loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: "http://collector:4318/" }).telemetry.tracesUrl).toBe(
+      "http://collector:4318/v1/traces",
+    );
+    expect(
+      loadConfig({
+        OTEL_EXPORTER_OTLP_ENDPOINT: "http://collector:4318",
+        OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: "https://traces.example.com/otlp",
+      }).telemetry.tracesUrl,
+    ).toBe("https://traces.example.com/otlp");
+    expect(loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: "http://collector:4318", OTEL_SDK_DISABLED: "true" }).telemetry.tracesUrl).toBeNull();
+    expect(loadConfig({ OTEL_SERVICE_NAME: "audit-eu" }).telemetry.serviceName).toBe("audit-eu");
+  });
+
+  it("names a traces endpoint that is not an http(s) URL", () => {
+    expect(problems(errorOf({ OTEL_EXPORTER_OTLP_ENDPOINT: "collector:4318" }))).toEqual([
+      "OTEL_EXPORTER_OTLP_ENDPOINT: must be an http:// or https:// URL",
+    ]);
   });
 });
