@@ -46,7 +46,8 @@ describe("connection timeouts (one-port listener)", () => {
     const handler = (req: NodeRequest, res: NodeResponse) => {
       const wait = req.url === "/slow" ? QUIET_CALL_MS : 0;
       setTimeout(() => {
-        res.writeHead(200, { "content-type": "text/plain" });
+        res.statusCode = 200;
+        res.setHeader("content-type", "text/plain");
         res.end("done");
       }, wait);
     };
