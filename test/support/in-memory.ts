@@ -258,9 +258,7 @@ export type InMemoryService = {
 
 const SCOPES = { SCOPE_INGEST: Scope.INGEST, SCOPE_QUERY: Scope.QUERY, SCOPE_ADMIN: Scope.ADMIN } as const;
 
-export function inMemoryService(
-  opts: { maxBatchEvents?: number; ingestLimiter?: RateLimiter; limits?: Limits } = {},
-): InMemoryService {
+export function inMemoryService(opts: { maxBatchEvents?: number; ingestLimiter?: RateLimiter; limits?: Limits } = {}): InMemoryService {
   const tenants = new MemoryTenantStore();
   const keys = new MemoryApiKeyStore();
   const events = new MemoryEventLog();
