@@ -9,14 +9,16 @@ import { promisify } from "node:util";
 import { anyUnpack, durationMs } from "@bufbuild/protobuf/wkt";
 import { fromBinary } from "@bufbuild/protobuf";
 import { ViolationsSchema } from "@bufbuild/protovalidate/gen/buf/validate/validate_pb.js";
-import { Code, ConnectError } from "@connectrpc/connect";
+import { Code, ConnectError, createClient } from "@connectrpc/connect";
+import { createConnectTransport as createWebConnectTransport } from "@connectrpc/connect-web";
 import type * as grpc from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { BadRequestSchema, ErrorInfoSchema, RetryInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
 import { StatusSchema } from "../../gen/google/rpc/status_pb.js";
+import { IngestService } from "../../gen/auditlog/v1/ingest_pb.js";
 import { bearer, loadAuditlogStubs, newClient } from "../../scripts/lib/grpc-client.ts";
 import { createTenantWithKeys, startTestService, type TenantKeys, type TestService } from "../support/service.ts";
-import { forEachServiceTransport } from "../support/transports.ts";
+import { bearerInterceptor, forEachServiceTransport } from "../support/transports.ts";
 
 const BUF = join(import.meta.dirname, "..", "..", "node_modules", ".bin", "buf");
 const run = promisify(execFile);
@@ -156,6 +158,15 @@ describe("error details", () => {
       } finally {
         client.close();
       }
+    });
+
+    it("connect-web (what browsers use, here on Node's fetch) decodes them too", async () => {
+      const transport = createWebConnectTransport({ baseUrl: service.url, interceptors: [bearerInterceptor(keys.ingest)] });
+      const err = await refusal(
+        createClient(IngestService, transport).append({ events: [event("web-1", { actor: { id: "u", ip: "not-an-ip" } })] }),
+      );
+      expect(err.code).toBe(Code.InvalidArgument);
+      expect(err.findDetails(BadRequestSchema)[0]!.fieldViolations.map((v) => v.field)).toEqual(["events[0].actor.ip"]);
     });
 
     it("buf curl prints the details, decoded through reflection", { timeout: 30_000 }, async () => {
