@@ -1,9 +1,10 @@
-import { useErrorBoundary, useMemo, useState } from "preact/hooks";
+import { useEffect, useErrorBoundary, useMemo, useState } from "preact/hooks";
 import { clientsFor } from "./api.ts";
 import { onLinkClick, useLocation } from "./router.ts";
 import { loadSession, type Session, saveSession } from "./session.ts";
 import { Admin } from "./views/Admin.tsx";
-import { Charts } from "./views/Charts.tsx";
+import type { Clients } from "./api.ts";
+import type { Location } from "./router.ts";
 import { EventDetail } from "./views/EventDetail.tsx";
 import { Help } from "./views/Help.tsx";
 import { Integrity } from "./views/Integrity.tsx";
@@ -16,6 +17,29 @@ function NavLink({ to, label, current }: { to: string; label: string; current: b
       {label}
     </a>
   );
+}
+
+type ChartsView = typeof import("./views/Charts.tsx").Charts;
+
+/** Charts load on first use: uPlot stays out of the first visit's bytes. */
+function LazyCharts(props: { clients: Clients; loc: Location }) {
+  const [Charts, setCharts] = useState<ChartsView | null>(null);
+  const [failed, setFailed] = useState("");
+  useEffect(() => {
+    import("./views/Charts.tsx").then(
+      (m) => setCharts(() => m.Charts),
+      (err: Error) => setFailed(err.message),
+    );
+  }, []);
+  if (failed)
+    return (
+      <main>
+        <div class="error" role="alert">
+          Could not load the charts: {failed}
+        </div>
+      </main>
+    );
+  return Charts ? <Charts {...props} /> : <main aria-busy="true">Loading charts…</main>;
 }
 
 /** A view that throws shows what went wrong, never a blank page. */
@@ -50,7 +74,7 @@ export function App() {
   let view: preact.ComponentChildren;
   if (path === "/search") view = <Search clients={clients} session={session} loc={loc} />;
   else if (path.startsWith("/events/")) view = <EventDetail clients={clients} session={session} id={decodeURIComponent(path.slice(8))} />;
-  else if (path === "/charts") view = <Charts clients={clients} loc={loc} />;
+  else if (path === "/charts") view = <LazyCharts clients={clients} loc={loc} />;
   else if (path === "/integrity") view = <Integrity clients={clients} />;
   else if (path === "/admin") view = <Admin clients={clients} session={session} />;
   else if (path === "/help") view = <Help />;

@@ -49,8 +49,9 @@ export function useTail(clients: Clients, query: QueryState, on: boolean, paused
             { filter, ...(after !== undefined ? { afterPosition: after } : {}) },
             { signal: abort.signal },
           );
-          setConnected(true);
           for await (const msg of stream) {
+            // The server's first message (a heartbeat) comes once it is subscribed: from then on nothing is missed.
+            setConnected(true);
             retryMs = 500;
             if (msg.item.case === "heartbeat") {
               after = msg.item.value.position;

@@ -5,8 +5,9 @@
 // When the console is not built, / answers a short page saying how to build it.
 import { createReadStream } from "node:fs";
 import type http from "node:http";
-import { stat } from "node:fs/promises";
+import { readFile, stat } from "node:fs/promises";
 import { extname, join, normalize, sep } from "node:path";
+import { gzipSync } from "node:zlib";
 import type { NodeRequest, NodeResponse } from "./listener.ts";
 
 const CONTENT_TYPES: Record<string, string> = {
@@ -78,7 +79,25 @@ function plain(res: NodeResponse): http.ServerResponse {
   return res as http.ServerResponse;
 }
 
-function send(req: NodeRequest, res: NodeResponse, found: Found, cacheControl: string): void {
+const COMPRESSIBLE = /^(text\/|application\/json|image\/svg)/;
+// Gzipped text files by path and modification time: the build is small and
+// fixed, so each file is compressed once.
+const gzipped = new Map<string, { mtimeMs: number; body: Buffer }>();
+
+async function gzipOf(found: Found): Promise<Buffer> {
+  const hit = gzipped.get(found.file);
+  if (hit && hit.mtimeMs === found.mtime.getTime()) return hit.body;
+  const body = gzipSync(await readFile(found.file), { level: 9 });
+  gzipped.set(found.file, { mtimeMs: found.mtime.getTime(), body });
+  return body;
+}
+
+function acceptsGzip(req: NodeRequest): boolean {
+  const accept = req.headers["accept-encoding"];
+  return typeof accept === "string" && /\bgzip\b/.test(accept);
+}
+
+async function send(req: NodeRequest, res: NodeResponse, found: Found, cacheControl: string): Promise<void> {
   const type = CONTENT_TYPES[extname(found.file).toLowerCase()] ?? "application/octet-stream";
   const headers: Record<string, string> = {
     "content-type": type,
@@ -87,6 +106,22 @@ function send(req: NodeRequest, res: NodeResponse, found: Found, cacheControl: s
     "last-modified": found.mtime.toUTCString(),
     "x-content-type-options": "nosniff",
   };
+  if (COMPRESSIBLE.test(type)) {
+    headers["vary"] = "accept-encoding";
+    if (acceptsGzip(req) && found.size > 1024) {
+      const body = await gzipOf(found);
+      headers["content-encoding"] = "gzip";
+      headers["content-length"] = String(body.length);
+      if (type.startsWith("text/html")) {
+        headers["content-security-policy"] = CSP;
+        headers["referrer-policy"] = "no-referrer";
+      }
+      plain(res).writeHead(200, headers);
+      if (req.method === "HEAD") res.end();
+      else res.end(body);
+      return;
+    }
+  }
   if (type.startsWith("text/html")) {
     headers["content-security-policy"] = CSP;
     headers["referrer-policy"] = "no-referrer";
@@ -117,7 +152,7 @@ export function staticFilesHandler(opts: StaticFilesOptions): (req: NodeRequest,
       if (target === undefined) return false;
       const found = await fileAt(target);
       if (found) {
-        send(req, res, found, HASHED_ASSET.test(path) ? "public, max-age=31536000, immutable" : "no-cache");
+        await send(req, res, found, HASHED_ASSET.test(path) ? "public, max-age=31536000, immutable" : "no-cache");
         return true;
       }
       // A missing file (an asset, anything with an extension) is a 404;
@@ -135,7 +170,7 @@ export function staticFilesHandler(opts: StaticFilesOptions): (req: NodeRequest,
       else res.end(body);
       return true;
     }
-    send(req, res, index, "no-cache");
+    await send(req, res, index, "no-cache");
     return true;
   };
 }
