@@ -5,6 +5,7 @@
 //   npm run bench:noisy -- [--elasticsearch-url http://127.0.0.1:9200] [--seconds 30]
 //                          [--attacks shards,timestamp,search] [--search-streams 10]
 //                          [--tenant-ingest-rate 2000] [--tenant-ingest-burst 2000]
+//                          [--tenant-read-rate 500] [--burst-streams 8]
 //
 // Starts the service on a fresh database (like `npm run bench -- --start`),
 // then measures tenant "victim" alone for --seconds, and again while tenant
@@ -13,12 +14,18 @@
 //   2. search:    --search-streams concurrent searches with a 243-character
 //                 query of negated terms over ten 60 KB events of its own;
 //   3. timestamp: Append of an event whose occurred_at is out of range
-//                 (seconds 9223372035, nanos 1999999999) over gRPC.
+//                 (seconds 9223372035, nanos 1999999999) over gRPC;
+//   4. burst:     --burst-streams concurrent loops of Append of 100 small
+//                 events and as many of GetEvent, without pause, far
+//                 above the tenant's ingest and read rates (set
+//                 --tenant-ingest-rate; the read rate has a default): what
+//                 is refused RESOURCE_EXHAUSTED shows in the attacker's calls.
 // The victim runs one loop: Append of one event, GetEvent of it, then a
 // search that must see it (min_position of the Append). With Elasticsearch
 // the search also measures how soon the victim's own write is searchable.
 // --tenant-ingest-rate/-burst start the service with AUDITLOG_TENANT_INGEST_RATE
-// and _BURST (the service's defaults otherwise: unlimited).
+// and _BURST (the service's defaults otherwise: unlimited), --tenant-read-rate
+// with AUDITLOG_TENANT_READ_RATE (default 500 requests/s).
 // Figures go to stdout and to --out as JSON.
 import { randomBytes, randomUUID } from "node:crypto";
 import { mkdirSync, writeFileSync } from "node:fs";
@@ -45,12 +52,15 @@ const { values: args } = parseArgs({
     attacks: { type: "string", default: "shards,timestamp,search" },
     "tenant-ingest-rate": { type: "string", default: "" },
     "tenant-ingest-burst": { type: "string", default: "" },
+    "tenant-read-rate": { type: "string", default: "" },
+    "burst-streams": { type: "string", default: "8" },
     out: { type: "string" },
     "keep-db": { type: "boolean", default: false },
   },
 });
 const SECONDS = Number(args.seconds);
 const SEARCH_STREAMS = Number(args["search-streams"]);
+const BURST_STREAMS = Number(args["burst-streams"]);
 const ATTACKS = new Set(args.attacks!.split(",").map((a) => a.trim()));
 const log = (msg: string) => process.stderr.write(`[noisy] ${msg}\n`);
 
@@ -77,6 +87,7 @@ const service = await startServiceChild({
   env: {
     ...(args["tenant-ingest-rate"] ? { AUDITLOG_TENANT_INGEST_RATE: args["tenant-ingest-rate"] } : {}),
     ...(args["tenant-ingest-burst"] ? { AUDITLOG_TENANT_INGEST_BURST: args["tenant-ingest-burst"] } : {}),
+    ...(args["tenant-read-rate"] ? { AUDITLOG_TENANT_READ_RATE: args["tenant-read-rate"] } : {}),
   },
   log,
 });
@@ -171,6 +182,21 @@ try {
         }
       }
     };
+    const notFoundIsFine = (err: unknown) => {
+      if (!(err instanceof ConnectError && err.code === Code.NotFound)) throw err;
+    };
+    const burstLoop = async (kind: string, fn: () => Promise<unknown>) => {
+      while (running) {
+        try {
+          await fn();
+          outcome(kind);
+        } catch (err) {
+          outcome(kind, err);
+          // Yield to the timers (the victim's loop lives in this process too), no more.
+          await new Promise((r) => setImmediate(r));
+        }
+      }
+    };
     const month = (n: number) => timestampFromDate(new Date(Date.UTC(2100, n % 1_800, 1)));
     const negated = Array.from({ length: 40 }, (_, i) => `-w${i}${"q".repeat(1)}`)
       .join(" ")
@@ -209,6 +235,26 @@ try {
       ...Array.from({ length: ATTACKS.has("search") ? SEARCH_STREAMS : 0 }, () =>
         loop("search", () => attackerQuery.searchEvents({ filter: { query: negated }, pageSize: 100 }, { timeoutMs: 120_000 })),
       ),
+      // No pause after a refusal either: a client that ignores the retry delay.
+      ...Array.from({ length: ATTACKS.has("burst") ? BURST_STREAMS : 0 }, () =>
+        burstLoop("burst-append", () =>
+          attackerIngest.append(
+            {
+              events: Array.from({ length: 100 }, () => ({
+                action: "x.burst",
+                occurredAt: timestampFromDate(new Date()),
+                actor: { id: "a" },
+                target: { type: "t", id: "t" },
+              })),
+            },
+            { timeoutMs: 60_000 },
+          ),
+        ),
+      ),
+      ...Array.from({ length: ATTACKS.has("burst") ? BURST_STREAMS : 0 }, () =>
+        // Cheap calls (a lookup by id), so that their number, not their cost, is what the tenant's read rate stops.
+        burstLoop("burst-read", () => attackerQuery.getEvent({ id: "no-such-event" }, { timeoutMs: 60_000 }).catch(notFoundIsFine)),
+      ),
     ];
     const stopper = () => {
       running = false;
@@ -226,7 +272,9 @@ try {
   log(`idle phase, ${SECONDS} s`);
   const sample0 = procSample(service.pid);
   const idle = await victimPhase("idle");
-  log(`attack phase, ${SECONDS} s (attacker: ${[...ATTACKS].map((a) => (a === "search" ? `${SEARCH_STREAMS} searches` : a)).join(" + ")})`);
+  log(
+    `attack phase, ${SECONDS} s (attacker: ${[...ATTACKS].map((a) => (a === "search" ? `${SEARCH_STREAMS} searches` : a === "burst" ? `burst x${BURST_STREAMS}` : a)).join(" + ")})`,
+  );
   const a = attack();
   await new Promise((r) => setTimeout(r, 2_000));
   const attacked = await victimPhase("under attack");
@@ -254,6 +302,8 @@ try {
     attacks: [...ATTACKS],
     tenantIngestRate: args["tenant-ingest-rate"] ? Number(args["tenant-ingest-rate"]) : null,
     tenantIngestBurst: args["tenant-ingest-burst"] ? Number(args["tenant-ingest-burst"]) : null,
+    tenantReadRate: args["tenant-read-rate"] ? Number(args["tenant-read-rate"]) : null,
+    burstStreams: ATTACKS.has("burst") ? BURST_STREAMS : null,
     victim: summary,
     victimErrors: { idle: idle.errors, attacked: attacked.errors },
     attackerCalls: attackCounts,
