@@ -5,7 +5,7 @@ import "uplot/dist/uPlot.min.css";
 import { type GetStatsResponse, StatsInterval } from "../../../gen/auditlog/v1/query_pb.js";
 import type { Clients } from "../api.ts";
 import { type ShownError, showError } from "../errors.ts";
-import { queryFromParams, queryToParams, type QueryState, toEventFilter } from "../query-state.ts";
+import { queryFromParams, queryToParams, type QueryState, type RangeKey, toEventFilter } from "../query-state.ts";
 import { type Location, navigate } from "../router.ts";
 import { ErrorBox } from "./ErrorBox.tsx";
 import { QueryForm } from "./QueryForm.tsx";
@@ -17,6 +17,14 @@ const INTERVALS: [string, StatsInterval][] = [
   ["Day", StatsInterval.DAY],
   ["Week", StatsInterval.WEEK],
 ];
+
+const DEFAULT_INTERVAL: Partial<Record<RangeKey, StatsInterval>> = {
+  "15m": StatsInterval.MINUTE,
+  "1h": StatsInterval.MINUTE,
+  "24h": StatsInterval.HOUR,
+  "7d": StatsInterval.DAY,
+  "30d": StatsInterval.DAY,
+};
 
 function Histogram({ stats }: { stats: GetStatsResponse }) {
   const el = useRef<HTMLDivElement>(null);
@@ -50,7 +58,8 @@ function Histogram({ stats }: { stats: GetStatsResponse }) {
 
 export function Charts({ clients, loc }: { clients: Clients; loc: Location }) {
   const query = queryFromParams(loc.params);
-  const [interval, setIntervalValue] = useState(StatsInterval.UNSPECIFIED);
+  // Buckets that suit the range: a chart of one bar says little.
+  const [interval, setIntervalValue] = useState(DEFAULT_INTERVAL[query.range] ?? StatsInterval.UNSPECIFIED);
   const [stats, setStats] = useState<GetStatsResponse | null>(null);
   const [error, setError] = useState<ShownError | null>(null);
   useEffect(() => {
@@ -65,7 +74,7 @@ export function Charts({ clients, loc }: { clients: Clients; loc: Location }) {
     <main>
       <h1>Charts</h1>
       <QueryForm key={loc.params.toString()} initial={query} error={error} onSubmit={submit} showPaging={false} />
-      <div class="field">
+      <div class="field narrow">
         <label for="interval">Bucket</label>
         <select id="interval" value={String(interval)} onChange={(e) => setIntervalValue(Number(e.currentTarget.value))}>
           {INTERVALS.map(([label, v]) => (
