@@ -1,7 +1,18 @@
 # syntax=docker/dockerfile:1
 # The audit log service. Node 24 runs the TypeScript sources directly (type
-# stripping), so there is no build step: install production dependencies, copy
-# the sources, run src/main.ts.
+# stripping), so the service has no build step: install production
+# dependencies, copy the sources, run src/main.ts.
+# The web console (console/ -> console/dist) is built in a stage of its own:
+# Vite and Preact are dev dependencies and stay out of the service's image.
+FROM node:24-slim AS console
+WORKDIR /build
+COPY package.json package-lock.json ./
+RUN npm ci --no-audit --no-fund --ignore-scripts
+COPY console ./console
+COPY gen ./gen
+COPY scripts/build-console.mjs ./scripts/
+RUN node scripts/build-console.mjs --force
+
 FROM node:24-slim
 
 WORKDIR /app
@@ -14,6 +25,7 @@ COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
 
 COPY . .
+COPY --from=console /build/console/dist ./console/dist
 RUN mkdir -p /app/.data && chown node:node /app/.data
 
 USER node
