@@ -29,7 +29,7 @@ import type { EventReader } from "../store/event-reader.ts";
 import { ownActorOf, principalOf, tenantOf, tenantOfPrincipal, validateRequest } from "./request-context.ts";
 import { restrictToActor } from "../domain/event-query.ts";
 import type { TenantReadLimiter } from "./tenant-read-limiter.ts";
-import { type TailDeps, tailStream } from "./tail/tail-stream.ts";
+import { isBinaryCodec, type TailDeps, tailStream } from "./tail/tail-stream.ts";
 
 export type QueryDeps = {
   validator: Validator;
@@ -130,9 +130,11 @@ export function queryService(deps: QueryDeps): ServiceImpl<typeof QueryService> 
     },
 
     async *tailEvents(req, ctx) {
-      const tenantId = tenantOf(ctx);
+      const principal = principalOf(ctx);
+      const tenantId = tenantOfPrincipal(principal);
       if (!tail) throw new ConnectError("the live tail is not enabled on this server", Code.Unimplemented);
-      yield* tailStream({ ...tail, validator, reader }, tenantId, req, ctx.signal);
+      const binary = isBinaryCodec(ctx.requestHeader.get("content-type"));
+      yield* tailStream({ ...tail, validator, reader }, { tenantId, actorId: ownActorOf(principal), binary }, req, ctx.signal);
     },
 
     async verifyChain(req, ctx) {

@@ -1,0 +1,99 @@
+// tailStream and TailFeed over an in-memory list of committed records (the
+// PostgreSQL side is covered by test/integration/tail-events.test.ts).
+import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import { createValidator } from "@bufbuild/protovalidate";
+import { describe, expect, it } from "vitest";
+import { TailEventsRequestSchema, type TailEventsResponse, TailEventsResponseSchema } from "../../gen/auditlog/v1/query_pb.js";
+import type { StoredRecord } from "../../src/domain/event-record.ts";
+import { createLogger } from "../../src/platform/log.ts";
+import { TailFeed } from "../../src/services/tail/tail-feed.ts";
+import { isBinaryCodec, tailStream } from "../../src/services/tail/tail-stream.ts";
+import { chainRecords, minimalEvent } from "./fixtures.ts";
+
+function setup(n: number) {
+  const committed: StoredRecord[] = [];
+  const all = chainRecords(Array.from({ length: n }, (_, i) => minimalEvent({ id: `e${i + 1}`, actor: { id: i % 2 ? "alice" : "bob" } })));
+  const reader = {
+    head: async () => BigInt(committed.length),
+    readAfter: async (_t: string, after: bigint, limit: number) => committed.slice(Number(after), Number(after) + limit),
+  };
+  const feed = new TailFeed(reader, createLogger({ level: "error" }), { batchSize: 3, bufferLimit: 100, pollMs: 60_000 });
+  const commit = (k: number) => {
+    const from = committed.length;
+    committed.push(...all.slice(from, from + k));
+    feed.onCommit(new Map([["tenant-a", BigInt(committed.length)]]));
+  };
+  const deps = { validator: createValidator(), reader, feed, heartbeatMs: 60_000, batchSize: 3 };
+  return { commit, deps, feed };
+}
+
+async function take(it: AsyncGenerator<TailEventsResponse>, k: number): Promise<string[]> {
+  const out: string[] = [];
+  while (out.length < k) {
+    const r = await it.next();
+    if (r.done) break;
+    const v = r.value.item;
+    out.push(v.case === "event" ? `${v.value.sequence}:${v.value.event!.id}` : `hb:${v.value!.position}`);
+  }
+  return out;
+}
+
+describe("tailStream", () => {
+  it("catches up from a position in pages of its own, then follows the feed", async () => {
+    const { commit, deps, feed } = setup(12);
+    commit(7);
+    const ac = new AbortController();
+    const s = tailStream(
+      deps,
+      { tenantId: "tenant-a", actorId: null, binary: false },
+      create(TailEventsRequestSchema, { afterPosition: 2n }),
+      ac.signal,
+    );
+    expect(await take(s, 6)).toEqual(["3:e3", "4:e4", "5:e5", "6:e6", "7:e7", "hb:7"]);
+    expect(feed.registry.count("tenant-a")).toBe(1);
+    commit(3);
+    expect(await take(s, 3)).toEqual(["8:e8", "9:e9", "10:e10"]);
+    await s.return(undefined);
+    expect(feed.registry.count("tenant-a")).toBe(0);
+  });
+
+  it("starts at the head with a heartbeat, and shows a User only their own events", async () => {
+    const { commit, deps } = setup(10);
+    commit(4);
+    const ac = new AbortController();
+    const s = tailStream(deps, { tenantId: "tenant-a", actorId: "alice", binary: false }, create(TailEventsRequestSchema), ac.signal);
+    expect(await take(s, 1)).toEqual(["hb:4"]);
+    commit(6);
+    // alice is the actor of the even-numbered events.
+    expect(await take(s, 3)).toEqual(["6:e6", "8:e8", "10:e10"]);
+    ac.abort();
+    await expect(s.next()).rejects.toThrow();
+  });
+
+  it("encodes an event once for every binary subscriber, as the oneof's event case", async () => {
+    const { commit, deps } = setup(3);
+    const ac = new AbortController();
+    const caller = { tenantId: "tenant-a", actorId: null, binary: true };
+    const a = tailStream(deps, caller, create(TailEventsRequestSchema), ac.signal);
+    const b = tailStream(deps, caller, create(TailEventsRequestSchema), ac.signal);
+    await a.next();
+    await b.next();
+    commit(1);
+    const [ra, rb] = [(await a.next()).value!, (await b.next()).value!];
+    expect(ra).toBe(rb);
+    const decoded = fromBinary(TailEventsResponseSchema, toBinary(TailEventsResponseSchema, ra));
+    expect(decoded.item).toMatchObject({ case: "event", value: { sequence: 1n, event: { id: "e1" } } });
+    ac.abort();
+  });
+});
+
+describe("isBinaryCodec", () => {
+  it("tells the binary codecs from JSON", () => {
+    for (const t of ["application/grpc", "application/grpc+proto", "application/grpc-web+proto", "application/connect+proto"]) {
+      expect(isBinaryCodec(t)).toBe(true);
+    }
+    for (const t of ["application/grpc+json", "application/grpc-web+json", "application/connect+json", "application/json", null]) {
+      expect(isBinaryCodec(t)).toBe(false);
+    }
+  });
+});
