@@ -107,3 +107,39 @@ export function unsignedToken(claims: JWTPayload): string {
   const b64 = (v: unknown) => Buffer.from(JSON.stringify(v)).toString("base64url");
   return `${b64({ alg: "none", typ: "JWT" })}.${b64(claims)}.`;
 }
+
+/**
+ * Tokens that every server configured for `jwks` (and HS256 with `hsSecret`,
+ * algorithms HS256, RS256 and ES256 only) must refuse as UNAUTHENTICATED, by
+ * what is wrong with them. Each carries `claims`; "edited claims" is a good
+ * token whose payload was replaced by `claims` plus `escalate` (a wider role,
+ * another tenant) under the original signature. One list for every suite
+ * that attacks tokens (people-tokens, attack-suite).
+ */
+export async function refusedTokens(
+  jwks: JwksServer,
+  kid: string,
+  hsSecret: Uint8Array,
+  claims: JWTPayload,
+  escalate: JWTPayload,
+): Promise<Record<string, string>> {
+  const registered = { iss: jwks.issuer, aud: jwks.audience, exp: Math.floor(Date.now() / 1000) + 300 };
+  const stranger = await jwks.addKey("RS256", false);
+  const [header, , signature] = (await jwks.sign(kid, claims)).split(".");
+  const edited = Buffer.from(JSON.stringify({ ...claims, ...escalate, ...registered })).toString("base64url");
+  const { sub: _sub, ...noSubject } = claims;
+  const ours = { issuer: jwks.issuer, audience: jwks.audience };
+  return {
+    // Signed by a key that is not published, claiming the published key's id.
+    "wrong signature": await jwks.sign(stranger, claims, { kid }),
+    "edited claims": `${header}.${edited}.${signature}`,
+    "alg none": unsignedToken({ ...claims, ...registered }),
+    "HS256 signed with another secret": await signWith(new TextEncoder().encode("x".repeat(64)), "HS256", undefined, claims, ours),
+    expired: await jwks.sign(kid, claims, { expiresIn: -60 }),
+    "not yet valid": await jwks.sign(kid, claims, { notBefore: 120 }),
+    "wrong issuer": await jwks.sign(kid, claims, { issuer: "https://evil.test" }),
+    "wrong audience": await jwks.sign(kid, claims, { audience: "another-app" }),
+    "no subject": await jwks.sign(kid, noSubject),
+    "HS384 (not configured)": await signWith(hsSecret, "HS384", undefined, claims, ours),
+  };
+}
