@@ -11,6 +11,10 @@ import { authInterceptor } from "./auth/auth-interceptor.ts";
 import type { Config } from "./config.ts";
 import { HealthState } from "./server/health.ts";
 import { errorsInterceptor } from "./services/errors.ts";
+import { AccessAudit } from "./services/access-audit.ts";
+import { accessAuditInterceptor } from "./services/access-audit-interceptor.ts";
+import { TenantStatus } from "./auth/tenant-status.ts";
+import { deleteTenantDocuments } from "./search/elasticsearch/tenant-documents.ts";
 import { requestCheckInterceptor } from "./server/request-check.ts";
 import { startHttpServer } from "./server/http-server.ts";
 import type { Logger } from "./platform/log.ts";
@@ -62,7 +66,14 @@ export type App = {
   close(): Promise<void>;
 };
 
-type SearchSide = { backend: SearchBackend; indexer: Indexer | null; reconciler: Reconciler | null; close(): Promise<void> };
+type SearchSide = {
+  backend: SearchBackend;
+  indexer: Indexer | null;
+  reconciler: Reconciler | null;
+  /** Removes a deleted tenant's documents from the index (none without Elasticsearch). */
+  deleteTenantDocuments?: (tenantId: string) => Promise<number>;
+  close(): Promise<void>;
+};
 
 /**
  * Elasticsearch when configured: an indexer follows the commits and a
@@ -110,6 +121,7 @@ function startSearch(config: Config, pool: pg.Pool, readPool: pg.Pool, log: Logg
     backend,
     indexer,
     reconciler,
+    deleteTenantDocuments: (tenantId) => deleteTenantDocuments(client, indexNames(prefix).alias, tenantId),
     async close() {
       await indexHealth.stop();
       await reconciler.stop();
@@ -153,6 +165,8 @@ export async function startApp(config: Config & { databaseUrl: string }, log: Lo
   const validator = createValidator();
   const keys = new ApiKeyStore(pool);
   const tenants = new TenantStore(pool);
+  // Suspension is cached as long as keys are, and forgotten here when this replica changes it.
+  const tenantStatus = new TenantStatus((id) => tenants.suspendedAt(id), config.keyCacheMs);
   const auth = new Authenticator(keys, config.bootstrapKey, config.keyCacheMs, {
     tokens: config.jwt ? new JwtVerifier(config.jwt) : null,
   });
@@ -173,6 +187,7 @@ export async function startApp(config: Config & { databaseUrl: string }, log: Lo
     },
   });
   registerIngestMetrics(metrics, committer);
+  const accessAudit = new AccessAudit((items) => committer.submit(items), log.child({ component: "access-audit" }));
   const reader = new EventReader(readPool, { statementTimeoutMs: config.readTimeoutMs });
   const readLimiter = new TenantReadLimiter({ perTenant: config.tenantReadConcurrency, maxWaitMs: config.readQueueMs });
   const ingestLimiter = new RateLimiter({
@@ -220,13 +235,31 @@ export async function startApp(config: Config & { databaseUrl: string }, log: Lo
     routes: (router) => {
       router.service(IngestService, ingestService({ validator, committer, log, limiter: ingestLimiter }));
       router.service(QueryService, queryService({ validator, reader, backend, limiter: readLimiter, tail }));
-      router.service(AdminService, adminService({ validator, tenants, keys, auth }));
+      router.service(
+        AdminService,
+        adminService({
+          validator,
+          tenants,
+          keys,
+          auth,
+          tenantStatus,
+          deleteSearchDocuments: search.deleteTenantDocuments,
+          log: log.child({ component: "admin" }),
+        }),
+      );
     },
     // The request check after auth: an unauthenticated caller learns nothing about its request.
-    interceptors: [errorsInterceptor(), authInterceptor(auth), limits, requestCheckInterceptor()],
+    // The access audit outside auth, so that it sees refusals too.
+    interceptors: [
+      errorsInterceptor(),
+      accessAuditInterceptor(accessAudit),
+      authInterceptor(auth, tenantStatus),
+      limits,
+      requestCheckInterceptor(),
+    ],
     // The export endpoint, then the web console's files (console/dist) at / (docs/CONSOLE.md).
     httpRoutes: chainHttpRoutes(
-      exportHttpHandler({ auth, backend, validator, log, limiter: readLimiter }),
+      exportHttpHandler({ auth, backend, validator, log, limiter: readLimiter, accessAudit, tenantStatus }),
       staticFilesHandler({ root: CONSOLE_DIR, reservedPrefixes: ["/v1/", "/auditlog.", "/grpc.", "/healthz"] }),
     ),
     allowedOrigins: config.corsOrigins,

@@ -5,11 +5,14 @@
 // not grant: PERMISSION_DENIED. A key store or identity provider that cannot
 // be reached is not decided here: its error propagates, and
 // src/services/errors.ts answers it UNAVAILABLE (503 on HTTP), never as a bad
-// credential.
+// credential. A suspended tenant: FAILED_PRECONDITION "tenant suspended"
+// (tenant-status.ts). A refusal of an authenticated caller remembers who it
+// was (refusalOf), so the access audit can record it.
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { Authenticator } from "./authenticator.ts";
 import { TokenRefusedError } from "./jwt-verifier.ts";
 import { type Principal, type Role, type ScopeName, TENANT_HEADER } from "./principal.ts";
+import type { TenantStatus } from "./tenant-status.ts";
 
 const INGEST = "auditlog.v1.IngestService";
 const QUERY = "auditlog.v1.QueryService";
@@ -97,8 +100,17 @@ export function withRequestedTenant(principal: Principal, requested: string | nu
   return { ...principal, tenantId: principal.tenants.length === 1 ? principal.tenants[0]! : null };
 }
 
-/** The caller behind a request's credentials, allowed to call `method` of `service`. */
-export async function authenticateRequest(auth: Authenticator, creds: Credentials, service: string, method?: string): Promise<Principal> {
+/**
+ * The caller behind a request's credentials, allowed to call `method` of
+ * `service`, acting on a tenant that is not suspended (with `tenants`).
+ */
+export async function authenticateRequest(
+  auth: Authenticator,
+  creds: Credentials,
+  service: string,
+  method?: string,
+  tenants?: TenantStatus,
+): Promise<Principal> {
   const token = bearerToken(creds.authorization);
   if (!token) throw new ConnectError('missing "Authorization: Bearer <api key or token>" header', Code.Unauthenticated);
   let principal: Principal | null;
@@ -109,6 +121,48 @@ export async function authenticateRequest(auth: Authenticator, creds: Credential
     throw err;
   }
   if (!principal) throw new ConnectError("invalid, expired or revoked API key", Code.Unauthenticated);
-  authorize(principal, service, method);
-  return withRequestedTenant(principal, creds.tenant);
+  try {
+    authorize(principal, service, method);
+    const chosen = withRequestedTenant(principal, creds.tenant);
+    // The operator owns no tenant; everyone else acts on one, which must not be suspended.
+    const tenantId = chosen.kind === "operator" ? null : chosen.tenantId;
+    const state = tenantId && tenants ? await tenants.state(tenantId) : "active";
+    if (state === "suspended") {
+      throw new ConnectError(`tenant suspended: "${tenantId}" is suspended; its data is kept until it is resumed`, Code.FailedPrecondition);
+    }
+    // A key outliving its deleted tenant in some replica's cache is no key at all.
+    if (state === "missing" && chosen.kind === "key") {
+      throw new ConnectError("invalid, expired or revoked API key", Code.Unauthenticated);
+    }
+    return chosen;
+  } catch (err) {
+    refusals.set(err as object, { principal, tenantId: refusedTenant(principal, creds.tenant) });
+    throw err;
+  }
+}
+
+/** An authenticated caller that was refused, and the tenant its refusal belongs to (null: none it may be recorded in). */
+export type Refusal = { principal: Principal; tenantId: string | null };
+
+const refusals = new WeakMap<object, Refusal>();
+
+/**
+ * Who was refused, when `err` is authenticateRequest's refusal of an
+ * authenticated caller (for the access audit); undefined for any other error,
+ * including an unauthenticated call, which is attributable to nobody.
+ */
+export function refusalOf(err: unknown): Refusal | undefined {
+  return typeof err === "object" && err !== null ? refusals.get(err) : undefined;
+}
+
+/**
+ * The tenant a refused call is recorded in: the one it asked for if the
+ * credential grants it, else the credential's own single tenant. A caller
+ * never gets to write into the log of a tenant it holds no grant for.
+ */
+function refusedTenant(p: Principal, requested: string | null | undefined): string | null {
+  if (p.kind === "operator") return null;
+  if (p.kind === "key") return p.tenantId;
+  if (requested && p.tenants.includes(requested)) return requested;
+  return p.tenants.length === 1 ? p.tenants[0]! : null;
 }

@@ -12,17 +12,23 @@ import {
   RevokeApiKeyRequestSchema,
   RotateApiKeyRequestSchema,
   Scope,
-  TenantSchema,
 } from "../../gen/auditlog/v1/admin_pb.js";
 import type { Authenticator } from "../auth/authenticator.ts";
 import { type Principal, type ScopeName, TENANT_HEADER } from "../auth/principal.ts";
 import { hashSecret, newKeyId, newSecret } from "../domain/api-key-secret.ts";
 import { fieldError } from "../platform/error-details.ts";
 import type { ApiKeyRow, ApiKeyStore } from "../store/api-key-store.ts";
-import type { TenantRow, TenantStore } from "../store/tenant-store.ts";
+import type { TenantStore } from "../store/tenant-store.ts";
+import { accessTenantKey } from "./access-audit.ts";
+import { type TenantLifecycleDeps, tenantLifecycle, toTenant } from "./tenant-lifecycle.ts";
 import { principalOf, tenantOfPrincipal, validateRequest } from "./request-context.ts";
 
-export type AdminDeps = { validator: Validator; tenants: TenantStore; keys: ApiKeyStore; auth: Authenticator };
+export type AdminDeps = {
+  validator: Validator;
+  tenants: TenantStore;
+  keys: ApiKeyStore;
+  auth: Authenticator;
+} & Partial<Pick<TenantLifecycleDeps, "tenantStatus" | "deleteSearchDocuments" | "log">>;
 
 const SCOPE_NAMES: Record<number, ScopeName> = { [Scope.INGEST]: "ingest", [Scope.QUERY]: "query", [Scope.ADMIN]: "admin" };
 const SCOPE_VALUES: Record<string, Scope> = { ingest: Scope.INGEST, query: Scope.QUERY, admin: Scope.ADMIN };
@@ -46,7 +52,8 @@ function targetTenant(ctx: HandlerContext, requested: string): string {
   }
   if (p.kind === "token") {
     if (!requested) return tenantOfPrincipal(p);
-    if (!p.tenants.includes(requested)) throw new ConnectError(`tenant_id: the token does not grant tenant "${requested}"`, Code.PermissionDenied);
+    if (!p.tenants.includes(requested))
+      throw new ConnectError(`tenant_id: the token does not grant tenant "${requested}"`, Code.PermissionDenied);
     if (p.tenantId !== null && p.tenantId !== requested) {
       throw fieldError("tenant_id", `"${requested}" is not the tenant the ${TENANT_HEADER} header names`);
     }
@@ -63,10 +70,6 @@ function managesTenant(p: Principal, tenantId: string): boolean {
   if (p.kind === "operator") return true;
   if (p.kind === "token") return p.tenants.includes(tenantId);
   return p.tenantId === tenantId;
-}
-
-function toTenant(t: TenantRow) {
-  return create(TenantSchema, { id: t.id, name: t.name, createdAt: timestampFromDate(t.created_at) });
 }
 
 function toApiKey(k: ApiKeyRow): ApiKey {
@@ -93,6 +96,8 @@ export function adminService(deps: AdminDeps): ServiceImpl<typeof AdminService> 
     if (!row || !managesTenant(p, row.tenant_id)) {
       throw new ConnectError(`no API key with id "${keyId}"`, Code.NotFound);
     }
+    // The access audit records the call in the key's tenant (the operator names no tenant).
+    ctx.values.set(accessTenantKey, row.tenant_id);
     return row;
   }
 
@@ -150,5 +155,7 @@ export function adminService(deps: AdminDeps): ServiceImpl<typeof AdminService> 
       auth.forget(req.keyId);
       return { key: toApiKey(row!) };
     },
+
+    ...tenantLifecycle(deps),
   };
 }

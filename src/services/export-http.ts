@@ -32,12 +32,16 @@
 import { constants as h2 } from "node:http2";
 import type * as http from "node:http";
 import type * as http2 from "node:http2";
-import { create } from "@bufbuild/protobuf";
+import { create, toJsonString } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { codeToHttpStatus, errorToJson } from "@connectrpc/connect/protocol-connect";
 import type { Validator } from "@bufbuild/protovalidate";
 import { ExportEventsRequestSchema, QueryService } from "../../gen/auditlog/v1/query_pb.js";
 import { authenticateRequest } from "../auth/authenticate.ts";
+import type { Principal } from "../auth/principal.ts";
+import type { TenantStatus } from "../auth/tenant-status.ts";
+import { ExportRecordCounter } from "../domain/export-record-count.ts";
+import type { AccessAudit } from "./access-audit.ts";
 import type { Authenticator } from "../auth/authenticator.ts";
 import { TENANT_HEADER } from "../auth/principal.ts";
 import { ownActorOf, tenantOfPrincipal } from "./request-context.ts";
@@ -62,6 +66,10 @@ export type ExportHttpDeps = {
   validator: Validator;
   log: Logger;
   limiter?: TenantReadLimiter;
+  /** Records every export, refusals included (access-audit.ts); the file is complete only once its record is committed. */
+  accessAudit?: AccessAudit;
+  /** Refuses suspended tenants (authenticate.ts). */
+  tenantStatus?: TenantStatus;
 };
 
 /** The calls used here have the same shape on HTTP/1.1 and on the HTTP/2 compatibility response. */
@@ -125,7 +133,7 @@ function fileTimestamp(d: Date): string {
  * path, so it can sit in front of the Connect handler. Never rejects.
  */
 export function exportHttpHandler(deps: ExportHttpDeps): (req: NodeRequest, res: NodeResponse) => Promise<boolean> {
-  const { auth, backend, validator, log, limiter } = deps;
+  const { auth, backend, validator, log, limiter, accessAudit, tenantStatus } = deps;
   return async (req, res) => {
     const url = new URL(req.url ?? "/", "http://localhost");
     if (url.pathname !== EXPORT_PATH) return false;
@@ -140,14 +148,24 @@ export function exportHttpHandler(deps: ExportHttpDeps): (req: NodeRequest, res:
     let format: string | undefined;
     let bytes = 0;
     let headersWritten = false;
+    let known: { principal: Principal; tenantId: string } | null = null;
+    const call = {
+      service: QueryService.typeName,
+      method: "ExportEvents",
+      via: `GET ${EXPORT_PATH}`,
+      request: null as string | null,
+      client: { ip: "", userAgent: String(req.headers["user-agent"] ?? "") },
+    };
     try {
       if (req.method !== "GET") throw new ConnectError(`${req.method} is not allowed on ${EXPORT_PATH}; use GET`, Code.Unimplemented);
       const tenantHeader = req.headers[TENANT_HEADER];
       const creds = { authorization: req.headers["authorization"] ?? null, tenant: typeof tenantHeader === "string" ? tenantHeader : null };
-      const principal = await authenticateRequest(auth, creds, QueryService.typeName, "ExportEvents");
+      const principal = await authenticateRequest(auth, creds, QueryService.typeName, "ExportEvents", tenantStatus);
       tenantId = tenantOfPrincipal(principal);
+      known = { principal, tenantId };
 
       const request = create(ExportEventsRequestSchema, requestFromParams(url.searchParams));
+      call.request = toJsonString(ExportEventsRequestSchema, request);
       // What the RPC's interceptor checks (src/server/request-check.ts), e.g. NUL characters.
       const violation = requestViolation(ExportEventsRequestSchema, request);
       if (violation) throw badParam(violation.field, violation.reason);
@@ -155,6 +173,7 @@ export function exportHttpHandler(deps: ExportHttpDeps): (req: NodeRequest, res:
       format = plan.format;
       await awaitPosition(backend, tenantId, request.minPosition, abort.signal);
 
+      const counter = new ExportRecordCounter(plan.format);
       const chunks = boundedExportChunks(backend, plan, abort.signal, limiter);
       try {
         // The first chunk before the status line: errors up to here are still JSON.
@@ -169,6 +188,7 @@ export function exportHttpHandler(deps: ExportHttpDeps): (req: NodeRequest, res:
         headersWritten = true;
         while (!next.done) {
           bytes += next.value.length;
+          counter.add(next.value);
           if (!plain(res).write(next.value)) await drained(res, abort.signal);
           abort.signal.throwIfAborted();
           next = await chunks.next();
@@ -177,6 +197,8 @@ export function exportHttpHandler(deps: ExportHttpDeps): (req: NodeRequest, res:
         // Stops the backend (closes its point in time) if we leave early.
         await chunks.return(undefined);
       }
+      // Before the end of the body: a file whose access is not on record is never complete (the catch aborts it).
+      await accessAudit?.record({ ...call, principal: known.principal, tenantId, results: counter.records });
       // 'close' as well: a client gone at the last moment must not leave us waiting for 'finish'.
       await new Promise<void>((resolve) => {
         res.once("close", resolve);
@@ -184,6 +206,7 @@ export function exportHttpHandler(deps: ExportHttpDeps): (req: NodeRequest, res:
       });
       log.info("export finished", { tenantId, format, bytes, durationMs: Math.round(performance.now() - started) });
     } catch (err) {
+      await accessAudit?.recordFailure(call, err, known);
       const ce = connectErrorOf(err) ?? ConnectError.from(err);
       if (abort.signal.aborted) {
         log.info("export aborted by the client", { tenantId, format, bytes });

@@ -30,7 +30,14 @@ import type { ApiKeyRow, ApiKeyStore } from "../../src/store/api-key-store.ts";
 import type { EventReader } from "../../src/store/event-reader.ts";
 import { UnknownTenantError, type WriteItem, type WriteResult } from "../../src/store/event-writer.ts";
 import { GroupCommitter } from "../../src/store/group-commit.ts";
-import { TenantExistsError, type TenantRow, type TenantStore } from "../../src/store/tenant-store.ts";
+import type { JsonObject } from "@bufbuild/protobuf";
+import {
+  TenantExistsError,
+  TenantLifecycleError,
+  TenantNotFoundError,
+  type TenantRow,
+  type TenantStore,
+} from "../../src/store/tenant-store.ts";
 import { bearerInterceptor, type ServiceClients, serviceClients } from "./transports.ts";
 
 export type { ServiceClients } from "./transports.ts";
@@ -47,7 +54,15 @@ export class MemoryTenantStore implements PublicOf<TenantStore> {
 
   async create(id: string, name: string): Promise<TenantRow> {
     if (this.rows.has(id)) throw new TenantExistsError(`tenant ${id} already exists`);
-    const row = { id, name, created_at: new Date() };
+    const row: TenantRow = {
+      id,
+      name,
+      created_at: new Date(),
+      settings: {},
+      updated_at: null,
+      suspended_at: null,
+      deletion_expires_at: null,
+    };
     this.rows.set(id, row);
     return row;
   }
@@ -56,8 +71,58 @@ export class MemoryTenantStore implements PublicOf<TenantStore> {
     return [...this.rows.values()].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
   }
 
+  async get(id: string): Promise<TenantRow | null> {
+    return this.rows.get(id) ?? null;
+  }
+
   async exists(id: string): Promise<boolean> {
     return this.rows.has(id);
+  }
+
+  async suspendedAt(id: string): Promise<Date | null | undefined> {
+    return this.rows.get(id)?.suspended_at;
+  }
+
+  private change(id: string, fields: Partial<TenantRow>): TenantRow {
+    const row = this.rows.get(id);
+    if (!row) throw new TenantNotFoundError(`no tenant "${id}"`);
+    Object.assign(row, fields, { updated_at: new Date() });
+    return row;
+  }
+
+  async update(id: string, change: { name?: string; settings?: JsonObject }): Promise<TenantRow> {
+    return this.change(id, {
+      ...(change.name !== undefined && { name: change.name }),
+      ...(change.settings && { settings: change.settings }),
+    });
+  }
+
+  async setSuspended(id: string, suspended: boolean): Promise<TenantRow> {
+    const row = this.rows.get(id);
+    return this.change(
+      id,
+      suspended ? { suspended_at: row?.suspended_at ?? new Date() } : { suspended_at: null, deletion_expires_at: null },
+    );
+  }
+
+  /** The pending deletion's token hashes, by tenant. */
+  readonly deletionTokens = new Map<string, Buffer>();
+
+  async requestDeletion(id: string, tokenHash: Buffer, expiresAt: Date): Promise<TenantRow> {
+    if (!this.rows.get(id)?.suspended_at && this.rows.has(id)) throw new TenantLifecycleError(`tenant "${id}" must be suspended`);
+    this.deletionTokens.set(id, tokenHash);
+    return this.change(id, { deletion_expires_at: expiresAt });
+  }
+
+  async delete(id: string, tokenHash: Buffer, now = new Date()): Promise<Record<string, number>> {
+    const row = this.rows.get(id);
+    if (!row) throw new TenantNotFoundError(`no tenant "${id}"`);
+    const stored = this.deletionTokens.get(id);
+    if (!row.suspended_at || !stored || !row.deletion_expires_at || row.deletion_expires_at <= now || !stored.equals(tokenHash)) {
+      throw new TenantLifecycleError(`tenant "${id}" has no pending deletion with this token`);
+    }
+    this.rows.delete(id);
+    return { tenants: 1 };
   }
 }
 
