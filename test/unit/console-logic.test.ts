@@ -6,6 +6,7 @@ import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { describe, expect, it } from "vitest";
 import { diffChanges } from "../../console/src/diff.ts";
+import { fillBuckets } from "../../console/src/histogram.ts";
 import { decodeBadRequest, showError } from "../../console/src/errors.ts";
 import { curlForEvent } from "../../console/src/event-format.ts";
 import { HELP_FIELDS } from "../../console/src/query-help.ts";
@@ -126,4 +127,26 @@ it("the curl command carries $KEY, never a credential, and quotes for the shell"
 it("the in-app syntax help lists every field the parser knows", () => {
   const help = HELP_FIELDS.map(([f]) => f).join(" ");
   for (const field of KNOWN_FIELDS_TEXT.split(", ")) expect(help, field).toContain(field);
+});
+
+describe("the histogram's points", () => {
+  it("fills the searched range with empty buckets aligned with the service's", () => {
+    expect(fillBuckets([7200], [5], 3600, 0, 4 * 3600 + 10)).toEqual([
+      [0, 3600, 7200, 10800, 14400],
+      [0, 0, 5, 0, 0],
+    ]);
+    expect(fillBuckets([3600, 10800], [1, 2], 3600)).toEqual([
+      [3600, 7200, 10800],
+      [1, 0, 2],
+    ]);
+  });
+
+  it("leaves buckets off the grid, unknown steps and huge ranges as they are", () => {
+    expect(fillBuckets([0, 100], [1, 2], 60)).toEqual([
+      [0, 100],
+      [1, 2],
+    ]);
+    expect(fillBuckets([0], [1], 0, -100, 100)).toEqual([[0], [1]]);
+    expect(fillBuckets([0], [1], 1, 0, 10_000)).toEqual([[0], [1]]);
+  });
 });

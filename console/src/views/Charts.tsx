@@ -5,7 +5,8 @@ import "uplot/dist/uPlot.min.css";
 import { type GetStatsResponse, StatsInterval } from "../../../gen/auditlog/v1/query_pb.js";
 import type { Clients } from "../api.ts";
 import { type ShownError, showError } from "../errors.ts";
-import { queryFromParams, queryToParams, type QueryState, type RangeKey, toEventFilter } from "../query-state.ts";
+import { fillBuckets } from "../histogram.ts";
+import { queryFromParams, queryToParams, type QueryState, type RangeKey, timeBounds, toEventFilter } from "../query-state.ts";
 import { type Location, navigate } from "../router.ts";
 import { ErrorBox } from "./ErrorBox.tsx";
 import { QueryForm } from "./QueryForm.tsx";
@@ -26,18 +27,31 @@ const DEFAULT_INTERVAL: Partial<Record<RangeKey, StatsInterval>> = {
   "30d": StatsInterval.DAY,
 };
 
-function Histogram({ stats }: { stats: GetStatsResponse }) {
+const STEP_SECONDS: Partial<Record<StatsInterval, number>> = {
+  [StatsInterval.MINUTE]: 60,
+  [StatsInterval.HOUR]: 3600,
+  [StatsInterval.DAY]: 86_400,
+  [StatsInterval.WEEK]: 7 * 86_400,
+};
+
+/** The chart spans the searched time range, so that a few busy buckets are not stretched over the whole width. */
+function Histogram({ stats, span, step }: { stats: GetStatsResponse; span: { after?: Date; before?: Date }; step: number }) {
   const el = useRef<HTMLDivElement>(null);
   useEffect(() => {
     if (!el.current) return;
-    const xs = stats.histogram.map((b) => timestampDate(b.start!).getTime() / 1000);
-    const ys = stats.histogram.map((b) => Number(b.count));
+    const [xs, ys] = fillBuckets(
+      stats.histogram.map((b) => timestampDate(b.start!).getTime() / 1000),
+      stats.histogram.map((b) => Number(b.count)),
+      step,
+      span.after && span.after.getTime() / 1000,
+      (span.before ?? new Date()).getTime() / 1000,
+    );
     const width = Math.max(280, el.current.clientWidth);
     const plot = new uPlot(
       {
         width,
         height: 260,
-        series: [{}, { label: "Events", stroke: "#2563eb", fill: "rgba(37,99,235,0.15)", paths: uPlot.paths.bars?.({ size: [0.9] }) }],
+        series: [{}, { label: "Events", stroke: "#2563eb", fill: "rgba(37,99,235,0.15)", paths: uPlot.paths.bars?.({ size: [0.9, 48] }) }],
         axes: [{}, { label: "events" }],
         scales: { y: { range: (_u, _min, max) => [0, Math.max(1, max)] } },
       },
@@ -50,7 +64,7 @@ function Histogram({ stats }: { stats: GetStatsResponse }) {
       removeEventListener("resize", resize);
       plot.destroy();
     };
-  }, [stats]);
+  }, [stats, step, span.after?.getTime(), span.before?.getTime()]);
   return (
     <div ref={el} class="chart" role="img" aria-label={`Events over time: ${stats.histogram.length} buckets, ${stats.total} events`} />
   );
@@ -62,14 +76,18 @@ export function Charts({ clients, loc }: { clients: Clients; loc: Location }) {
   const [interval, setIntervalValue] = useState(DEFAULT_INTERVAL[query.range] ?? StatsInterval.UNSPECIFIED);
   const [stats, setStats] = useState<GetStatsResponse | null>(null);
   const [error, setError] = useState<ShownError | null>(null);
+  const [statsAt, setStatsAt] = useState(Date.now);
   useEffect(() => {
     setError(null);
-    clients.query.getStats({ filter: toEventFilter(query), interval, top: 10 }).then(setStats, (err) => {
+    const now = Date.now();
+    setStatsAt(now);
+    clients.query.getStats({ filter: toEventFilter(query, now), interval, top: 10 }).then(setStats, (err) => {
       setStats(null);
       setError(showError(err));
     });
   }, [clients, loc.params.toString(), interval]);
   const submit = (q: QueryState) => navigate(`/charts?${queryToParams(q)}`);
+  const span = timeBounds(query, statsAt);
   return (
     <main>
       <h1>Charts</h1>
@@ -88,7 +106,7 @@ export function Charts({ clients, loc }: { clients: Clients; loc: Location }) {
       {stats && (
         <>
           <h2>Events over time ({stats.total.toLocaleString()} in all)</h2>
-          <Histogram stats={stats} />
+          <Histogram stats={stats} span={span} step={STEP_SECONDS[interval] ?? 0} />
           <h2>Top values</h2>
           <div class="tops">
             {stats.top.map((t) => {
