@@ -50,6 +50,7 @@ import { CommitListener } from "./store/commit-listener.ts";
 import { chainHttpRoutes } from "./server/http-routes.ts";
 import { staticFilesHandler } from "./server/static-files.ts";
 import { fileURLToPath } from "node:url";
+import { readFileSync } from "node:fs";
 
 /** The built web console (npm run build:console); served at / when present. */
 const CONSOLE_DIR = fileURLToPath(new URL("../console/dist", import.meta.url));
@@ -270,6 +271,7 @@ export async function startApp(config: Config & { databaseUrl: string }, log: Lo
     metricsToken: config.telemetry.metricsToken,
     headersTimeoutMs: config.headersTimeoutMs,
     idleTimeoutMs: config.idleTimeoutMs,
+    tls: config.tls ? { cert: readFileSync(config.tls.certFile), key: readFileSync(config.tls.keyFile) } : undefined,
     log,
   });
   health.set("", "SERVING");

@@ -2,6 +2,7 @@
 // by variable name, before anything starts.
 import type { JwtSettings } from "./auth/jwt-verifier.ts";
 import { jwtConfig } from "./jwt-config.ts";
+import { type KekSettings, kekConfig, type TlsSettings, tlsConfig } from "./data-protection-config.ts";
 import { type TelemetrySettings, telemetryConfig } from "./telemetry-config.ts";
 export type Config = {
   host: string;
@@ -60,6 +61,10 @@ export type Config = {
   jwt: JwtSettings | null;
   /** GET /metrics and OpenTelemetry tracing (src/telemetry-config.ts). */
   telemetry: TelemetrySettings;
+  /** TLS on the server port (src/data-protection-config.ts); null: cleartext. */
+  tls: TlsSettings | null;
+  /** Key-encryption keys for encryption at rest; null: encryption off. */
+  kek: KekSettings | null;
 };
 
 export class ConfigError extends Error {}
@@ -171,6 +176,8 @@ export function loadConfig(env: Env = process.env): Config {
     indexStallMs: int("AUDITLOG_INDEX_STALL_MS", 60_000, 1000, 24 * 3600 * 1000),
     jwt: jwtConfig(env, errors),
     telemetry: telemetryConfig(env, errors),
+    tls: tlsConfig(env, errors),
+    kek: kekConfig(env, errors),
   };
   if (errors.length) throw new ConfigError(`invalid configuration:\n  ${errors.join("\n  ")}`);
   return config;

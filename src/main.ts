@@ -61,7 +61,7 @@ async function main(): Promise<void> {
   }
 
   const app = await startApp({ ...config, databaseUrl: databaseUrl as string, bootstrapKey }, log);
-  log.info("auditlog is serving", { url: app.url, grpc: "h2c", connect: "HTTP/1.1 and HTTP/2" });
+  log.info("auditlog is serving", { url: app.url, grpc: config.tls ? "h2 (TLS)" : "h2c", connect: "HTTP/1.1 and HTTP/2" });
   process.stdout.write(
     [
       "",
@@ -70,8 +70,10 @@ async function main(): Promise<void> {
       "  next steps (README.md, 'Try it'), from the project directory:",
       `    export AUDITLOG_URL=${app.url}`,
       `    export OPERATOR_KEY=${operatorKeyShell(config.bootstrapKey !== null, bootstrapKey ? join(dataDir, "bootstrap-key") : null)}`,
-      '    npx buf curl --protocol grpc --http2-prior-knowledge --list-methods "$AUDITLOG_URL"',
-      `    curl -sS "$AUDITLOG_URL/auditlog.v1.AdminService/CreateTenant" -H "Authorization: Bearer $OPERATOR_KEY" \\`,
+      config.tls
+        ? `    npx buf curl --protocol grpc --cacert '${config.tls.certFile}' --list-methods "$AUDITLOG_URL"`
+        : '    npx buf curl --protocol grpc --http2-prior-knowledge --list-methods "$AUDITLOG_URL"',
+      `    curl -sS ${config.tls ? `--cacert '${config.tls.certFile}' ` : ""}"$AUDITLOG_URL/auditlog.v1.AdminService/CreateTenant" -H "Authorization: Bearer $OPERATOR_KEY" \\`,
       `      -H 'Content-Type: application/json' -d '{"id":"acme","name":"Acme"}'`,
       "",
     ].join("\n") + "\n",

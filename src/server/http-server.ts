@@ -1,4 +1,4 @@
-// The RPC server: Connect, gRPC and gRPC-Web on one cleartext port, with
+// The RPC server: Connect, gRPC and gRPC-Web on one port (cleartext, or TLS when configured), with
 // CORS, gRPC health, gRPC reflection, an access log and GET /healthz.
 
 import type { DescFile } from "@bufbuild/protobuf";
@@ -98,12 +98,14 @@ export interface HttpServerOptions {
   /** Connection timeouts (src/server/listener.ts, ListenOptions). */
   headersTimeoutMs?: number;
   idleTimeoutMs?: number;
+  /** PEM certificate chain and key: TLS only on the port, HTTP/2 and HTTP/1.1 by ALPN (src/server/listener.ts). */
+  tls?: { cert: string | Buffer; key: string | Buffer };
   log: Logger;
 }
 
 export interface HttpServer {
   readonly port: number;
-  /** e.g. "http://127.0.0.1:8080" (a wildcard host is shown as loopback). */
+  /** e.g. "http://127.0.0.1:8080", "https://…" with TLS (a wildcard host is shown as loopback). */
   readonly url: string;
   /**
    * Graceful stop: health goes NOT_SERVING (Watch streams end), the port
@@ -272,8 +274,9 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
     log,
     headersTimeoutMs: opts.headersTimeoutMs,
     idleTimeoutMs: opts.idleTimeoutMs,
+    tls: opts.tls,
   });
-  const url = `http://${urlHost(opts.host)}:${listener.port}`;
+  const url = `${opts.tls ? "https" : "http"}://${urlHost(opts.host)}:${listener.port}`;
   log.info("server listening", { url, host: opts.host, port: listener.port });
 
   let closing: Promise<void> | undefined;

@@ -8,10 +8,18 @@
 // with emit("connection", socket) (both servers support injected sockets).
 // h2c upgrade over HTTP/1.1 (Upgrade: h2c) is not supported; gRPC clients use
 // prior knowledge anyway.
+//
+// With a certificate (ListenOptions.tls) the port speaks TLS only: a
+// tls.Server terminates it, and the protocol the client negotiated through
+// ALPN ("h2" or "http/1.1") picks the server the TLS socket is handed to, the
+// same two servers as in cleartext, so timeouts and draining are shared. A
+// client that offers no ALPN is served HTTP/1.1 (Node's secure HTTP/2 server
+// does the same with allowHTTP1).
 
 import * as http from "node:http";
 import * as http2 from "node:http2";
 import * as net from "node:net";
+import * as tls from "node:tls";
 import type { Logger } from "../platform/log.ts";
 
 export type NodeRequest = http.IncomingMessage | http2.Http2ServerRequest;
@@ -39,6 +47,8 @@ export interface ListenOptions {
    * quiet it is.
    */
   idleTimeoutMs?: number;
+  /** PEM certificate chain and private key: the port speaks TLS only (HTTP/2 and HTTP/1.1 by ALPN). */
+  tls?: { cert: string | Buffer; key: string | Buffer };
 }
 
 export const DEFAULT_HEADERS_TIMEOUT_MS = 30_000;
@@ -70,7 +80,10 @@ export async function listen(opts: ListenOptions): Promise<Listener> {
   const log = opts.log;
   const headersTimeoutMs = opts.headersTimeoutMs ?? DEFAULT_HEADERS_TIMEOUT_MS;
   const idleTimeoutMs = opts.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
+  /** By accepted socket. */
   const conns = new Map<net.Socket, ConnState>();
+  /** By the socket handed to a server (the TLS socket, with TLS). */
+  const served = new WeakMap<net.Socket, ConnState>();
   let closing = false;
   let closePromise: Promise<void> | undefined;
 
@@ -93,7 +106,7 @@ export async function listen(opts: ListenOptions): Promise<Listener> {
   // is cleared by h1.close() below.
   h1.emit("listening");
   h1.on("request", (req: http.IncomingMessage, res: http.ServerResponse) => {
-    const state = conns.get(req.socket as net.Socket);
+    const state = served.get(req.socket as net.Socket);
     if (state !== undefined) {
       state.activeRequests++;
       res.once("close", () => {
@@ -171,7 +184,10 @@ export async function listen(opts: ListenOptions): Promise<Listener> {
   h2.on("sessionError", (err: Error) => log?.debug("http/2 session error", { err: err.message }));
 
   // ---- Accepting and sniffing ---------------------------------------------
-  const server = net.createServer({ noDelay: true, keepAlive: true, keepAliveInitialDelay: 60_000 }, (socket) => {
+  const socketOptions = { noDelay: true, keepAlive: true, keepAliveInitialDelay: 60_000 };
+  const server = opts.tls === undefined ? net.createServer(socketOptions, accept) : tlsServer(opts.tls);
+
+  function accept(socket: net.Socket): void {
     if (closing) {
       socket.destroy();
       return;
@@ -180,7 +196,77 @@ export async function listen(opts: ListenOptions): Promise<Listener> {
     conns.set(socket, state);
     socket.once("close", () => conns.delete(socket));
     sniff(state);
-  });
+  }
+
+  /**
+   * TLS: a connection is "sniffing" until its handshake ends, then ALPN
+   * decides. tls.Server, not a TLSSocket wrapped by hand: HTTP/2 sessions
+   * only receive the client's first bytes from sockets it made.
+   */
+  function tlsServer(keyPair: { cert: string | Buffer; key: string | Buffer }): tls.Server {
+    // The TLS socket is another object than the accepted one; the peer's address and port link them.
+    const peer = (s: net.Socket) => `${s.remoteAddress}|${s.remotePort}`;
+    const handshaking = new Map<string, ConnState>();
+    const secure = tls.createServer(
+      {
+        ...socketOptions,
+        ...keyPair,
+        ALPNProtocols: ["h2", "http/1.1"],
+        minVersion: "TLSv1.2",
+        // A connection that never finishes its handshake holds a socket no
+        // longer than one that never sends a request head.
+        handshakeTimeout: headersTimeoutMs,
+      },
+      (socket: tls.TLSSocket) => {
+        const state = handshaking.get(peer(socket));
+        handshaking.delete(peer(socket));
+        if (state === undefined || closing) {
+          socket.destroy();
+          return;
+        }
+        state.socket = socket;
+        state.kind = socket.alpnProtocol === "h2" ? "h2" : "h1";
+        hand(state);
+      },
+    );
+    secure.on("connection", (raw: net.Socket) => {
+      if (closing) {
+        raw.destroy();
+        return;
+      }
+      const key = peer(raw);
+      const state: ConnState = { socket: raw, kind: "sniffing", activeRequests: 0 };
+      conns.set(raw, state);
+      handshaking.set(key, state);
+      raw.once("close", () => {
+        conns.delete(raw);
+        if (handshaking.get(key) === state) handshaking.delete(key);
+      });
+    });
+    // Failed handshakes (an unknown CA, cleartext on the TLS port) and the
+    // handshake timeout: the socket is ours to end (a timeout leaves it open).
+    secure.on("tlsClientError", (err: Error, socket: tls.TLSSocket) => {
+      log?.debug("tls handshake failed", { err: err.message });
+      socket.destroy();
+    });
+    return secure;
+  }
+
+  /** Gives a connection whose protocol is known to its server. */
+  function hand(state: ConnState): void {
+    const { socket } = state;
+    served.set(socket, state);
+    if (state.kind === "h2") {
+      handingOver = state;
+      try {
+        h2.emit("connection", socket);
+      } finally {
+        handingOver = undefined;
+      }
+    } else {
+      h1.emit("connection", socket);
+    }
+  }
 
   function sniff(state: ConnState): void {
     const { socket } = state;
@@ -201,18 +287,8 @@ export async function listen(opts: ListenOptions): Promise<Listener> {
       socket.off("close", onClose);
       clearTimeout(timer);
       socket.unshift(head);
-      if (isH2Prefix) {
-        state.kind = "h2";
-        handingOver = state;
-        try {
-          h2.emit("connection", socket);
-        } finally {
-          handingOver = undefined;
-        }
-      } else {
-        state.kind = "h1";
-        h1.emit("connection", socket);
-      }
+      state.kind = isH2Prefix ? "h2" : "h1";
+      hand(state);
       // The servers attach their own readers; make sure the socket flows again.
       process.nextTick(() => {
         if (!socket.destroyed) socket.resume();

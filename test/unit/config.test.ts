@@ -59,6 +59,8 @@ describe("loadConfig", () => {
       indexStallMs: 60_000,
       jwt: null,
       telemetry: { metricsEnabled: true, metricsToken: null, tracesUrl: null, serviceName: "auditlog" },
+      tls: null,
+      kek: null,
     });
   });
 
@@ -149,6 +151,8 @@ describe("loadConfig", () => {
       indexStallMs: 5000,
       jwt: null,
       telemetry: { metricsEnabled: true, metricsToken: null, tracesUrl: null, serviceName: "auditlog" },
+      tls: null,
+      kek: null,
     });
   });
 
@@ -302,5 +306,43 @@ describe("loadConfig: metrics and tracing", () => {
     expect(problems(errorOf({ OTEL_EXPORTER_OTLP_ENDPOINT: "collector:4318" }))).toEqual([
       "OTEL_EXPORTER_OTLP_ENDPOINT: must be an http:// or https:// URL",
     ]);
+  });
+  describe("TLS and encryption keys", () => {
+    const kek = Buffer.alloc(32, 7).toString("base64");
+    const old = Buffer.alloc(32, 9).toString("base64url");
+
+    it("reads the certificate and key files", () => {
+      expect(loadConfig({ AUDITLOG_TLS_CERT_FILE: "/etc/a/cert.pem", AUDITLOG_TLS_KEY_FILE: "/etc/a/key.pem" }).tls).toEqual({
+        certFile: "/etc/a/cert.pem",
+        keyFile: "/etc/a/key.pem",
+      });
+    });
+
+    it.each([{ AUDITLOG_TLS_CERT_FILE: "/c.pem" }, { AUDITLOG_TLS_KEY_FILE: "/k.pem" }])("needs both TLS files (%j)", (env) => {
+      expect(problems(errorOf(env))).toEqual(["AUDITLOG_TLS_CERT_FILE and AUDITLOG_TLS_KEY_FILE: set both (TLS) or neither (cleartext)"]);
+    });
+
+    it("reads the KEK, its id and retired KEKs", () => {
+      expect(loadConfig({ AUDITLOG_KEK: kek, AUDITLOG_KEK_ID: "2026-11", AUDITLOG_KEK_RETIRED: `2026-01:${old}` }).kek).toEqual({
+        current: { id: "2026-11", key: Buffer.alloc(32, 7) },
+        retired: [{ id: "2026-01", key: Buffer.alloc(32, 9) }],
+      });
+      expect(loadConfig({ AUDITLOG_KEK: kek }).kek?.current.id).toBe("kek-1");
+    });
+
+    it.each([
+      [{ AUDITLOG_KEK: Buffer.alloc(16).toString("base64") }, "AUDITLOG_KEK: must be base64 of exactly 32 bytes"],
+      [{ AUDITLOG_KEK: "not base64!" }, "AUDITLOG_KEK: must be base64 of exactly 32 bytes"],
+      [{ AUDITLOG_KEK: kek, AUDITLOG_KEK_ID: "a b" }, "AUDITLOG_KEK_ID: 1 to 64 letters"],
+      [{ AUDITLOG_KEK: kek, AUDITLOG_KEK_RETIRED: "x" }, "AUDITLOG_KEK_RETIRED: entry 1 must be <id>:<base64 of 32 bytes>"],
+      [{ AUDITLOG_KEK: kek, AUDITLOG_KEK_RETIRED: `kek-1:${old}` }, 'AUDITLOG_KEK_RETIRED: id "kek-1" is the current AUDITLOG_KEK_ID'],
+      [{ AUDITLOG_KEK_RETIRED: `a:${old}` }, "AUDITLOG_KEK_RETIRED: needs AUDITLOG_KEK"],
+    ])("refuses %j without showing the key", (env, message) => {
+      const [p, ...more] = problems(errorOf(env));
+      expect(more).toEqual([]);
+      expect(p!.startsWith(message)).toBe(true);
+      expect(p).not.toContain(kek);
+      expect(p).not.toContain(old);
+    });
   });
 });
