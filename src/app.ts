@@ -188,7 +188,9 @@ export async function startApp(config: Config & { databaseUrl: string }, log: Lo
     },
   });
   registerIngestMetrics(metrics, committer);
-  const accessAudit = new AccessAudit((items) => committer.submit(items), log.child({ component: "access-audit" }));
+  const accessAudit = config.accessAudit
+    ? new AccessAudit((items) => committer.submit(items), log.child({ component: "access-audit" }))
+    : undefined;
   const reader = new EventReader(readPool, { statementTimeoutMs: config.readTimeoutMs });
   const readLimiter = new TenantReadLimiter({ perTenant: config.tenantReadConcurrency, maxWaitMs: config.readQueueMs });
   const ingestLimiter = new RateLimiter({
@@ -253,7 +255,7 @@ export async function startApp(config: Config & { databaseUrl: string }, log: Lo
     // The access audit outside auth, so that it sees refusals too.
     interceptors: [
       errorsInterceptor(),
-      accessAuditInterceptor(accessAudit),
+      ...(accessAudit ? [accessAuditInterceptor(accessAudit)] : []),
       authInterceptor(auth, tenantStatus),
       limits,
       requestCheckInterceptor(),

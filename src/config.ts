@@ -42,6 +42,8 @@ export type Config = {
   maxPendingEvents: number;
   shutdownGraceMs: number;
   keyCacheMs: number;
+  /** Record every read and admin action in the tenant's log (AUDITLOG_ACCESS_AUDIT=on, the default); off only where that is not wanted, e.g. tests that count events. */
+  accessAudit: boolean;
   maxMessageBytes: number;
   /** Most time a connection may take to send a request head (or the HTTP/2 preface). */
   headersTimeoutMs: number;
@@ -87,6 +89,10 @@ export function loadConfig(env: Env = process.env): Config {
     }
     return n;
   };
+  const accessAudit = env.AUDITLOG_ACCESS_AUDIT || "on";
+  if (accessAudit !== "on" && accessAudit !== "off") {
+    errors.push(`AUDITLOG_ACCESS_AUDIT=${JSON.stringify(accessAudit)}: must be on or off`);
+  }
   const logLevel = env.LOG_LEVEL || "info";
   if (!["debug", "info", "warn", "error"].includes(logLevel)) {
     errors.push(`LOG_LEVEL=${JSON.stringify(logLevel)}: must be debug, info, warn or error`);
@@ -161,6 +167,7 @@ export function loadConfig(env: Env = process.env): Config {
     maxPendingEvents: int("AUDITLOG_MAX_PENDING_EVENTS", 20_000, 1000, 10_000_000),
     shutdownGraceMs: int("AUDITLOG_SHUTDOWN_GRACE_MS", 10_000, 0, 600_000),
     keyCacheMs: int("AUDITLOG_KEY_CACHE_MS", 5_000, 0, 600_000),
+    accessAudit: accessAudit !== "off",
     maxMessageBytes: int("AUDITLOG_MAX_MESSAGE_BYTES", 8 * 1024 * 1024, 1024, 256 * 1024 * 1024),
     // A connection that sends nothing parseable is closed: these bound how long it can hold a socket.
     headersTimeoutMs: int("AUDITLOG_HEADERS_TIMEOUT_MS", 30_000, 100, 600_000),

@@ -57,7 +57,7 @@ describe("access audit and tenant lifecycle", () => {
 
   beforeAll(async () => {
     // A long key cache: suspension must still hold at once on this replica.
-    svc = await startTestService({ AUDITLOG_KEY_CACHE_MS: "60000" });
+    svc = await startTestService({ AUDITLOG_KEY_CACHE_MS: "60000", AUDITLOG_ACCESS_AUDIT: "on" });
     a = await createTenantWithKeys(svc.url, "audit-a");
     const events = Array.from({ length: EVENTS }, (_, i) => toConnectJson(makeEvent(i, "aud")));
     expect((await call("auditlog.v1.IngestService/Append", { events }, a.ingest)).status).toBe(200);

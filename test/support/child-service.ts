@@ -10,7 +10,8 @@ export type ChildService = { url: string; proc: ChildProcess; output: () => stri
 export async function startChildService(env: Record<string, string>): Promise<ChildService> {
   const proc = spawn(process.execPath, ["src/main.ts"], {
     cwd: ROOT,
-    env: { ...process.env, PORT: "0", LOG_LEVEL: "warn", ...env },
+    // The access audit off unless asked for, as in service.ts.
+    env: { ...process.env, PORT: "0", LOG_LEVEL: "warn", AUDITLOG_ACCESS_AUDIT: "off", ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });
   let out = "";

@@ -50,6 +50,7 @@ describe("loadConfig", () => {
       maxPendingEvents: 20_000,
       shutdownGraceMs: 10_000,
       keyCacheMs: 5_000,
+      accessAudit: true,
       maxMessageBytes: 8 * 1024 * 1024,
       headersTimeoutMs: 30_000,
       idleTimeoutMs: 65_000,
@@ -104,6 +105,7 @@ describe("loadConfig", () => {
       AUDITLOG_MAX_PENDING_EVENTS: "1000",
       AUDITLOG_SHUTDOWN_GRACE_MS: "0",
       AUDITLOG_KEY_CACHE_MS: "600000",
+      AUDITLOG_ACCESS_AUDIT: "off",
       AUDITLOG_MAX_MESSAGE_BYTES: "1024",
       AUDITLOG_HEADERS_TIMEOUT_MS: "2000",
       AUDITLOG_IDLE_TIMEOUT_MS: "3000",
@@ -142,6 +144,7 @@ describe("loadConfig", () => {
       maxPendingEvents: 1000,
       shutdownGraceMs: 0,
       keyCacheMs: 600_000,
+      accessAudit: false,
       maxMessageBytes: 1024,
       headersTimeoutMs: 2000,
       idleTimeoutMs: 3000,
@@ -202,6 +205,10 @@ describe("loadConfig", () => {
 
   it("names a bad index prefix", () => {
     expect(problems(errorOf({ AUDITLOG_ES_INDEX_PREFIX: "Audit*" }))[0]).toMatch(/^AUDITLOG_ES_INDEX_PREFIX: /);
+  });
+
+  it("names a bad AUDITLOG_ACCESS_AUDIT", () => {
+    expect(problems(errorOf({ AUDITLOG_ACCESS_AUDIT: "yes" }))).toEqual(['AUDITLOG_ACCESS_AUDIT="yes": must be on or off']);
   });
 
   it("names a bad LOG_LEVEL", () => {
