@@ -5,7 +5,8 @@
 // resumed; a deletion needs its confirmation, and then nothing of the tenant
 // remains in PostgreSQL.
 import type * as grpc from "@grpc/grpc-js";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Client } from "@elastic/elasticsearch";
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { connectCall } from "../../scripts/lib/connect-json.ts";
 import { bearer, type GrpcStub, loadAuditlogStubs, newClient } from "../../scripts/lib/grpc-client.ts";
 import { tenantTables } from "../../src/store/tenant-store.ts";
@@ -241,5 +242,46 @@ describe("access audit and tenant lifecycle", () => {
     expect((await call("auditlog.v1.QueryService/SearchEvents", {}, d.query)).body.code).toBe("unauthenticated");
     // The other tenant is untouched.
     expect((await call("auditlog.v1.QueryService/VerifyChain", {}, a.query)).body.ok).toBe(true);
+  });
+});
+
+describe("tenant deletion with Elasticsearch", () => {
+  let svc: TestService;
+  const call = (proc: string, body: unknown, key?: string) => connectCall<any>(svc.url, proc, body, key);
+
+  beforeAll(async () => {
+    svc = await startTestService({ ELASTICSEARCH_URL: inject("elasticsearchUrl"), AUDITLOG_RECONCILE_INTERVAL_MS: "0" });
+  });
+  afterAll(() => svc?.stop());
+
+  it("removes the tenant's search documents (no delete-by-query here), and only its own", async () => {
+    const gone = await createTenantWithKeys(svc.url, "es-gone");
+    const kept = await createTenantWithKeys(svc.url, "es-kept");
+    let position = "0";
+    for (const keys of [gone, kept]) {
+      const events = Array.from({ length: 1200 }, (_, i) => toConnectJson(makeEvent(i, "es")));
+      for (let i = 0; i < events.length; i += 400) {
+        const r = await call("auditlog.v1.IngestService/Append", { events: events.slice(i, i + 400) }, keys.ingest);
+        position = r.body.summary.position;
+      }
+      // Waits until the index holds them.
+      const r = await call("auditlog.v1.QueryService/SearchEvents", { minPosition: position, includeTotal: true }, keys.query);
+      expect(r.body.total).toBe("1200");
+    }
+    const client = new Client({ node: inject("elasticsearchUrl") });
+    const count = async (tenant: string) => {
+      await client.indices.refresh({ index: "auditlog-events" });
+      return (await client.count({ index: "auditlog-events", query: { term: { tenant_id: tenant } } })).count;
+    };
+    expect(await count("es-gone")).toBe(1200);
+    await call("auditlog.v1.AdminService/SuspendTenant", { tenantId: "es-gone" }, BOOTSTRAP_KEY);
+    const token = (await call("auditlog.v1.AdminService/RequestTenantDeletion", { tenantId: "es-gone" }, BOOTSTRAP_KEY)).body
+      .confirmationToken;
+    const done = await call("auditlog.v1.AdminService/DeleteTenant", { tenantId: "es-gone", confirmationToken: token }, BOOTSTRAP_KEY);
+    expect(done.status, JSON.stringify(done.body)).toBe(200);
+    expect(done.body.deletedDocuments).toBe("1200");
+    expect(await count("es-gone")).toBe(0);
+    expect(await count("es-kept")).toBe(1200);
+    await client.close();
   });
 });
