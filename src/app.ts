@@ -45,6 +45,10 @@ import { RateLimiter } from "./services/rate-limiter.ts";
 import { limitsInterceptor } from "./services/limits-interceptor.ts";
 import { StreamLimiter } from "./services/stream-limits.ts";
 import { exportHttpHandler } from "./services/export-http.ts";
+import { checkpointKeyHandler } from "./services/checkpoint-key-http.ts";
+import { CheckpointSchedule } from "./services/checkpoints.ts";
+import { CheckpointStore } from "./store/checkpoint-store.ts";
+import { signingKeyFromPem } from "./domain/signing.ts";
 import { TailFeed } from "./services/tail/tail-feed.ts";
 import { CommitListener } from "./store/commit-listener.ts";
 import { chainHttpRoutes } from "./server/http-routes.ts";
@@ -231,13 +235,19 @@ export async function startApp(config: Config & { databaseUrl: string }, log: Lo
     tailFeed.onCommit(heads),
   );
   const tail = { feed: tailFeed, heartbeatMs: config.tailHeartbeatMs, batchSize: TAIL_BATCH_EVENTS };
+  // Signed checkpoints and export manifests (docs/HASH_CHAIN.md), when a key is configured.
+  const checkpointKey = config.checkpointKeyFile ? signingKeyFromPem(readFileSync(config.checkpointKeyFile, "utf8")) : null;
+  const checkpoints = { store: new CheckpointStore(pool, readPool), key: checkpointKey };
+  const checkpointSchedule = checkpointKey
+    ? new CheckpointSchedule(checkpoints.store, checkpointKey, log.child({ component: "checkpoints" }))
+    : null;
 
   const server = await startHttpServer({
     host: config.host,
     port: config.port,
     routes: (router) => {
       router.service(IngestService, ingestService({ validator, committer, log, limiter: ingestLimiter }));
-      router.service(QueryService, queryService({ validator, reader, backend, limiter: readLimiter, tail }));
+      router.service(QueryService, queryService({ validator, reader, backend, limiter: readLimiter, tail, checkpoints }));
       router.service(
         AdminService,
         adminService({
@@ -262,7 +272,8 @@ export async function startApp(config: Config & { databaseUrl: string }, log: Lo
     ],
     // The export endpoint, then the web console's files (console/dist) at / (docs/CONSOLE.md).
     httpRoutes: chainHttpRoutes(
-      exportHttpHandler({ auth, backend, validator, log, limiter: readLimiter, accessAudit, tenantStatus }),
+      exportHttpHandler({ auth, backend, validator, log, limiter: readLimiter, accessAudit, tenantStatus, checkpointKey }),
+      checkpointKeyHandler(checkpointKey?.publicKey ?? null),
       staticFilesHandler({ root: CONSOLE_DIR, reservedPrefixes: ["/v1/", "/auditlog.", "/grpc.", "/healthz", "/metrics"] }),
     ),
     allowedOrigins: config.corsOrigins,
@@ -277,6 +288,7 @@ export async function startApp(config: Config & { databaseUrl: string }, log: Lo
     log,
   });
   health.set("", "SERVING");
+  if (checkpointSchedule && config.checkpointIntervalMs > 0) checkpointSchedule.start(config.checkpointIntervalMs);
 
   let closing: Promise<void> | null = null;
   return {
@@ -296,6 +308,7 @@ export async function startApp(config: Config & { databaseUrl: string }, log: Lo
         tailFeed.close();
         await commitListener.stop();
         await server.close(config.shutdownGraceMs);
+        await checkpointSchedule?.stop();
         await committer.close();
         await search.close();
         await pool.end();

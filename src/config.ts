@@ -59,6 +59,10 @@ export type Config = {
   elasticsearchIndexPrefix: string;
   /** Search indexing with waiting work and no progress for this long makes QueryService NOT_SERVING. */
   indexStallMs: number;
+  /** PEM file of the Ed25519 key that signs checkpoints and export manifests; null: none (npm start without DATABASE_URL makes one in the data directory). */
+  checkpointKeyFile: string | null;
+  /** Sign every tenant's moved chain head this often; 0: only on demand (CreateCheckpoint). */
+  checkpointIntervalMs: number;
   /** People's tokens (JWT / OIDC, src/jwt-config.ts); null: API keys only. */
   jwt: JwtSettings | null;
   /** GET /metrics and OpenTelemetry tracing (src/telemetry-config.ts). */
@@ -181,6 +185,8 @@ export function loadConfig(env: Env = process.env): Config {
     elasticsearchIndexPrefix,
     // Long enough that a refresh, a retry or a busy cluster does not flap health.
     indexStallMs: int("AUDITLOG_INDEX_STALL_MS", 60_000, 1000, 24 * 3600 * 1000),
+    checkpointKeyFile: env.AUDITLOG_CHECKPOINT_KEY_FILE || null,
+    checkpointIntervalMs: int("AUDITLOG_CHECKPOINT_INTERVAL_MS", 3600 * 1000, 0, 7 * 24 * 3600 * 1000),
     jwt: jwtConfig(env, errors),
     telemetry: telemetryConfig(env, errors),
     tls: tlsConfig(env, errors),

@@ -1,5 +1,5 @@
 // Entry point: configuration -> (embedded) PostgreSQL -> app -> signals.
-import { randomBytes } from "node:crypto";
+import { generateKeyPairSync, randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { startApp } from "./app.ts";
@@ -16,6 +16,16 @@ function localBootstrapKey(dataDir: string): string {
   const key = `boot_${randomBytes(24).toString("hex")}`;
   writeFileSync(file, `${key}\n`, { mode: 0o600 });
   return key;
+}
+
+/** Likewise the checkpoint signing key (Ed25519, PKCS#8 PEM); returns its file. */
+function localCheckpointKeyFile(dataDir: string): string {
+  const file = join(dataDir, "checkpoint-key.pem");
+  if (existsSync(file)) return file;
+  mkdirSync(dataDir, { recursive: true });
+  const { privateKey } = generateKeyPairSync("ed25519");
+  writeFileSync(file, privateKey.export({ format: "pem", type: "pkcs8" }), { mode: 0o600 });
+  return file;
 }
 
 /** How the start-up banner tells a shell to get the operator key, without printing the key. */
@@ -59,8 +69,9 @@ async function main(): Promise<void> {
     bootstrapKey = localBootstrapKey(dataDir);
     bootstrapNote = `in ${join(dataDir, "bootstrap-key")}`;
   }
+  const checkpointKeyFile = config.checkpointKeyFile ?? (config.databaseUrl ? null : localCheckpointKeyFile(dataDir));
 
-  const app = await startApp({ ...config, databaseUrl: databaseUrl as string, bootstrapKey }, log);
+  const app = await startApp({ ...config, databaseUrl: databaseUrl as string, bootstrapKey, checkpointKeyFile }, log);
   log.info("auditlog is serving", { url: app.url, grpc: config.tls ? "h2 (TLS)" : "h2c", connect: "HTTP/1.1 and HTTP/2" });
   process.stdout.write(
     [

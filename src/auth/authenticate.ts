@@ -22,7 +22,8 @@ const SERVICE_SCOPES: Record<string, ScopeName> = { [INGEST]: "ingest", [QUERY]:
 
 const READ_OWN = ["GetEvent", "SearchEvents", "ExportEvents", "GetStats"];
 // The live tail is not actor-restricted, so not a User's.
-const READ_ALL = [...READ_OWN, "VerifyChain", "GetIndexStatus", "TailEvents"];
+// Checkpoints vouch for the whole tenant's chain, like VerifyChain: not a User's.
+const READ_ALL = [...READ_OWN, "VerifyChain", "GetIndexStatus", "TailEvents", "ListCheckpoints", "CreateCheckpoint"];
 const MANAGE_KEYS = ["CreateApiKey", "ListApiKeys", "RotateApiKey", "RevokeApiKey"];
 
 /**

@@ -12,7 +12,9 @@
 // min_severity, occurred_after, occurred_before (RFC 3339), text, query;
 // metadata.<key>=<value> (repeatable; an empty value: the key is present);
 // csv_keep_formulas=true|false (default false: formula-leading CSV cells are
-// neutralised, see ExportEventsRequest.csv_keep_formulas).
+// neutralised, see ExportEventsRequest.csv_keep_formulas); manifest=true|false
+// (default false: NDJSON only, a last line with the file's signed manifest,
+// see ExportEventsRequest.manifest and docs/HASH_CHAIN.md).
 // Enum values by proto name or short name, any case (SEVERITY_WARNING,
 // warning). The request is validated with the same rules as the RPC.
 //
@@ -46,6 +48,7 @@ import type { Authenticator } from "../auth/authenticator.ts";
 import { TENANT_HEADER } from "../auth/principal.ts";
 import { ownActorOf, tenantOfPrincipal } from "./request-context.ts";
 import type { SearchBackend } from "../search/backend.ts";
+import type { SigningKey } from "../domain/signing.ts";
 import type { Logger } from "../platform/log.ts";
 import { connectErrorOf } from "./errors.ts";
 import { badParam, requestFromParams } from "./export-params.ts";
@@ -70,6 +73,8 @@ export type ExportHttpDeps = {
   accessAudit?: AccessAudit;
   /** Refuses suspended tenants (authenticate.ts). */
   tenantStatus?: TenantStatus;
+  /** Signs the manifest of `manifest=true` exports; none: those answer FAILED_PRECONDITION. */
+  checkpointKey?: SigningKey | null;
 };
 
 /** The calls used here have the same shape on HTTP/1.1 and on the HTTP/2 compatibility response. */
@@ -133,7 +138,7 @@ function fileTimestamp(d: Date): string {
  * path, so it can sit in front of the Connect handler. Never rejects.
  */
 export function exportHttpHandler(deps: ExportHttpDeps): (req: NodeRequest, res: NodeResponse) => Promise<boolean> {
-  const { auth, backend, validator, log, limiter, accessAudit, tenantStatus } = deps;
+  const { auth, backend, validator, log, limiter, accessAudit, tenantStatus, checkpointKey } = deps;
   return async (req, res) => {
     const url = new URL(req.url ?? "/", "http://localhost");
     if (url.pathname !== EXPORT_PATH) return false;
@@ -174,7 +179,7 @@ export function exportHttpHandler(deps: ExportHttpDeps): (req: NodeRequest, res:
       await awaitPosition(backend, tenantId, request.minPosition, abort.signal);
 
       const counter = new ExportRecordCounter(plan.format);
-      const chunks = boundedExportChunks(backend, plan, abort.signal, limiter);
+      const chunks = boundedExportChunks(backend, plan, abort.signal, limiter, checkpointKey ?? null);
       try {
         // The first chunk before the status line: errors up to here are still JSON.
         let next = await chunks.next();

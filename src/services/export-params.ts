@@ -49,6 +49,7 @@ const SINGLES = new Set([
   "text",
   "query",
   "csv_keep_formulas",
+  "manifest",
 ]);
 
 const KNOWN_TEXT = [...SINGLES, ...Object.keys(REPEATED_STRINGS), ...Object.keys(REPEATED_ENUMS), "metadata.<key>"].join(", ");
@@ -73,6 +74,12 @@ function uint64(param: string, raw: string): bigint {
   if (!/^\d{1,20}$/.test(raw) || BigInt(raw) > 0xffff_ffff_ffff_ffffn)
     throw badParam(param, `not a non-negative integer: ${JSON.stringify(raw)}`);
   return BigInt(raw);
+}
+
+function boolean(param: string, raw: string): boolean {
+  const b = raw.toLowerCase();
+  if (b !== "true" && b !== "false") throw badParam(param, `must be true or false, not ${JSON.stringify(raw)}`);
+  return b === "true";
 }
 
 function timestamp(param: string, raw: string) {
@@ -143,12 +150,12 @@ export function requestFromParams(params: URLSearchParams): RequestInit {
       case "query":
         filter.query = raw;
         break;
-      case "csv_keep_formulas": {
-        const b = raw.toLowerCase();
-        if (b !== "true" && b !== "false") throw badParam("csv_keep_formulas", `must be true or false, not ${JSON.stringify(raw)}`);
-        req.csvKeepFormulas = b === "true";
+      case "csv_keep_formulas":
+        req.csvKeepFormulas = boolean(name, raw);
         break;
-      }
+      case "manifest":
+        req.manifest = boolean(name, raw);
+        break;
     }
   }
   filter.metadata = [...metadata].map(([key, values]) => ({ key, values }));

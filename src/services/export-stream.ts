@@ -9,10 +9,15 @@
 // backpressure) and memory stays bounded by one backend batch plus one chunk,
 // however many events match.
 import type { Validator } from "@bufbuild/protovalidate";
+import { Code, ConnectError } from "@connectrpc/connect";
 import { type ExportEventsRequest, ExportEventsRequestSchema, ExportFormat } from "../../gen/auditlog/v1/query_pb.js";
 import { type StoredRecord, storedEventFromRecord } from "../domain/event-record.ts";
 import { type EventQuery, restrictToActor, type SortDirection } from "../domain/event-query.ts";
 import { csvHeader, csvRow, ndjsonLineOfRecord } from "../domain/export-format.ts";
+import { ManifestBuilder, manifestLine } from "../domain/export-manifest.ts";
+import type { SigningKey } from "../domain/signing.ts";
+import { microsFromDate } from "../domain/timestamp.ts";
+import { fieldError } from "../platform/error-details.ts";
 import type { SearchBackend } from "../search/backend.ts";
 import { asConnectError } from "./errors.ts";
 import { directionOf, queryOf } from "./event-filter.ts";
@@ -33,6 +38,8 @@ export type ExportPlan = {
   format: ExportFormatName;
   /** CSV: cells as stored, without neutralising formula-leading ones. */
   keepFormulas?: boolean;
+  /** NDJSON: end with a signed manifest line (export-manifest.ts). */
+  manifest?: boolean;
 };
 
 /**
@@ -44,7 +51,9 @@ export async function* exportChunks(
   backend: SearchBackend,
   plan: ExportPlan,
   signal: AbortSignal,
+  signer: SigningKey | null = null,
 ): AsyncGenerator<Buffer, void, undefined> {
+  const manifest = plan.manifest ? manifestBuilder(plan, signer) : null;
   const csvOptions = { keepFormulas: plan.keepFormulas === true };
   const line = plan.format === "csv" ? (r: StoredRecord) => csvRow(storedEventFromRecord(r), csvOptions) : ndjsonLineOfRecord;
   let parts: string[] = plan.format === "csv" ? [csvHeader()] : [];
@@ -52,6 +61,7 @@ export async function* exportChunks(
   for await (const batch of backend.export(plan.tenantId, plan.q, plan.direction, plan.limit, signal)) {
     for (const r of batch) {
       const text = line(r);
+      manifest?.builder.add(r, text);
       parts.push(text);
       size += Buffer.byteLength(text);
       if (size >= CHUNK_BYTES) {
@@ -62,7 +72,20 @@ export async function* exportChunks(
       }
     }
   }
+  if (manifest) parts.push(manifestLine(manifest.builder.sign(manifest.key, microsFromDate(new Date()))));
   if (parts.length) yield Buffer.from(parts.join(""));
+}
+
+/**
+ * What a manifest needs, checked before anything is read. `complete`: no
+ * filter, so the file is a contiguous range of the chain (all of it, or the
+ * first or last `limit` events) and the verifier checks the links between
+ * the events too; with a filter only each event on its own.
+ */
+function manifestBuilder(plan: ExportPlan, signer: SigningKey | null): { builder: ManifestBuilder; key: SigningKey } {
+  if (!signer) throw new ConnectError("no checkpoint signing key is configured (AUDITLOG_CHECKPOINT_KEY_FILE)", Code.FailedPrecondition);
+  const complete = plan.q.conditions.length === 0 && plan.q.actorId === undefined;
+  return { builder: new ManifestBuilder({ tenantId: plan.tenantId, order: plan.direction, complete }), key: signer };
 }
 
 /**
@@ -75,11 +98,12 @@ export async function* boundedExportChunks(
   plan: ExportPlan,
   signal: AbortSignal,
   limiter?: TenantReadLimiter,
+  signer: SigningKey | null = null,
 ): AsyncGenerator<Buffer, void, undefined> {
   let release: (() => void) | null = null;
   try {
     if (limiter) release = await limiter.acquire(plan.tenantId, signal);
-    yield* exportChunks(backend, plan, signal);
+    yield* exportChunks(backend, plan, signal, signer);
   } catch (err) {
     throw asConnectError(err);
   } finally {
@@ -93,6 +117,7 @@ export async function* boundedExportChunks(
  */
 export function exportPlan(validator: Validator, tenantId: string, req: ExportEventsRequest, actorId: string | null = null): ExportPlan {
   validateRequest(validator, ExportEventsRequestSchema, req);
+  if (req.manifest && req.format === ExportFormat.CSV) throw fieldError("manifest", "only NDJSON exports carry a manifest");
   return {
     tenantId,
     q: restrictToActor(queryOf(req.filter), actorId),
@@ -100,5 +125,6 @@ export function exportPlan(validator: Validator, tenantId: string, req: ExportEv
     limit: req.limit > 0n ? req.limit : null,
     format: req.format === ExportFormat.CSV ? "csv" : "ndjson",
     keepFormulas: req.csvKeepFormulas,
+    manifest: req.manifest,
   };
 }

@@ -30,6 +30,7 @@ import { ownActorOf, principalOf, tenantOf, tenantOfPrincipal, validateRequest }
 import { restrictToActor } from "../domain/event-query.ts";
 import type { TenantReadLimiter } from "./tenant-read-limiter.ts";
 import { isBinaryCodec, type TailDeps, tailStream } from "./tail/tail-stream.ts";
+import { type CheckpointDeps, checkpointHandlers } from "./checkpoints.ts";
 
 export type QueryDeps = {
   validator: Validator;
@@ -39,13 +40,16 @@ export type QueryDeps = {
   limiter?: TenantReadLimiter;
   /** The live tail (TailEvents); none: UNIMPLEMENTED. */
   tail?: Omit<TailDeps, "validator" | "reader">;
+  /** Signed checkpoints and export manifests; none: those answer FAILED_PRECONDITION. */
+  checkpoints?: CheckpointDeps;
 };
 
 const DEFAULT_PAGE_SIZE = 100;
 
 export function queryService(deps: QueryDeps): ServiceImpl<typeof QueryService> {
-  const { validator, reader, backend, limiter, tail } = deps;
+  const { validator, reader, backend, limiter, tail, checkpoints } = deps;
   return {
+    ...checkpointHandlers(checkpoints, validator),
     async getEvent(req, ctx) {
       const principal = principalOf(ctx);
       const tenantId = tenantOfPrincipal(principal);
@@ -95,7 +99,7 @@ export function queryService(deps: QueryDeps): ServiceImpl<typeof QueryService> 
       const tenantId = tenantOfPrincipal(principal);
       const plan = exportPlan(validator, tenantId, req, ownActorOf(principal));
       await awaitPosition(backend, tenantId, req.minPosition, ctx.signal);
-      for await (const chunk of boundedExportChunks(backend, plan, ctx.signal, limiter)) {
+      for await (const chunk of boundedExportChunks(backend, plan, ctx.signal, limiter, checkpoints?.key ?? null)) {
         yield create(ExportEventsResponseSchema, { chunk });
       }
     },

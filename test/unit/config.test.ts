@@ -58,6 +58,8 @@ describe("loadConfig", () => {
       reconcileIntervalMs: 6 * 3600 * 1000,
       elasticsearchIndexPrefix: "auditlog-events",
       indexStallMs: 60_000,
+      checkpointKeyFile: null,
+      checkpointIntervalMs: 3_600_000,
       jwt: null,
       telemetry: { metricsEnabled: true, metricsToken: null, tracesUrl: null, serviceName: "auditlog" },
       tls: null,
@@ -113,6 +115,8 @@ describe("loadConfig", () => {
       AUDITLOG_RECONCILE_INTERVAL_MS: "0",
       AUDITLOG_ES_INDEX_PREFIX: "audit-v2",
       AUDITLOG_INDEX_STALL_MS: "5000",
+      AUDITLOG_CHECKPOINT_KEY_FILE: "/etc/auditlog/checkpoint.pem",
+      AUDITLOG_CHECKPOINT_INTERVAL_MS: "0",
     });
     expect(c).toEqual({
       host: "0.0.0.0",
@@ -152,6 +156,8 @@ describe("loadConfig", () => {
       reconcileIntervalMs: 0,
       elasticsearchIndexPrefix: "audit-v2",
       indexStallMs: 5000,
+      checkpointKeyFile: "/etc/auditlog/checkpoint.pem",
+      checkpointIntervalMs: 0,
       jwt: null,
       telemetry: { metricsEnabled: true, metricsToken: null, tracesUrl: null, serviceName: "auditlog" },
       tls: null,
@@ -191,6 +197,7 @@ describe("loadConfig", () => {
     ["AUDITLOG_MAX_MESSAGE_BYTES", "1023"],
     ["AUDITLOG_MAX_MESSAGE_BYTES", "NaN"],
     ["AUDITLOG_INDEX_STALL_MS", "999"],
+    ["AUDITLOG_CHECKPOINT_INTERVAL_MS", "604800001"],
   ])("names %s=%j in the error", (name, value) => {
     const [p, ...more] = problems(errorOf({ [name]: value }));
     expect(more).toEqual([]);

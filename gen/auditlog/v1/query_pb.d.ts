@@ -521,6 +521,19 @@ export declare type ExportEventsRequest = Message<"auditlog.v1.ExportEventsReque
    * @generated from field: bool csv_keep_formulas = 6;
    */
   csvKeepFormulas: boolean;
+
+  /**
+   * NDJSON only: append one last line `{"manifest": {...}, "signature": "..."}`,
+   * a manifest of the file signed with the checkpoint key (tenant, order,
+   * count, first and last sequence, the prev_hash of the first event and the
+   * hash of the last, SHA-256 of the event lines, whether the export is the
+   * full range). The event lines are the same bytes as without it.
+   * `npm run verify` checks such a file offline (docs/HASH_CHAIN.md).
+   * FAILED_PRECONDITION when no signing key is configured.
+   *
+   * @generated from field: bool manifest = 7;
+   */
+  manifest: boolean;
 };
 
 /**
@@ -972,6 +985,150 @@ export declare type TailHeartbeat = Message<"auditlog.v1.TailHeartbeat"> & {
 export declare const TailHeartbeatSchema: GenMessage<TailHeartbeat>;
 
 /**
+ * A page of checkpoints.
+ *
+ * @generated from message auditlog.v1.ListCheckpointsRequest
+ */
+export declare type ListCheckpointsRequest = Message<"auditlog.v1.ListCheckpointsRequest"> & {
+  /**
+   * At most this many (default 100).
+   *
+   * @generated from field: int32 page_size = 1;
+   */
+  pageSize: number;
+
+  /**
+   * Only checkpoints below this sequence; 0: from the newest. To page, pass
+   * the sequence of the last checkpoint received.
+   *
+   * @generated from field: uint64 before_sequence = 2;
+   */
+  beforeSequence: bigint;
+};
+
+/**
+ * Describes the message auditlog.v1.ListCheckpointsRequest.
+ * Use `create(ListCheckpointsRequestSchema)` to create a new message.
+ */
+export declare const ListCheckpointsRequestSchema: GenMessage<ListCheckpointsRequest>;
+
+/**
+ * Checkpoints, newest first.
+ *
+ * @generated from message auditlog.v1.ListCheckpointsResponse
+ */
+export declare type ListCheckpointsResponse = Message<"auditlog.v1.ListCheckpointsResponse"> & {
+  /**
+   * The checkpoints.
+   *
+   * @generated from field: repeated auditlog.v1.Checkpoint checkpoints = 1;
+   */
+  checkpoints: Checkpoint[];
+};
+
+/**
+ * Describes the message auditlog.v1.ListCheckpointsResponse.
+ * Use `create(ListCheckpointsResponseSchema)` to create a new message.
+ */
+export declare const ListCheckpointsResponseSchema: GenMessage<ListCheckpointsResponse>;
+
+/**
+ * A signed chain head.
+ *
+ * @generated from message auditlog.v1.Checkpoint
+ */
+export declare type Checkpoint = Message<"auditlog.v1.Checkpoint"> & {
+  /**
+   * The tenant.
+   *
+   * @generated from field: string tenant_id = 1;
+   */
+  tenantId: string;
+
+  /**
+   * The sequence of the chain head.
+   *
+   * @generated from field: uint64 sequence = 2;
+   */
+  sequence: bigint;
+
+  /**
+   * The hash of the event at `sequence`.
+   *
+   * @generated from field: string hash = 3;
+   */
+  hash: string;
+
+  /**
+   * When the head was signed (microsecond precision).
+   *
+   * @generated from field: google.protobuf.Timestamp created_at = 4;
+   */
+  createdAt?: Timestamp | undefined;
+
+  /**
+   * Which key signed: "ed25519:" and 16 hex digits of the SHA-256 of its DER public key.
+   *
+   * @generated from field: string key_id = 5;
+   */
+  keyId: string;
+
+  /**
+   * Base64 Ed25519 signature of the canonical payload (docs/HASH_CHAIN.md).
+   *
+   * @generated from field: string signature = 6;
+   */
+  signature: string;
+
+  /**
+   * The self-contained JSON document that `npm run verify -- --checkpoint` reads.
+   *
+   * @generated from field: string document = 7;
+   */
+  document: string;
+};
+
+/**
+ * Describes the message auditlog.v1.Checkpoint.
+ * Use `create(CheckpointSchema)` to create a new message.
+ */
+export declare const CheckpointSchema: GenMessage<Checkpoint>;
+
+/**
+ * Sign the current chain head.
+ *
+ * @generated from message auditlog.v1.CreateCheckpointRequest
+ */
+export declare type CreateCheckpointRequest = Message<"auditlog.v1.CreateCheckpointRequest"> & {
+};
+
+/**
+ * Describes the message auditlog.v1.CreateCheckpointRequest.
+ * Use `create(CreateCheckpointRequestSchema)` to create a new message.
+ */
+export declare const CreateCheckpointRequestSchema: GenMessage<CreateCheckpointRequest>;
+
+/**
+ * The checkpoint of the current head.
+ *
+ * @generated from message auditlog.v1.CreateCheckpointResponse
+ */
+export declare type CreateCheckpointResponse = Message<"auditlog.v1.CreateCheckpointResponse"> & {
+  /**
+   * The checkpoint.
+   *
+   * @generated from field: auditlog.v1.Checkpoint checkpoint = 1;
+   */
+  checkpoint?: Checkpoint | undefined;
+};
+
+/**
+ * Describes the message auditlog.v1.CreateCheckpointResponse.
+ * Use `create(CreateCheckpointResponseSchema)` to create a new message.
+ */
+export declare const CreateCheckpointResponseSchema: GenMessage<CreateCheckpointResponse>;
+
+/**
  * Order of results.
  *
  * @generated from enum auditlog.v1.SortOrder
@@ -1189,6 +1346,33 @@ export declare const QueryService: GenService<{
     methodKind: "server_streaming";
     input: typeof TailEventsRequestSchema;
     output: typeof TailEventsResponseSchema;
+  },
+  /**
+   * The tenant's signed checkpoints (chain heads signed with the service's
+   * Ed25519 key), newest first, one page at a time. The public key is served
+   * unauthenticated at GET /v1/checkpoint-key; docs/HASH_CHAIN.md gives the
+   * exact bytes signed. FAILED_PRECONDITION when no signing key is configured.
+   *
+   * @generated from rpc auditlog.v1.QueryService.ListCheckpoints
+   */
+  listCheckpoints: {
+    methodKind: "unary";
+    input: typeof ListCheckpointsRequestSchema;
+    output: typeof ListCheckpointsResponseSchema;
+  },
+  /**
+   * Signs the tenant's current chain head now and keeps it (the service
+   * also does so periodically, AUDITLOG_CHECKPOINT_INTERVAL_MS). When the
+   * head has not moved since the last checkpoint, that checkpoint is
+   * answered. FAILED_PRECONDITION when the tenant has no event yet or no
+   * signing key is configured.
+   *
+   * @generated from rpc auditlog.v1.QueryService.CreateCheckpoint
+   */
+  createCheckpoint: {
+    methodKind: "unary";
+    input: typeof CreateCheckpointRequestSchema;
+    output: typeof CreateCheckpointResponseSchema;
   },
 }>;
 
