@@ -55,6 +55,10 @@ import { chainHttpRoutes } from "./server/http-routes.ts";
 import { staticFilesHandler } from "./server/static-files.ts";
 import { fileURLToPath } from "node:url";
 import { readFileSync } from "node:fs";
+import { DataProtectionStore } from "./store/data-protection-store.ts";
+import { MaskingRulesCache } from "./services/masking-rules.ts";
+import { DataKeys } from "./services/data-keys.ts";
+import { DataProtection } from "./services/data-protection.ts";
 
 /** The built web console (npm run build:console); served at / when present. */
 const CONSOLE_DIR = fileURLToPath(new URL("../console/dist", import.meta.url));
@@ -170,6 +174,11 @@ export async function startApp(config: Config & { databaseUrl: string }, log: Lo
   const validator = createValidator();
   const keys = new ApiKeyStore(pool);
   const tenants = new TenantStore(pool);
+  // Masking and encryption at rest, on the shared ingest path and the reads (docs/ARCHITECTURE.md, "Data protection").
+  const protectionStore = new DataProtectionStore(pool);
+  const masking = new MaskingRulesCache(protectionStore, config.keyCacheMs);
+  const dataKeys = config.kek ? new DataKeys(protectionStore, config.kek, config.keyCacheMs) : null;
+  const protection = new DataProtection(masking, dataKeys);
   // Suspension is cached as long as keys are, and forgotten here when this replica changes it.
   const tenantStatus = new TenantStatus((id) => tenants.suspendedAt(id), config.keyCacheMs);
   const auth = new Authenticator(keys, config.bootstrapKey, config.keyCacheMs, {
@@ -246,8 +255,8 @@ export async function startApp(config: Config & { databaseUrl: string }, log: Lo
     host: config.host,
     port: config.port,
     routes: (router) => {
-      router.service(IngestService, ingestService({ validator, committer, log, limiter: ingestLimiter }));
-      router.service(QueryService, queryService({ validator, reader, backend, limiter: readLimiter, tail, checkpoints }));
+      router.service(IngestService, ingestService({ validator, committer, log, limiter: ingestLimiter, protect: protection.forIngest }));
+      router.service(QueryService, queryService({ validator, reader, backend, limiter: readLimiter, tail, checkpoints, protection }));
       router.service(
         AdminService,
         adminService({
@@ -257,6 +266,7 @@ export async function startApp(config: Config & { databaseUrl: string }, log: Lo
           auth,
           tenantStatus,
           deleteSearchDocuments: search.deleteTenantDocuments,
+          dataProtection: { masking, dataKeys },
           log: log.child({ component: "admin" }),
         }),
       );

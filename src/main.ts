@@ -28,6 +28,16 @@ function localCheckpointKeyFile(dataDir: string): string {
   return file;
 }
 
+/** Like the bootstrap key: with nothing configured, a KEK is made once and kept (mode 600) in the data directory. */
+function localKek(dataDir: string): Buffer {
+  const file = join(dataDir, "kek");
+  if (existsSync(file)) return Buffer.from(readFileSync(file, "utf8").trim(), "base64");
+  mkdirSync(dataDir, { recursive: true });
+  const key = randomBytes(32);
+  writeFileSync(file, `${key.toString("base64")}\n`, { mode: 0o600 });
+  return key;
+}
+
 /** How the start-up banner tells a shell to get the operator key, without printing the key. */
 function operatorKeyShell(fromEnvironment: boolean, keyFile: string | null): string {
   if (fromEnvironment) return '"$AUDITLOG_BOOTSTRAP_KEY"';
@@ -71,7 +81,14 @@ async function main(): Promise<void> {
   }
   const checkpointKeyFile = config.checkpointKeyFile ?? (config.databaseUrl ? null : localCheckpointKeyFile(dataDir));
 
-  const app = await startApp({ ...config, databaseUrl: databaseUrl as string, bootstrapKey, checkpointKeyFile }, log);
+  let kek = config.kek;
+  if (!kek && !config.databaseUrl) kek = { current: { id: "local", key: localKek(dataDir) }, retired: [] };
+  if (!kek)
+    log.warn(
+      "AUDITLOG_KEK is not set: encryption at rest is off (changes are stored in clear); see docs/ARCHITECTURE.md, 'Data protection'",
+    );
+
+  const app = await startApp({ ...config, databaseUrl: databaseUrl as string, bootstrapKey, checkpointKeyFile, kek }, log);
   log.info("auditlog is serving", { url: app.url, grpc: config.tls ? "h2 (TLS)" : "h2c", connect: "HTTP/1.1 and HTTP/2" });
   process.stdout.write(
     [

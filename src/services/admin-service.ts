@@ -22,12 +22,15 @@ import type { TenantStore } from "../store/tenant-store.ts";
 import { accessTenantKey } from "./access-audit.ts";
 import { type TenantLifecycleDeps, tenantLifecycle, toTenant } from "./tenant-lifecycle.ts";
 import { principalOf, tenantOfPrincipal, validateRequest } from "./request-context.ts";
+import { type DataProtectionAdminDeps, dataProtectionAdmin } from "./data-protection-admin.ts";
 
 export type AdminDeps = {
   validator: Validator;
   tenants: TenantStore;
   keys: ApiKeyStore;
   auth: Authenticator;
+  /** Masking rules and data keys (GetMaskingRules, SetMaskingRules, RotateDataKey); none: UNIMPLEMENTED. */
+  dataProtection?: Omit<DataProtectionAdminDeps, "validator" | "tenants">;
 } & Partial<Pick<TenantLifecycleDeps, "tenantStatus" | "deleteSearchDocuments" | "log">>;
 
 const SCOPE_NAMES: Record<number, ScopeName> = { [Scope.INGEST]: "ingest", [Scope.QUERY]: "query", [Scope.ADMIN]: "admin" };
@@ -157,5 +160,6 @@ export function adminService(deps: AdminDeps): ServiceImpl<typeof AdminService> 
     },
 
     ...tenantLifecycle(deps),
+    ...dataProtectionAdmin(deps.dataProtection ? { ...deps.dataProtection, validator, tenants: deps.tenants } : null, targetTenant),
   };
 }

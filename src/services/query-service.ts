@@ -17,6 +17,7 @@ import {
   VerifyChainResponseSchema,
 } from "../../gen/auditlog/v1/query_pb.js";
 import { storedEventFromRecord } from "../domain/event-record.ts";
+import type { DataProtection } from "./data-protection.ts";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { SearchBackend } from "../search/backend.ts";
 import { chainRange, RangeVerification } from "../domain/chain-verification.ts";
@@ -42,6 +43,8 @@ export type QueryDeps = {
   tail?: Omit<TailDeps, "validator" | "reader">;
   /** Signed checkpoints and export manifests; none: those answer FAILED_PRECONDITION. */
   checkpoints?: CheckpointDeps;
+  /** Decrypts protected content for the callers allowed to see it; none: records as stored. */
+  protection?: Pick<DataProtection, "reveal">;
 };
 
 const DEFAULT_PAGE_SIZE = 100;
@@ -58,7 +61,8 @@ export function queryService(deps: QueryDeps): ServiceImpl<typeof QueryService> 
       const r = await reader.getEvent(tenantId, req.id, ctx.signal, actorId ?? undefined);
       // Another actor's event is NOT_FOUND for a User, as if it did not exist.
       if (!r || (actorId !== null && r.actor.id !== actorId)) throw new ConnectError(`no event with id "${req.id}"`, Code.NotFound);
-      return create(GetEventResponseSchema, { event: storedEventFromRecord(r) });
+      const [shown] = deps.protection ? await deps.protection.reveal(principal, tenantId, [r]) : [r];
+      return create(GetEventResponseSchema, { event: storedEventFromRecord(shown!) });
     },
 
     async searchEvents(req, ctx) {
@@ -83,8 +87,9 @@ export function queryService(deps: QueryDeps): ServiceImpl<typeof QueryService> 
       const page = expensive ? await limiter.run(tenantId, ctx.signal, run) : await run();
       const records = page.records.slice(0, pageSize);
       const last = records.at(-1);
+      const shown = deps.protection ? await deps.protection.reveal(principal, tenantId, records) : records;
       return create(SearchEventsResponseSchema, {
-        events: records.map(storedEventFromRecord),
+        events: shown.map(storedEventFromRecord),
         nextPageToken:
           page.records.length > pageSize && last
             ? encodePageToken(fingerprint, { occurredAt: last.occurredAt, sequence: last.sequence })

@@ -12,6 +12,200 @@ import type { Timestamp } from "@bufbuild/protobuf/wkt";
 export declare const file_auditlog_v1_admin: GenFile;
 
 /**
+ * Which content is masked at ingest, before hashing and storage.
+ *
+ * @generated from message auditlog.v1.MaskingRules
+ */
+export declare type MaskingRules = Message<"auditlog.v1.MaskingRules"> & {
+  /**
+   * Object keys whose values are replaced whole by `[masked:<key>]` in
+   * metadata and changes, at any depth; compared without case, `-` and `_`,
+   * also as a suffix (`api_key` masks `stripeApiKey`).
+   *
+   * @generated from field: repeated string keys = 1;
+   */
+  keys: string[];
+
+  /**
+   * Patterns masked inside string values and the message: `card` (13 to 19
+   * digits passing the Luhn check, shown as `[masked:card ****1111]`),
+   * `email` (`[masked:email]`).
+   *
+   * @generated from field: repeated string patterns = 2;
+   */
+  patterns: string[];
+
+  /**
+   * Dotted paths masked whole: `metadata.customer.ssn`, `changes.after.iban`,
+   * `changes.*.iban` (both sides).
+   *
+   * @generated from field: repeated string paths = 3;
+   */
+  paths: string[];
+};
+
+/**
+ * Describes the message auditlog.v1.MaskingRules.
+ * Use `create(MaskingRulesSchema)` to create a new message.
+ */
+export declare const MaskingRulesSchema: GenMessage<MaskingRules>;
+
+/**
+ * Asks for a tenant's masking rules.
+ *
+ * @generated from message auditlog.v1.GetMaskingRulesRequest
+ */
+export declare type GetMaskingRulesRequest = Message<"auditlog.v1.GetMaskingRulesRequest"> & {
+  /**
+   * The tenant; empty for the caller's own (an admin key or token).
+   *
+   * @generated from field: string tenant_id = 1;
+   */
+  tenantId: string;
+};
+
+/**
+ * Describes the message auditlog.v1.GetMaskingRulesRequest.
+ * Use `create(GetMaskingRulesRequestSchema)` to create a new message.
+ */
+export declare const GetMaskingRulesRequestSchema: GenMessage<GetMaskingRulesRequest>;
+
+/**
+ * A tenant's masking rules.
+ *
+ * @generated from message auditlog.v1.GetMaskingRulesResponse
+ */
+export declare type GetMaskingRulesResponse = Message<"auditlog.v1.GetMaskingRulesResponse"> & {
+  /**
+   * The rules applied to the tenant's new events.
+   *
+   * @generated from field: auditlog.v1.MaskingRules rules = 1;
+   */
+  rules?: MaskingRules | undefined;
+
+  /**
+   * True when the tenant set none and the default set applies.
+   *
+   * @generated from field: bool is_default = 2;
+   */
+  isDefault: boolean;
+};
+
+/**
+ * Describes the message auditlog.v1.GetMaskingRulesResponse.
+ * Use `create(GetMaskingRulesResponseSchema)` to create a new message.
+ */
+export declare const GetMaskingRulesResponseSchema: GenMessage<GetMaskingRulesResponse>;
+
+/**
+ * Replaces a tenant's masking rules.
+ *
+ * @generated from message auditlog.v1.SetMaskingRulesRequest
+ */
+export declare type SetMaskingRulesRequest = Message<"auditlog.v1.SetMaskingRulesRequest"> & {
+  /**
+   * The tenant; empty for the caller's own (an admin key or token).
+   *
+   * @generated from field: string tenant_id = 1;
+   */
+  tenantId: string;
+
+  /**
+   * The new rules (ignored with use_default).
+   *
+   * @generated from field: auditlog.v1.MaskingRules rules = 2;
+   */
+  rules?: MaskingRules | undefined;
+
+  /**
+   * Forget the tenant's rules: the default set applies again.
+   *
+   * @generated from field: bool use_default = 3;
+   */
+  useDefault: boolean;
+};
+
+/**
+ * Describes the message auditlog.v1.SetMaskingRulesRequest.
+ * Use `create(SetMaskingRulesRequestSchema)` to create a new message.
+ */
+export declare const SetMaskingRulesRequestSchema: GenMessage<SetMaskingRulesRequest>;
+
+/**
+ * The rules now applied.
+ *
+ * @generated from message auditlog.v1.SetMaskingRulesResponse
+ */
+export declare type SetMaskingRulesResponse = Message<"auditlog.v1.SetMaskingRulesResponse"> & {
+  /**
+   * The rules applied to the tenant's new events.
+   *
+   * @generated from field: auditlog.v1.MaskingRules rules = 1;
+   */
+  rules?: MaskingRules | undefined;
+
+  /**
+   * True when the default set applies.
+   *
+   * @generated from field: bool is_default = 2;
+   */
+  isDefault: boolean;
+};
+
+/**
+ * Describes the message auditlog.v1.SetMaskingRulesResponse.
+ * Use `create(SetMaskingRulesResponseSchema)` to create a new message.
+ */
+export declare const SetMaskingRulesResponseSchema: GenMessage<SetMaskingRulesResponse>;
+
+/**
+ * Asks for a new data key.
+ *
+ * @generated from message auditlog.v1.RotateDataKeyRequest
+ */
+export declare type RotateDataKeyRequest = Message<"auditlog.v1.RotateDataKeyRequest"> & {
+  /**
+   * The tenant; empty for the caller's own (an admin key or token).
+   *
+   * @generated from field: string tenant_id = 1;
+   */
+  tenantId: string;
+};
+
+/**
+ * Describes the message auditlog.v1.RotateDataKeyRequest.
+ * Use `create(RotateDataKeyRequestSchema)` to create a new message.
+ */
+export declare const RotateDataKeyRequestSchema: GenMessage<RotateDataKeyRequest>;
+
+/**
+ * The data key new writes use from now on.
+ *
+ * @generated from message auditlog.v1.RotateDataKeyResponse
+ */
+export declare type RotateDataKeyResponse = Message<"auditlog.v1.RotateDataKeyResponse"> & {
+  /**
+   * Id of the new data key (stored with every value it encrypts).
+   *
+   * @generated from field: string key_id = 1;
+   */
+  keyId: string;
+
+  /**
+   * Id of the key-encryption key that wraps it (AUDITLOG_KEK_ID).
+   *
+   * @generated from field: string kek_id = 2;
+   */
+  kekId: string;
+};
+
+/**
+ * Describes the message auditlog.v1.RotateDataKeyResponse.
+ * Use `create(RotateDataKeyResponseSchema)` to create a new message.
+ */
+export declare const RotateDataKeyResponseSchema: GenMessage<RotateDataKeyResponse>;
+
+/**
  * A tenant: one isolated audit log.
  *
  * @generated from message auditlog.v1.Tenant
@@ -834,6 +1028,41 @@ export declare const AdminService: GenService<{
     methodKind: "unary";
     input: typeof DeleteTenantRequestSchema;
     output: typeof DeleteTenantResponseSchema;
+  },
+  /**
+   * The tenant's masking rules: its own, or the default set when it set none.
+   *
+   * @generated from rpc auditlog.v1.AdminService.GetMaskingRules
+   */
+  getMaskingRules: {
+    methodKind: "unary";
+    input: typeof GetMaskingRulesRequestSchema;
+    output: typeof GetMaskingRulesResponseSchema;
+  },
+  /**
+   * Replaces the tenant's masking rules (or goes back to the default set).
+   * They apply to events ingested from then on (at once on this replica,
+   * within AUDITLOG_KEY_CACHE_MS on the others); stored events are never
+   * rewritten. INVALID_ARGUMENT names a bad rule by field.
+   *
+   * @generated from rpc auditlog.v1.AdminService.SetMaskingRules
+   */
+  setMaskingRules: {
+    methodKind: "unary";
+    input: typeof SetMaskingRulesRequestSchema;
+    output: typeof SetMaskingRulesResponseSchema;
+  },
+  /**
+   * Makes a new data key for the tenant, wrapped by the current
+   * key-encryption key; new writes use it, older keys stay to read older
+   * rows. FAILED_PRECONDITION when encryption at rest is off (no AUDITLOG_KEK).
+   *
+   * @generated from rpc auditlog.v1.AdminService.RotateDataKey
+   */
+  rotateDataKey: {
+    methodKind: "unary";
+    input: typeof RotateDataKeyRequestSchema;
+    output: typeof RotateDataKeyResponseSchema;
   },
 }>;
 

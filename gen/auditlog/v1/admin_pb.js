@@ -10,175 +10,224 @@ import { file_google_protobuf_struct, file_google_protobuf_timestamp } from "@bu
  * Describes the file auditlog/v1/admin.proto.
  */
 export const file_auditlog_v1_admin = /*@__PURE__*/
-  fileDesc("ChdhdWRpdGxvZy92MS9hZG1pbi5wcm90bxILYXVkaXRsb2cudjEimAIKBlRlbmFudBIKCgJpZBgBIAEoCRIMCgRuYW1lGAIgASgJEi4KCmNyZWF0ZWRfYXQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEikKCHNldHRpbmdzGAQgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIuCgp1cGRhdGVkX2F0GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIwCgxzdXNwZW5kZWRfYXQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjcKE2RlbGV0aW9uX2V4cGlyZXNfYXQYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIoQBChNVcGRhdGVUZW5hbnRSZXF1ZXN0EhwKCXRlbmFudF9pZBgBIAEoCUIJukgGcgQQARg/EhsKBG5hbWUYAiABKAlCCLpIBXIDGIACSACIAQESKQoIc2V0dGluZ3MYAyABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0QgcKBV9uYW1lIjsKFFVwZGF0ZVRlbmFudFJlc3BvbnNlEiMKBnRlbmFudBgBIAEoCzITLmF1ZGl0bG9nLnYxLlRlbmFudCI0ChRTdXNwZW5kVGVuYW50UmVxdWVzdBIcCgl0ZW5hbnRfaWQYASABKAlCCbpIBnIEEAEYPyI8ChVTdXNwZW5kVGVuYW50UmVzcG9uc2USIwoGdGVuYW50GAEgASgLMhMuYXVkaXRsb2cudjEuVGVuYW50IjMKE1Jlc3VtZVRlbmFudFJlcXVlc3QSHAoJdGVuYW50X2lkGAEgASgJQgm6SAZyBBABGD8iOwoUUmVzdW1lVGVuYW50UmVzcG9uc2USIwoGdGVuYW50GAEgASgLMhMuYXVkaXRsb2cudjEuVGVuYW50IjwKHFJlcXVlc3RUZW5hbnREZWxldGlvblJlcXVlc3QSHAoJdGVuYW50X2lkGAEgASgJQgm6SAZyBBABGD8ikAEKHVJlcXVlc3RUZW5hbnREZWxldGlvblJlc3BvbnNlEiMKBnRlbmFudBgBIAEoCzITLmF1ZGl0bG9nLnYxLlRlbmFudBIaChJjb25maXJtYXRpb25fdG9rZW4YAiABKAkSLgoKZXhwaXJlc19hdBgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiWwoTRGVsZXRlVGVuYW50UmVxdWVzdBIcCgl0ZW5hbnRfaWQYASABKAlCCbpIBnIEEAEYPxImChJjb25maXJtYXRpb25fdG9rZW4YAiABKAlCCrpIB3IFEAEYgAEiwgEKFERlbGV0ZVRlbmFudFJlc3BvbnNlEhEKCXRlbmFudF9pZBgBIAEoCRJICgxkZWxldGVkX3Jvd3MYAiADKAsyMi5hdWRpdGxvZy52MS5EZWxldGVUZW5hbnRSZXNwb25zZS5EZWxldGVkUm93c0VudHJ5EhkKEWRlbGV0ZWRfZG9jdW1lbnRzGAMgASgEGjIKEERlbGV0ZWRSb3dzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgEOgI4ASJiChNDcmVhdGVUZW5hbnRSZXF1ZXN0EjMKAmlkGAEgASgJQie6SCRyIhACGD8yHF5bYS16MC05XVthLXowLTktXSpbYS16MC05XSQSFgoEbmFtZRgCIAEoCUIIukgFcgMYgAIiOwoUQ3JlYXRlVGVuYW50UmVzcG9uc2USIwoGdGVuYW50GAEgASgLMhMuYXVkaXRsb2cudjEuVGVuYW50IhQKEkxpc3RUZW5hbnRzUmVxdWVzdCI7ChNMaXN0VGVuYW50c1Jlc3BvbnNlEiQKB3RlbmFudHMYASADKAsyEy5hdWRpdGxvZy52MS5UZW5hbnQimQIKBkFwaUtleRIKCgJpZBgBIAEoCRIRCgl0ZW5hbnRfaWQYAiABKAkSDAoEbmFtZRgDIAEoCRIiCgZzY29wZXMYBCADKA4yEi5hdWRpdGxvZy52MS5TY29wZRIuCgpjcmVhdGVkX2F0GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpyb3RhdGVkX2F0GAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpyZXZva2VkX2F0GAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpleHBpcmVzX2F0GAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCK+AQoTQ3JlYXRlQXBpS2V5UmVxdWVzdBIaCgl0ZW5hbnRfaWQYASABKAlCB7pIBHICGD8SFgoEbmFtZRgCIAEoCUIIukgFcgMYgAISOQoGc2NvcGVzGAMgAygOMhIuYXVkaXRsb2cudjEuU2NvcGVCFbpIEpIBDwgBEAMYASIHggEEEAEgABI4CgpleHBpcmVzX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEIIukgFsgECQAEiSAoUQ3JlYXRlQXBpS2V5UmVzcG9uc2USIAoDa2V5GAEgASgLMhMuYXVkaXRsb2cudjEuQXBpS2V5Eg4KBnNlY3JldBgCIAEoCSIwChJMaXN0QXBpS2V5c1JlcXVlc3QSGgoJdGVuYW50X2lkGAEgASgJQge6SARyAhg/IjgKE0xpc3RBcGlLZXlzUmVzcG9uc2USIQoEa2V5cxgBIAMoCzITLmF1ZGl0bG9nLnYxLkFwaUtleSIwChNSb3RhdGVBcGlLZXlSZXF1ZXN0EhkKBmtleV9pZBgBIAEoCUIJukgGcgQQARhAIkgKFFJvdGF0ZUFwaUtleVJlc3BvbnNlEiAKA2tleRgBIAEoCzITLmF1ZGl0bG9nLnYxLkFwaUtleRIOCgZzZWNyZXQYAiABKAkiMAoTUmV2b2tlQXBpS2V5UmVxdWVzdBIZCgZrZXlfaWQYASABKAlCCbpIBnIEEAEYQCI4ChRSZXZva2VBcGlLZXlSZXNwb25zZRIgCgNrZXkYASABKAsyEy5hdWRpdGxvZy52MS5BcGlLZXkqUgoFU2NvcGUSFQoRU0NPUEVfVU5TUEVDSUZJRUQQABIQCgxTQ09QRV9JTkdFU1QQARIPCgtTQ09QRV9RVUVSWRACEg8KC1NDT1BFX0FETUlOEAMy1wcKDEFkbWluU2VydmljZRJTCgxDcmVhdGVUZW5hbnQSIC5hdWRpdGxvZy52MS5DcmVhdGVUZW5hbnRSZXF1ZXN0GiEuYXVkaXRsb2cudjEuQ3JlYXRlVGVuYW50UmVzcG9uc2USVQoLTGlzdFRlbmFudHMSHy5hdWRpdGxvZy52MS5MaXN0VGVuYW50c1JlcXVlc3QaIC5hdWRpdGxvZy52MS5MaXN0VGVuYW50c1Jlc3BvbnNlIgOQAgESUwoMQ3JlYXRlQXBpS2V5EiAuYXVkaXRsb2cudjEuQ3JlYXRlQXBpS2V5UmVxdWVzdBohLmF1ZGl0bG9nLnYxLkNyZWF0ZUFwaUtleVJlc3BvbnNlElUKC0xpc3RBcGlLZXlzEh8uYXVkaXRsb2cudjEuTGlzdEFwaUtleXNSZXF1ZXN0GiAuYXVkaXRsb2cudjEuTGlzdEFwaUtleXNSZXNwb25zZSIDkAIBElMKDFJvdGF0ZUFwaUtleRIgLmF1ZGl0bG9nLnYxLlJvdGF0ZUFwaUtleVJlcXVlc3QaIS5hdWRpdGxvZy52MS5Sb3RhdGVBcGlLZXlSZXNwb25zZRJTCgxSZXZva2VBcGlLZXkSIC5hdWRpdGxvZy52MS5SZXZva2VBcGlLZXlSZXF1ZXN0GiEuYXVkaXRsb2cudjEuUmV2b2tlQXBpS2V5UmVzcG9uc2USUwoMVXBkYXRlVGVuYW50EiAuYXVkaXRsb2cudjEuVXBkYXRlVGVuYW50UmVxdWVzdBohLmF1ZGl0bG9nLnYxLlVwZGF0ZVRlbmFudFJlc3BvbnNlElYKDVN1c3BlbmRUZW5hbnQSIS5hdWRpdGxvZy52MS5TdXNwZW5kVGVuYW50UmVxdWVzdBoiLmF1ZGl0bG9nLnYxLlN1c3BlbmRUZW5hbnRSZXNwb25zZRJTCgxSZXN1bWVUZW5hbnQSIC5hdWRpdGxvZy52MS5SZXN1bWVUZW5hbnRSZXF1ZXN0GiEuYXVkaXRsb2cudjEuUmVzdW1lVGVuYW50UmVzcG9uc2USbgoVUmVxdWVzdFRlbmFudERlbGV0aW9uEikuYXVkaXRsb2cudjEuUmVxdWVzdFRlbmFudERlbGV0aW9uUmVxdWVzdBoqLmF1ZGl0bG9nLnYxLlJlcXVlc3RUZW5hbnREZWxldGlvblJlc3BvbnNlElMKDERlbGV0ZVRlbmFudBIgLmF1ZGl0bG9nLnYxLkRlbGV0ZVRlbmFudFJlcXVlc3QaIS5hdWRpdGxvZy52MS5EZWxldGVUZW5hbnRSZXNwb25zZWIGcHJvdG8z", [file_buf_validate_validate, file_google_protobuf_struct, file_google_protobuf_timestamp]);
+  fileDesc("ChdhdWRpdGxvZy92MS9hZG1pbi5wcm90bxILYXVkaXRsb2cudjEifgoMTWFza2luZ1J1bGVzEh8KBGtleXMYASADKAlCEbpIDpIBCxBkIgdyBRABGIABEisKCHBhdHRlcm5zGAIgAygJQhm6SBaSARMQAiIPcg1SBGNhcmRSBWVtYWlsEiAKBXBhdGhzGAMgAygJQhG6SA6SAQsQZCIHcgUQARiAAiI0ChZHZXRNYXNraW5nUnVsZXNSZXF1ZXN0EhoKCXRlbmFudF9pZBgBIAEoCUIHukgEcgIYPyJXChdHZXRNYXNraW5nUnVsZXNSZXNwb25zZRIoCgVydWxlcxgBIAEoCzIZLmF1ZGl0bG9nLnYxLk1hc2tpbmdSdWxlcxISCgppc19kZWZhdWx0GAIgASgIInMKFlNldE1hc2tpbmdSdWxlc1JlcXVlc3QSGgoJdGVuYW50X2lkGAEgASgJQge6SARyAhg/EigKBXJ1bGVzGAIgASgLMhkuYXVkaXRsb2cudjEuTWFza2luZ1J1bGVzEhMKC3VzZV9kZWZhdWx0GAMgASgIIlcKF1NldE1hc2tpbmdSdWxlc1Jlc3BvbnNlEigKBXJ1bGVzGAEgASgLMhkuYXVkaXRsb2cudjEuTWFza2luZ1J1bGVzEhIKCmlzX2RlZmF1bHQYAiABKAgiMgoUUm90YXRlRGF0YUtleVJlcXVlc3QSGgoJdGVuYW50X2lkGAEgASgJQge6SARyAhg/IjcKFVJvdGF0ZURhdGFLZXlSZXNwb25zZRIOCgZrZXlfaWQYASABKAkSDgoGa2VrX2lkGAIgASgJIpgCCgZUZW5hbnQSCgoCaWQYASABKAkSDAoEbmFtZRgCIAEoCRIuCgpjcmVhdGVkX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIpCghzZXR0aW5ncxgEIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSLgoKdXBkYXRlZF9hdBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMAoMc3VzcGVuZGVkX2F0GAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBI3ChNkZWxldGlvbl9leHBpcmVzX2F0GAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKEAQoTVXBkYXRlVGVuYW50UmVxdWVzdBIcCgl0ZW5hbnRfaWQYASABKAlCCbpIBnIEEAEYPxIbCgRuYW1lGAIgASgJQgi6SAVyAxiAAkgAiAEBEikKCHNldHRpbmdzGAMgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdEIHCgVfbmFtZSI7ChRVcGRhdGVUZW5hbnRSZXNwb25zZRIjCgZ0ZW5hbnQYASABKAsyEy5hdWRpdGxvZy52MS5UZW5hbnQiNAoUU3VzcGVuZFRlbmFudFJlcXVlc3QSHAoJdGVuYW50X2lkGAEgASgJQgm6SAZyBBABGD8iPAoVU3VzcGVuZFRlbmFudFJlc3BvbnNlEiMKBnRlbmFudBgBIAEoCzITLmF1ZGl0bG9nLnYxLlRlbmFudCIzChNSZXN1bWVUZW5hbnRSZXF1ZXN0EhwKCXRlbmFudF9pZBgBIAEoCUIJukgGcgQQARg/IjsKFFJlc3VtZVRlbmFudFJlc3BvbnNlEiMKBnRlbmFudBgBIAEoCzITLmF1ZGl0bG9nLnYxLlRlbmFudCI8ChxSZXF1ZXN0VGVuYW50RGVsZXRpb25SZXF1ZXN0EhwKCXRlbmFudF9pZBgBIAEoCUIJukgGcgQQARg/IpABCh1SZXF1ZXN0VGVuYW50RGVsZXRpb25SZXNwb25zZRIjCgZ0ZW5hbnQYASABKAsyEy5hdWRpdGxvZy52MS5UZW5hbnQSGgoSY29uZmlybWF0aW9uX3Rva2VuGAIgASgJEi4KCmV4cGlyZXNfYXQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIlsKE0RlbGV0ZVRlbmFudFJlcXVlc3QSHAoJdGVuYW50X2lkGAEgASgJQgm6SAZyBBABGD8SJgoSY29uZmlybWF0aW9uX3Rva2VuGAIgASgJQgq6SAdyBRABGIABIsIBChREZWxldGVUZW5hbnRSZXNwb25zZRIRCgl0ZW5hbnRfaWQYASABKAkSSAoMZGVsZXRlZF9yb3dzGAIgAygLMjIuYXVkaXRsb2cudjEuRGVsZXRlVGVuYW50UmVzcG9uc2UuRGVsZXRlZFJvd3NFbnRyeRIZChFkZWxldGVkX2RvY3VtZW50cxgDIAEoBBoyChBEZWxldGVkUm93c0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoBDoCOAEiYgoTQ3JlYXRlVGVuYW50UmVxdWVzdBIzCgJpZBgBIAEoCUInukgkciIQAhg/MhxeW2EtejAtOV1bYS16MC05LV0qW2EtejAtOV0kEhYKBG5hbWUYAiABKAlCCLpIBXIDGIACIjsKFENyZWF0ZVRlbmFudFJlc3BvbnNlEiMKBnRlbmFudBgBIAEoCzITLmF1ZGl0bG9nLnYxLlRlbmFudCIUChJMaXN0VGVuYW50c1JlcXVlc3QiOwoTTGlzdFRlbmFudHNSZXNwb25zZRIkCgd0ZW5hbnRzGAEgAygLMhMuYXVkaXRsb2cudjEuVGVuYW50IpkCCgZBcGlLZXkSCgoCaWQYASABKAkSEQoJdGVuYW50X2lkGAIgASgJEgwKBG5hbWUYAyABKAkSIgoGc2NvcGVzGAQgAygOMhIuYXVkaXRsb2cudjEuU2NvcGUSLgoKY3JlYXRlZF9hdBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKcm90YXRlZF9hdBgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKcmV2b2tlZF9hdBgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKZXhwaXJlc19hdBgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAivgEKE0NyZWF0ZUFwaUtleVJlcXVlc3QSGgoJdGVuYW50X2lkGAEgASgJQge6SARyAhg/EhYKBG5hbWUYAiABKAlCCLpIBXIDGIACEjkKBnNjb3BlcxgDIAMoDjISLmF1ZGl0bG9nLnYxLlNjb3BlQhW6SBKSAQ8IARADGAEiB4IBBBABIAASOAoKZXhwaXJlc19hdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCCLpIBbIBAkABIkgKFENyZWF0ZUFwaUtleVJlc3BvbnNlEiAKA2tleRgBIAEoCzITLmF1ZGl0bG9nLnYxLkFwaUtleRIOCgZzZWNyZXQYAiABKAkiMAoSTGlzdEFwaUtleXNSZXF1ZXN0EhoKCXRlbmFudF9pZBgBIAEoCUIHukgEcgIYPyI4ChNMaXN0QXBpS2V5c1Jlc3BvbnNlEiEKBGtleXMYASADKAsyEy5hdWRpdGxvZy52MS5BcGlLZXkiMAoTUm90YXRlQXBpS2V5UmVxdWVzdBIZCgZrZXlfaWQYASABKAlCCbpIBnIEEAEYQCJIChRSb3RhdGVBcGlLZXlSZXNwb25zZRIgCgNrZXkYASABKAsyEy5hdWRpdGxvZy52MS5BcGlLZXkSDgoGc2VjcmV0GAIgASgJIjAKE1Jldm9rZUFwaUtleVJlcXVlc3QSGQoGa2V5X2lkGAEgASgJQgm6SAZyBBABGEAiOAoUUmV2b2tlQXBpS2V5UmVzcG9uc2USIAoDa2V5GAEgASgLMhMuYXVkaXRsb2cudjEuQXBpS2V5KlIKBVNjb3BlEhUKEVNDT1BFX1VOU1BFQ0lGSUVEEAASEAoMU0NPUEVfSU5HRVNUEAESDwoLU0NPUEVfUVVFUlkQAhIPCgtTQ09QRV9BRE1JThADMvAJCgxBZG1pblNlcnZpY2USUwoMQ3JlYXRlVGVuYW50EiAuYXVkaXRsb2cudjEuQ3JlYXRlVGVuYW50UmVxdWVzdBohLmF1ZGl0bG9nLnYxLkNyZWF0ZVRlbmFudFJlc3BvbnNlElUKC0xpc3RUZW5hbnRzEh8uYXVkaXRsb2cudjEuTGlzdFRlbmFudHNSZXF1ZXN0GiAuYXVkaXRsb2cudjEuTGlzdFRlbmFudHNSZXNwb25zZSIDkAIBElMKDENyZWF0ZUFwaUtleRIgLmF1ZGl0bG9nLnYxLkNyZWF0ZUFwaUtleVJlcXVlc3QaIS5hdWRpdGxvZy52MS5DcmVhdGVBcGlLZXlSZXNwb25zZRJVCgtMaXN0QXBpS2V5cxIfLmF1ZGl0bG9nLnYxLkxpc3RBcGlLZXlzUmVxdWVzdBogLmF1ZGl0bG9nLnYxLkxpc3RBcGlLZXlzUmVzcG9uc2UiA5ACARJTCgxSb3RhdGVBcGlLZXkSIC5hdWRpdGxvZy52MS5Sb3RhdGVBcGlLZXlSZXF1ZXN0GiEuYXVkaXRsb2cudjEuUm90YXRlQXBpS2V5UmVzcG9uc2USUwoMUmV2b2tlQXBpS2V5EiAuYXVkaXRsb2cudjEuUmV2b2tlQXBpS2V5UmVxdWVzdBohLmF1ZGl0bG9nLnYxLlJldm9rZUFwaUtleVJlc3BvbnNlElMKDFVwZGF0ZVRlbmFudBIgLmF1ZGl0bG9nLnYxLlVwZGF0ZVRlbmFudFJlcXVlc3QaIS5hdWRpdGxvZy52MS5VcGRhdGVUZW5hbnRSZXNwb25zZRJWCg1TdXNwZW5kVGVuYW50EiEuYXVkaXRsb2cudjEuU3VzcGVuZFRlbmFudFJlcXVlc3QaIi5hdWRpdGxvZy52MS5TdXNwZW5kVGVuYW50UmVzcG9uc2USUwoMUmVzdW1lVGVuYW50EiAuYXVkaXRsb2cudjEuUmVzdW1lVGVuYW50UmVxdWVzdBohLmF1ZGl0bG9nLnYxLlJlc3VtZVRlbmFudFJlc3BvbnNlEm4KFVJlcXVlc3RUZW5hbnREZWxldGlvbhIpLmF1ZGl0bG9nLnYxLlJlcXVlc3RUZW5hbnREZWxldGlvblJlcXVlc3QaKi5hdWRpdGxvZy52MS5SZXF1ZXN0VGVuYW50RGVsZXRpb25SZXNwb25zZRJTCgxEZWxldGVUZW5hbnQSIC5hdWRpdGxvZy52MS5EZWxldGVUZW5hbnRSZXF1ZXN0GiEuYXVkaXRsb2cudjEuRGVsZXRlVGVuYW50UmVzcG9uc2USYQoPR2V0TWFza2luZ1J1bGVzEiMuYXVkaXRsb2cudjEuR2V0TWFza2luZ1J1bGVzUmVxdWVzdBokLmF1ZGl0bG9nLnYxLkdldE1hc2tpbmdSdWxlc1Jlc3BvbnNlIgOQAgESXAoPU2V0TWFza2luZ1J1bGVzEiMuYXVkaXRsb2cudjEuU2V0TWFza2luZ1J1bGVzUmVxdWVzdBokLmF1ZGl0bG9nLnYxLlNldE1hc2tpbmdSdWxlc1Jlc3BvbnNlElYKDVJvdGF0ZURhdGFLZXkSIS5hdWRpdGxvZy52MS5Sb3RhdGVEYXRhS2V5UmVxdWVzdBoiLmF1ZGl0bG9nLnYxLlJvdGF0ZURhdGFLZXlSZXNwb25zZWIGcHJvdG8z", [file_buf_validate_validate, file_google_protobuf_struct, file_google_protobuf_timestamp]);
+
+/**
+ * Describes the message auditlog.v1.MaskingRules.
+ * Use `create(MaskingRulesSchema)` to create a new message.
+ */
+export const MaskingRulesSchema = /*@__PURE__*/
+  messageDesc(file_auditlog_v1_admin, 0);
+
+/**
+ * Describes the message auditlog.v1.GetMaskingRulesRequest.
+ * Use `create(GetMaskingRulesRequestSchema)` to create a new message.
+ */
+export const GetMaskingRulesRequestSchema = /*@__PURE__*/
+  messageDesc(file_auditlog_v1_admin, 1);
+
+/**
+ * Describes the message auditlog.v1.GetMaskingRulesResponse.
+ * Use `create(GetMaskingRulesResponseSchema)` to create a new message.
+ */
+export const GetMaskingRulesResponseSchema = /*@__PURE__*/
+  messageDesc(file_auditlog_v1_admin, 2);
+
+/**
+ * Describes the message auditlog.v1.SetMaskingRulesRequest.
+ * Use `create(SetMaskingRulesRequestSchema)` to create a new message.
+ */
+export const SetMaskingRulesRequestSchema = /*@__PURE__*/
+  messageDesc(file_auditlog_v1_admin, 3);
+
+/**
+ * Describes the message auditlog.v1.SetMaskingRulesResponse.
+ * Use `create(SetMaskingRulesResponseSchema)` to create a new message.
+ */
+export const SetMaskingRulesResponseSchema = /*@__PURE__*/
+  messageDesc(file_auditlog_v1_admin, 4);
+
+/**
+ * Describes the message auditlog.v1.RotateDataKeyRequest.
+ * Use `create(RotateDataKeyRequestSchema)` to create a new message.
+ */
+export const RotateDataKeyRequestSchema = /*@__PURE__*/
+  messageDesc(file_auditlog_v1_admin, 5);
+
+/**
+ * Describes the message auditlog.v1.RotateDataKeyResponse.
+ * Use `create(RotateDataKeyResponseSchema)` to create a new message.
+ */
+export const RotateDataKeyResponseSchema = /*@__PURE__*/
+  messageDesc(file_auditlog_v1_admin, 6);
 
 /**
  * Describes the message auditlog.v1.Tenant.
  * Use `create(TenantSchema)` to create a new message.
  */
 export const TenantSchema = /*@__PURE__*/
-  messageDesc(file_auditlog_v1_admin, 0);
+  messageDesc(file_auditlog_v1_admin, 7);
 
 /**
  * Describes the message auditlog.v1.UpdateTenantRequest.
  * Use `create(UpdateTenantRequestSchema)` to create a new message.
  */
 export const UpdateTenantRequestSchema = /*@__PURE__*/
-  messageDesc(file_auditlog_v1_admin, 1);
+  messageDesc(file_auditlog_v1_admin, 8);
 
 /**
  * Describes the message auditlog.v1.UpdateTenantResponse.
  * Use `create(UpdateTenantResponseSchema)` to create a new message.
  */
 export const UpdateTenantResponseSchema = /*@__PURE__*/
-  messageDesc(file_auditlog_v1_admin, 2);
+  messageDesc(file_auditlog_v1_admin, 9);
 
 /**
  * Describes the message auditlog.v1.SuspendTenantRequest.
  * Use `create(SuspendTenantRequestSchema)` to create a new message.
  */
 export const SuspendTenantRequestSchema = /*@__PURE__*/
-  messageDesc(file_auditlog_v1_admin, 3);
+  messageDesc(file_auditlog_v1_admin, 10);
 
 /**
  * Describes the message auditlog.v1.SuspendTenantResponse.
  * Use `create(SuspendTenantResponseSchema)` to create a new message.
  */
 export const SuspendTenantResponseSchema = /*@__PURE__*/
-  messageDesc(file_auditlog_v1_admin, 4);
+  messageDesc(file_auditlog_v1_admin, 11);
 
 /**
  * Describes the message auditlog.v1.ResumeTenantRequest.
  * Use `create(ResumeTenantRequestSchema)` to create a new message.
  */
 export const ResumeTenantRequestSchema = /*@__PURE__*/
-  messageDesc(file_auditlog_v1_admin, 5);
+  messageDesc(file_auditlog_v1_admin, 12);
 
 /**
  * Describes the message auditlog.v1.ResumeTenantResponse.
  * Use `create(ResumeTenantResponseSchema)` to create a new message.
  */
 export const ResumeTenantResponseSchema = /*@__PURE__*/
-  messageDesc(file_auditlog_v1_admin, 6);
+  messageDesc(file_auditlog_v1_admin, 13);
 
 /**
  * Describes the message auditlog.v1.RequestTenantDeletionRequest.
  * Use `create(RequestTenantDeletionRequestSchema)` to create a new message.
  */
 export const RequestTenantDeletionRequestSchema = /*@__PURE__*/
-  messageDesc(file_auditlog_v1_admin, 7);
+  messageDesc(file_auditlog_v1_admin, 14);
 
 /**
  * Describes the message auditlog.v1.RequestTenantDeletionResponse.
  * Use `create(RequestTenantDeletionResponseSchema)` to create a new message.
  */
 export const RequestTenantDeletionResponseSchema = /*@__PURE__*/
-  messageDesc(file_auditlog_v1_admin, 8);
+  messageDesc(file_auditlog_v1_admin, 15);
 
 /**
  * Describes the message auditlog.v1.DeleteTenantRequest.
  * Use `create(DeleteTenantRequestSchema)` to create a new message.
  */
 export const DeleteTenantRequestSchema = /*@__PURE__*/
-  messageDesc(file_auditlog_v1_admin, 9);
+  messageDesc(file_auditlog_v1_admin, 16);
 
 /**
  * Describes the message auditlog.v1.DeleteTenantResponse.
  * Use `create(DeleteTenantResponseSchema)` to create a new message.
  */
 export const DeleteTenantResponseSchema = /*@__PURE__*/
-  messageDesc(file_auditlog_v1_admin, 10);
+  messageDesc(file_auditlog_v1_admin, 17);
 
 /**
  * Describes the message auditlog.v1.CreateTenantRequest.
  * Use `create(CreateTenantRequestSchema)` to create a new message.
  */
 export const CreateTenantRequestSchema = /*@__PURE__*/
-  messageDesc(file_auditlog_v1_admin, 11);
+  messageDesc(file_auditlog_v1_admin, 18);
 
 /**
  * Describes the message auditlog.v1.CreateTenantResponse.
  * Use `create(CreateTenantResponseSchema)` to create a new message.
  */
 export const CreateTenantResponseSchema = /*@__PURE__*/
-  messageDesc(file_auditlog_v1_admin, 12);
+  messageDesc(file_auditlog_v1_admin, 19);
 
 /**
  * Describes the message auditlog.v1.ListTenantsRequest.
  * Use `create(ListTenantsRequestSchema)` to create a new message.
  */
 export const ListTenantsRequestSchema = /*@__PURE__*/
-  messageDesc(file_auditlog_v1_admin, 13);
+  messageDesc(file_auditlog_v1_admin, 20);
 
 /**
  * Describes the message auditlog.v1.ListTenantsResponse.
  * Use `create(ListTenantsResponseSchema)` to create a new message.
  */
 export const ListTenantsResponseSchema = /*@__PURE__*/
-  messageDesc(file_auditlog_v1_admin, 14);
+  messageDesc(file_auditlog_v1_admin, 21);
 
 /**
  * Describes the message auditlog.v1.ApiKey.
  * Use `create(ApiKeySchema)` to create a new message.
  */
 export const ApiKeySchema = /*@__PURE__*/
-  messageDesc(file_auditlog_v1_admin, 15);
+  messageDesc(file_auditlog_v1_admin, 22);
 
 /**
  * Describes the message auditlog.v1.CreateApiKeyRequest.
  * Use `create(CreateApiKeyRequestSchema)` to create a new message.
  */
 export const CreateApiKeyRequestSchema = /*@__PURE__*/
-  messageDesc(file_auditlog_v1_admin, 16);
+  messageDesc(file_auditlog_v1_admin, 23);
 
 /**
  * Describes the message auditlog.v1.CreateApiKeyResponse.
  * Use `create(CreateApiKeyResponseSchema)` to create a new message.
  */
 export const CreateApiKeyResponseSchema = /*@__PURE__*/
-  messageDesc(file_auditlog_v1_admin, 17);
+  messageDesc(file_auditlog_v1_admin, 24);
 
 /**
  * Describes the message auditlog.v1.ListApiKeysRequest.
  * Use `create(ListApiKeysRequestSchema)` to create a new message.
  */
 export const ListApiKeysRequestSchema = /*@__PURE__*/
-  messageDesc(file_auditlog_v1_admin, 18);
+  messageDesc(file_auditlog_v1_admin, 25);
 
 /**
  * Describes the message auditlog.v1.ListApiKeysResponse.
  * Use `create(ListApiKeysResponseSchema)` to create a new message.
  */
 export const ListApiKeysResponseSchema = /*@__PURE__*/
-  messageDesc(file_auditlog_v1_admin, 19);
+  messageDesc(file_auditlog_v1_admin, 26);
 
 /**
  * Describes the message auditlog.v1.RotateApiKeyRequest.
  * Use `create(RotateApiKeyRequestSchema)` to create a new message.
  */
 export const RotateApiKeyRequestSchema = /*@__PURE__*/
-  messageDesc(file_auditlog_v1_admin, 20);
+  messageDesc(file_auditlog_v1_admin, 27);
 
 /**
  * Describes the message auditlog.v1.RotateApiKeyResponse.
  * Use `create(RotateApiKeyResponseSchema)` to create a new message.
  */
 export const RotateApiKeyResponseSchema = /*@__PURE__*/
-  messageDesc(file_auditlog_v1_admin, 21);
+  messageDesc(file_auditlog_v1_admin, 28);
 
 /**
  * Describes the message auditlog.v1.RevokeApiKeyRequest.
  * Use `create(RevokeApiKeyRequestSchema)` to create a new message.
  */
 export const RevokeApiKeyRequestSchema = /*@__PURE__*/
-  messageDesc(file_auditlog_v1_admin, 22);
+  messageDesc(file_auditlog_v1_admin, 29);
 
 /**
  * Describes the message auditlog.v1.RevokeApiKeyResponse.
  * Use `create(RevokeApiKeyResponseSchema)` to create a new message.
  */
 export const RevokeApiKeyResponseSchema = /*@__PURE__*/
-  messageDesc(file_auditlog_v1_admin, 23);
+  messageDesc(file_auditlog_v1_admin, 30);
 
 /**
  * Describes the enum auditlog.v1.Scope.

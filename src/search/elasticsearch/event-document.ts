@@ -2,6 +2,7 @@
 // (so search answers without a PostgreSQL round trip) plus derived fields
 // for searching: `open_text` (the string values of metadata and changes, for
 // free text) and `id_hash` (for the reconciler's checksums).
+import { isEnvelope } from "../../domain/field-encryption.ts";
 import { createHash } from "node:crypto";
 import type { JsonValue } from "@bufbuild/protobuf";
 import type { ActorTypeName, OutcomeName, SeverityName, StoredRecord } from "../../domain/event-record.ts";
@@ -40,7 +41,8 @@ export function openTextValues(...roots: (JsonValue | null | undefined)[]): stri
   const walk = (v: JsonValue | null | undefined) => {
     if (typeof v === "string") out.push(v);
     else if (Array.isArray(v)) v.forEach(walk);
-    else if (v !== null && typeof v === "object") Object.values(v).forEach(walk);
+    // Encrypted parts (their ciphertext) are not searchable text.
+    else if (v !== null && typeof v === "object" && !isEnvelope(v)) Object.values(v).forEach(walk);
   };
   roots.forEach(walk);
   return out;
