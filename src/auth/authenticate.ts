@@ -138,7 +138,10 @@ export async function authenticateRequest(
     }
     return chosen;
   } catch (err) {
-    refusals.set(err as object, { principal, tenantId: refusedTenant(principal, creds.tenant) });
+    // A key whose tenant is gone is no credential: attributable to nobody.
+    if (!(err instanceof ConnectError && err.code === Code.Unauthenticated)) {
+      refusals.set(err as object, { principal, tenantId: refusedTenant(principal, creds.tenant) });
+    }
     throw err;
   }
 }
