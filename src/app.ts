@@ -31,6 +31,7 @@ import { registerIngestMetrics, registerPoolMetrics, registerSearchMetrics } fro
 import { tracedBackend } from "./search/traced-backend.ts";
 import { migrate } from "./store/migrate.ts";
 import { ensurePartitions } from "./store/partitions.ts";
+import { analyzeStalePartitions } from "./store/partition-statistics.ts";
 import { TenantStore } from "./store/tenant-store.ts";
 import { Client } from "@elastic/elasticsearch";
 import type { SearchBackend } from "./search/backend.ts";
@@ -141,6 +142,8 @@ function startSearch(config: Config, pool: pg.Pool, readPool: pg.Pool, log: Logg
 }
 
 const PARTITION_CHECK_MS = 60 * 60 * 1000;
+/** How often stale planner statistics of the event partitions are looked for (partition-statistics.ts). */
+const STATISTICS_CHECK_MS = 20 * 1000;
 /** Events per read of the live tail (bounds its memory per tenant). */
 const TAIL_BATCH_EVENTS = 500;
 /** The tail reads without a notification this often (a NOTIFY lost while its listener reconnected). */
@@ -170,6 +173,13 @@ export async function startApp(config: Config & { databaseUrl: string }, log: Lo
     );
   }, PARTITION_CHECK_MS);
   partitionTimer.unref();
+  const statisticsTimer = setInterval(() => {
+    analyzeStalePartitions(pool).then(
+      (analyzed) => analyzed.length && log.info("partition statistics updated", { analyzed }),
+      (err: Error) => log.error("partition statistics failed", { err: err.message }),
+    );
+  }, STATISTICS_CHECK_MS);
+  statisticsTimer.unref();
 
   const validator = createValidator();
   const keys = new ApiKeyStore(pool);
@@ -312,6 +322,7 @@ export async function startApp(config: Config & { databaseUrl: string }, log: Lo
     close() {
       closing ??= (async () => {
         clearInterval(partitionTimer);
+        clearInterval(statisticsTimer);
         health.shutdown();
         // In-flight streams finish (their events are committed), then what is
         // still queued is flushed, then the pool goes.

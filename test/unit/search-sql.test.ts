@@ -76,6 +76,17 @@ describe("whereClause", () => {
     for (const column of Object.values(TERM_COLUMNS)) expect(column).toMatch(/^[a-z_]+$/);
   });
 
+  it("writes one value as = (index order on PostgreSQL 15), several as = ANY", () => {
+    expect(whereClause("t", q({ kind: "terms", field: "outcome", values: ["DENIED"] }))).toEqual({
+      text: "tenant_id = $1 AND outcome = $2::text",
+      values: ["t", "DENIED"],
+    });
+    expect(whereClause("t", q({ kind: "action", exact: ["user.login"], prefixes: [] }))).toEqual({
+      text: "tenant_id = $1 AND (action = $2::text)",
+      values: ["t", "user.login"],
+    });
+  });
+
   it("matches exact actions and prefixes with OR, prefixes with starts_with", () => {
     const sql = whereClause("t", q({ kind: "action", exact: ["user.login", "user.logout"], prefixes: ["customer.", "invoice."] }));
     expect(sql.text).toBe("tenant_id = $1 AND (action = ANY($2::text[]) OR starts_with(action, $3) OR starts_with(action, $4))");
@@ -150,8 +161,8 @@ describe("whereClause", () => {
       "t",
       q({ kind: "terms", field: "actor.id", values: ["u"] }, { kind: "terms", field: "severity", values: ["ERROR"] }),
     );
-    expect(sql.text).toBe("tenant_id = $1 AND actor_id = ANY($2::text[]) AND severity = ANY($3::text[])");
-    expect(sql.values).toEqual(["t", ["u"], ["ERROR"]]);
+    expect(sql.text).toBe("tenant_id = $1 AND actor_id = $2::text AND severity = $3::text");
+    expect(sql.values).toEqual(["t", "u", "ERROR"]);
   });
 });
 
@@ -175,10 +186,10 @@ describe("searchSql", () => {
     const after = { occurredAt: 1_714_979_289_123_456n, sequence: 77n };
     const asc = searchSql("t", q({ kind: "terms", field: "actor.id", values: ["u"] }), "asc", after, 50, cols);
     expect(asc.text).toBe(
-      "SELECT id, sequence FROM events WHERE tenant_id = $1 AND actor_id = ANY($2::text[])" +
+      "SELECT id, sequence FROM events WHERE tenant_id = $1 AND actor_id = $2::text" +
         " AND (occurred_at, sequence) > ($3::timestamptz, $4::bigint) ORDER BY events.occurred_at ASC, events.sequence ASC LIMIT $5",
     );
-    expect(asc.values).toEqual(["t", ["u"], "2024-05-06T07:08:09.123456Z", "77", 50]);
+    expect(asc.values).toEqual(["t", "u", "2024-05-06T07:08:09.123456Z", "77", 50]);
 
     const desc = searchSql("t", q(), "desc", after, 50, cols);
     expect(desc.text).toContain("AND (occurred_at, sequence) < ($2::timestamptz, $3::bigint)");

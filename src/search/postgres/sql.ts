@@ -84,13 +84,23 @@ function escapeRegex(s: string): string {
   return s.replace(/[\\^$.*+?()[\]{}|]/g, "\\$&");
 }
 
+/**
+ * `column` equals one of `values`. One value is written as `=`: on
+ * PostgreSQL 15 an index scan with `= ANY(...)` on a column after the first
+ * (the tenant) does not return rows in index order, so a page would need a
+ * sort of every match instead of stopping after one page.
+ */
+function anyOf(column: string, values: readonly string[], p: (v: unknown) => string): string {
+  return values.length === 1 ? `${column} = ${p(values[0])}::text` : `${column} = ANY(${p(values)}::text[])`;
+}
+
 function conditionSql(c: Condition, p: (v: unknown) => string): string {
   switch (c.kind) {
     case "terms":
-      return `${TERM_COLUMNS[c.field]} = ANY(${p(c.values)}::text[])`;
+      return anyOf(TERM_COLUMNS[c.field], c.values, p);
     case "action": {
       const parts = [
-        ...(c.exact.length ? [`action = ANY(${p(c.exact)}::text[])`] : []),
+        ...(c.exact.length ? [anyOf("action", c.exact, p)] : []),
         // starts_with avoids LIKE's wildcard escaping.
         ...c.prefixes.map((prefix) => `starts_with(action, ${p(prefix)})`),
       ];
