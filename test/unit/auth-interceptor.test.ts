@@ -152,3 +152,20 @@ describe("authInterceptor", () => {
     await expect(call(QUERY, "Bearer op")).rejects.toMatchObject({ code: Code.PermissionDenied });
   });
 });
+
+describe("checkpoint RPCs by role", () => {
+  const token = (role: "admin" | "auditor" | "user"): Principal => ({
+    kind: "token",
+    subject: "alice",
+    role,
+    tenants: ["t"],
+    tenantId: "t",
+  });
+
+  it.each(["ListCheckpoints", "CreateCheckpoint"])("lets auditors, admins and query keys call %s, not users", (method) => {
+    expect(() => authorize(token("auditor"), QUERY, method)).not.toThrow();
+    expect(() => authorize(token("admin"), QUERY, method)).not.toThrow();
+    expect(() => authorize(key("query"), QUERY, method)).not.toThrow();
+    expect(connectErrorOf(() => authorize(token("user"), QUERY, method)).code).toBe(Code.PermissionDenied);
+  });
+});
