@@ -17,6 +17,8 @@ import { signingKeyFromPem } from "../../src/domain/signing.ts";
 import { CheckpointStore } from "../../src/store/checkpoint-store.ts";
 import { headSigner } from "../../src/services/checkpoints.ts";
 import { makeEvent, toConnectJson } from "../support/events.ts";
+import { bearerInterceptor, serviceClients, TRANSPORTS } from "../support/transports.ts";
+import { ExportFormat, SortOrder } from "../../gen/auditlog/v1/query_pb.js";
 import { createTenantWithKeys, startTestService, type TenantKeys, type TestService } from "../support/service.ts";
 
 const EVENTS = 30;
@@ -113,6 +115,31 @@ describe("checkpoints", () => {
     expect(none.body).toMatchObject({ code: "failed_precondition" });
   });
 
+  it("are signed periodically when AUDITLOG_CHECKPOINT_INTERVAL_MS is set", async () => {
+    const periodic = await startTestService({ AUDITLOG_CHECKPOINT_KEY_FILE: keyFile, AUDITLOG_CHECKPOINT_INTERVAL_MS: "100" });
+    try {
+      const t = await createTenantWithKeys(periodic.url, "verify-periodic");
+      const events = Array.from({ length: 3 }, (_, i) => toConnectJson(makeEvent(i, "pd")));
+      expect((await connectCall(periodic.url, "auditlog.v1.IngestService/Append", { events }, t.ingest)).status).toBe(200);
+      await expect
+        .poll(
+          async () =>
+            (
+              await connectCall<{ checkpoints?: { sequence: string }[] }>(
+                periodic.url,
+                "auditlog.v1.QueryService/ListCheckpoints",
+                {},
+                t.query,
+              )
+            ).body.checkpoints?.[0]?.sequence,
+          { timeout: 10_000 },
+        )
+        .toBe("3");
+    } finally {
+      await periodic.stop();
+    }
+  });
+
   it("the periodic run signs moved heads only, one replica at a time", async () => {
     const store = new CheckpointStore(svc.pool);
     const key = signingKeyFromPem(readFileSync(keyFile, "utf8"));
@@ -140,6 +167,17 @@ describe("offline verification", () => {
   it("keeps the event lines byte-identical to an export without manifest", async () => {
     const plain = await exportFile("order=asc&limit=" + (lines().length - 1));
     expect(lines().slice(0, -1).join("\n") + "\n").toBe(plain);
+  });
+
+  it("ExportEvents over the RPC carries the same manifest", async () => {
+    const connect = TRANSPORTS.find((t) => t.name === "Connect")!;
+    const { query } = serviceClients(connect.transport(svc.url, [bearerInterceptor(keys.query)]));
+    const chunks: Uint8Array[] = [];
+    for await (const r of query.exportEvents({ order: SortOrder.ASCENDING, format: ExportFormat.NDJSON, manifest: true }))
+      chunks.push(r.chunk);
+    const r = verify(file("rpc.ndjson", Buffer.concat(chunks).toString()));
+    expect(r.output).toMatch(/^OK /);
+    expect(r.exitCode).toBe(0);
   });
 
   it("accepts a filtered export, saying it is not a contiguous range", async () => {
