@@ -292,7 +292,7 @@ export async function startApp(config: Config & { databaseUrl: string }, log: Lo
     ],
     // The export endpoint, then the web console's files (console/dist) at / (docs/CONSOLE.md).
     httpRoutes: chainHttpRoutes(
-      exportHttpHandler({ auth, backend, validator, log, limiter: readLimiter, accessAudit, tenantStatus, checkpointKey }),
+      exportHttpHandler({ auth, backend, validator, log, limiter: readLimiter, accessAudit, tenantStatus, checkpointKey, protection }),
       checkpointKeyHandler(checkpointKey?.publicKey ?? null),
       staticFilesHandler({ root: CONSOLE_DIR, reservedPrefixes: ["/v1/", "/auditlog.", "/grpc.", "/healthz", "/metrics"] }),
     ),

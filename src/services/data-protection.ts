@@ -38,12 +38,32 @@ export class DataProtection {
     return (r) => encryptRecord(mask(r), key, tenantId);
   };
 
-  /** Records as `principal` may see them. */
-  async reveal<R extends EventRecord>(principal: Principal, tenantId: string, records: R[]): Promise<R[]> {
-    if (this.keys === null || !maySeeProtectedContent(principal)) return records;
-    const ids = [...new Set(records.flatMap(envelopeKeyIds))];
-    if (ids.length === 0) return records;
-    const keyOf = await this.keys.byId(tenantId, ids);
-    return records.map((r) => decryptRecord(r, keyOf, tenantId));
+  /**
+   * How `principal` sees the tenant's records, on every read path (GetEvent,
+   * SearchEvents, both exports, the tail): decrypted for callers allowed to
+   * see protected content, as stored otherwise. Called once per request and
+   * applied per page or batch; the unwrapped data keys come from DataKeys'
+   * cache, so a batch costs only its AES-GCM decryptions.
+   */
+  viewFor(principal: Principal, tenantId: string): RecordView {
+    const keys = this.keys;
+    if (keys === null || !maySeeProtectedContent(principal)) return asStored;
+    return async (records) => {
+      const ids = [...new Set(records.flatMap(envelopeKeyIds))];
+      if (ids.length === 0) return records;
+      const keyOf = await keys.byId(tenantId, ids);
+      return records.map((r) => decryptRecord(r, keyOf, tenantId));
+    };
   }
+}
+
+/** Records as one caller may see them (DataProtection.viewFor). */
+export type RecordView = <R extends EventRecord>(records: R[]) => Promise<R[]>;
+
+/** The view of callers who get records as stored (and of servers without encryption at rest). */
+export const asStored: RecordView = async (records) => records;
+
+/** `principal`'s view, or records as stored when the server has no data protection. */
+export function viewOf(protection: Pick<DataProtection, "viewFor"> | undefined, principal: Principal, tenantId: string): RecordView {
+  return protection ? protection.viewFor(principal, tenantId) : asStored;
 }

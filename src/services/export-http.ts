@@ -44,6 +44,7 @@ import type { Principal } from "../auth/principal.ts";
 import type { TenantStatus } from "../auth/tenant-status.ts";
 import { ExportRecordCounter } from "../domain/export-record-count.ts";
 import type { AccessAudit } from "./access-audit.ts";
+import { type DataProtection, viewOf } from "./data-protection.ts";
 import type { Authenticator } from "../auth/authenticator.ts";
 import { TENANT_HEADER } from "../auth/principal.ts";
 import { ownActorOf, tenantOfPrincipal } from "./request-context.ts";
@@ -75,6 +76,8 @@ export type ExportHttpDeps = {
   tenantStatus?: TenantStatus;
   /** Signs the manifest of `manifest=true` exports; none: those answer FAILED_PRECONDITION. */
   checkpointKey?: SigningKey | null;
+  /** Decrypts protected content for the callers allowed to see it (as ExportEvents); none: records as stored. */
+  protection?: Pick<DataProtection, "viewFor">;
 };
 
 /** The calls used here have the same shape on HTTP/1.1 and on the HTTP/2 compatibility response. */
@@ -138,7 +141,7 @@ function fileTimestamp(d: Date): string {
  * path, so it can sit in front of the Connect handler. Never rejects.
  */
 export function exportHttpHandler(deps: ExportHttpDeps): (req: NodeRequest, res: NodeResponse) => Promise<boolean> {
-  const { auth, backend, validator, log, limiter, accessAudit, tenantStatus, checkpointKey } = deps;
+  const { auth, backend, validator, log, limiter, accessAudit, tenantStatus, checkpointKey, protection } = deps;
   return async (req, res) => {
     const url = new URL(req.url ?? "/", "http://localhost");
     if (url.pathname !== EXPORT_PATH) return false;
@@ -179,7 +182,8 @@ export function exportHttpHandler(deps: ExportHttpDeps): (req: NodeRequest, res:
       await awaitPosition(backend, tenantId, request.minPosition, abort.signal);
 
       const counter = new ExportRecordCounter(plan.format);
-      const chunks = boundedExportChunks(backend, plan, abort.signal, limiter, checkpointKey ?? null);
+      const view = viewOf(protection, principal, tenantId);
+      const chunks = boundedExportChunks(backend, plan, abort.signal, limiter, checkpointKey ?? null, view);
       try {
         // The first chunk before the status line: errors up to here are still JSON.
         let next = await chunks.next();

@@ -19,6 +19,7 @@ import type { SigningKey } from "../domain/signing.ts";
 import { microsFromDate } from "../domain/timestamp.ts";
 import { fieldError } from "../platform/error-details.ts";
 import type { SearchBackend } from "../search/backend.ts";
+import { asStored, type RecordView } from "./data-protection.ts";
 import { asConnectError } from "./errors.ts";
 import { directionOf, queryOf } from "./event-filter.ts";
 import { validateRequest } from "./request-context.ts";
@@ -45,21 +46,26 @@ export type ExportPlan = {
 /**
  * The file as a sequence of byte chunks of about CHUNK_BYTES (the CSV header
  * is in the first). Nothing is read from the backend before the first
- * next(), and every chunk is produced only when asked for.
+ * next(), and every chunk is produced only when asked for. `view`: how the
+ * caller sees each batch (decrypted or as stored, data-protection.ts); a
+ * file with a manifest is always as stored, since its verifier recomputes
+ * every hash, which covers the stored envelope (docs/HASH_CHAIN.md).
  */
 export async function* exportChunks(
   backend: SearchBackend,
   plan: ExportPlan,
   signal: AbortSignal,
   signer: SigningKey | null = null,
+  view: RecordView = asStored,
 ): AsyncGenerator<Buffer, void, undefined> {
   const manifest = plan.manifest ? manifestBuilder(plan, signer) : null;
+  const show = manifest ? asStored : view;
   const csvOptions = { keepFormulas: plan.keepFormulas === true };
   const line = plan.format === "csv" ? (r: StoredRecord) => csvRow(storedEventFromRecord(r), csvOptions) : ndjsonLineOfRecord;
   let parts: string[] = plan.format === "csv" ? [csvHeader()] : [];
   let size = parts.length ? Buffer.byteLength(parts[0]!) : 0;
   for await (const batch of backend.export(plan.tenantId, plan.q, plan.direction, plan.limit, signal)) {
-    for (const r of batch) {
+    for (const r of await show(batch)) {
       const text = line(r);
       manifest?.builder.add(r, text);
       parts.push(text);
@@ -99,11 +105,12 @@ export async function* boundedExportChunks(
   signal: AbortSignal,
   limiter?: TenantReadLimiter,
   signer: SigningKey | null = null,
+  view: RecordView = asStored,
 ): AsyncGenerator<Buffer, void, undefined> {
   let release: (() => void) | null = null;
   try {
     if (limiter) release = await limiter.acquire(plan.tenantId, signal);
-    yield* exportChunks(backend, plan, signal, signer);
+    yield* exportChunks(backend, plan, signal, signer, view);
   } catch (err) {
     throw asConnectError(err);
   } finally {

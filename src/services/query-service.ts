@@ -17,7 +17,7 @@ import {
   VerifyChainResponseSchema,
 } from "../../gen/auditlog/v1/query_pb.js";
 import { storedEventFromRecord } from "../domain/event-record.ts";
-import type { DataProtection } from "./data-protection.ts";
+import { type DataProtection, viewOf } from "./data-protection.ts";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { SearchBackend } from "../search/backend.ts";
 import { chainRange, RangeVerification } from "../domain/chain-verification.ts";
@@ -44,7 +44,7 @@ export type QueryDeps = {
   /** Signed checkpoints and export manifests; none: those answer FAILED_PRECONDITION. */
   checkpoints?: CheckpointDeps;
   /** Decrypts protected content for the callers allowed to see it; none: records as stored. */
-  protection?: Pick<DataProtection, "reveal">;
+  protection?: Pick<DataProtection, "viewFor">;
 };
 
 const DEFAULT_PAGE_SIZE = 100;
@@ -61,7 +61,7 @@ export function queryService(deps: QueryDeps): ServiceImpl<typeof QueryService> 
       const r = await reader.getEvent(tenantId, req.id, ctx.signal, actorId ?? undefined);
       // Another actor's event is NOT_FOUND for a User, as if it did not exist.
       if (!r || (actorId !== null && r.actor.id !== actorId)) throw new ConnectError(`no event with id "${req.id}"`, Code.NotFound);
-      const [shown] = deps.protection ? await deps.protection.reveal(principal, tenantId, [r]) : [r];
+      const [shown] = await viewOf(deps.protection, principal, tenantId)([r]);
       return create(GetEventResponseSchema, { event: storedEventFromRecord(shown!) });
     },
 
@@ -87,7 +87,7 @@ export function queryService(deps: QueryDeps): ServiceImpl<typeof QueryService> 
       const page = expensive ? await limiter.run(tenantId, ctx.signal, run) : await run();
       const records = page.records.slice(0, pageSize);
       const last = records.at(-1);
-      const shown = deps.protection ? await deps.protection.reveal(principal, tenantId, records) : records;
+      const shown = await viewOf(deps.protection, principal, tenantId)(records);
       return create(SearchEventsResponseSchema, {
         events: shown.map(storedEventFromRecord),
         nextPageToken:
@@ -104,7 +104,8 @@ export function queryService(deps: QueryDeps): ServiceImpl<typeof QueryService> 
       const tenantId = tenantOfPrincipal(principal);
       const plan = exportPlan(validator, tenantId, req, ownActorOf(principal));
       await awaitPosition(backend, tenantId, req.minPosition, ctx.signal);
-      for await (const chunk of boundedExportChunks(backend, plan, ctx.signal, limiter, checkpoints?.key ?? null)) {
+      const view = viewOf(deps.protection, principal, tenantId);
+      for await (const chunk of boundedExportChunks(backend, plan, ctx.signal, limiter, checkpoints?.key ?? null, view)) {
         yield create(ExportEventsResponseSchema, { chunk });
       }
     },
@@ -143,7 +144,8 @@ export function queryService(deps: QueryDeps): ServiceImpl<typeof QueryService> 
       const tenantId = tenantOfPrincipal(principal);
       if (!tail) throw new ConnectError("the live tail is not enabled on this server", Code.Unimplemented);
       const binary = isBinaryCodec(ctx.requestHeader.get("content-type"));
-      yield* tailStream({ ...tail, validator, reader }, { tenantId, actorId: ownActorOf(principal), binary }, req, ctx.signal);
+      const view = viewOf(deps.protection, principal, tenantId);
+      yield* tailStream({ ...tail, validator, reader }, { tenantId, actorId: ownActorOf(principal), binary, view }, req, ctx.signal);
     },
 
     async verifyChain(req, ctx) {

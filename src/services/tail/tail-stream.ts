@@ -19,6 +19,7 @@ import { storedEventFromRecord } from "../../domain/event-record.ts";
 import { restrictToActor } from "../../domain/event-query.ts";
 import { matchesQuery } from "../../domain/match-query.ts";
 import type { TailSubscriber } from "../../domain/tail-subscribers.ts";
+import { asStored, type RecordView } from "../data-protection.ts";
 import { queryOf } from "../event-filter.ts";
 import { validateRequest } from "../request-context.ts";
 import type { TailFeed } from "./tail-feed.ts";
@@ -82,8 +83,26 @@ export function isBinaryCodec(contentType: string | null): boolean {
 const heartbeatItem = (position: bigint): TailEventsResponse =>
   create(TailEventsResponseSchema, { item: { case: "heartbeat", value: create(TailHeartbeatSchema, { position }) } });
 
-/** Who tails: the tenant, and for a User (tokens) the only actor whose events they may see. */
-export type TailCaller = { tenantId: string; actorId: string | null; binary: boolean };
+/**
+ * Who tails: the tenant, for a User (tokens) the only actor whose events they
+ * may see, and how they see records (decrypted or as stored; none: as stored).
+ */
+export type TailCaller = { tenantId: string; actorId: string | null; binary: boolean; view?: RecordView };
+
+// The feed's records decrypted once for all the subscribers allowed to see
+// them (any such caller of the tenant gets the same clear text), so that they
+// also share one encoded item (eventItem).
+const decrypted = new WeakMap<StoredRecord, StoredRecord>();
+
+async function shown(r: StoredRecord, view: RecordView): Promise<StoredRecord> {
+  if (view === asStored) return r;
+  let d = decrypted.get(r);
+  if (!d) {
+    [d] = await view([r]);
+    decrypted.set(r, d!);
+  }
+  return d!;
+}
 
 export async function* tailStream(
   deps: TailDeps,
@@ -92,6 +111,7 @@ export async function* tailStream(
   signal: AbortSignal,
 ): AsyncGenerator<TailEventsResponse> {
   const { tenantId, binary } = caller;
+  const view = caller.view ?? asStored;
   validateRequest(deps.validator, TailEventsRequestSchema, req);
   // The feed reads every event of the tenant once for all its subscribers;
   // a User's restriction is part of their matcher.
@@ -103,13 +123,12 @@ export async function* tailStream(
   let lastSent = Date.now();
   for (;;) {
     const page = await deps.reader.readAfter(tenantId, position, deps.batchSize, signal);
-    for (const r of page) {
-      position = r.sequence;
-      if (matches(r)) {
-        yield eventItem(r, binary);
-        lastSent = Date.now();
-      }
+    // Matched as stored, like the feed and SearchEvents: encrypted parts are not searchable.
+    for (const r of await view(page.filter(matches))) {
+      yield eventItem(r, binary);
+      lastSent = Date.now();
     }
+    position = page.at(-1)?.sequence ?? position;
     if (page.length < deps.batchSize) break;
     if (Date.now() - lastSent >= heartbeatMs) {
       yield heartbeatItem(position);
@@ -126,7 +145,7 @@ export async function* tailStream(
     for (;;) {
       const r = sub.next();
       if (r) {
-        yield eventItem(r, binary);
+        yield eventItem(await shown(r, view), binary);
         lastSent = Date.now();
         continue;
       }
