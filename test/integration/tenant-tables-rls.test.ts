@@ -4,7 +4,7 @@
 // such table forces a tenant policy and the owner's system scope; keys and
 // tenant state are found for authentication only through the functions made
 // for it; and deleting a tenant leaves none of its rows anywhere.
-import { randomBytes } from "node:crypto";
+import { generateKeyPairSync, randomBytes } from "node:crypto";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import type { EventRecord } from "../../src/domain/event-record.ts";
@@ -20,9 +20,22 @@ import { TenantLifecycleError, TenantStore, tenantTables } from "../../src/store
 import { inTransaction } from "../../src/store/transaction.ts";
 import { withTenantRead } from "../../src/store/tenant-scope.ts";
 import { freshDatabase } from "../support/db.ts";
+import { CheckpointStore } from "../../src/store/checkpoint-store.ts";
+import { headSigner } from "../../src/services/checkpoints.ts";
+import { signingKeyFromPem } from "../../src/domain/signing.ts";
 
 /** The tables beforeAll fills for both tenants. */
-const SEEDED = ["api_keys", "chain_heads", "event_ids", "events", "index_failures", "index_progress", "reconcile_reports", "tenants"];
+const SEEDED = [
+  "api_keys",
+  "chain_heads",
+  "checkpoints",
+  "event_ids",
+  "events",
+  "index_failures",
+  "index_progress",
+  "reconcile_reports",
+  "tenants",
+];
 
 function item(tenantId: string, i: number): WriteItem {
   const record = {
@@ -86,6 +99,12 @@ describe("row-level security on every tenant table, with a non-superuser owner",
         "INSERT INTO reconcile_reports (tenant_id, windows_checked, windows_with_gaps, events_repaired, documents_removed) VALUES ($1, 1, 0, 0, 0)",
         [t],
       );
+      // Through the store, as the service writes them (system scope, as this non-superuser owner).
+      const signing = signingKeyFromPem(generateKeyPairSync("ed25519").privateKey.export({ format: "pem", type: "pkcs8" }).toString());
+      expect(await new CheckpointStore(pool).checkpointHead(t, signing.keyId, headSigner(signing))).toMatchObject({
+        tenantId: t,
+        sequence: 2n,
+      });
     }
     tables = [...(await tenantTables(pool)), "tenants"].sort();
   });
