@@ -527,7 +527,9 @@ export declare type ExportEventsRequest = Message<"auditlog.v1.ExportEventsReque
    * a manifest of the file signed with the checkpoint key (tenant, order,
    * count, first and last sequence, the prev_hash of the first event and the
    * hash of the last, SHA-256 of the event lines, whether the export is the
-   * full range). The event lines are the same bytes as without it.
+   * full range). The event lines are the same bytes as without it, except
+   * that they always hold encrypted content as stored (the hashes cover the
+   * envelope), where an export without it decrypts for allowed callers.
    * `npm run verify` checks such a file offline (docs/HASH_CHAIN.md).
    * FAILED_PRECONDITION when no signing key is configured.
    *
