@@ -2,11 +2,12 @@
 // service, which stops its embedded PostgreSQL and exits; nothing may be left
 // running (before, npm exited and left node and postgres orphaned).
 import { type ChildProcess, spawn } from "node:child_process";
-import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
+import { signingKeyFromPem } from "../../src/domain/signing.ts";
 
 const ROOT = join(import.meta.dirname, "..", "..");
 /** Shutdown grace of the service (1 s here) plus stopping PostgreSQL, on a busy machine. */
@@ -104,6 +105,11 @@ describe("npm start and signals", () => {
       });
       npm!.once("exit", (code) => reject(new Error(`npm start exited with ${code}:\n${out}`)));
     });
+    // Like the bootstrap key, a checkpoint signing key is made once in the data directory, and its public half is served.
+    const keyFile = join(dir, "data", "checkpoint-key.pem");
+    expect(statSync(keyFile).mode & 0o777).toBe(0o600);
+    const served = await fetch(`${/listening on (http:\/\/\S+)/.exec(out)![1]}/v1/checkpoint-key`);
+    expect(served.headers.get("x-auditlog-key-id")).toBe(signingKeyFromPem(readFileSync(keyFile, "utf8")).keyId);
     const tree = descendants(npm.pid!);
     const commands = tree.map(commandOf);
     expect(
