@@ -47,7 +47,7 @@ async function clientProblem(databaseUrl: string): Promise<string | null> {
   }
   const c = new pg.Client({ connectionString: databaseUrl });
   await c.connect();
-  const server = (await c.query<{ v: string }>("SHOW server_version")).rows[0]!.v;
+  const server = (await c.query<{ v: string }>("SELECT current_setting('server_version') AS v")).rows[0]!.v;
   await c.end();
   if (major(dumpVersion) < major(server))
     return `pg_dump ${major(dumpVersion)} cannot dump PostgreSQL ${major(server)} (set DATABASE_URL to a server of the clients' version)`;
