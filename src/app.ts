@@ -52,6 +52,7 @@ import { CheckpointStore } from "./store/checkpoint-store.ts";
 import { signingKeyFromPem } from "./domain/signing.ts";
 import { TailFeed } from "./services/tail/tail-feed.ts";
 import { CommitListener } from "./store/commit-listener.ts";
+import { AmqpIngestConsumer } from "./services/amqp/ingest-consumer.ts";
 import { chainHttpRoutes } from "./server/http-routes.ts";
 import { staticFilesHandler } from "./server/static-files.ts";
 import { fileURLToPath } from "node:url";
@@ -254,6 +255,18 @@ export async function startApp(config: Config & { databaseUrl: string }, log: Lo
     tailFeed.onCommit(heads),
   );
   const tail = { feed: tailFeed, heartbeatMs: config.tailHeartbeatMs, batchSize: TAIL_BATCH_EVENTS };
+  // Ingest from RabbitMQ when configured: the same validation and group commit as the API.
+  const amqpIngest = config.amqpUrl
+    ? new AmqpIngestConsumer({
+        url: config.amqpUrl,
+        bindings: config.amqpQueues,
+        prefetch: config.amqpPrefetch,
+        ingest: { validator, committer, log, protect: protection.forIngest },
+        auth,
+        tenants: tenantStatus,
+        log: log.child({ component: "amqp" }),
+      })
+    : null;
   // Signed checkpoints and export manifests (docs/HASH_CHAIN.md), when a key is configured.
   const checkpointKey = config.checkpointKeyFile ? signingKeyFromPem(readFileSync(config.checkpointKeyFile, "utf8")) : null;
   const checkpoints = { store: new CheckpointStore(pool, readPool), key: checkpointKey };
@@ -308,6 +321,7 @@ export async function startApp(config: Config & { databaseUrl: string }, log: Lo
     log,
   });
   health.set("", "SERVING");
+  amqpIngest?.start();
   if (checkpointSchedule && config.checkpointIntervalMs > 0) checkpointSchedule.start(config.checkpointIntervalMs);
 
   let closing: Promise<void> | null = null;
@@ -330,6 +344,8 @@ export async function startApp(config: Config & { databaseUrl: string }, log: Lo
         await commitListener.stop();
         await server.close(config.shutdownGraceMs);
         await checkpointSchedule?.stop();
+        // Messages in flight commit and are acked before the group commit closes.
+        await amqpIngest?.close();
         await committer.close();
         await search.close();
         await pool.end();

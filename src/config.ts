@@ -1,6 +1,7 @@
 // Environment -> typed configuration. Every bad value is reported at once,
 // by variable name, before anything starts.
 import type { JwtSettings } from "./auth/jwt-verifier.ts";
+import { parseQueueBindings, type QueueBinding } from "./services/amqp/queue-message.ts";
 import { jwtConfig } from "./jwt-config.ts";
 import { type KekSettings, kekConfig, type TlsSettings, tlsConfig } from "./data-protection-config.ts";
 import { type TelemetrySettings, telemetryConfig } from "./telemetry-config.ts";
@@ -49,6 +50,12 @@ export type Config = {
   headersTimeoutMs: number;
   /** Most time a connection may sit with no call in progress. */
   idleTimeoutMs: number;
+  /** RabbitMQ to consume events from (AMQP ingest); null: no AMQP consumer. */
+  amqpUrl: string | null;
+  /** Queues to consume: `queue=tenant` binds a queue to a tenant; a queue alone takes an API key from each message. */
+  amqpQueues: QueueBinding[];
+  /** Unacked AMQP messages in flight. */
+  amqpPrefetch: number;
   /** Interval of TailEvents heartbeats on an idle stream (a request may ask for another). */
   tailHeartbeatMs: number;
   /** Matching events one TailEvents client may have waiting before its stream is ended. */
@@ -97,6 +104,15 @@ export function loadConfig(env: Env = process.env): Config {
   if (accessAudit !== "on" && accessAudit !== "off") {
     errors.push(`AUDITLOG_ACCESS_AUDIT=${JSON.stringify(accessAudit)}: must be on or off`);
   }
+  const amqpUrl = env.AUDITLOG_AMQP_URL || null;
+  let amqpQueues: QueueBinding[] = [];
+  try {
+    amqpQueues = parseQueueBindings(env.AUDITLOG_AMQP_QUEUES ?? "");
+  } catch (err) {
+    errors.push(`AUDITLOG_AMQP_QUEUES: ${(err as Error).message}`);
+  }
+  if (amqpUrl && !/^amqps?:\/\//.test(amqpUrl)) errors.push("AUDITLOG_AMQP_URL: must start with amqp:// or amqps://");
+  if (amqpUrl && amqpQueues.length === 0) errors.push("AUDITLOG_AMQP_QUEUES: name at least one queue when AUDITLOG_AMQP_URL is set");
   const logLevel = env.LOG_LEVEL || "info";
   if (!["debug", "info", "warn", "error"].includes(logLevel)) {
     errors.push(`LOG_LEVEL=${JSON.stringify(logLevel)}: must be debug, info, warn or error`);
@@ -177,6 +193,9 @@ export function loadConfig(env: Env = process.env): Config {
     headersTimeoutMs: int("AUDITLOG_HEADERS_TIMEOUT_MS", 30_000, 100, 600_000),
     // Above common load balancers' idle timeouts (60 s), so they close first. Calls in progress are never cut.
     idleTimeoutMs: int("AUDITLOG_IDLE_TIMEOUT_MS", 65_000, 100, 24 * 3600 * 1000),
+    amqpUrl,
+    amqpQueues,
+    amqpPrefetch: int("AUDITLOG_AMQP_PREFETCH", 500, 1, 65_535),
     tailHeartbeatMs: int("AUDITLOG_TAIL_HEARTBEAT_MS", 15_000, 100, 300_000),
     tailBufferEvents: int("AUDITLOG_TAIL_BUFFER_EVENTS", 1000, 1, 1_000_000),
     elasticsearchUrl,

@@ -14,6 +14,7 @@
 // | RateLimitError (tenant or key over its rate) | RESOURCE_EXHAUSTED  |
 // | TooManyStreamsError (key's open streams)     | RESOURCE_EXHAUSTED  |
 // | TailOverflowError (tail client too slow)     | RESOURCE_EXHAUSTED  |
+//   (ErrorInfo TAIL_BUFFER_OVERFLOW, metadata resume_position)
 // | PageTokenError, ChainRangeError              | INVALID_ARGUMENT    |
 // | FilterFieldError, QuerySyntaxError           | INVALID_ARGUMENT    |
 // | TooManyBucketsError                          | INVALID_ARGUMENT    |
@@ -91,7 +92,16 @@ export function connectErrorOf(err: unknown): ConnectError | null {
   if (err instanceof TenantBusyError) return retryableError(err.message, Code.ResourceExhausted, RETRY_DELAY_MS.tenantBusy, err);
   if (err instanceof RateLimitError) return rateLimitError(err);
   if (err instanceof TooManyStreamsError) return wrap(err, err.message, Code.ResourceExhausted);
-  if (err instanceof TailOverflowError) return wrap(err, err.message, Code.ResourceExhausted);
+  if (err instanceof TailOverflowError) {
+    // Not a retry after a delay: the client reconnects at once from the position.
+    return new ConnectError(
+      err.message,
+      Code.ResourceExhausted,
+      undefined,
+      [errorInfoDetail("TAIL_BUFFER_OVERFLOW", { resume_position: String(err.resumePosition) })],
+      err,
+    );
+  }
   const code = (err as { code?: unknown }).code;
   // Class 53 (insufficient resources) and 54000 (program limit exceeded).
   if (err instanceof pg.DatabaseError && typeof code === "string" && /^(53...|54000)$/.test(code)) {

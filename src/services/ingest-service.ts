@@ -78,10 +78,11 @@ function writeFailure(err: unknown, tenantId: string, log: Logger): ConnectError
 }
 
 /**
- * Validates one message's events, submits the valid ones for group commit
+ * Validates one message's events, submits the valid ones for group commit (the
+ * RPCs and the AMQP consumer alike: src/services/amqp/ingest-consumer.ts)
  * (waiting for room: backpressure) and returns the promise of their commit.
  */
-async function submitEvents(
+export async function submitEvents(
   deps: IngestDeps,
   tenantId: string,
   events: Event[],

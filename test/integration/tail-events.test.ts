@@ -7,6 +7,7 @@ import { createGrpcTransport } from "@connectrpc/connect-node";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { EventSchema } from "../../gen/auditlog/v1/event_pb.js";
+import { ErrorInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
 import { QueryService, type TailEventsRequestSchema, type TailEventsResponse } from "../../gen/auditlog/v1/query_pb.js";
 import { type App, startApp } from "../../src/app.ts";
 import { loadConfig } from "../../src/config.ts";
@@ -237,6 +238,8 @@ describe("TailEvents", () => {
     expect(error?.code).toBe(Code.ResourceExhausted);
     expect(got.length).toBeLessThan(n);
     const resume = BigInt(/after_position (\d+)/.exec(error!.rawMessage)![1]!);
+    const [info] = error!.findDetails(ErrorInfoSchema);
+    expect(info).toMatchObject({ reason: "TAIL_BUFFER_OVERFLOW", metadata: { resume_position: String(resume) } });
     const rest = openTail(clients(b.url, t1.query).query, { filter, afterPosition: resume });
     await rest.until(() => got.length + rest.ids().length >= n);
     rest.stop();

@@ -46,6 +46,11 @@ describe("loadConfig", () => {
       keyMaxStreams: 32,
       streamIdleMs: 60_000,
       streamMaxDurationMs: 3_600_000,
+      amqpUrl: null,
+      amqpQueues: [],
+      amqpPrefetch: 500,
+      tailHeartbeatMs: 15_000,
+      tailBufferEvents: 1000,
       batchMaxEvents: 5000,
       maxPendingEvents: 20_000,
       shutdownGraceMs: 10_000,
@@ -103,6 +108,11 @@ describe("loadConfig", () => {
       AUDITLOG_KEY_MAX_STREAMS: "0",
       AUDITLOG_STREAM_IDLE_MS: "0",
       AUDITLOG_STREAM_MAX_MS: "600000",
+      AUDITLOG_AMQP_URL: "amqp://u:p@mq:5672/audit",
+      AUDITLOG_AMQP_QUEUES: " billing-events = acme , shared ",
+      AUDITLOG_AMQP_PREFETCH: "100",
+      AUDITLOG_TAIL_HEARTBEAT_MS: "5000",
+      AUDITLOG_TAIL_BUFFER_EVENTS: "200",
       AUDITLOG_BATCH_MAX_EVENTS: "100",
       AUDITLOG_MAX_PENDING_EVENTS: "1000",
       AUDITLOG_SHUTDOWN_GRACE_MS: "0",
@@ -144,6 +154,14 @@ describe("loadConfig", () => {
       keyMaxStreams: 0,
       streamIdleMs: 0,
       streamMaxDurationMs: 600_000,
+      amqpUrl: "amqp://u:p@mq:5672/audit",
+      amqpQueues: [
+        { queue: "billing-events", tenantId: "acme" },
+        { queue: "shared", tenantId: null },
+      ],
+      amqpPrefetch: 100,
+      tailHeartbeatMs: 5000,
+      tailBufferEvents: 200,
       batchMaxEvents: 100,
       maxPendingEvents: 1000,
       shutdownGraceMs: 0,
@@ -163,6 +181,16 @@ describe("loadConfig", () => {
       tls: null,
       kek: null,
     });
+  });
+
+  it.each([
+    [{ AUDITLOG_AMQP_URL: "amqp://mq" }, "AUDITLOG_AMQP_QUEUES: name at least one queue"],
+    [{ AUDITLOG_AMQP_URL: "http://mq", AUDITLOG_AMQP_QUEUES: "q" }, "AUDITLOG_AMQP_URL: must start with amqp://"],
+    [{ AUDITLOG_AMQP_URL: "amqp://mq", AUDITLOG_AMQP_QUEUES: "q=" }, 'AUDITLOG_AMQP_QUEUES: "q=": expected queue=tenant or queue'],
+    [{ AUDITLOG_TAIL_BUFFER_EVENTS: "0" }, "AUDITLOG_TAIL_BUFFER_EVENTS"],
+    [{ AUDITLOG_TAIL_HEARTBEAT_MS: "99" }, "AUDITLOG_TAIL_HEARTBEAT_MS"],
+  ])("refuses the AMQP and tail settings %j", (env, message) => {
+    expect(() => loadConfig(env)).toThrow(message);
   });
 
   it("accepts postgres:// as well as postgresql://", () => {
@@ -321,6 +349,7 @@ describe("loadConfig: metrics and tracing", () => {
       "OTEL_EXPORTER_OTLP_ENDPOINT: must be an http:// or https:// URL",
     ]);
   });
+
   describe("TLS and encryption keys", () => {
     const kek = Buffer.alloc(32, 7).toString("base64");
     const old = Buffer.alloc(32, 9).toString("base64url");
