@@ -47,13 +47,21 @@ export function checkpointMessage(c: SignedCheckpoint): Checkpoint {
   });
 }
 
-/** Also vouches for the store: deps without a store have no key. */
 function requireKey(key: SigningKey | null): SigningKey {
   if (!key) throw new ConnectError("no checkpoint signing key is configured (AUDITLOG_CHECKPOINT_KEY_FILE)", Code.FailedPrecondition);
   return key;
 }
 
-/** The RPCs; without `deps` (no store wired, e.g. in-memory tests) they answer as without a key. */
+function requireStore(store: CheckpointStore | undefined): CheckpointStore {
+  if (!store) throw new ConnectError("checkpoints are not available on this server", Code.FailedPrecondition);
+  return store;
+}
+
+/**
+ * The RPCs. Listing needs only the store (checkpoints signed before the key
+ * was removed stay listed); signing needs the key too. Without `deps` (no
+ * store wired, e.g. in-memory tests) both answer FAILED_PRECONDITION.
+ */
 export function checkpointHandlers(deps: CheckpointDeps | undefined, validator: Validator) {
   const store = deps?.store;
   const key = deps?.key ?? null;
@@ -61,15 +69,14 @@ export function checkpointHandlers(deps: CheckpointDeps | undefined, validator: 
     async listCheckpoints(req: ListCheckpointsRequest, ctx: HandlerContext): Promise<ListCheckpointsResponse> {
       const tenantId = tenantOf(ctx);
       validateRequest(validator, ListCheckpointsRequestSchema, req);
-      requireKey(key);
-      const list = await store!.list(tenantId, req.pageSize || DEFAULT_PAGE_SIZE, req.beforeSequence, ctx.signal);
+      const list = await requireStore(store).list(tenantId, req.pageSize || DEFAULT_PAGE_SIZE, req.beforeSequence, ctx.signal);
       return create(ListCheckpointsResponseSchema, { checkpoints: list.map(checkpointMessage) });
     },
 
     async createCheckpoint(_req: CreateCheckpointRequest, ctx: HandlerContext): Promise<CreateCheckpointResponse> {
       const tenantId = tenantOf(ctx);
       const k = requireKey(key);
-      const c = await store!.checkpointHead(tenantId, k.keyId, headSigner(k));
+      const c = await requireStore(store).checkpointHead(tenantId, k.keyId, headSigner(k));
       if (!c) throw new ConnectError(`tenant "${tenantId}" has no event yet: there is no chain head to sign`, Code.FailedPrecondition);
       return create(CreateCheckpointResponseSchema, { checkpoint: checkpointMessage(c) });
     },

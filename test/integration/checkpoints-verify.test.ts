@@ -115,6 +115,24 @@ describe("checkpoints", () => {
     expect(none.body).toMatchObject({ code: "failed_precondition" });
   });
 
+  it("without a key: nothing is signed, checkpoints are still listed, the key endpoint is 404", async () => {
+    const keyless = await startTestService();
+    try {
+      const t = await createTenantWithKeys(keyless.url, "verify-keyless");
+      const events = [toConnectJson(makeEvent(0, "kl"))];
+      expect((await connectCall(keyless.url, "auditlog.v1.IngestService/Append", { events }, t.ingest)).status).toBe(200);
+      const create = await connectCall(keyless.url, "auditlog.v1.QueryService/CreateCheckpoint", {}, t.query);
+      expect(create.body).toMatchObject({ code: "failed_precondition", message: expect.stringContaining("AUDITLOG_CHECKPOINT_KEY_FILE") });
+      const list = await connectCall(keyless.url, "auditlog.v1.QueryService/ListCheckpoints", {}, t.query);
+      expect(list.status).toBe(200);
+      expect((await fetch(`${keyless.url}/v1/checkpoint-key`)).status).toBe(404);
+      const exp = await fetch(`${keyless.url}/v1/export?manifest=true`, { headers: { authorization: `Bearer ${t.query}` } });
+      expect(await exp.json()).toMatchObject({ code: "failed_precondition" });
+    } finally {
+      await keyless.stop();
+    }
+  });
+
   it("are signed periodically when AUDITLOG_CHECKPOINT_INTERVAL_MS is set", async () => {
     const periodic = await startTestService({ AUDITLOG_CHECKPOINT_KEY_FILE: keyFile, AUDITLOG_CHECKPOINT_INTERVAL_MS: "100" });
     try {

@@ -1353,7 +1353,8 @@ export declare const QueryService: GenService<{
    * The tenant's signed checkpoints (chain heads signed with the service's
    * Ed25519 key), newest first, one page at a time. The public key is served
    * unauthenticated at GET /v1/checkpoint-key; docs/HASH_CHAIN.md gives the
-   * exact bytes signed. FAILED_PRECONDITION when no signing key is configured.
+   * exact bytes signed. Listed also when no signing key is configured (any
+   * longer).
    *
    * @generated from rpc auditlog.v1.QueryService.ListCheckpoints
    */
