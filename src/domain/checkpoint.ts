@@ -3,9 +3,8 @@
 // (docs/HASH_CHAIN.md, "Signed checkpoints"). The signed bytes are the UTF-8
 // of checkpointPayload: canonical JSON, so anyone can rebuild them.
 import { canonicalJson } from "./json-canonical.ts";
-import { type SigningKey, signText, verifyText } from "./signing.ts";
 import type { KeyObject } from "node:crypto";
-import { keyIdOf } from "./signing.ts";
+import { type SigningKey, signatureProblem, signText } from "./signing.ts";
 import { formatMicros, type Micros, parseMicros } from "./timestamp.ts";
 
 export const CHECKPOINT_TYPE = "auditlog.checkpoint";
@@ -90,8 +89,5 @@ export function parseCheckpointDocument(text: string): SignedCheckpoint {
 
 /** Why `c` is not a checkpoint signed by `publicKey` (null: it is). */
 export function checkpointProblem(publicKey: KeyObject, c: SignedCheckpoint): string | null {
-  const keyId = keyIdOf(publicKey);
-  if (c.keyId !== keyId) return `the checkpoint was signed by another key (${c.keyId}; the public key given is ${keyId})`;
-  if (!verifyText(publicKey, checkpointPayload(c), c.signature)) return "the checkpoint's signature does not match its content";
-  return null;
+  return signatureProblem(publicKey, "checkpoint", { keyId: c.keyId, payload: checkpointPayload(c), signature: c.signature });
 }

@@ -9,7 +9,7 @@ import { createHash, type Hash, type KeyObject } from "node:crypto";
 import type { StoredRecord } from "./event-record.ts";
 import { DocumentFormatError } from "./checkpoint.ts";
 import { canonicalJson } from "./json-canonical.ts";
-import { keyIdOf, type SigningKey, signText, verifyText } from "./signing.ts";
+import { type SigningKey, signatureProblem, signText } from "./signing.ts";
 import { formatMicros, type Micros, parseMicros } from "./timestamp.ts";
 
 export const MANIFEST_TYPE = "auditlog.export-manifest";
@@ -156,8 +156,5 @@ export function parseManifestLine(line: string): SignedManifest {
 
 /** Why `m` is not a manifest signed by `publicKey` (null: it is). */
 export function manifestProblem(publicKey: KeyObject, m: SignedManifest): string | null {
-  const keyId = keyIdOf(publicKey);
-  if (m.keyId !== keyId) return `the manifest was signed by another key (${m.keyId}; the public key given is ${keyId})`;
-  if (!verifyText(publicKey, manifestPayload(m), m.signature)) return "the manifest's signature does not match its content";
-  return null;
+  return signatureProblem(publicKey, "manifest", { keyId: m.keyId, payload: manifestPayload(m), signature: m.signature });
 }

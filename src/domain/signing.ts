@@ -70,3 +70,15 @@ export function verifyText(publicKey: KeyObject, text: string, signature: string
   if (sig.length !== 64) return false;
   return verify(null, Buffer.from(text, "utf8"), publicKey, sig);
 }
+
+/** Why `signature` of `payload`, claimed by key `keyId`, is not `publicKey`'s (null: it is); `what` names the document. */
+export function signatureProblem(
+  publicKey: KeyObject,
+  what: string,
+  signed: { keyId: string; payload: string; signature: string },
+): string | null {
+  const keyId = keyIdOf(publicKey);
+  if (signed.keyId !== keyId) return `the ${what} was signed by another key (${signed.keyId}; the public key given is ${keyId})`;
+  if (!verifyText(publicKey, signed.payload, signed.signature)) return `the ${what}'s signature does not match its content`;
+  return null;
+}
