@@ -50,6 +50,12 @@ import { checkpointKeyHandler } from "./services/checkpoint-key-http.ts";
 import { CheckpointSchedule } from "./services/checkpoints.ts";
 import { CheckpointStore } from "./store/checkpoint-store.ts";
 import { signingKeyFromPem } from "./domain/signing.ts";
+import { ArchiveStore } from "./archive/object-store.ts";
+import { Erasure } from "./lifecycle/erasure.ts";
+import { RetentionJob } from "./lifecycle/retention-job.ts";
+import type { SearchLifecycle } from "./search/lifecycle.ts";
+import { ElasticsearchLifecycle } from "./search/elasticsearch/retention-documents.ts";
+import { RetentionStore } from "./store/retention-store.ts";
 import { TailFeed } from "./services/tail/tail-feed.ts";
 import { CommitListener } from "./store/commit-listener.ts";
 import { AmqpIngestConsumer } from "./services/amqp/ingest-consumer.ts";
@@ -83,6 +89,8 @@ type SearchSide = {
   reconciler: Reconciler | null;
   /** Removes a deleted tenant's documents from the index (none without Elasticsearch). */
   deleteTenantDocuments?: (tenantId: string) => Promise<number>;
+  /** Retention and erasure in the index (none without Elasticsearch). */
+  lifecycle?: SearchLifecycle;
   close(): Promise<void>;
 };
 
@@ -133,6 +141,7 @@ function startSearch(config: Config, pool: pg.Pool, readPool: pg.Pool, log: Logg
     indexer,
     reconciler,
     deleteTenantDocuments: (tenantId) => deleteTenantDocuments(client, indexNames(prefix).alias, tenantId),
+    lifecycle: new ElasticsearchLifecycle(client, prefix),
     async close() {
       await indexHealth.stop();
       await reconciler.stop();
@@ -273,6 +282,12 @@ export async function startApp(config: Config & { databaseUrl: string }, log: Lo
   const checkpointSchedule = checkpointKey
     ? new CheckpointSchedule(checkpoints.store, checkpointKey, log.child({ component: "checkpoints" }))
     : null;
+  // Data lifecycle (docs/ARCHITECTURE.md): retention rounds, archives, erasure.
+  const archive = config.archive ? new ArchiveStore(config.archive) : null;
+  const retention = new RetentionStore(pool);
+  const lifecycleDeps = { pool, store: retention, archive, search: search.lifecycle ?? null, signingKey: checkpointKey ?? undefined };
+  const erasure = new Erasure(lifecycleDeps);
+  const retentionJob = new RetentionJob({ ...lifecycleDeps, log });
 
   const server = await startHttpServer({
     host: config.host,
@@ -290,6 +305,7 @@ export async function startApp(config: Config & { databaseUrl: string }, log: Lo
           tenantStatus,
           deleteSearchDocuments: search.deleteTenantDocuments,
           dataProtection: { masking, dataKeys },
+          dataLifecycle: { retention, erasure, archiveConfigured: archive !== null, submit: (items) => committer.submit(items) },
           log: log.child({ component: "admin" }),
         }),
       );
@@ -323,6 +339,7 @@ export async function startApp(config: Config & { databaseUrl: string }, log: Lo
   health.set("", "SERVING");
   amqpIngest?.start();
   if (checkpointSchedule && config.checkpointIntervalMs > 0) checkpointSchedule.start(config.checkpointIntervalMs);
+  if (config.retentionIntervalMs > 0) retentionJob.runPeriodically(config.retentionIntervalMs);
 
   let closing: Promise<void> | null = null;
   return {
@@ -344,6 +361,8 @@ export async function startApp(config: Config & { databaseUrl: string }, log: Lo
         await commitListener.stop();
         await server.close(config.shutdownGraceMs);
         await checkpointSchedule?.stop();
+        await retentionJob.stop();
+        archive?.close();
         // Messages in flight commit and are acked before the group commit closes.
         await amqpIngest?.close();
         await committer.close();

@@ -5,6 +5,7 @@ import { parseQueueBindings, type QueueBinding } from "./services/amqp/queue-mes
 import { jwtConfig } from "./jwt-config.ts";
 import { type KekSettings, kekConfig, type TlsSettings, tlsConfig } from "./data-protection-config.ts";
 import { type TelemetrySettings, telemetryConfig } from "./telemetry-config.ts";
+import { type ArchiveSettings, archiveConfig } from "./lifecycle-config.ts";
 export type Config = {
   host: string;
   port: number;
@@ -62,6 +63,10 @@ export type Config = {
   tailBufferEvents: number;
   elasticsearchUrl: string | null;
   reconcileIntervalMs: number;
+  /** Archive bucket (src/lifecycle-config.ts); null: none, retention never deletes events. */
+  archive: ArchiveSettings | null;
+  /** Interval of retention rounds; 0 turns the job off. */
+  retentionIntervalMs: number;
   /** Elasticsearch index prefix (src/search/elasticsearch/index-names.ts): alias, template and `<prefix>-*` indices. */
   elasticsearchIndexPrefix: string;
   /** Search indexing with waiting work and no progress for this long makes QueryService NOT_SERVING. */
@@ -201,6 +206,8 @@ export function loadConfig(env: Env = process.env): Config {
     elasticsearchUrl,
     // Each round groups every tenant's whole history on both sides: hours, not minutes.
     reconcileIntervalMs: int("AUDITLOG_RECONCILE_INTERVAL_MS", 6 * 3600 * 1000, 0, 7 * 24 * 3600 * 1000),
+    archive: archiveConfig(env, errors),
+    retentionIntervalMs: int("AUDITLOG_RETENTION_INTERVAL_MS", 3600 * 1000, 0, 7 * 24 * 3600 * 1000),
     elasticsearchIndexPrefix,
     // Long enough that a refresh, a retry or a busy cluster does not flap health.
     indexStallMs: int("AUDITLOG_INDEX_STALL_MS", 60_000, 1000, 24 * 3600 * 1000),

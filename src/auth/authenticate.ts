@@ -26,6 +26,7 @@ const READ_OWN = ["GetEvent", "SearchEvents", "ExportEvents", "GetStats"];
 const READ_ALL = [...READ_OWN, "VerifyChain", "GetIndexStatus", "TailEvents", "ListCheckpoints", "CreateCheckpoint"];
 const MANAGE_KEYS = ["CreateApiKey", "ListApiKeys", "RotateApiKey", "RevokeApiKey"];
 const DATA_PROTECTION = ["GetMaskingRules", "SetMaskingRules", "RotateDataKey"];
+const DATA_LIFECYCLE = ["GetRetentionPolicy", "SetRetentionPolicy", "EraseSubject"];
 
 /**
  * What each role of a person's token may call, by service and method; a
@@ -37,7 +38,7 @@ const DATA_PROTECTION = ["GetMaskingRules", "SetMaskingRules", "RotateDataKey"];
  */
 const ROLE_METHODS: Record<Role, Record<string, ReadonlySet<string>>> = {
   // An admin can make itself a query key anyway; refusing it reads would only be a detour.
-  admin: { [ADMIN]: new Set([...MANAGE_KEYS, ...DATA_PROTECTION]), [QUERY]: new Set(READ_ALL) },
+  admin: { [ADMIN]: new Set([...MANAGE_KEYS, ...DATA_PROTECTION, ...DATA_LIFECYCLE]), [QUERY]: new Set(READ_ALL) },
   auditor: { [QUERY]: new Set(READ_ALL) },
   user: { [QUERY]: new Set(READ_OWN) },
 };

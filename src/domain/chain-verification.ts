@@ -47,7 +47,7 @@ function missing(sequence: bigint): ChainBreak {
 /** One verification of `range`: hand `start` to the chain walk, then read `verdict()`. */
 export class RangeVerification {
   readonly range: ChainRange;
-  private readonly from: bigint;
+  private from: bigint;
   private verifier: ChainVerifier;
   private broken: ChainBreak | null = null;
   private end: bigint;
@@ -59,8 +59,14 @@ export class RangeVerification {
     this.end = range.from - 1n;
   }
 
-  /** The chain walk's start: `prevHash` is the stored hash before the range (null if none), `last` the range's last sequence. */
-  readonly start = (prevHash: string | null, last: bigint): ((r: StoredRecord) => boolean) => {
+  /**
+   * The chain walk's start: `prevHash` is the stored hash before the range
+   * (null if none), `last` the range's last sequence, `first` where the walk
+   * begins when retention removed the events before it (its chain anchor's
+   * sequence + 1, with the anchor's hash as `prevHash`).
+   */
+  readonly start = (prevHash: string | null, last: bigint, first: bigint = this.from): ((r: StoredRecord) => boolean) => {
+    this.from = first > this.from ? first : this.from;
     this.end = last;
     this.verifier = new ChainVerifier(this.from, prevHash ?? GENESIS_HASH);
     // The event before the range is gone: the first link cannot be checked.

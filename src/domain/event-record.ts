@@ -41,6 +41,8 @@ export type StoredRecord = EventRecord & {
   contentHash: string;
   hash: string;
   prevHash: string;
+  /** Personal content removed by an erasure (docs/HASH_CHAIN.md, "Erased events"): verified against contentHash as stored. */
+  erased?: boolean;
 };
 
 export function actorTypeName(v: ActorType): ActorTypeName {
@@ -111,5 +113,6 @@ export function storedEventFromRecord(r: StoredRecord): StoredEvent {
     sequence: r.sequence,
     hash: r.hash,
     prevHash: r.prevHash,
+    ...(r.erased ? { contentHash: r.contentHash, erased: true } : {}),
   });
 }

@@ -90,14 +90,17 @@ export function ndjsonLineOfRecord(r: StoredRecord): string {
     (r.sequence === 0n ? "" : `,"sequence":"${r.sequence}"`) +
     strField("hash", r.hash) +
     strField("prevHash", r.prevHash) +
+    (r.erased ? `,"contentHash":${str(r.contentHash)},"erased":true` : "") +
     "}\n"
   );
 }
 
 /**
  * The CSV columns, in order. Every field of StoredEvent has one column
- * (dotted names for nested envelope fields, proto field names in snake_case);
- * `content_hash` is not part of StoredEvent and is not exported.
+ * (dotted names for nested envelope fields, proto field names in snake_case)
+ * but `content_hash` and `erased`, which only an erased event sets and only
+ * NDJSON (the verifiable format) carries; in CSV an erased event is a row
+ * with its personal columns empty.
  */
 export const CSV_COLUMNS = [
   "tenant_id",

@@ -140,7 +140,9 @@ export class ChainVerifier {
         storedHash: "",
       };
     }
-    const recomputedContent = contentHash(r);
+    // An erased event's content is gone: its stored content hash stands in
+    // for it, still bound by the chain hash (docs/HASH_CHAIN.md, "Erased events").
+    const recomputedContent = r.erased ? r.contentHash : contentHash(r);
     const expected = chainHash(this.prevHash, { ...r, contentHash: recomputedContent });
     if (r.prevHash !== this.prevHash) {
       return {

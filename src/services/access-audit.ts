@@ -79,7 +79,7 @@ function codeName(code: Code): string {
   return Code[code]!.replace(/([a-z])([A-Z])/g, "$1_$2").toLowerCase();
 }
 
-function actorOf(p: Principal): EventRecord["actor"] {
+export function actorOf(p: Principal): EventRecord["actor"] {
   const base = { ip: "", userAgent: "", sessionId: "" };
   if (p.kind === "key") return { ...base, id: p.keyId, type: "SERVICE", name: "api key" };
   if (p.kind === "token") return { ...base, id: p.subject, type: "USER", name: p.role ?? "" };

@@ -23,6 +23,7 @@ import { accessTenantKey } from "./access-audit.ts";
 import { type TenantLifecycleDeps, tenantLifecycle, toTenant } from "./tenant-lifecycle.ts";
 import { principalOf, tenantOfPrincipal, validateRequest } from "./request-context.ts";
 import { type DataProtectionAdminDeps, dataProtectionAdmin } from "./data-protection-admin.ts";
+import { type DataLifecycleAdminDeps, dataLifecycleAdmin } from "./data-lifecycle-admin.ts";
 
 export type AdminDeps = {
   validator: Validator;
@@ -31,6 +32,8 @@ export type AdminDeps = {
   auth: Authenticator;
   /** Masking rules and data keys (GetMaskingRules, SetMaskingRules, RotateDataKey); none: UNIMPLEMENTED. */
   dataProtection?: Omit<DataProtectionAdminDeps, "validator" | "tenants">;
+  /** Retention policies and erasure (GetRetentionPolicy, SetRetentionPolicy, EraseSubject); none: UNIMPLEMENTED. */
+  dataLifecycle?: Omit<DataLifecycleAdminDeps, "validator" | "tenants">;
 } & Partial<Pick<TenantLifecycleDeps, "tenantStatus" | "deleteSearchDocuments" | "log">>;
 
 const SCOPE_NAMES: Record<number, ScopeName> = { [Scope.INGEST]: "ingest", [Scope.QUERY]: "query", [Scope.ADMIN]: "admin" };
@@ -161,5 +164,6 @@ export function adminService(deps: AdminDeps): ServiceImpl<typeof AdminService> 
 
     ...tenantLifecycle(deps),
     ...dataProtectionAdmin(deps.dataProtection ? { ...deps.dataProtection, validator, tenants: deps.tenants } : null, targetTenant),
+    ...dataLifecycleAdmin(deps.dataLifecycle ? { ...deps.dataLifecycle, validator, tenants: deps.tenants } : null, targetTenant),
   };
 }

@@ -5,6 +5,7 @@ import type { Pool, PoolClient } from "pg";
 import type { StoredRecord } from "../domain/event-record.ts";
 import { EVENT_COLUMNS, type EventRow, recordFromRow } from "./event-rows.ts";
 import { committedHead } from "./index-progress.ts";
+import { chainAnchor } from "./retention-store.ts";
 import { withTenantRead } from "./tenant-scope.ts";
 
 export type EventReaderOptions = {
@@ -78,7 +79,7 @@ export class EventReader {
     tenantId: string,
     from: bigint,
     to: bigint | null,
-    start: (prevHash: string | null, last: bigint) => (r: StoredRecord) => boolean,
+    start: (prevHash: string | null, last: bigint, first?: bigint) => (r: StoredRecord) => boolean,
     signal?: AbortSignal,
   ): Promise<void> {
     return withTenantRead(
@@ -87,9 +88,18 @@ export class EventReader {
       async (db) => {
         const headSequence = await committedHead(db, tenantId);
         const last = to === null || to > headSequence ? headSequence : to;
-        const visit = start(from > 1n ? await hashAt(db, tenantId, from - 1n) : null, last);
+        // Retention removed the events up to the anchor (docs/HASH_CHAIN.md,
+        // "After retention"): the walk starts after it, from its hash.
+        const anchor = await chainAnchor(db, tenantId);
+        let begin = from;
+        let prevHash: string | null;
+        if (anchor && from <= anchor.sequence + 1n) {
+          begin = anchor.sequence + 1n;
+          prevHash = anchor.hash;
+        } else prevHash = from > 1n ? await hashAt(db, tenantId, from - 1n) : null;
+        const visit = start(prevHash, last, begin);
         const pageSize = 5000n;
-        for (let first = from; first <= last; first += pageSize) {
+        for (let first = begin; first <= last; first += pageSize) {
           const end = first + pageSize - 1n < last ? first + pageSize - 1n : last;
           const rows = await db.query<EventRow>(
             `SELECT ${EVENT_COLUMNS} FROM events WHERE tenant_id = $1 AND sequence BETWEEN $2 AND $3 ORDER BY events.sequence`,

@@ -11,7 +11,7 @@ export const EVENT_COLUMNS = `tenant_id, sequence, id,
   action, actor_id, actor_type, actor_name, actor_ip, actor_user_agent, actor_session_id,
   target_type, target_id, target_name, outcome, severity,
   request_id, trace_id, source, location, changes, metadata, message,
-  content_hash, hash, prev_hash`;
+  content_hash, hash, prev_hash, erased_at IS NOT NULL AS erased`;
 
 export type EventRow = {
   tenant_id: string;
@@ -41,6 +41,7 @@ export type EventRow = {
   content_hash: string;
   hash: string;
   prev_hash: string;
+  erased: boolean;
 };
 
 export function recordFromRow(r: EventRow): StoredRecord {
@@ -69,6 +70,7 @@ export function recordFromRow(r: EventRow): StoredRecord {
     contentHash: r.content_hash,
     hash: r.hash,
     prevHash: r.prev_hash,
+    ...(r.erased ? { erased: true } : {}),
   };
 }
 

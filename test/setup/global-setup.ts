@@ -21,6 +21,7 @@ import pg from "pg";
 import type { TestProject } from "vitest/node";
 import { startElasticsearch } from "../../src/devservers/elasticsearch.ts";
 import { startEmbeddedPostgres } from "../../src/devservers/embedded-postgres.ts";
+import { startS3Proxy } from "../../src/devservers/s3proxy.ts";
 import { freePort, pidAlive } from "../../src/devservers/processes.ts";
 
 declare module "vitest" {
@@ -31,6 +32,11 @@ declare module "vitest" {
     adminDatabaseUrl: string;
     /** http://host:port of an Elasticsearch 8.19 node with security off. */
     elasticsearchUrl: string;
+    /**
+     * http://host:port of an S3-compatible server (s3proxy, filesystem
+     * backend, identity/credential of src/devservers/s3proxy.ts), or S3_URL.
+     */
+    s3Url: string;
   }
 }
 
@@ -47,11 +53,12 @@ export default async function setup(project: TestProject): Promise<() => Promise
   // Start both at once: Elasticsearch takes 10-20 s on 2 idle cores (40+ s
   // when the machine is busy), PostgreSQL 0.5-2 s (more for a first initdb).
   // allSettled, so that when one fails the other is up (and torn down) first.
-  const [db, es] = await Promise.allSettled([setUpPostgres(cleanups), setUpElasticsearch(cleanups)]);
-  if (db.status === "rejected" || es.status === "rejected") {
+  const [db, es, s3] = await Promise.allSettled([setUpPostgres(cleanups), setUpElasticsearch(cleanups), setUpS3(cleanups)]);
+  if (db.status === "rejected" || es.status === "rejected" || s3.status === "rejected") {
     await teardown();
-    throw db.status === "rejected" ? db.reason : (es as PromiseRejectedResult).reason;
+    throw db.status === "rejected" ? db.reason : es.status === "rejected" ? es.reason : (s3 as PromiseRejectedResult).reason;
   }
+  project.provide("s3Url", s3.value);
   project.provide("databaseUrl", db.value.databaseUrl);
   project.provide("adminDatabaseUrl", db.value.adminDatabaseUrl);
   project.provide("elasticsearchUrl", es.value);
@@ -89,6 +96,14 @@ async function setUpElasticsearch(cleanups: (() => Promise<void>)[]): Promise<st
   const es = await startElasticsearch({ log, fastStartup: true });
   cleanups.push(() => es.stop());
   return es.url;
+}
+
+// s3proxy on Java 17 starts in about 5 s; S3_URL names one already running.
+async function setUpS3(cleanups: (() => Promise<void>)[]): Promise<string> {
+  if (process.env.S3_URL) return process.env.S3_URL.replace(/\/+$/, "");
+  const s3 = await startS3Proxy({ log });
+  cleanups.push(() => s3.stop());
+  return s3.url;
 }
 
 /** The URL with its database (path) replaced. */

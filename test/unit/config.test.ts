@@ -61,6 +61,8 @@ describe("loadConfig", () => {
       idleTimeoutMs: 65_000,
       elasticsearchUrl: null,
       reconcileIntervalMs: 6 * 3600 * 1000,
+      archive: null,
+      retentionIntervalMs: 3600 * 1000,
       elasticsearchIndexPrefix: "auditlog-events",
       indexStallMs: 60_000,
       checkpointKeyFile: null,
@@ -123,6 +125,11 @@ describe("loadConfig", () => {
       AUDITLOG_IDLE_TIMEOUT_MS: "3000",
       ELASTICSEARCH_URL: "http://es:9200",
       AUDITLOG_RECONCILE_INTERVAL_MS: "0",
+      AUDITLOG_ARCHIVE_S3_ENDPOINT: "http://minio:9000/",
+      AUDITLOG_ARCHIVE_S3_BUCKET: "audit-archive",
+      AUDITLOG_ARCHIVE_S3_REGION: "eu-west-1",
+      AUDITLOG_ARCHIVE_S3_PREFIX: "prod",
+      AUDITLOG_RETENTION_INTERVAL_MS: "0",
       AUDITLOG_ES_INDEX_PREFIX: "audit-v2",
       AUDITLOG_INDEX_STALL_MS: "5000",
       AUDITLOG_CHECKPOINT_KEY_FILE: "/etc/auditlog/checkpoint.pem",
@@ -172,6 +179,8 @@ describe("loadConfig", () => {
       idleTimeoutMs: 3000,
       elasticsearchUrl: "http://es:9200",
       reconcileIntervalMs: 0,
+      archive: { endpoint: "http://minio:9000", bucket: "audit-archive", region: "eu-west-1", prefix: "prod/" },
+      retentionIntervalMs: 0,
       elasticsearchIndexPrefix: "audit-v2",
       indexStallMs: 5000,
       checkpointKeyFile: "/etc/auditlog/checkpoint.pem",
@@ -387,5 +396,25 @@ describe("loadConfig: metrics and tracing", () => {
       expect(p).not.toContain(kek);
       expect(p).not.toContain(old);
     });
+  });
+});
+
+describe("loadConfig: archive bucket", () => {
+  it("has no archive without a bucket, and takes the region from AWS_REGION", () => {
+    expect(loadConfig({}).archive).toBeNull();
+    expect(loadConfig({ AUDITLOG_ARCHIVE_S3_BUCKET: "logs-archive", AWS_REGION: "eu-central-1" }).archive).toEqual({
+      endpoint: "",
+      bucket: "logs-archive",
+      region: "eu-central-1",
+      prefix: "",
+    });
+  });
+
+  it("names an endpoint without a bucket, a bad bucket and a bad endpoint", () => {
+    expect(() => loadConfig({ AUDITLOG_ARCHIVE_S3_ENDPOINT: "http://s3:9000" })).toThrow(/AUDITLOG_ARCHIVE_S3_BUCKET: required/);
+    expect(() => loadConfig({ AUDITLOG_ARCHIVE_S3_BUCKET: "Bad_Bucket" })).toThrow(/AUDITLOG_ARCHIVE_S3_BUCKET: 3 to 63/);
+    expect(() => loadConfig({ AUDITLOG_ARCHIVE_S3_BUCKET: "logs", AUDITLOG_ARCHIVE_S3_ENDPOINT: "s3:9000" })).toThrow(
+      /AUDITLOG_ARCHIVE_S3_ENDPOINT: must be http/,
+    );
   });
 });

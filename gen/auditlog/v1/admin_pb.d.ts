@@ -863,6 +863,213 @@ export declare type RevokeApiKeyResponse = Message<"auditlog.v1.RevokeApiKeyResp
 export declare const RevokeApiKeyResponseSchema: GenMessage<RevokeApiKeyResponse>;
 
 /**
+ * How long a tenant's events stay searchable and stored. 0 means forever.
+ *
+ * @generated from message auditlog.v1.RetentionPolicy
+ */
+export declare type RetentionPolicy = Message<"auditlog.v1.RetentionPolicy"> & {
+  /**
+   * Days (by received_at) during which events are in the search index;
+   * older documents are removed. At most keep_days when that is set.
+   *
+   * @generated from field: uint32 searchable_days = 1;
+   */
+  searchableDays: number;
+
+  /**
+   * Days (by received_at) during which events stay in PostgreSQL; then they
+   * are archived to object storage and deleted. Needs an archive bucket.
+   *
+   * @generated from field: uint32 keep_days = 2;
+   */
+  keepDays: number;
+};
+
+/**
+ * Describes the message auditlog.v1.RetentionPolicy.
+ * Use `create(RetentionPolicySchema)` to create a new message.
+ */
+export declare const RetentionPolicySchema: GenMessage<RetentionPolicy>;
+
+/**
+ * Asks for a tenant's retention policy.
+ *
+ * @generated from message auditlog.v1.GetRetentionPolicyRequest
+ */
+export declare type GetRetentionPolicyRequest = Message<"auditlog.v1.GetRetentionPolicyRequest"> & {
+  /**
+   * The tenant; empty for the caller's own (an admin key or token).
+   *
+   * @generated from field: string tenant_id = 1;
+   */
+  tenantId: string;
+};
+
+/**
+ * Describes the message auditlog.v1.GetRetentionPolicyRequest.
+ * Use `create(GetRetentionPolicyRequestSchema)` to create a new message.
+ */
+export declare const GetRetentionPolicyRequestSchema: GenMessage<GetRetentionPolicyRequest>;
+
+/**
+ * A tenant's retention policy.
+ *
+ * @generated from message auditlog.v1.GetRetentionPolicyResponse
+ */
+export declare type GetRetentionPolicyResponse = Message<"auditlog.v1.GetRetentionPolicyResponse"> & {
+  /**
+   * The policy (both 0: none).
+   *
+   * @generated from field: auditlog.v1.RetentionPolicy policy = 1;
+   */
+  policy?: RetentionPolicy | undefined;
+
+  /**
+   * The sequence of the last event removed from PostgreSQL (0: none);
+   * VerifyChain starts after it.
+   *
+   * @generated from field: uint64 anchor_sequence = 2;
+   */
+  anchorSequence: bigint;
+
+  /**
+   * That event's hash, which the next event's prev_hash must equal.
+   *
+   * @generated from field: string anchor_hash = 3;
+   */
+  anchorHash: string;
+};
+
+/**
+ * Describes the message auditlog.v1.GetRetentionPolicyResponse.
+ * Use `create(GetRetentionPolicyResponseSchema)` to create a new message.
+ */
+export declare const GetRetentionPolicyResponseSchema: GenMessage<GetRetentionPolicyResponse>;
+
+/**
+ * Sets a tenant's retention policy.
+ *
+ * @generated from message auditlog.v1.SetRetentionPolicyRequest
+ */
+export declare type SetRetentionPolicyRequest = Message<"auditlog.v1.SetRetentionPolicyRequest"> & {
+  /**
+   * The tenant; empty for the caller's own (an admin key or token).
+   *
+   * @generated from field: string tenant_id = 1;
+   */
+  tenantId: string;
+
+  /**
+   * The new policy (both 0: remove the policy, keep everything).
+   *
+   * @generated from field: auditlog.v1.RetentionPolicy policy = 2;
+   */
+  policy?: RetentionPolicy | undefined;
+};
+
+/**
+ * Describes the message auditlog.v1.SetRetentionPolicyRequest.
+ * Use `create(SetRetentionPolicyRequestSchema)` to create a new message.
+ */
+export declare const SetRetentionPolicyRequestSchema: GenMessage<SetRetentionPolicyRequest>;
+
+/**
+ * The policy now in force.
+ *
+ * @generated from message auditlog.v1.SetRetentionPolicyResponse
+ */
+export declare type SetRetentionPolicyResponse = Message<"auditlog.v1.SetRetentionPolicyResponse"> & {
+  /**
+   * The policy.
+   *
+   * @generated from field: auditlog.v1.RetentionPolicy policy = 1;
+   */
+  policy?: RetentionPolicy | undefined;
+};
+
+/**
+ * Describes the message auditlog.v1.SetRetentionPolicyResponse.
+ * Use `create(SetRetentionPolicyResponseSchema)` to create a new message.
+ */
+export declare const SetRetentionPolicyResponseSchema: GenMessage<SetRetentionPolicyResponse>;
+
+/**
+ * Asks to erase a person's data.
+ *
+ * @generated from message auditlog.v1.EraseSubjectRequest
+ */
+export declare type EraseSubjectRequest = Message<"auditlog.v1.EraseSubjectRequest"> & {
+  /**
+   * The tenant; empty for the caller's own (an admin key or token).
+   *
+   * @generated from field: string tenant_id = 1;
+   */
+  tenantId: string;
+
+  /**
+   * Which field identifies the person: `actor.id` (default when empty),
+   * `actor.name`, `actor.ip`, `actor.session_id`, `target.id`.
+   *
+   * @generated from field: string field = 2;
+   */
+  field: string;
+
+  /**
+   * The value that field holds for the person (exact match).
+   *
+   * @generated from field: string value = 3;
+   */
+  value: string;
+};
+
+/**
+ * Describes the message auditlog.v1.EraseSubjectRequest.
+ * Use `create(EraseSubjectRequestSchema)` to create a new message.
+ */
+export declare const EraseSubjectRequestSchema: GenMessage<EraseSubjectRequest>;
+
+/**
+ * What an erasure did.
+ *
+ * @generated from message auditlog.v1.EraseSubjectResponse
+ */
+export declare type EraseSubjectResponse = Message<"auditlog.v1.EraseSubjectResponse"> & {
+  /**
+   * Id of this erasure (also in the `auditlog.erasure` event).
+   *
+   * @generated from field: string erasure_id = 1;
+   */
+  erasureId: string;
+
+  /**
+   * Events erased in PostgreSQL.
+   *
+   * @generated from field: uint64 events_erased = 2;
+   */
+  eventsErased: bigint;
+
+  /**
+   * Archive objects rewritten.
+   *
+   * @generated from field: uint64 archives_rewritten = 3;
+   */
+  archivesRewritten: bigint;
+
+  /**
+   * The subject as recorded: hex SHA-256 of the erasure id, the field and the value.
+   *
+   * @generated from field: string subject_hash = 4;
+   */
+  subjectHash: string;
+};
+
+/**
+ * Describes the message auditlog.v1.EraseSubjectResponse.
+ * Use `create(EraseSubjectResponseSchema)` to create a new message.
+ */
+export declare const EraseSubjectResponseSchema: GenMessage<EraseSubjectResponse>;
+
+/**
  * What an API key may do.
  *
  * @generated from enum auditlog.v1.Scope
@@ -1063,6 +1270,46 @@ export declare const AdminService: GenService<{
     methodKind: "unary";
     input: typeof RotateDataKeyRequestSchema;
     output: typeof RotateDataKeyResponseSchema;
+  },
+  /**
+   * The tenant's retention policy; both periods 0 when it has none (keeps
+   * everything, searchable forever).
+   *
+   * @generated from rpc auditlog.v1.AdminService.GetRetentionPolicy
+   */
+  getRetentionPolicy: {
+    methodKind: "unary";
+    input: typeof GetRetentionPolicyRequestSchema;
+    output: typeof GetRetentionPolicyResponseSchema;
+  },
+  /**
+   * Sets the tenant's retention policy, applied by the next retention round.
+   * INVALID_ARGUMENT names the field: searchable_days above keep_days, or
+   * keep_days without searchable_days. FAILED_PRECONDITION for keep_days
+   * when no archive bucket is configured: events never leave PostgreSQL
+   * without being archived first.
+   *
+   * @generated from rpc auditlog.v1.AdminService.SetRetentionPolicy
+   */
+  setRetentionPolicy: {
+    methodKind: "unary";
+    input: typeof SetRetentionPolicyRequestSchema;
+    output: typeof SetRetentionPolicyResponseSchema;
+  },
+  /**
+   * Erases a person's data: every event of the tenant whose actor id (or
+   * another field, see EraseSubjectRequest) equals the value loses its
+   * personal content in PostgreSQL, in the search index and in archive
+   * objects; the chain still verifies (docs/HASH_CHAIN.md, "Erased
+   * events"). Recorded in the tenant's log as `auditlog.erasure`, with the
+   * subject as a salted hash. Cannot be undone.
+   *
+   * @generated from rpc auditlog.v1.AdminService.EraseSubject
+   */
+  eraseSubject: {
+    methodKind: "unary";
+    input: typeof EraseSubjectRequestSchema;
+    output: typeof EraseSubjectResponseSchema;
   },
 }>;
 

@@ -327,6 +327,24 @@ export declare type StoredEvent = Message<"auditlog.v1.StoredEvent"> & {
    * @generated from field: string prev_hash = 6;
    */
   prevHash: string;
+
+  /**
+   * Only on an erased event (erased = true): its content hash as stored,
+   * which verification uses in place of the content it can no longer
+   * recompute (docs/HASH_CHAIN.md, "Erased events").
+   *
+   * @generated from field: string content_hash = 7;
+   */
+  contentHash: string;
+
+  /**
+   * The event's personal content was erased (AdminService.EraseSubject):
+   * actor id, name, IP, user agent and session, target id and name,
+   * location, message, metadata and changes are empty.
+   *
+   * @generated from field: bool erased = 8;
+   */
+  erased: boolean;
 };
 
 /**

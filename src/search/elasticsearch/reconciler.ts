@@ -34,6 +34,7 @@ import { systemQuery, withSystemScope } from "../../store/system-scope.ts";
 import { documentFromRecord, documentId } from "./event-document.ts";
 import { committedHeadSystem, indexedPosition, NOT_REFUSED, recordRefusals, type Refusal, tenantIds } from "../../store/index-progress.ts";
 import { classifyItemFailure, refusalReason } from "./index-failures.ts";
+import { searchableFrom } from "../../store/retention-store.ts";
 import { indexNames, type IndexNames } from "./index-names.ts";
 
 export type ReconcileWindow = "day" | "hour";
@@ -131,10 +132,13 @@ export class Reconciler {
   async reconcileTenant(tenantId: string, opts: { window?: ReconcileWindow } = {}): Promise<ReconcileReport> {
     const window = opts.window ?? this.window;
     const indexed = await indexedPosition(this.pool, tenantId);
+    // Retention removed the documents received before this from the index
+    // on purpose: compare (and repair) only from there on.
+    const since = await searchableFrom(this.pool, tenantId);
 
     const [pgWindows, esWindows] = await Promise.all([
-      this.postgresWindows(tenantId, indexed, window),
-      this.elasticsearchWindows(tenantId, indexed, window),
+      this.postgresWindows(tenantId, indexed, window, since),
+      this.elasticsearchWindows(tenantId, indexed, window, since),
     ]);
     const keys = [...new Set([...pgWindows.keys(), ...esWindows.keys()])].sort((a, b) => a - b);
     const gaps: WindowGap[] = [];
@@ -149,7 +153,7 @@ export class Reconciler {
       windowsWithGaps++;
       const start = new Date(key).toISOString();
       const end = new Date(key + TRUNC[window].ms).toISOString();
-      const fixed = await this.repairWindow(tenantId, indexed, start, end);
+      const fixed = await this.repairWindow(tenantId, indexed, start, end, since);
       eventsRepaired += fixed.missingIds.length;
       documentsRemoved += fixed.removedIds.length;
       if (gaps.length < this.maxDetailWindows) {
@@ -275,7 +279,12 @@ export class Reconciler {
 
   // -------------------------------------------------------------------------
 
-  private async postgresWindows(tenantId: string, indexed: bigint, window: ReconcileWindow): Promise<Map<number, Bucket>> {
+  private async postgresWindows(
+    tenantId: string,
+    indexed: bigint,
+    window: ReconcileWindow,
+    since: string | null,
+  ): Promise<Map<number, Bucket>> {
     const out = new Map<number, Bucket>();
     if (indexed === 0n) return out;
     const { rows } = await systemQuery<{ k: string; n: string; h: string }>(
@@ -285,14 +294,20 @@ export class Reconciler {
               sum(('x' || left(md5(id), 8))::bit(32)::bigint) AS h
          FROM events
         WHERE tenant_id = $1 AND sequence <= $2 AND ${NOT_REFUSED}
+          AND ($4::timestamptz IS NULL OR received_at >= $4::timestamptz)
         GROUP BY 1`,
-      [tenantId, indexed.toString(), TRUNC[window].pg],
+      [tenantId, indexed.toString(), TRUNC[window].pg, since],
     );
     for (const r of rows) out.set(Number(r.k), { count: BigInt(r.n), checksum: BigInt(r.h) });
     return out;
   }
 
-  private async elasticsearchWindows(tenantId: string, indexed: bigint, window: ReconcileWindow): Promise<Map<number, Bucket>> {
+  private async elasticsearchWindows(
+    tenantId: string,
+    indexed: bigint,
+    window: ReconcileWindow,
+    since: string | null,
+  ): Promise<Map<number, Bucket>> {
     const out = new Map<number, Bucket>();
     if (indexed === 0n) return out;
     let after: Record<string, unknown> | undefined;
@@ -304,7 +319,15 @@ export class Reconciler {
         allow_no_indices: true,
         size: 0,
         track_total_hits: false,
-        query: { bool: { filter: [{ term: { tenant_id: tenantId } }, { range: { sequence: { lte: indexed.toString() } } }] } },
+        query: {
+          bool: {
+            filter: [
+              { term: { tenant_id: tenantId } },
+              { range: { sequence: { lte: indexed.toString() } } },
+              ...(since ? [{ range: { received_at: { gte: since } } }] : []),
+            ],
+          },
+        },
         aggs: {
           w: {
             composite: {
@@ -336,14 +359,15 @@ export class Reconciler {
     indexed: bigint,
     start: string,
     end: string,
+    since: string | null,
   ): Promise<{ missingIds: string[]; removedIds: string[] }> {
     const { rows } = await systemQuery<{ id: string; sequence: string; received_at: string }>(
       this.pool,
       `SELECT id, sequence, ${RECEIVED_AT_TEXT} AS received_at
          FROM events
         WHERE tenant_id = $1 AND sequence <= $2 AND occurred_at >= $3::timestamptz AND occurred_at < $4::timestamptz
-          AND ${NOT_REFUSED}`,
-      [tenantId, indexed.toString(), start, end],
+          AND ${NOT_REFUSED} AND ($5::timestamptz IS NULL OR received_at >= $5::timestamptz)`,
+      [tenantId, indexed.toString(), start, end, since],
     );
     const pgById = new Map<string, PgId>(rows.map((r) => [r.id, { id: r.id, sequence: BigInt(r.sequence), receivedAt: r.received_at }]));
     const hits = await this.scan(tenantId, {
@@ -352,6 +376,7 @@ export class Reconciler {
           { term: { tenant_id: tenantId } },
           { range: { occurred_at: { gte: start, lt: end } } },
           { range: { sequence: { lte: indexed.toString() } } },
+          ...(since ? [{ range: { received_at: { gte: since } } }] : []),
         ],
       },
     });

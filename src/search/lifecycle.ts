@@ -1,0 +1,16 @@
+// The seam between the data lifecycle (src/lifecycle: retention, erasure)
+// and a search index that holds copies of events. Elasticsearch implements
+// it (elasticsearch/retention-documents.ts); without Elasticsearch there is
+// nothing to remove and app.ts passes null.
+import type { StoredRecord } from "../domain/event-record.ts";
+
+export type SearchLifecycle = {
+  /** Deletes the tenant's documents received before `before`; how many went. */
+  deleteReceivedBefore(tenantId: string, before: Date): Promise<number>;
+  /** Deletes the tenant's documents of a sequence range; how many went. */
+  deleteSequences(tenantId: string, first: bigint, last: bigint): Promise<number>;
+  /** Deletes the monthly indices whose month ended at or before `before`. */
+  dropIndicesBefore(before: Date): Promise<string[]>;
+  /** Writes these events' documents again (after an erasure redacted them). */
+  reindex(records: readonly StoredRecord[]): Promise<void>;
+};
