@@ -70,7 +70,8 @@ function named(r: StoredRecord): string {
 
 /** Why the event's stored hashes do not recompute from its fields (null: they do). */
 function selfProblem(r: StoredRecord): string | null {
-  const content = contentHash(r);
+  // An erased event's content is gone; its stored content hash is what the chain hash binds (docs/HASH_CHAIN.md, "Erased events").
+  const content = r.erased ? r.contentHash : contentHash(r);
   if (chainHash(r.prevHash, { ...r, contentHash: content }) === r.hash) return null;
   return "altered: its fields no longer match its hash (content, sequence, time, tenant or prev_hash changed)";
 }
@@ -187,9 +188,10 @@ export function recordFromNdjsonLine(line: string): StoredRecord {
     tenantId: s.tenantId,
     receivedAt: microsFromTimestamp(s.receivedAt),
     sequence: s.sequence,
-    contentHash: "",
+    contentHash: s.erased ? s.contentHash : "",
     hash: s.hash,
     prevHash: s.prevHash,
+    ...(s.erased ? { erased: true } : {}),
   };
 }
 
