@@ -1,22 +1,20 @@
 -- Indexes for search from PostgreSQL (the backend without Elasticsearch).
 -- Pages are read newest (or oldest) first by (occurred_at, sequence), so
--- each index leads with the tenant, then an equality column, then the
--- order: PostgreSQL walks one action's (or one actor's) events in page order
--- through every monthly partition (a Merge Append of per-partition index
--- scans) and stops after one page, instead of filtering the whole tenant.
+-- the index leads with the tenant, then the action, then the order:
+-- PostgreSQL walks one action's events in page order through every monthly
+-- partition (a Merge Append of per-partition index scans) and stops after
+-- one page, instead of filtering the whole tenant. The action is the most
+-- common filter, alone and with a time range.
 --
--- action: the most common filter, alone and with a time range (also an
--- action prefix such as `customer.*`, as a range of this index).
--- actor_id: a User principal's reads are always held to their own actor
--- (row-level security and the handler's condition), and "what did this
--- person do" is the first question of an audit.
+-- One index only: each one costs every ingested row its insert (measured in
+-- docs/PERFORMANCE.md, "Round two"); an index on (tenant_id, actor_id, ...)
+-- for a User's own activity cost too much ingest for this round.
 --
 -- Free text and metadata use events_tenant_occurred (0001) and the table's
 -- statistics (see src/store/partition-statistics.ts): GIN indexes cannot
 -- serve reads under row-level security, because their operators are not
 -- leakproof (docs/PERFORMANCE.md, "Round two").
 CREATE INDEX events_tenant_action_occurred ON events (tenant_id, action, occurred_at, sequence);
-CREATE INDEX events_tenant_actor_occurred ON events (tenant_id, actor_id, occurred_at, sequence);
 
 -- The actor policy of 0006, with the same meaning, written so that the
 -- planner can estimate it. As `coalesce(setting, '') = '' OR actor_id =
