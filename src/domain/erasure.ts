@@ -10,6 +10,7 @@
 // content_hash stands in for the content in the chain.
 import { createHash } from "node:crypto";
 import type { StoredRecord } from "./event-record.ts";
+import { termValue } from "./match-query.ts";
 
 /** The fields EraseSubject can match, and their events column. */
 export const ERASABLE_FIELDS = {
@@ -30,18 +31,7 @@ export function erasableField(name: string): ErasableField {
 
 /** The value of `field` in the record ("" when it has no target). */
 export function fieldValue(r: StoredRecord, field: ErasableField): string {
-  switch (field) {
-    case "actor.id":
-      return r.actor.id;
-    case "actor.name":
-      return r.actor.name;
-    case "actor.ip":
-      return r.actor.ip;
-    case "actor.session_id":
-      return r.actor.sessionId;
-    case "target.id":
-      return r.target?.id ?? "";
-  }
+  return termValue(r, field) ?? "";
 }
 
 /** The record as an erasure leaves it; `contentHash` must be the hash of the intact content. */

@@ -21,7 +21,7 @@ import { ensurePartitions } from "../../src/store/partitions.ts";
 import { RetentionStore } from "../../src/store/retention-store.ts";
 import { TenantStore } from "../../src/store/tenant-store.ts";
 import { freshDatabase } from "../support/db.ts";
-import { archiveStoreForTests, DAY, documents, verifyChain, waitIndexed, writeEvents } from "../support/lifecycle.ts";
+import { archiveStoreForTests, DAY, documents, dropTestIndices, verifyChain, waitIndexed, writeEvents } from "../support/lifecycle.ts";
 
 const log = createLogger({ level: "warn", stream: process.stderr });
 const NOW = new Date(Date.UTC(2026, 10, 30, 12));
@@ -73,8 +73,7 @@ describe("retention: 100,000 events, a known share expired", () => {
 
   afterAll(async () => {
     await indexer?.stop();
-    await client?.indices.delete({ index: indexNames(prefix).pattern, ignore_unavailable: true, allow_no_indices: true }).catch(() => {});
-    await client?.indices.deleteIndexTemplate({ name: indexNames(prefix).templateName }).catch(() => {});
+    if (client) await dropTestIndices(client, prefix);
     await client?.close();
     archive?.close();
     await pool?.end();

@@ -10,6 +10,7 @@ import { chainRange, RangeVerification } from "../../src/domain/chain-verificati
 import type { EventRecord } from "../../src/domain/event-record.ts";
 import { contentHash } from "../../src/domain/hash-chain.ts";
 import { microsFromDate } from "../../src/domain/timestamp.ts";
+import { indexNames } from "../../src/search/elasticsearch/index-names.ts";
 import { EventReader } from "../../src/store/event-reader.ts";
 import { type WriteItem, writeBatch } from "../../src/store/event-writer.ts";
 import { committedHeadSystem, indexedPosition } from "../../src/store/index-progress.ts";
@@ -100,4 +101,10 @@ export async function documents(client: Client, alias: string, tenantId: string)
     if (hits.length < 10_000) return out;
     after = hits[hits.length - 1]!.sort;
   }
+}
+
+/** Removes what a test's index prefix created (its monthly indices and template). */
+export async function dropTestIndices(client: Client, prefix: string): Promise<void> {
+  await client.indices.delete({ index: indexNames(prefix).pattern, ignore_unavailable: true, allow_no_indices: true }).catch(() => {});
+  await client.indices.deleteIndexTemplate({ name: indexNames(prefix).templateName }).catch(() => {});
 }
