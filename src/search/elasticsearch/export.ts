@@ -17,15 +17,13 @@ import { esErrorTypes } from "./stats.ts";
 import { type EventDocument, recordFromDocument } from "./event-document.ts";
 import { READ_ALIAS } from "./index-template.ts";
 
-// Larger pages than a search: fewer round trips and sorts per exported row
-// (the export's main cost in Elasticsearch), two pages of about 10 MB in memory.
-export const ES_EXPORT_BATCH = 5000;
+export const ES_EXPORT_BATCH = 2000;
 export const ES_EXPORT_KEEP_ALIVE = "1m";
 
 export type EsExportOptions = {
   /** Read alias (default auditlog-events). */
   alias?: string;
-  /** Hits per search (default ES_EXPORT_BATCH). */
+  /** Hits per search (default 2000). */
   batchSize?: number;
   /** How long the point in time lives between two searches (default "1m"). */
   keepAlive?: string;
@@ -67,8 +65,6 @@ export async function* esExport(
           size,
           query,
           sort,
-          // open_text repeats metadata's and changes' strings for search only: not fetched.
-          _source: { excludes: ["open_text"] },
           track_total_hits: false,
           ...(after ? { search_after: after } : {}),
         },

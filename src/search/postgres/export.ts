@@ -19,9 +19,7 @@ import { EVENT_COLUMNS, type EventRow, recordFromRow } from "../../store/event-r
 import { searchSql } from "./sql.ts";
 import { withTenantRead } from "../../store/tenant-scope.ts";
 
-// Fewer, larger pages: each page is a transaction of its own (role,
-// settings, statement), so its fixed cost is spread over more rows.
-export const PG_EXPORT_BATCH = 5000;
+export const PG_EXPORT_BATCH = 2000;
 
 export async function* pgExport(
   pool: Pool,
