@@ -53,6 +53,7 @@ import { signingKeyFromPem } from "./domain/signing.ts";
 import { ArchiveStore } from "./archive/object-store.ts";
 import { Erasure } from "./lifecycle/erasure.ts";
 import { RetentionJob } from "./lifecycle/retention-job.ts";
+import { ArchiveRestore } from "./lifecycle/restore.ts";
 import type { SearchLifecycle } from "./search/lifecycle.ts";
 import { ElasticsearchLifecycle } from "./search/elasticsearch/retention-documents.ts";
 import { RetentionStore } from "./store/retention-store.ts";
@@ -288,6 +289,7 @@ export async function startApp(config: Config & { databaseUrl: string }, log: Lo
   const lifecycleDeps = { pool, store: retention, archive, search: search.lifecycle ?? null, signingKey: checkpointKey ?? undefined };
   const erasure = new Erasure(lifecycleDeps);
   const retentionJob = new RetentionJob({ ...lifecycleDeps, log });
+  const restore = new ArchiveRestore(lifecycleDeps);
 
   const server = await startHttpServer({
     host: config.host,
@@ -305,7 +307,7 @@ export async function startApp(config: Config & { databaseUrl: string }, log: Lo
           tenantStatus,
           deleteSearchDocuments: search.deleteTenantDocuments,
           dataProtection: { masking, dataKeys },
-          dataLifecycle: { retention, erasure, archiveConfigured: archive !== null, submit: (items) => committer.submit(items) },
+          dataLifecycle: { retention, erasure, restore, archiveConfigured: archive !== null, submit: (items) => committer.submit(items) },
           log: log.child({ component: "admin" }),
         }),
       );

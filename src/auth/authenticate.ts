@@ -26,7 +26,7 @@ const READ_OWN = ["GetEvent", "SearchEvents", "ExportEvents", "GetStats"];
 const READ_ALL = [...READ_OWN, "VerifyChain", "GetIndexStatus", "TailEvents", "ListCheckpoints", "CreateCheckpoint"];
 const MANAGE_KEYS = ["CreateApiKey", "ListApiKeys", "RotateApiKey", "RevokeApiKey"];
 const DATA_PROTECTION = ["GetMaskingRules", "SetMaskingRules", "RotateDataKey"];
-const DATA_LIFECYCLE = ["GetRetentionPolicy", "SetRetentionPolicy", "EraseSubject"];
+const DATA_LIFECYCLE = ["GetRetentionPolicy", "SetRetentionPolicy", "EraseSubject", "RestoreArchive"];
 
 /**
  * What each role of a person's token may call, by service and method; a

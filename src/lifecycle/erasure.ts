@@ -38,6 +38,8 @@ export class Erasure {
   async erase(tenantId: string, field: ErasableField, value: string): Promise<ErasureCounts> {
     const events = await this.erasePostgres(tenantId, field, value);
     const archives = await this.eraseArchives(tenantId, field, value);
+    // Documents brought back by RestoreArchive came from the objects as they were: they go.
+    if (this.d.search) await this.d.search.deleteRestoredMatching(tenantId, field, value);
     return { events, archives };
   }
 

@@ -154,6 +154,8 @@ export class RetentionJob {
     if (keepAll && this.o.archive) out.partitionsDropped = await this.o.store.dropEmptyPartitions(keepAll);
     const searchAll = all ? earliest((p) => p.searchableDays) : null;
     if (searchAll && this.o.search) out.indicesDropped = await this.o.search.dropIndicesBefore(searchAll);
+    // Restored windows (RestoreArchive) whose day has passed.
+    if (this.o.search) out.indicesDropped.push(...(await this.o.search.dropExpiredRestores(now)));
     this.log.info("retention round done", { ...out });
     return out;
   }

@@ -13,4 +13,10 @@ export type SearchLifecycle = {
   dropIndicesBefore(before: Date): Promise<string[]>;
   /** Writes these events' documents again (after an erasure redacted them). */
   reindex(records: readonly StoredRecord[]): Promise<void>;
+  /** Indexes archived events for search until the end of `until`'s day (RestoreArchive). */
+  indexRestored(records: readonly StoredRecord[], until: Date): Promise<void>;
+  /** Deletes the restored indices whose day has passed. */
+  dropExpiredRestores(now: Date): Promise<string[]>;
+  /** Deletes restored documents of the tenant whose `field` (actor.id, ...) holds `value` (an erasure). */
+  deleteRestoredMatching(tenantId: string, field: string, value: string): Promise<number>;
 };

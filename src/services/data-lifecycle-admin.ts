@@ -1,12 +1,14 @@
 // AdminService's data lifecycle calls: retention policies and erasure
 // (docs/ARCHITECTURE.md, "Data lifecycle").
 import { create } from "@bufbuild/protobuf";
+import { timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
 import type { Validator } from "@bufbuild/protovalidate";
 import {
   type AdminService,
   EraseSubjectRequestSchema,
   GetRetentionPolicyRequestSchema,
+  RestoreArchiveRequestSchema,
   RetentionPolicySchema,
   SetRetentionPolicyRequestSchema,
 } from "../../gen/auditlog/v1/admin_pb.js";
@@ -18,6 +20,7 @@ import { microsFromDate } from "../domain/timestamp.ts";
 import { uuidv7 } from "../domain/uuidv7.ts";
 import { fieldError } from "../platform/error-details.ts";
 import type { Erasure } from "../lifecycle/erasure.ts";
+import { type ArchiveRestore, RestoreUnavailableError } from "../lifecycle/restore.ts";
 import type { RetentionStore } from "../store/retention-store.ts";
 import { TenantNotFoundError, type TenantStore } from "../store/tenant-store.ts";
 import { actorOf, type SubmitToCommit } from "./access-audit.ts";
@@ -28,13 +31,14 @@ export type DataLifecycleAdminDeps = {
   tenants: Pick<TenantStore, "exists">;
   retention: RetentionStore;
   erasure: Erasure;
+  restore: ArchiveRestore;
   /** Is an archive bucket configured? Without one, keep_days is refused. */
   archiveConfigured: boolean;
   /** The group commit, to record the erasure in the tenant's log. */
   submit: SubmitToCommit;
 };
 
-type Impl = Pick<ServiceImpl<typeof AdminService>, "getRetentionPolicy" | "setRetentionPolicy" | "eraseSubject">;
+type Impl = Pick<ServiceImpl<typeof AdminService>, "getRetentionPolicy" | "setRetentionPolicy" | "eraseSubject" | "restoreArchive">;
 
 export const ERASURE_ACTION = "auditlog.erasure";
 
@@ -47,7 +51,7 @@ export function dataLifecycleAdmin(
     const off = (): never => {
       throw new ConnectError("the data lifecycle is not set up on this server", Code.Unimplemented);
     };
-    return { getRetentionPolicy: off, setRetentionPolicy: off, eraseSubject: off };
+    return { getRetentionPolicy: off, setRetentionPolicy: off, eraseSubject: off, restoreArchive: off };
   }
   const { validator, tenants, retention } = deps;
   const existing = async (ctx: HandlerContext, requested: string) => {
@@ -117,6 +121,23 @@ export function dataLifecycleAdmin(
         archivesRewritten: BigInt(counts.archives),
         subjectHash: subject,
       };
+    },
+
+    async restoreArchive(req, ctx) {
+      validateRequest(validator, RestoreArchiveRequestSchema, req);
+      const tenantId = await existing(ctx, req.tenantId);
+      const from = timestampDate(req.from!);
+      const to = timestampDate(req.to!);
+      if (to <= from) throw fieldError("to", "must be after from");
+      const day = Date.UTC(new Date().getUTCFullYear(), new Date().getUTCMonth(), new Date().getUTCDate());
+      const until = new Date(day + (req.days || 7) * 86_400_000);
+      try {
+        const r = await deps.restore.restore(tenantId, from, to, until);
+        return { events: BigInt(r.events), archives: BigInt(r.archives), until: timestampFromDate(until) };
+      } catch (err) {
+        if (err instanceof RestoreUnavailableError) throw new ConnectError(err.message, Code.FailedPrecondition);
+        throw err;
+      }
     },
   };
 }

@@ -176,6 +176,17 @@ export class RetentionStore {
     return r.rows.map(archiveFromRow);
   }
 
+  /** The archives holding events received in [from, to), in sequence order. */
+  async archivesOverlapping(tenantId: string, from: Date, to: Date): Promise<ArchiveRow[]> {
+    const r = await systemQuery<ArchiveDbRow>(
+      this.pool,
+      `SELECT ${ARCHIVE_COLUMNS} FROM archives
+        WHERE tenant_id = $1 AND first_received < $3 AND last_received >= $2 ORDER BY first_sequence`,
+      [tenantId, from, to],
+    );
+    return r.rows.map(archiveFromRow);
+  }
+
   async recordArchive(a: Omit<ArchiveRow, "state">): Promise<void> {
     await systemQuery(
       this.pool,

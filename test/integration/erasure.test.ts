@@ -10,13 +10,15 @@ import { Code, ConnectError, createClient, createRouterTransport, type Intercept
 import { Client } from "@elastic/elasticsearch";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import { AdminService, EraseSubjectRequestSchema } from "../../gen/auditlog/v1/admin_pb.js";
+import { AdminService, EraseSubjectRequestSchema, RestoreArchiveRequestSchema } from "../../gen/auditlog/v1/admin_pb.js";
+import { timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { ArchiveStore } from "../../src/archive/object-store.ts";
 import { subjectHash } from "../../src/domain/erasure.ts";
 import { ndjsonLineOfRecord } from "../../src/domain/export-format.ts";
 import { recordFromNdjsonLine } from "../../src/domain/offline-verification.ts";
 import { archiveProblem, decodeArchive } from "../../src/lifecycle/archive-object.ts";
 import { Erasure } from "../../src/lifecycle/erasure.ts";
+import { ArchiveRestore } from "../../src/lifecycle/restore.ts";
 import { RetentionJob } from "../../src/lifecycle/retention-job.ts";
 import { createLogger } from "../../src/platform/log.ts";
 import { Indexer } from "../../src/search/elasticsearch/indexer.ts";
@@ -91,6 +93,7 @@ describe("erasure of a person's data", () => {
         tenants: new TenantStore(pool),
         retention: store,
         erasure: new Erasure({ pool, store, archive, search }),
+        restore: new ArchiveRestore({ store, archive, search }),
         archiveConfigured: true,
         submit: async (items) => {
           for (const it of items)
@@ -108,6 +111,20 @@ describe("erasure of a person's data", () => {
       router: { interceptors: [asOperator] },
     });
     const admin = createClient(AdminService, transport);
+
+    // The archived window back in search, checked first; alice is in it.
+    const restored = await admin.restoreArchive(
+      create(RestoreArchiveRequestSchema, {
+        tenantId: tenant,
+        from: timestampFromDate(new Date(NOW.getTime() - 41 * DAY)),
+        to: timestampFromDate(new Date(NOW.getTime() - 39 * DAY)),
+        days: 2,
+      }),
+    );
+    expect(restored).toMatchObject({ events: 300n, archives: 1n });
+    const withRestored = await documents(client, indexNames(prefix).alias, tenant);
+    expect(withRestored).toHaveLength(600);
+    expect(withRestored.filter((d) => /alice/.test(d.source))).toHaveLength(200);
 
     const res = await admin.eraseSubject(create(EraseSubjectRequestSchema, { tenantId: tenant, field: "actor.id", value: "alice" }));
     expect(res.eventsErased).toBe(100n); // alice's 100 live events; her 100 archived ones are in the rewritten object
@@ -136,8 +153,15 @@ describe("erasure of a person's data", () => {
     // Elasticsearch: every document is still there, none holds alice.
     await waitIndexed(pool, tenant);
     const docs = await documents(client, indexNames(prefix).alias, tenant);
-    expect(docs).toHaveLength(301); // the 300 recent events and the erasure record
+    // The 300 recent events, the erasure record, and the restored events but alice's.
+    expect(docs).toHaveLength(501);
     expect(docs.filter((d) => /alice/i.test(d.source))).toEqual([]);
+    // The restored window goes after its day, and a retention round does not take it before.
+    await new RetentionJob({ pool, store, archive, search, log, now: () => NOW }).runOnce();
+    expect(await documents(client, indexNames(prefix).alias, tenant)).toHaveLength(501);
+    const after = new Date(timestampDate(restored.until!).getTime() + DAY);
+    expect(await search.dropExpiredRestores(after)).toHaveLength(1);
+    expect(await documents(client, indexNames(prefix).alias, tenant)).toHaveLength(301);
 
     // The archive: rewritten without alice, still the same chain, digest in its row.
     const [a] = await store.archives(tenant);

@@ -176,6 +176,7 @@ describe("AdminService retention handlers", () => {
             tenants: { exists: async () => true },
             retention: { setPolicy: async (_t: string, p: unknown) => (set.push(p), true) } as never,
             erasure: {} as never,
+            restore: {} as never,
             archiveConfigured,
             submit: (() => {
               throw new Error("not used");

@@ -1070,6 +1070,81 @@ export declare type EraseSubjectResponse = Message<"auditlog.v1.EraseSubjectResp
 export declare const EraseSubjectResponseSchema: GenMessage<EraseSubjectResponse>;
 
 /**
+ * Asks to bring an archived window back into search.
+ *
+ * @generated from message auditlog.v1.RestoreArchiveRequest
+ */
+export declare type RestoreArchiveRequest = Message<"auditlog.v1.RestoreArchiveRequest"> & {
+  /**
+   * The tenant; empty for the caller's own (an admin key or token).
+   *
+   * @generated from field: string tenant_id = 1;
+   */
+  tenantId: string;
+
+  /**
+   * Start of the window (received_at, inclusive).
+   *
+   * @generated from field: google.protobuf.Timestamp from = 2;
+   */
+  from?: Timestamp | undefined;
+
+  /**
+   * End of the window (received_at, exclusive).
+   *
+   * @generated from field: google.protobuf.Timestamp to = 3;
+   */
+  to?: Timestamp | undefined;
+
+  /**
+   * How many days the events stay searchable; 0 means 7.
+   *
+   * @generated from field: uint32 days = 4;
+   */
+  days: number;
+};
+
+/**
+ * Describes the message auditlog.v1.RestoreArchiveRequest.
+ * Use `create(RestoreArchiveRequestSchema)` to create a new message.
+ */
+export declare const RestoreArchiveRequestSchema: GenMessage<RestoreArchiveRequest>;
+
+/**
+ * What was restored.
+ *
+ * @generated from message auditlog.v1.RestoreArchiveResponse
+ */
+export declare type RestoreArchiveResponse = Message<"auditlog.v1.RestoreArchiveResponse"> & {
+  /**
+   * Events indexed.
+   *
+   * @generated from field: uint64 events = 1;
+   */
+  events: bigint;
+
+  /**
+   * Archive objects read.
+   *
+   * @generated from field: uint64 archives = 2;
+   */
+  archives: bigint;
+
+  /**
+   * The restored events are removed from search after this day (UTC).
+   *
+   * @generated from field: google.protobuf.Timestamp until = 3;
+   */
+  until?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message auditlog.v1.RestoreArchiveResponse.
+ * Use `create(RestoreArchiveResponseSchema)` to create a new message.
+ */
+export declare const RestoreArchiveResponseSchema: GenMessage<RestoreArchiveResponse>;
+
+/**
  * What an API key may do.
  *
  * @generated from enum auditlog.v1.Scope
@@ -1310,6 +1385,23 @@ export declare const AdminService: GenService<{
     methodKind: "unary";
     input: typeof EraseSubjectRequestSchema;
     output: typeof EraseSubjectResponseSchema;
+  },
+  /**
+   * Brings archived events back into search for a while: the archive
+   * objects of the tenant whose events were received in [from, to) are read,
+   * checked (SHA-256 and chain, against what was recorded when they were
+   * written) and their events in the window indexed into a separate
+   * `<prefix>-restored-until-YYYY.MM.DD` index under the read alias, deleted
+   * whole after that day. SearchEvents, ExportEvents and GetStats then find
+   * them; GetEvent and VerifyChain do not (they read PostgreSQL).
+   * FAILED_PRECONDITION without Elasticsearch or an archive bucket.
+   *
+   * @generated from rpc auditlog.v1.AdminService.RestoreArchive
+   */
+  restoreArchive: {
+    methodKind: "unary";
+    input: typeof RestoreArchiveRequestSchema;
+    output: typeof RestoreArchiveResponseSchema;
   },
 }>;
 

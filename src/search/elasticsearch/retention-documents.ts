@@ -16,17 +16,49 @@ export class ElasticsearchLifecycle implements SearchLifecycle {
   private readonly client: Client;
   private readonly names: IndexNames;
 
+  /** The monthly indices (`<prefix>-received-*`). */
+  private readonly monthly: string;
+  /** Restored indices: `<prefix>-restored-until-YYYY.MM.DD`. */
+  private readonly restoredPrefix: string;
+
   constructor(client: Client, prefix?: string) {
     this.client = client;
     this.names = indexNames(prefix);
+    this.monthly = `${this.names.prefix}-${RECEIVED_MONTH_INFIX}*`;
+    this.restoredPrefix = `${this.names.prefix}-restored-until-`;
   }
 
+  // Only the monthly indices: restored documents (below) are older than the
+  // window by nature and go with their own index.
   deleteReceivedBefore(tenantId: string, before: Date): Promise<number> {
-    return this.deleteMatching(tenantId, { range: { received_at: { lt: before.toISOString() } } });
+    return this.deleteMatching(this.monthly, tenantId, { range: { received_at: { lt: before.toISOString() } } });
   }
 
   deleteSequences(tenantId: string, first: bigint, last: bigint): Promise<number> {
-    return this.deleteMatching(tenantId, { range: { sequence: { gte: first.toString(), lte: last.toString() } } });
+    return this.deleteMatching(this.monthly, tenantId, { range: { sequence: { gte: first.toString(), lte: last.toString() } } });
+  }
+
+  deleteRestoredMatching(tenantId: string, field: string, value: string): Promise<number> {
+    return this.deleteMatching(`${this.restoredPrefix}*`, tenantId, { term: { [field]: value } });
+  }
+
+  async indexRestored(records: readonly StoredRecord[], until: Date): Promise<void> {
+    const day = until.toISOString().slice(0, 10).replaceAll("-", ".");
+    // The template of `<prefix>-*` applies: same mappings, same read alias.
+    await this.write(records, () => `${this.restoredPrefix}${day}`);
+  }
+
+  async dropExpiredRestores(now: Date): Promise<string[]> {
+    const res = await this.client.indices.get({ index: `${this.restoredPrefix}*`, allow_no_indices: true, ignore_unavailable: true });
+    const today = now.toISOString().slice(0, 10).replaceAll("-", ".");
+    const dropped: string[] = [];
+    for (const name of Object.keys(res)) {
+      const day = name.slice(this.restoredPrefix.length);
+      if (!/^\d{4}\.\d{2}\.\d{2}$/.test(day) || day >= today) continue;
+      await this.client.indices.delete({ index: name, ignore_unavailable: true });
+      dropped.push(name);
+    }
+    return dropped;
   }
 
   async dropIndicesBefore(before: Date): Promise<string[]> {
@@ -44,27 +76,28 @@ export class ElasticsearchLifecycle implements SearchLifecycle {
     return dropped;
   }
 
-  async reindex(records: readonly StoredRecord[]): Promise<void> {
+  reindex(records: readonly StoredRecord[]): Promise<void> {
+    return this.write(records, (receivedAt) => this.names.indexFor(receivedAt));
+  }
+
+  private async write(records: readonly StoredRecord[], indexOf: (receivedAt: string) => string): Promise<void> {
     for (let i = 0; i < records.length; i += PAGE) {
       const operations: unknown[] = [];
       for (const r of records.slice(i, i + PAGE)) {
         const doc = documentFromRecord(r);
-        operations.push(
-          { index: { _index: this.names.indexFor(doc.received_at), _id: documentId(r.tenantId, r.id), routing: r.tenantId } },
-          doc,
-        );
+        operations.push({ index: { _index: indexOf(doc.received_at), _id: documentId(r.tenantId, r.id), routing: r.tenantId } }, doc);
       }
       const res = await this.client.bulk({ operations, refresh: "wait_for" });
       const failed = res.items.find((it) => it.index?.error);
-      if (failed) throw new Error(`re-indexing erased events failed: ${failed.index?._id}: ${failed.index?.error?.reason}`);
+      if (failed) throw new Error(`indexing events failed: ${failed.index?._id}: ${failed.index?.error?.reason}`);
     }
   }
 
-  private async deleteMatching(tenantId: string, condition: object): Promise<number> {
+  private async deleteMatching(index: string, tenantId: string, condition: object): Promise<number> {
     let deleted = 0;
     for (;;) {
       const res = await this.client.search({
-        index: this.names.alias,
+        index,
         routing: tenantId,
         size: PAGE,
         _source: false,
