@@ -251,6 +251,16 @@ export class MemoryEventLog implements PublicOf<EventReader>, SearchBackend {
     return { records: rest.slice(0, limit), total: withTotal ? BigInt(matching.length) : null, totalIsLowerBound: false };
   }
 
+  async head(tenantId: string): Promise<bigint> {
+    return this.chain(tenantId).at(-1)?.sequence ?? 0n;
+  }
+
+  async readAfter(tenantId: string, after: bigint, limit: number): Promise<StoredRecord[]> {
+    return this.chain(tenantId)
+      .filter((r) => r.sequence > after)
+      .slice(0, limit);
+  }
+
   async walkChain(
     tenantId: string,
     from: bigint,
