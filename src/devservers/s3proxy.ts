@@ -26,18 +26,25 @@ const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), ".."
 
 export type RunningS3Proxy = { url: string; port: number; baseDir: string; stop: () => Promise<void> };
 
-/** The jar, downloaded with Maven into the cache on first use. */
+/** The jar, downloaded with Maven into the cache on first use (into a temporary directory, then renamed: never seen half-written). */
 export function ensureS3ProxyJar(cacheDir = path.join(repoRoot, ".cache", "s3proxy"), version = S3PROXY_VERSION): string {
-  const jar = path.join(cacheDir, `s3proxy-${version}-jar-with-dependencies.jar`);
+  const name = `s3proxy-${version}-jar-with-dependencies.jar`;
+  const jar = path.join(cacheDir, name);
   if (fs.existsSync(jar)) return jar;
   fs.mkdirSync(cacheDir, { recursive: true });
-  const r = spawnSync(
-    "mvn",
-    ["-q", "dependency:copy", `-Dartifact=org.gaul:s3proxy:${version}:jar:jar-with-dependencies`, `-DoutputDirectory=${cacheDir}`],
-    { stdio: ["ignore", "pipe", "pipe"], encoding: "utf8" },
-  );
-  if (r.status !== 0 || !fs.existsSync(jar)) {
-    throw new Error(`downloading s3proxy ${version} with mvn failed: ${r.error?.message ?? ""}${r.stdout}${r.stderr}`.slice(0, 2000));
+  const work = fs.mkdtempSync(path.join(cacheDir, ".download-"));
+  try {
+    const r = spawnSync(
+      "mvn",
+      ["-q", "-B", "dependency:copy", `-Dartifact=org.gaul:s3proxy:${version}:jar:jar-with-dependencies`, `-DoutputDirectory=${work}`],
+      { stdio: ["ignore", "pipe", "pipe"], encoding: "utf8" },
+    );
+    if (r.status !== 0 || !fs.existsSync(path.join(work, name))) {
+      throw new Error(`downloading s3proxy ${version} with mvn failed: ${r.error?.message ?? ""}${r.stdout}${r.stderr}`.slice(0, 2000));
+    }
+    fs.renameSync(path.join(work, name), jar);
+  } finally {
+    fs.rmSync(work, { recursive: true, force: true });
   }
   return jar;
 }
