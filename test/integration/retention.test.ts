@@ -170,4 +170,20 @@ describe("retention: 100,000 events, a known share expired", () => {
     expect(report.eventsRepaired).toBe(0);
     expect((await documents(client, indexNames(prefix).alias, tenant)).length).toBe(TOTAL - UNSEARCHABLE);
   }, 900_000);
+
+  it("drops a whole partition and a whole monthly index once every tenant is past them", async () => {
+    await store.setPolicy(other, { searchableDays: 10, keepDays: 19 });
+    const monthIndex = `${prefix}-received-2026.10`;
+    expect(await client.indices.exists({ index: monthIndex })).toBe(true);
+    const round = await job().runOnce();
+    // The other tenant's 500 events (60 days old) are archived; October then holds nothing.
+    expect(round).toMatchObject({ eventsArchived: 500, partitionsDropped: ["events_2026_10"] });
+    expect(round!.indicesDropped).toContain(monthIndex);
+    expect(await client.indices.exists({ index: monthIndex })).toBe(false);
+    const parts = await pool.query("SELECT 1 FROM pg_class WHERE relname = 'events_2026_10'");
+    expect(parts.rowCount).toBe(0);
+    // What remains is untouched and still verifies.
+    expect(await verifyChain(pool, tenant)).toMatchObject({ ok: true, checked: BigInt(TOTAL - EXPIRED) });
+    expect((await documents(client, indexNames(prefix).alias, tenant)).length).toBe(TOTAL - UNSEARCHABLE);
+  }, 300_000);
 });
