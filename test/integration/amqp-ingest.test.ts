@@ -144,4 +144,15 @@ describe("AMQP ingest", () => {
     expect(keyed3.some((d) => "authorization" in d.headers)).toBe(false);
     expect(Object.fromEntries(await stored(tenantB, ["nokey", "badkey", "querykey"]))).toEqual({});
   });
+
+  it("dead-letters a JSON body with an impossible calendar date instead of storing another day", async () => {
+    const body = JSON.parse(json("feb30").toString()) as Record<string, unknown>;
+    body.occurredAt = "2026-02-30T00:00:00Z";
+    await publish(bound, Buffer.from(JSON.stringify(body)), "application/json");
+    const [d] = await deadLetters(bound, 1);
+    expect(d?.field).toBe("occurred_at");
+    expect(d?.reason).toMatch(/RFC 3339/);
+    expect(JSON.parse(d!.body).occurredAt).toBe("2026-02-30T00:00:00Z");
+    expect(Object.fromEntries(await stored(tenantA, ["feb30"]))).toEqual({});
+  });
 });

@@ -4,7 +4,8 @@ import { AppendRequestSchema, IngestRequestSchema } from "../../gen/auditlog/v1/
 import { CreateApiKeyRequestSchema, CreateTenantRequestSchema } from "../../gen/auditlog/v1/admin_pb.js";
 import { GetEventRequestSchema, SearchEventsRequestSchema } from "../../gen/auditlog/v1/query_pb.js";
 import { requestViolation } from "../../src/domain/request-check.ts";
-import { strictJsonDecoder, timestampJsonViolation } from "../../src/server/strict-json.ts";
+import { timestampJsonViolation } from "../../src/domain/strict-json.ts";
+import { strictJsonDecoder } from "../../src/server/strict-json.ts";
 
 describe("requestViolation", () => {
   it("finds nothing wrong with ordinary requests", () => {

@@ -3,6 +3,7 @@
 // consumer's connection handling so it can be tested without a broker.
 import { fromBinary, fromJsonString } from "@bufbuild/protobuf";
 import { type Event, EventSchema } from "../../../gen/auditlog/v1/event_pb.js";
+import { strictTimestampViolation } from "../../domain/strict-json.ts";
 
 const PROTOBUF = new Set(["application/x-protobuf", "application/protobuf", "application/vnd.google.protobuf"]);
 const JSON_TYPES = new Set(["application/json"]);
@@ -23,8 +24,12 @@ export function decodeEvent(contentType: string | undefined, body: Buffer): Deco
     }
   }
   if (JSON_TYPES.has(type)) {
+    const text = body.toString("utf8");
+    // The API's check: an impossible date is refused, not stored as another day.
+    const bad = strictTimestampViolation(EventSchema, text);
+    if (bad) return { refusal: bad };
     try {
-      return { event: fromJsonString(EventSchema, body.toString("utf8")) };
+      return { event: fromJsonString(EventSchema, text) };
     } catch (err) {
       return { refusal: { reason: `the body is not an auditlog.v1.Event in JSON: ${(err as Error).message}`, field: "" } };
     }
