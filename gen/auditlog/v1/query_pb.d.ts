@@ -923,6 +923,20 @@ export declare type TailEventsRequest = Message<"auditlog.v1.TailEventsRequest">
    * @generated from field: uint32 heartbeat_seconds = 3;
    */
   heartbeatSeconds: number;
+
+  /**
+   * Events per message, at most, 0 to 1000. 0 or 1: one event per message,
+   * in `event` (as before this field existed). 2 or more: events come in
+   * `batch` (never in `event`), 1 to max_batch at a time: when several
+   * matching events are ready for the stream, they travel in one message,
+   * which costs the server and the client far less than one message each.
+   * Order and positions are the same: the position to resume from is the
+   * `sequence` of the last event of the last batch received (or a later
+   * heartbeat's `position`).
+   *
+   * @generated from field: uint32 max_batch = 4;
+   */
+  maxBatch: number;
 };
 
 /**
@@ -932,7 +946,7 @@ export declare type TailEventsRequest = Message<"auditlog.v1.TailEventsRequest">
 export declare const TailEventsRequestSchema: GenMessage<TailEventsRequest>;
 
 /**
- * One event or one heartbeat.
+ * One event, several events, or one heartbeat.
  *
  * @generated from message auditlog.v1.TailEventsResponse
  */
@@ -943,6 +957,7 @@ export declare type TailEventsResponse = Message<"auditlog.v1.TailEventsResponse
   item: {
     /**
      * A committed event that matches; its `sequence` is its position.
+     * Only when the request's max_batch is 0 or 1.
      *
      * @generated from field: auditlog.v1.StoredEvent event = 1;
      */
@@ -957,6 +972,15 @@ export declare type TailEventsResponse = Message<"auditlog.v1.TailEventsResponse
      */
     value: TailHeartbeat;
     case: "heartbeat";
+  } | {
+    /**
+     * Committed events that match, in sequence order, when the request's
+     * max_batch is 2 or more.
+     *
+     * @generated from field: auditlog.v1.TailEventBatch batch = 3;
+     */
+    value: TailEventBatch;
+    case: "batch";
   } | { case: undefined; value?: undefined };
 };
 
@@ -965,6 +989,27 @@ export declare type TailEventsResponse = Message<"auditlog.v1.TailEventsResponse
  * Use `create(TailEventsResponseSchema)` to create a new message.
  */
 export declare const TailEventsResponseSchema: GenMessage<TailEventsResponse>;
+
+/**
+ * Consecutive matching events of one stream.
+ *
+ * @generated from message auditlog.v1.TailEventBatch
+ */
+export declare type TailEventBatch = Message<"auditlog.v1.TailEventBatch"> & {
+  /**
+   * 1 to max_batch events in sequence order; the last one's `sequence` is
+   * the stream's position.
+   *
+   * @generated from field: repeated auditlog.v1.StoredEvent events = 1;
+   */
+  events: StoredEvent[];
+};
+
+/**
+ * Describes the message auditlog.v1.TailEventBatch.
+ * Use `create(TailEventBatchSchema)` to create a new message.
+ */
+export declare const TailEventBatchSchema: GenMessage<TailEventBatch>;
 
 /**
  * Sent on an idle stream.
