@@ -15,6 +15,7 @@ import { EVENT_COLUMNS, type EventRow, recordFromRow } from "../store/event-rows
 import { type ArchiveRow, type RetentionStore, searchableFrom } from "../store/retention-store.ts";
 import { withSystemScope } from "../store/system-scope.ts";
 import { archiveProblem, decodeArchive, encodeArchive } from "./archive-object.ts";
+import { LIFECYCLE_LOCK_KEY, withLifecycleLock } from "./lifecycle-lock.ts";
 
 const CHUNK = 1000;
 
@@ -35,7 +36,12 @@ export class Erasure {
     this.d = deps;
   }
 
+  /** Waits for a retention round or restore in progress (lifecycle-lock.ts), then erases. */
   async erase(tenantId: string, field: ErasableField, value: string): Promise<ErasureCounts> {
+    return (await withLifecycleLock(this.d.pool, LIFECYCLE_LOCK_KEY, true, () => this.eraseLocked(tenantId, field, value)))!;
+  }
+
+  private async eraseLocked(tenantId: string, field: ErasableField, value: string): Promise<ErasureCounts> {
     const events = await this.erasePostgres(tenantId, field, value);
     const archives = await this.eraseArchives(tenantId, field, value);
     // Documents brought back by RestoreArchive came from the objects as they were: they go.

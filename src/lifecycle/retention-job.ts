@@ -19,7 +19,6 @@
 //    searchable cutoff are deleted whole (only when every tenant has a policy).
 //
 // Nothing here locks chain_heads: ingest goes on during a round.
-import pg from "pg";
 import type { Pool } from "pg";
 import type { ArchiveStore } from "../archive/object-store.ts";
 import { archiveManifestJson, archiveObjectKey, cutoff, expiredPrefixLength, type RetentionPolicy } from "../domain/retention.ts";
@@ -29,9 +28,10 @@ import type { Logger } from "../platform/log.ts";
 import type { SearchLifecycle } from "../search/lifecycle.ts";
 import type { RetentionStore } from "../store/retention-store.ts";
 import { archiveProblem, encodeArchive } from "./archive-object.ts";
+import { LIFECYCLE_LOCK_KEY, withLifecycleLock } from "./lifecycle-lock.ts";
 
-/** Advisory lock key of the retention job: one round at a time across replicas. */
-export const RETENTION_LOCK_KEY = 7_428_113_011n;
+/** Advisory lock key of the retention job: one round (or erasure, or restore) at a time across replicas. */
+export const RETENTION_LOCK_KEY = LIFECYCLE_LOCK_KEY;
 
 /** The points between steps where a test can make the round fail (as a kill would). */
 export type RetentionStep = "archived" | "recorded" | "chunk-deleted" | "postgres-deleted" | "search-deleted";
@@ -86,17 +86,8 @@ export class RetentionJob {
   }
 
   /** One round over every tenant with a policy; null when another replica holds the lock. */
-  async runOnce(): Promise<RetentionRound | null> {
-    const lock = new pg.Client(this.o.pool.options);
-    lock.on("error", (err) => this.log.warn("retention lock connection failed", { err: err.message }));
-    await lock.connect();
-    try {
-      const got = await lock.query<{ ok: boolean }>("SELECT pg_try_advisory_lock($1) AS ok", [this.o.lockKey.toString()]);
-      if (!got.rows[0]?.ok) return null;
-      return await this.round_();
-    } finally {
-      await lock.end().catch(() => {});
-    }
+  runOnce(): Promise<RetentionRound | null> {
+    return withLifecycleLock(this.o.pool, this.o.lockKey, false, () => this.round_());
   }
 
   runPeriodically(intervalMs: number): void {

@@ -19,6 +19,7 @@ import { recordFromNdjsonLine } from "../../src/domain/offline-verification.ts";
 import { archiveProblem, decodeArchive } from "../../src/lifecycle/archive-object.ts";
 import { Erasure } from "../../src/lifecycle/erasure.ts";
 import { ArchiveRestore } from "../../src/lifecycle/restore.ts";
+import { LIFECYCLE_LOCK_KEY, withLifecycleLock } from "../../src/lifecycle/lifecycle-lock.ts";
 import { RetentionJob } from "../../src/lifecycle/retention-job.ts";
 import { createLogger } from "../../src/platform/log.ts";
 import { Indexer } from "../../src/search/elasticsearch/indexer.ts";
@@ -93,7 +94,7 @@ describe("erasure of a person's data", () => {
         tenants: new TenantStore(pool),
         retention: store,
         erasure: new Erasure({ pool, store, archive, search }),
-        restore: new ArchiveRestore({ store, archive, search }),
+        restore: new ArchiveRestore({ pool, store, archive, search }),
         archiveConfigured: true,
         submit: async (items) => {
           for (const it of items)
@@ -202,5 +203,14 @@ describe("erasure of a person's data", () => {
     const verdict = await verifyChain(pool, tenant);
     expect(verdict.ok).toBe(false);
     expect(verdict.broken?.reason).toMatch(/hash mismatch/);
+  });
+
+  it("a retention round skips while an erasure or restore holds the lifecycle lock", async () => {
+    let round: unknown = "not run";
+    await withLifecycleLock(pool, LIFECYCLE_LOCK_KEY, true, async () => {
+      round = await new RetentionJob({ pool, store, archive, search: null, log, now: () => NOW }).runOnce();
+    });
+    expect(round).toBeNull();
+    expect(await new RetentionJob({ pool, store, archive, search: null, log, now: () => NOW }).runOnce()).not.toBeNull();
   });
 });
