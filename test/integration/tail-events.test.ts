@@ -77,7 +77,11 @@ function openTail(query: Client<typeof QueryService>, req: MessageInitShape<type
       for (const w of waiters.splice(0)) w();
     }
   })();
-  const events = () => items.filter((i) => i.item.case === "event").map((i) => i.item.value as { event: { id: string }; sequence: bigint });
+  type Delivered = { event: { id: string }; sequence: bigint };
+  const events = () =>
+    items.flatMap((i): Delivered[] =>
+      i.item.case === "event" ? [i.item.value as Delivered] : i.item.case === "batch" ? (i.item.value.events as Delivered[]) : [],
+    );
   let ended = false;
   void done.then(() => {
     ended = true;
@@ -103,9 +107,12 @@ function openTail(query: Client<typeof QueryService>, req: MessageInitShape<type
   };
 }
 
+/** Where a client resumes: the last event's sequence (of a batch: its last event's), or a heartbeat's position. */
 const lastPosition = (items: TailEventsResponse[]): bigint => {
-  const last = items.at(-1)!;
-  return last.item.case === "event" ? last.item.value.sequence : (last.item.value as { position: bigint }).position;
+  const { item } = items.at(-1)!;
+  if (item.case === "event") return item.value.sequence;
+  if (item.case === "batch") return item.value.events.at(-1)!.sequence;
+  return item.value!.position;
 };
 
 describe("TailEvents", () => {
@@ -161,6 +168,46 @@ describe("TailEvents", () => {
     const seqs = [...first.events(), ...second.events()].map((e) => e.sequence);
     expect(seqs).toEqual([...seqs].sort((x, y) => (x < y ? -1 : 1)));
   });
+
+  for (const t of [TRANSPORTS[0]!, TRANSPORTS[2]!]) {
+    it(`batches with max_batch over ${t.name} (${t.name === "gRPC" ? "binary" : "JSON"}): in order, and resumed on another replica from the last event of the last batch exactly once`, async () => {
+      const action = `tail.batch-${t.protocol}`;
+      const ids = Array.from({ length: 300 }, (_, i) => `batch-${t.protocol}-${i}`);
+      const first = openTail(clients(a.url, t1.query, t).query, { filter: { actions: [action] }, maxBatch: 25 });
+      await first.until(() => first.items.length > 0);
+      const producing = (async () => {
+        for (let i = 0; i < ids.length; i += 30) {
+          await append(
+            i % 60 ? b.url : a.url,
+            t1.ingest,
+            ids.slice(i, i + 30).map((id) => ({ id, action })),
+          );
+        }
+      })();
+      await first.until(() => first.ids().length >= 90);
+      first.stop();
+      await first.done;
+      const received = first.ids();
+      const second = openTail(clients(b.url, t1.query, t).query, {
+        filter: { actions: [action] },
+        afterPosition: lastPosition(first.items),
+        maxBatch: 25,
+      });
+      await producing;
+      await second.until(() => received.length + second.ids().length >= ids.length);
+      await new Promise((r) => setTimeout(r, 300));
+      second.stop();
+      expect([...received, ...second.ids()]).toEqual(ids);
+      const seqs = [...first.events(), ...second.events()].map((e) => e.sequence);
+      expect(seqs).toEqual([...seqs].sort((x, y) => (x < y ? -1 : 1)));
+      // Events came only in batches, several at a time, never more than asked.
+      const messages = [...first.items, ...second.items].filter((i) => i.item.case !== "heartbeat");
+      expect(messages.every((i) => i.item.case === "batch")).toBe(true);
+      const sizes = messages.map((i) => (i.item.case === "batch" ? i.item.value.events.length : 0));
+      expect(Math.max(...sizes)).toBe(25);
+      expect(Math.min(...sizes)).toBeGreaterThan(0);
+    });
+  }
 
   it("never sends an event before its transaction commits", async () => {
     await append(a.url, t1.ingest, [{ id: "commit-before" }]);

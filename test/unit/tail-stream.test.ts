@@ -33,7 +33,9 @@ async function take(it: AsyncGenerator<TailEventsResponse>, k: number): Promise<
     const r = await it.next();
     if (r.done) break;
     const v = r.value.item;
-    out.push(v.case === "event" ? `${v.value.sequence}:${v.value.event!.id}` : `hb:${v.value!.position}`);
+    if (v.case === "event") out.push(`${v.value.sequence}:${v.value.event!.id}`);
+    else if (v.case === "batch") out.push(v.value.events.map((e) => `${e.sequence}:${e.event!.id}`).join(","));
+    else out.push(`hb:${v.value!.position}`);
   }
   return out;
 }
@@ -83,6 +85,45 @@ describe("tailStream", () => {
     expect(ra).toBe(rb);
     const decoded = fromBinary(TailEventsResponseSchema, toBinary(TailEventsResponseSchema, ra));
     expect(decoded.item).toMatchObject({ case: "event", value: { sequence: 1n, event: { id: "e1" } } });
+    ac.abort();
+  });
+});
+
+/** Until the feed has handed every committed event to the tenant's subscribers (it reads 3 at a time). */
+async function fed(feed: TailFeed, head: bigint): Promise<void> {
+  while (feed.registry.lowestPosition("tenant-a") !== head) await new Promise((r) => setImmediate(r));
+}
+
+describe("tailStream with max_batch", () => {
+  it("sends what is ready in batches of at most max_batch, in order, during catch-up and from the feed", async () => {
+    const { commit, deps, feed } = setup(20);
+    commit(7);
+    const ac = new AbortController();
+    const caller = { tenantId: "tenant-a", actorId: null, binary: false };
+    const s = tailStream(deps, caller, create(TailEventsRequestSchema, { afterPosition: 1n, maxBatch: 2 }), ac.signal);
+    // Catch-up pages of 3 (deps.batchSize), each cut into batches of 2.
+    expect(await take(s, 5)).toEqual(["2:e2,3:e3", "4:e4", "5:e5,6:e6", "7:e7", "hb:7"]);
+    commit(5);
+    await fed(feed, 12n);
+    expect(await take(s, 3)).toEqual(["8:e8,9:e9", "10:e10,11:e11", "12:e12"]);
+    ac.abort();
+  });
+
+  it("encodes a batch for binary codecs as the oneof's batch case, from each event's bytes", async () => {
+    const { commit, deps, feed } = setup(5);
+    const ac = new AbortController();
+    const caller = { tenantId: "tenant-a", actorId: null, binary: true };
+    const json = tailStream(deps, { ...caller, binary: false }, create(TailEventsRequestSchema, { maxBatch: 10 }), ac.signal);
+    const bin = tailStream(deps, caller, create(TailEventsRequestSchema, { maxBatch: 10 }), ac.signal);
+    await json.next();
+    await bin.next();
+    commit(4);
+    await fed(feed, 4n);
+    const [rj, rb] = [(await json.next()).value!, (await bin.next()).value!];
+    const decoded = fromBinary(TailEventsResponseSchema, toBinary(TailEventsResponseSchema, rb));
+    expect(decoded.item.case).toBe("batch");
+    expect(decoded).toEqual(fromBinary(TailEventsResponseSchema, toBinary(TailEventsResponseSchema, rj)));
+    expect(decoded.item.case === "batch" && decoded.item.value.events.map((e) => e.event!.id)).toEqual(["e1", "e2", "e3", "e4"]);
     ac.abort();
   });
 });

@@ -3,19 +3,9 @@
 // back), then join the replica's feed at the position it reached and send
 // what the feed queues for it, with a heartbeat whenever it has been idle
 // for the interval.
-import { create, toBinary } from "@bufbuild/protobuf";
-import { BinaryWriter, WireType } from "@bufbuild/protobuf/wire";
-import { StoredEventSchema } from "../../../gen/auditlog/v1/event_pb.js";
 import type { Validator } from "@bufbuild/protovalidate";
-import {
-  type TailEventsRequest,
-  TailEventsRequestSchema,
-  type TailEventsResponse,
-  TailEventsResponseSchema,
-  TailHeartbeatSchema,
-} from "../../../gen/auditlog/v1/query_pb.js";
+import { type TailEventsRequest, TailEventsRequestSchema, type TailEventsResponse } from "../../../gen/auditlog/v1/query_pb.js";
 import type { StoredRecord } from "../../domain/event-record.ts";
-import { storedEventFromRecord } from "../../domain/event-record.ts";
 import { restrictToActor } from "../../domain/event-query.ts";
 import { matchesQuery } from "../../domain/match-query.ts";
 import type { TailSubscriber } from "../../domain/tail-subscribers.ts";
@@ -23,6 +13,7 @@ import { asStored, type RecordView } from "../data-protection.ts";
 import { queryOf } from "../event-filter.ts";
 import { validateRequest } from "../request-context.ts";
 import type { TailFeed } from "./tail-feed.ts";
+import { batchItem, eventItem, heartbeatItem } from "./tail-items.ts";
 
 export type TailReader = {
   head(tenantId: string, signal?: AbortSignal): Promise<bigint>;
@@ -39,49 +30,12 @@ export type TailDeps = {
   batchSize: number;
 };
 
-// Every subscriber of a replica is handed the same record objects by the
-// feed, so each event is built and encoded once, not once per subscriber:
-// with 100 subscribers, encoding dominated the server's CPU. For the binary
-// codecs the response carries the encoded StoredEvent, length-prefixed, as
-// field 1 in protobuf-es's unknown fields, which toBinary writes out
-// verbatim after the tag: on the wire it is exactly the `event` case of the
-// oneof. JSON clients get the
-// message itself (JSON does not carry unknown fields).
-const messages = new WeakMap<StoredRecord, TailEventsResponse>();
-const encoded = new WeakMap<StoredRecord, TailEventsResponse>();
-const EVENT_FIELD = 1;
-
-function eventItem(r: StoredRecord, binary: boolean): TailEventsResponse {
-  const cache = binary ? encoded : messages;
-  let item = cache.get(r);
-  if (!item) {
-    const event = storedEventFromRecord(r);
-    if (binary) {
-      item = create(TailEventsResponseSchema);
-      item.$unknown = [
-        {
-          no: EVENT_FIELD,
-          wireType: WireType.LengthDelimited,
-          data: new BinaryWriter().bytes(toBinary(StoredEventSchema, event)).finish(),
-        },
-      ];
-    } else {
-      item = create(TailEventsResponseSchema, { item: { case: "event", value: event } });
-    }
-    cache.set(r, item);
-  }
-  return item;
-}
-
 /** Whether the request (so the response) uses a binary codec: gRPC, gRPC-Web or Connect with +proto. */
 export function isBinaryCodec(contentType: string | null): boolean {
   if (!contentType) return false;
   const t = contentType.split(";")[0]!.trim().toLowerCase();
   return t === "application/grpc" || t === "application/grpc-web" || t.endsWith("+proto") || t === "application/proto";
 }
-
-const heartbeatItem = (position: bigint): TailEventsResponse =>
-  create(TailEventsResponseSchema, { item: { case: "heartbeat", value: create(TailHeartbeatSchema, { position }) } });
 
 /**
  * Who tails: the tenant, for a User (tokens) the only actor whose events they
@@ -118,14 +72,17 @@ export async function* tailStream(
   const q = restrictToActor(queryOf(req.filter), caller.actorId);
   const matches = (r: StoredRecord) => matchesQuery(r, q);
   const heartbeatMs = req.heartbeatSeconds ? Math.max(1, req.heartbeatSeconds) * 1000 : deps.heartbeatMs;
+  const maxBatch = Math.max(1, req.maxBatch);
+  const item = (rs: readonly StoredRecord[]) => (maxBatch === 1 ? eventItem(rs[0]!, binary) : batchItem(rs, binary));
 
   let position = req.afterPosition ?? (await deps.reader.head(tenantId, signal));
   let lastSent = Date.now();
   for (;;) {
     const page = await deps.reader.readAfter(tenantId, position, deps.batchSize, signal);
     // Matched as stored, like the feed and SearchEvents: encrypted parts are not searchable.
-    for (const r of await view(page.filter(matches))) {
-      yield eventItem(r, binary);
+    const shownPage = await view(page.filter(matches));
+    for (let i = 0; i < shownPage.length; i += maxBatch) {
+      yield item(shownPage.slice(i, i + maxBatch));
       lastSent = Date.now();
     }
     position = page.at(-1)?.sequence ?? position;
@@ -143,9 +100,12 @@ export async function* tailStream(
     if (start !== null) yield heartbeatItem(start);
     lastSent = Date.now();
     for (;;) {
-      const r = sub.next();
-      if (r) {
-        yield eventItem(await shown(r, view), binary);
+      // What is ready, up to max_batch: the position a client resumes from
+      // is the last event of the last message, so a batch is taken whole.
+      const ready: StoredRecord[] = [];
+      for (let r = sub.next(); r; r = ready.length < maxBatch ? sub.next() : undefined) ready.push(await shown(r, view));
+      if (ready.length > 0) {
+        yield item(ready);
         lastSent = Date.now();
         continue;
       }
