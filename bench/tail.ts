@@ -7,7 +7,10 @@
 // never read (they must be ended at their buffer bound while the others'
 // latency and the server's RSS stay where they were).
 //
-//   npx node bench/tail.ts [--subscribers 100] [--rate 1000] [--seconds 20] [--stalled 2]
+// Subscribers ask for batches of up to --max-batch events per message
+// (TailEventsRequest.max_batch; 1: one event per message, as old clients).
+//
+//   npx node bench/tail.ts [--subscribers 100] [--rate 1000] [--seconds 20] [--stalled 2] [--max-batch 100]
 //     [--workers 2] [--buffer 1000] [--database-url postgres://postgres@127.0.0.1:5432/postgres]
 import { fork } from "node:child_process";
 import { randomBytes } from "node:crypto";
@@ -25,7 +28,7 @@ import { procSample, startServiceChild } from "./service-child.ts";
 const auth = (key: string) => ({ headers: { authorization: `Bearer ${key}` } });
 const ACTION = "bench.tail";
 
-type WorkerStart = { url: string; key: string; subscribers: number };
+type WorkerStart = { url: string; key: string; subscribers: number; maxBatch: number };
 type WorkerReport = { histogram: string; delivered: number; errors: string[] };
 
 if (process.argv.includes("--worker")) {
@@ -42,11 +45,17 @@ if (process.argv.includes("--worker")) {
       ready.push(new Promise((r) => (signalReady = r)));
       void (async () => {
         try {
-          for await (const item of client.tailEvents({ filter: { actions: [ACTION] } }, { ...auth(start.key), signal: ac.signal })) {
-            if (item.item.case === "heartbeat") signalReady();
-            else if (item.item.case === "event") {
-              const sent = item.item.value.event?.metadata?.sentAt;
-              if (typeof sent === "number") h.recordValue(Math.max(0, Math.round((wallMs() - sent) * 1000)));
+          const req = { filter: { actions: [ACTION] }, maxBatch: start.maxBatch };
+          for await (const item of client.tailEvents(req, { ...auth(start.key), signal: ac.signal })) {
+            if (item.item.case === "heartbeat") {
+              signalReady();
+              continue;
+            }
+            const events = item.item.case === "event" ? [item.item.value] : item.item.case === "batch" ? item.item.value.events : [];
+            const now = wallMs();
+            for (const e of events) {
+              const sent = e.event?.metadata?.sentAt;
+              if (typeof sent === "number") h.recordValue(Math.max(0, Math.round((now - sent) * 1000)));
               delivered++;
             }
           }
@@ -87,6 +96,7 @@ async function main(): Promise<void> {
       stalled: { type: "string", default: "2" },
       workers: { type: "string", default: "2" },
       buffer: { type: "string", default: "1000" },
+      "max-batch": { type: "string", default: "100" },
       "database-url": { type: "string", default: process.env.DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/postgres" },
     },
   });
@@ -94,6 +104,7 @@ async function main(): Promise<void> {
   const rate = Number(a.rate);
   const seconds = Number(a.seconds);
   const workers = Number(a.workers);
+  const maxBatch = Number(a["max-batch"]);
   const log = (m: string) => console.error(`[tail-bench] ${m}`);
 
   const svc = await startServiceChild({
@@ -125,11 +136,11 @@ async function main(): Promise<void> {
     const children = Array.from({ length: workers }, (_, i) => {
       const c = fork(import.meta.filename, ["--worker"], { stdio: ["ignore", "inherit", "inherit", "ipc"] });
       const share = Math.floor(subscribers / workers) + (i < subscribers % workers ? 1 : 0);
-      c.send({ url: svc.url, key: queryKey, subscribers: share } satisfies WorkerStart);
+      c.send({ url: svc.url, key: queryKey, subscribers: share, maxBatch } satisfies WorkerStart);
       return c;
     });
     await Promise.all(children.map((c) => once(c, "message")));
-    log(`${subscribers} subscribers ready in ${workers} worker processes`);
+    log(`${subscribers} subscribers (max_batch ${maxBatch}) ready in ${workers} worker processes`);
 
     const ingest = createClient(IngestService, createGrpcTransport({ baseUrl: svc.url }));
     const appendH = newHistogram();
@@ -193,7 +204,7 @@ async function main(): Promise<void> {
     const ms = (h: hdr.Histogram, p: number) => (h.getValueAtPercentile(p) / 1000).toFixed(1);
     const report = (name: string, r: Awaited<ReturnType<typeof collect>>, rss: { peakKb: number; endKb: number }, events: number) => {
       console.log(
-        `${name}: ${events} events at ${rate}/s to ${subscribers} subscribers: delivered ${r.delivered} ` +
+        `${name}: ${events} events at ${rate}/s to ${subscribers} subscribers (max_batch ${maxBatch}): delivered ${r.delivered} ` +
           `(expected ${events * subscribers}); send->delivery p50 ${ms(r.merged, 50)} ms, p99 ${ms(r.merged, 99)} ms, ` +
           `max ${ms(r.merged, 100)} ms; server RSS peak ${(rss.peakKb / 1024).toFixed(0)} MiB, end ${(rss.endKb / 1024).toFixed(0)} MiB` +
           (r.errors.length ? `; errors: ${r.errors.slice(0, 3).join(" | ")}` : ""),
@@ -216,7 +227,7 @@ async function main(): Promise<void> {
     // Stalled subscribers: open, take the first heartbeat, then never read.
     const stalled = Array.from({ length: Number(a.stalled) }, () => {
       const client = createClient(QueryService, createGrpcTransport({ baseUrl: svc.url }));
-      return client.tailEvents({ filter: { actions: [ACTION] } }, auth(queryKey))[Symbol.asyncIterator]();
+      return client.tailEvents({ filter: { actions: [ACTION] }, maxBatch }, auth(queryKey))[Symbol.asyncIterator]();
     });
     for (const s of stalled) await s.next();
     phaseStartSent = sent;
@@ -230,13 +241,16 @@ async function main(): Promise<void> {
       let n = 0;
       let end = "still open";
       try {
-        for (let r = await s.next(); !r.done; r = await s.next()) n++;
+        for (let r = await s.next(); !r.done; r = await s.next()) {
+          const it = r.value.item;
+          n += it.case === "event" ? 1 : it.case === "batch" ? it.value.events.length : 0;
+        }
         end = "ended";
       } catch (err) {
         const e = ConnectError.from(err);
         end = `${Code[e.code]}: ${e.rawMessage.slice(0, 140)}`;
       }
-      console.log(`  stalled subscriber ${i + 1}: ${n} messages had reached it, then ${end}`);
+      console.log(`  stalled subscriber ${i + 1}: ${n} events had reached it, then ${end}`);
     }
     for (const c of children) c.send("stop");
   } finally {
