@@ -1,8 +1,9 @@
-// The layering of docs/ARCHITECTURE.md as rules: `npm run lint:deps` (and CI)
+// The layering of docs/ARCHITECTURE.md as rules: `npm run lint` (and CI)
 // fails when an import crosses a layer the wrong way.
 //
 //   contracts (gen) -> server (transport) -> services (handlers) -> domain
 //                                         \-> auth, search (seam) -> search/{postgres,elasticsearch} -> store
+//                                         \-> lifecycle -> archive, store, search (seam)
 // platform (logger, commit channel, error classification) is imported by
 // anyone and imports no other layer; src/app.ts and src/main.ts wire them all.
 const layer = (name) => `^src/${name}/`;
@@ -33,7 +34,7 @@ module.exports = {
       comment: "PostgreSQL storage is below search, handlers and transports.",
       severity: "error",
       from: { path: layer("store") },
-      to: { path: "^src/(search|services|server|auth)/" },
+      to: { path: "^src/(search|services|server|auth|lifecycle|archive)/" },
     },
     {
       name: "search-seam-is-neutral",
@@ -59,6 +60,26 @@ module.exports = {
       severity: "error",
       from: { path: "^src/search/" },
       to: { path: "^src/(services|server|auth)/" },
+    },
+    {
+      name: "lifecycle-below-handlers",
+      comment: "The data lifecycle (retention, archival, erasure) uses storage, the search seam and the archive; handlers call it.",
+      severity: "error",
+      from: { path: layer("lifecycle") },
+      to: { path: "^src/(services|server|auth|search/(postgres|elasticsearch))/" },
+    },
+    {
+      name: "archive-stands-alone",
+      comment: "The archive bucket adapter knows object storage only.",
+      severity: "error",
+      from: { path: layer("archive") },
+      to: { path: "^src/", pathNot: "^src/(archive|platform|domain)/" },
+    },
+    {
+      name: "search-knows-no-lifecycle",
+      severity: "error",
+      from: { path: "^src/search/" },
+      to: { path: "^src/(lifecycle|archive)/" },
     },
     {
       name: "handlers-use-the-seam",
