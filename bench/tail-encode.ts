@@ -5,12 +5,29 @@
 //   npx node bench/tail-encode.ts
 import { create, toBinary } from "@bufbuild/protobuf";
 import { TailEventBatchSchema, TailEventsResponseSchema } from "../gen/auditlog/v1/query_pb.js";
-import { storedEventFromRecord } from "../src/domain/event-record.ts";
 import { batchItem } from "../src/services/tail/tail-items.ts";
-import { chainRecords, minimalEvent } from "../test/unit/fixtures.ts";
-const recs = chainRecords(
-  Array.from({ length: 100 }, (_, i) => minimalEvent({ id: `e${i}`, message: `benchmark event ${i}`, actor: { id: `user-${i}` } })),
-);
+import { EventSchema } from "../gen/auditlog/v1/event_pb.js";
+import { recordFromEvent, type StoredRecord, storedEventFromRecord } from "../src/domain/event-record.ts";
+
+// Events of bench/tail.ts's shape; the chain fields only need to be present.
+const recs: StoredRecord[] = Array.from({ length: 100 }, (_, i) => ({
+  ...recordFromEvent(
+    create(EventSchema, {
+      id: `tail-${i}`,
+      occurredAt: { seconds: 1_764_489_600n },
+      action: "bench.tail",
+      actor: { id: `user-${i}` },
+      message: `benchmark event ${i}`,
+      metadata: { sentAt: 1_764_489_600_000.5, n: i },
+    }),
+  ),
+  tenantId: "bench-tail",
+  sequence: BigInt(i + 1),
+  receivedAt: 1_764_489_600_000_000n + BigInt(i),
+  contentHash: "0".repeat(64),
+  hash: "1".repeat(64),
+  prevHash: "2".repeat(64),
+}));
 const events = recs.map(storedEventFromRecord);
 const N = 2000;
 batchItem(recs, true);
