@@ -25,6 +25,7 @@ import { archiveManifestJson, archiveObjectKey, cutoff, expiredPrefixLength, typ
 import type { SigningKey } from "../domain/signing.ts";
 import { formatMicros } from "../domain/timestamp.ts";
 import type { Logger } from "../platform/log.ts";
+import { Periodic } from "../platform/periodic.ts";
 import type { SearchLifecycle } from "../search/lifecycle.ts";
 import type { RetentionStore } from "../store/retention-store.ts";
 import { archiveProblem, encodeArchive } from "./archive-object.ts";
@@ -69,8 +70,7 @@ export class RetentionJob {
   private readonly o: Required<Pick<RetentionJobOptions, "batchSize" | "deleteChunk" | "maxBatchesPerRound" | "lockKey" | "now">> &
     RetentionJobOptions;
   private readonly log: Logger;
-  private timer: NodeJS.Timeout | null = null;
-  private round: Promise<unknown> | null = null;
+  private periodic: Periodic | null = null;
   private stopped = false;
 
   constructor(opts: RetentionJobOptions) {
@@ -91,27 +91,16 @@ export class RetentionJob {
   }
 
   runPeriodically(intervalMs: number): void {
-    if (this.timer || this.stopped) return;
-    const schedule = () => {
-      if (this.stopped) return;
-      this.timer = setTimeout(() => {
-        this.round = this.runOnce()
-          .catch((err: unknown) => this.log.warn("retention round failed", { err: (err as Error).message }))
-          .finally(() => {
-            this.round = null;
-            schedule();
-          });
-      }, intervalMs);
-      this.timer.unref();
-    };
-    schedule();
+    this.periodic ??= new Periodic(
+      () => this.runOnce(),
+      (err) => this.log.warn("retention round failed", { err: (err as Error).message }),
+    );
+    this.periodic.start(intervalMs);
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = null;
-    await this.round;
+    await this.periodic?.stop();
   }
 
   private async round_(): Promise<RetentionRound> {

@@ -20,6 +20,7 @@ import { checkpointDocument, type SignedCheckpoint, signCheckpoint } from "../do
 import type { SigningKey } from "../domain/signing.ts";
 import { microsFromDate } from "../domain/timestamp.ts";
 import type { Logger } from "../platform/log.ts";
+import { Periodic } from "../platform/periodic.ts";
 import type { CheckpointStore, HeadSigner } from "../store/checkpoint-store.ts";
 import { tenantOf, validateRequest } from "./request-context.ts";
 
@@ -85,8 +86,7 @@ export function checkpointHandlers(deps: CheckpointDeps | undefined, validator: 
 
 /** Signs the moved heads every `intervalMs` (and once at start); one replica at a time (the store's advisory lock). */
 export class CheckpointSchedule {
-  private timer: NodeJS.Timeout | null = null;
-  private running: Promise<void> | null = null;
+  private periodic: Periodic | null = null;
   private readonly store: CheckpointStore;
   private readonly key: SigningKey;
   private readonly log: Logger;
@@ -110,19 +110,14 @@ export class CheckpointSchedule {
   }
 
   start(intervalMs: number): void {
-    const tick = () => {
-      this.running ??= this.runOnce().then(() => {
-        this.running = null;
-      });
-    };
-    tick();
-    this.timer = setInterval(tick, intervalMs);
-    this.timer.unref();
+    this.periodic ??= new Periodic(
+      () => this.runOnce(),
+      (err) => this.log.error("periodic checkpoint failed", { err }),
+    );
+    this.periodic.start(intervalMs, { immediately: true });
   }
 
   async stop(): Promise<void> {
-    if (this.timer) clearInterval(this.timer);
-    this.timer = null;
-    await this.running;
+    await this.periodic?.stop();
   }
 }

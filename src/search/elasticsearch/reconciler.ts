@@ -29,6 +29,7 @@ import type { Client } from "@elastic/elasticsearch";
 import pg from "pg";
 import type { Pool } from "pg";
 import type { Logger } from "../../platform/log.ts";
+import { Periodic } from "../../platform/periodic.ts";
 import { EVENT_COLUMNS, type EventRow, recordFromRow } from "../../store/event-rows.ts";
 import { systemQuery, withSystemScope } from "../../store/system-scope.ts";
 import { documentFromRecord, documentId } from "./event-document.ts";
@@ -113,8 +114,7 @@ export class Reconciler {
   private readonly maxDetailWindows: number;
   private readonly lockKey: bigint;
   private readonly onResult: ReconcilerOptions["onResult"];
-  private timer: NodeJS.Timeout | null = null;
-  private round: Promise<void> | null = null;
+  private periodic: Periodic | null = null;
   private stopped = false;
 
   constructor(opts: ReconcilerOptions) {
@@ -215,26 +215,17 @@ export class Reconciler {
    * a replica that finds the lock taken skips its round.
    */
   runPeriodically(intervalMs: number, opts: { window?: ReconcileWindow } = {}): void {
-    if (this.timer || this.stopped) return;
-    const schedule = () => {
-      if (this.stopped) return;
-      this.timer = setTimeout(() => {
-        this.round = this.runRound(opts).finally(() => {
-          this.round = null;
-          schedule();
-        });
-      }, intervalMs);
-      this.timer.unref();
-    };
-    schedule();
+    this.periodic ??= new Periodic(
+      () => this.runRound(opts),
+      (err) => this.log.warn("reconcile round failed", { err }),
+    );
+    this.periodic.start(intervalMs);
   }
 
   /** Stops the periodic runs; a round in progress finishes its current tenant. */
   async stop(): Promise<void> {
     this.stopped = true;
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = null;
-    await this.round;
+    await this.periodic?.stop();
   }
 
   /** One round over all tenants (what runPeriodically runs). False when another replica holds the lock. */
