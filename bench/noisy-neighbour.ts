@@ -9,7 +9,7 @@
 //
 // Starts the service on a fresh database (like `npm run bench -- --start`),
 // then measures tenant "victim" alone for --seconds, and again while tenant
-// "attacker" runs, all at once and each in a loop:
+// "attacker" runs (in a worker thread of its own: bench/noisy-attacker.ts), all at once and each in a loop:
 //   1. shards:    Append of 1,000 events dated one month apart, from 2100 on;
 //   2. search:    --search-streams concurrent searches with a 243-character
 //                 query of negated terms over ten 60 KB events of its own;
@@ -31,15 +31,18 @@ import { randomBytes, randomUUID } from "node:crypto";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { parseArgs } from "node:util";
-import { create, type MessageInitShape } from "@bufbuild/protobuf";
+import { once } from "node:events";
+import { Worker } from "node:worker_threads";
+import type { MessageInitShape } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, createClient, type Interceptor } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import * as hdr from "hdr-histogram-js";
 import { AdminService, Scope } from "../gen/auditlog/v1/admin_pb.js";
-import { EventSchema } from "../gen/auditlog/v1/event_pb.js";
+import type { EventSchema } from "../gen/auditlog/v1/event_pb.js";
 import { IngestService } from "../gen/auditlog/v1/ingest_pb.js";
 import { QueryService } from "../gen/auditlog/v1/query_pb.js";
+import type { AttackerOptions } from "./noisy-attacker.ts";
 import { procSample, startServiceChild } from "./service-child.ts";
 
 const ROOT = join(import.meta.dirname, "..");
@@ -108,7 +111,6 @@ try {
   const victimIngest = createClient(IngestService, transport(keys.victim!));
   const victimQuery = createClient(QueryService, transport(keys.victim!));
   const attackerIngest = createClient(IngestService, transport(keys.attacker!));
-  const attackerQuery = createClient(QueryService, transport(keys.attacker!));
 
   // The attacker's large events, for the search attack.
   const big = "x".repeat(6_000);
@@ -164,107 +166,23 @@ try {
   }
 
   function attack(): { stop: () => Promise<Record<string, number>> } {
-    let running = true;
-    const counts: Record<string, number> = {};
-    const count = (k: string) => {
-      counts[k] = (counts[k] ?? 0) + 1;
+    const options: AttackerOptions = {
+      url: service.url,
+      key: keys.attacker!,
+      attacks: [...ATTACKS],
+      searchStreams: SEARCH_STREAMS,
+      burstStreams: BURST_STREAMS,
     };
-    const outcome = (kind: string, err?: unknown) =>
-      count(`${kind}:${err === undefined ? "OK" : err instanceof ConnectError ? Code[err.code] : "error"}`);
-    const loop = async (kind: string, fn: (i: number) => Promise<unknown>) => {
-      for (let i = 0; running; i++) {
-        try {
-          await fn(i);
-          outcome(kind);
-        } catch (err) {
-          outcome(kind, err);
-          await new Promise((r) => setTimeout(r, 10));
-        }
-      }
-    };
-    const notFoundIsFine = (err: unknown) => {
-      if (!(err instanceof ConnectError && err.code === Code.NotFound)) throw err;
-    };
-    const burstLoop = async (kind: string, fn: () => Promise<unknown>) => {
-      while (running) {
-        try {
-          await fn();
-          outcome(kind);
-        } catch (err) {
-          outcome(kind, err);
-          // Yield to the timers (the victim's loop lives in this process too), no more.
-          await new Promise((r) => setImmediate(r));
-        }
-      }
-    };
-    const month = (n: number) => timestampFromDate(new Date(Date.UTC(2100, n % 1_800, 1)));
-    const negated = Array.from({ length: 40 }, (_, i) => `-w${i}${"q".repeat(1)}`)
-      .join(" ")
-      .slice(0, 243);
-    const loops = [
-      ATTACKS.has("shards") &&
-        loop("shards", (i) =>
-          attackerIngest.append(
-            {
-              events: Array.from({ length: 1000 }, (_, k) => ({
-                action: "x.y",
-                occurredAt: month(i * 1000 + k),
-                actor: { id: "a" },
-                target: { type: "t", id: "t" },
-              })),
-            },
-            { timeoutMs: 60_000 },
-          ),
-        ),
-      ATTACKS.has("timestamp") &&
-        loop("timestamp", () =>
-          attackerIngest.append(
-            {
-              events: [
-                create(EventSchema, {
-                  action: "x.z",
-                  occurredAt: { seconds: 9223372035n, nanos: 1999999999 },
-                  actor: { id: "a" },
-                  target: { type: "t", id: "t" },
-                }),
-              ],
-            },
-            { timeoutMs: 60_000 },
-          ),
-        ),
-      ...Array.from({ length: ATTACKS.has("search") ? SEARCH_STREAMS : 0 }, () =>
-        loop("search", () => attackerQuery.searchEvents({ filter: { query: negated }, pageSize: 100 }, { timeoutMs: 120_000 })),
-      ),
-      // No pause after a refusal either: a client that ignores the retry delay.
-      ...Array.from({ length: ATTACKS.has("burst") ? BURST_STREAMS : 0 }, () =>
-        burstLoop("burst-append", () =>
-          attackerIngest.append(
-            {
-              events: Array.from({ length: 100 }, () => ({
-                action: "x.burst",
-                occurredAt: timestampFromDate(new Date()),
-                actor: { id: "a" },
-                target: { type: "t", id: "t" },
-              })),
-            },
-            { timeoutMs: 60_000 },
-          ),
-        ),
-      ),
-      ...Array.from({ length: ATTACKS.has("burst") ? BURST_STREAMS : 0 }, () =>
-        // Cheap calls (a lookup by id), so that their number, not their cost, is what the tenant's read rate stops.
-        burstLoop("burst-read", () => attackerQuery.getEvent({ id: "no-such-event" }, { timeoutMs: 60_000 }).catch(notFoundIsFine)),
-      ),
-    ];
-    const stopper = () => {
-      running = false;
-    };
+    const worker = new Worker(new URL("./noisy-attacker.ts", import.meta.url), { workerData: options });
+    const stopper = () => worker.postMessage("stop");
     stopAll.push(stopper);
     return {
       async stop() {
+        const counts = once(worker, "message").then(([c]) => c as Record<string, number>);
         stopper();
-        await Promise.all(loops.filter(Boolean));
-        return counts;
+        const result = await counts;
+        await worker.terminate();
+        return result;
       },
     };
   }

@@ -1,0 +1,137 @@
+// The hostile tenant of bench/noisy-neighbour.ts, in a worker thread of its
+// own: its loops get an event loop of their own, so the quiet tenant's
+// latencies measure the service, not a client loop shared with the attacker.
+import { parentPort, workerData } from "node:worker_threads";
+import { create } from "@bufbuild/protobuf";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { Code, ConnectError, createClient, type Interceptor } from "@connectrpc/connect";
+import { createGrpcTransport } from "@connectrpc/connect-node";
+import { EventSchema } from "../gen/auditlog/v1/event_pb.js";
+import { IngestService } from "../gen/auditlog/v1/ingest_pb.js";
+import { QueryService } from "../gen/auditlog/v1/query_pb.js";
+
+export type AttackerOptions = { url: string; key: string; attacks: string[]; searchStreams: number; burstStreams: number };
+
+function bearer(key: string): Interceptor {
+  return (next) => (req) => {
+    req.header.set("authorization", `Bearer ${key}`);
+    return next(req);
+  };
+}
+
+function attack(o: AttackerOptions): { stop: () => Promise<Record<string, number>> } {
+  const transport = createGrpcTransport({ baseUrl: o.url, interceptors: [bearer(o.key)] });
+  const attackerIngest = createClient(IngestService, transport);
+  const attackerQuery = createClient(QueryService, transport);
+  const ATTACKS = new Set(o.attacks);
+  const SEARCH_STREAMS = o.searchStreams;
+  const BURST_STREAMS = o.burstStreams;
+  let running = true;
+  const counts: Record<string, number> = {};
+  const count = (k: string) => {
+    counts[k] = (counts[k] ?? 0) + 1;
+  };
+  const outcome = (kind: string, err?: unknown) =>
+    count(`${kind}:${err === undefined ? "OK" : err instanceof ConnectError ? Code[err.code] : "error"}`);
+  const loop = async (kind: string, fn: (i: number) => Promise<unknown>) => {
+    for (let i = 0; running; i++) {
+      try {
+        await fn(i);
+        outcome(kind);
+      } catch (err) {
+        outcome(kind, err);
+        await new Promise((r) => setTimeout(r, 10));
+      }
+    }
+  };
+  const notFoundIsFine = (err: unknown) => {
+    if (!(err instanceof ConnectError && err.code === Code.NotFound)) throw err;
+  };
+  const burstLoop = async (kind: string, fn: () => Promise<unknown>) => {
+    while (running) {
+      try {
+        await fn();
+        outcome(kind);
+      } catch (err) {
+        outcome(kind, err);
+        // Yield to the event loop, no more.
+        await new Promise((r) => setImmediate(r));
+      }
+    }
+  };
+  const month = (n: number) => timestampFromDate(new Date(Date.UTC(2100, n % 1_800, 1)));
+  const negated = Array.from({ length: 40 }, (_, i) => `-w${i}${"q".repeat(1)}`)
+    .join(" ")
+    .slice(0, 243);
+  const loops = [
+    ATTACKS.has("shards") &&
+      loop("shards", (i) =>
+        attackerIngest.append(
+          {
+            events: Array.from({ length: 1000 }, (_, k) => ({
+              action: "x.y",
+              occurredAt: month(i * 1000 + k),
+              actor: { id: "a" },
+              target: { type: "t", id: "t" },
+            })),
+          },
+          { timeoutMs: 60_000 },
+        ),
+      ),
+    ATTACKS.has("timestamp") &&
+      loop("timestamp", () =>
+        attackerIngest.append(
+          {
+            events: [
+              create(EventSchema, {
+                action: "x.z",
+                occurredAt: { seconds: 9223372035n, nanos: 1999999999 },
+                actor: { id: "a" },
+                target: { type: "t", id: "t" },
+              }),
+            ],
+          },
+          { timeoutMs: 60_000 },
+        ),
+      ),
+    ...Array.from({ length: ATTACKS.has("search") ? SEARCH_STREAMS : 0 }, () =>
+      loop("search", () => attackerQuery.searchEvents({ filter: { query: negated }, pageSize: 100 }, { timeoutMs: 120_000 })),
+    ),
+    // No pause after a refusal either: a client that ignores the retry delay.
+    ...Array.from({ length: ATTACKS.has("burst") ? BURST_STREAMS : 0 }, () =>
+      burstLoop("burst-append", () =>
+        attackerIngest.append(
+          {
+            events: Array.from({ length: 100 }, () => ({
+              action: "x.burst",
+              occurredAt: timestampFromDate(new Date()),
+              actor: { id: "a" },
+              target: { type: "t", id: "t" },
+            })),
+          },
+          { timeoutMs: 60_000 },
+        ),
+      ),
+    ),
+    ...Array.from({ length: ATTACKS.has("burst") ? BURST_STREAMS : 0 }, () =>
+      // Cheap calls (a lookup by id), so that their number, not their cost, is what the tenant's read rate stops.
+      burstLoop("burst-read", () => attackerQuery.getEvent({ id: "no-such-event" }, { timeoutMs: 60_000 }).catch(notFoundIsFine)),
+    ),
+  ];
+  return {
+    async stop() {
+      running = false;
+      await Promise.all(loops.filter(Boolean));
+      return counts;
+    },
+  };
+}
+
+// Worker protocol: start on load, "stop" from the parent ends the loops and answers with the call counts.
+if (parentPort) {
+  const port = parentPort;
+  const a = attack(workerData as AttackerOptions);
+  port.on("message", (msg) => {
+    if (msg === "stop") void a.stop().then((counts) => port.postMessage(counts));
+  });
+}
