@@ -4,6 +4,7 @@
 import { Code, ConnectError, createContextKey, type Interceptor } from "@connectrpc/connect";
 import { codeToString } from "@connectrpc/connect/protocol-connect";
 import type { LogFields, Logger } from "../platform/log.ts";
+import { observeOutcome } from "./call-outcome.ts";
 
 /** Remote address of the connection ("ip:port"); set by startHttpServer. */
 export const peerAddressKey = createContextKey<string | undefined>(undefined, { description: "peer address" });
@@ -87,38 +88,6 @@ export function accessLogInterceptor(log: Logger): Interceptor {
       log[level]("rpc", fields);
     };
 
-    let res: Awaited<ReturnType<typeof next>>;
-    try {
-      res = await next(req);
-    } catch (err) {
-      done(err);
-      throw err;
-    }
-    if (!res.stream) {
-      done(undefined);
-      return res;
-    }
-    // Streaming: the outcome is known once the response stream ends.
-    const messages = res.message;
-    async function* observed() {
-      let failure: unknown;
-      let completed = false;
-      try {
-        yield* messages;
-        completed = true;
-      } catch (err) {
-        failure = err;
-        throw err;
-      } finally {
-        if (failure === undefined && !completed) {
-          // The consumer stopped early: client went away or the call was aborted.
-          failure = req.signal.aborted
-            ? ConnectError.from(req.signal.reason)
-            : new ConnectError("response stream abandoned", Code.Canceled);
-        }
-        done(failure);
-      }
-    }
-    return { ...res, message: observed() };
+    return observeOutcome(req, () => next(req), done);
   };
 }

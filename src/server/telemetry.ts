@@ -7,6 +7,7 @@
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import { codeToString } from "@connectrpc/connect/protocol-connect";
 import type { Metrics } from "../platform/metrics.ts";
+import { observeOutcome } from "./call-outcome.ts";
 import { contextWithSpan, endSpanWithError, extractTraceContext, inContext, type Span, SpanKind, tracer } from "../platform/tracing.ts";
 
 function codeOf(err: unknown, signal: AbortSignal): string {
@@ -34,31 +35,6 @@ export function telemetryInterceptor(metrics: Metrics | undefined): Interceptor 
       else endSpanWithError(span, err);
     };
     const ctx = contextWithSpan(parent, span);
-    let res: Awaited<ReturnType<typeof next>>;
-    try {
-      res = await inContext(ctx, () => next(req));
-    } catch (err) {
-      done(err);
-      throw err;
-    }
-    if (!res.stream) {
-      done(undefined);
-      return res;
-    }
-    const messages = res.message;
-    async function* observed() {
-      let failure: unknown;
-      let completed = false;
-      try {
-        yield* messages;
-        completed = true;
-      } catch (err) {
-        failure = err;
-        throw err;
-      } finally {
-        done(failure ?? (completed ? undefined : new ConnectError("response stream abandoned", Code.Canceled)));
-      }
-    }
-    return { ...res, message: observed() };
+    return observeOutcome(req, () => inContext(ctx, () => next(req)), done);
   };
 }
