@@ -2,6 +2,7 @@
 // by variable name, before anything starts.
 import type { JwtSettings } from "./auth/jwt-verifier.ts";
 import { parseQueueBindings, type QueueBinding } from "./services/amqp/queue-message.ts";
+import { wholeNumber } from "./env-number.ts";
 import { jwtConfig } from "./jwt-config.ts";
 import { type KekSettings, kekConfig, type TlsSettings, tlsConfig } from "./data-protection-config.ts";
 import { type TelemetrySettings, telemetryConfig } from "./telemetry-config.ts";
@@ -95,16 +96,7 @@ type Env = Record<string, string | undefined>;
 
 export function loadConfig(env: Env = process.env): Config {
   const errors: string[] = [];
-  const int = (name: string, dflt: number, min: number, max: number): number => {
-    const raw = env[name];
-    if (raw === undefined || raw === "") return dflt;
-    const n = /^\d+$/.test(raw) ? Number(raw) : Number.NaN;
-    if (!Number.isInteger(n) || n < min || n > max) {
-      errors.push(`${name}=${JSON.stringify(raw)}: must be a whole number from ${min} to ${max}`);
-      return dflt;
-    }
-    return n;
-  };
+  const int = (name: string, dflt: number, min: number, max: number): number => wholeNumber(env, name, dflt, min, max, errors);
   const accessAudit = env.AUDITLOG_ACCESS_AUDIT || "on";
   if (accessAudit !== "on" && accessAudit !== "off") {
     errors.push(`AUDITLOG_ACCESS_AUDIT=${JSON.stringify(accessAudit)}: must be on or off`);

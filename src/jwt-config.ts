@@ -4,6 +4,7 @@
 import type { JwtSettings } from "./auth/jwt-verifier.ts";
 import type { Role } from "./auth/principal.ts";
 import { type ClaimMapping, DEFAULT_CLAIM_MAPPING } from "./auth/token-claims.ts";
+import { wholeNumber } from "./env-number.ts";
 
 type Env = Record<string, string | undefined>;
 
@@ -74,15 +75,4 @@ export function jwtConfig(env: Env, errors: string[]): JwtSettings | null {
     subjectClaim: env.AUDITLOG_JWT_SUBJECT_CLAIM || DEFAULT_CLAIM_MAPPING.subjectClaim,
   };
   return { hs256Secret, jwksUrl, issuer, audience, clockSkewS, algorithms, jwksCooldownMs, claims };
-}
-
-function wholeNumber(env: Env, name: string, dflt: number, min: number, max: number, errors: string[]): number {
-  const raw = env[name];
-  if (raw === undefined || raw === "") return dflt;
-  const n = /^\d+$/.test(raw) ? Number(raw) : Number.NaN;
-  if (!Number.isInteger(n) || n < min || n > max) {
-    errors.push(`${name}=${JSON.stringify(raw)}: must be a whole number from ${min} to ${max}`);
-    return dflt;
-  }
-  return n;
 }
