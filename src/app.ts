@@ -51,6 +51,7 @@ import { CheckpointSchedule } from "./services/checkpoints.ts";
 import { CheckpointStore } from "./store/checkpoint-store.ts";
 import { signingKeyFromPem } from "./domain/signing.ts";
 import { ArchiveStore } from "./archive/object-store.ts";
+import { verifyArchivedChain } from "./lifecycle/archived-chain.ts";
 import { Erasure } from "./lifecycle/erasure.ts";
 import { RetentionJob } from "./lifecycle/retention-job.ts";
 import { ArchiveRestore } from "./lifecycle/restore.ts";
@@ -296,7 +297,11 @@ export async function startApp(config: Config & { databaseUrl: string }, log: Lo
     port: config.port,
     routes: (router) => {
       router.service(IngestService, ingestService({ validator, committer, log, limiter: ingestLimiter, protect: protection.forIngest }));
-      router.service(QueryService, queryService({ validator, reader, backend, limiter: readLimiter, tail, checkpoints, protection }));
+      const archivedChain = archive ? verifyArchivedChain.bind(null, archive) : undefined;
+      router.service(
+        QueryService,
+        queryService({ validator, reader, backend, limiter: readLimiter, tail, checkpoints, protection, archivedChain }),
+      );
       router.service(
         AdminService,
         adminService({

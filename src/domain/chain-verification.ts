@@ -2,6 +2,7 @@
 // request asks for, and the verdict on that range as a chain walk delivers it
 // (EventReader.walkChain: first the stored hash just before the range and the
 // range's last sequence, then the events in sequence order).
+import type { ArchiveAnchor, ArchivedChainVerdict } from "./archive-chain.ts";
 import type { StoredRecord } from "./event-record.ts";
 import { type ChainBreak, ChainVerifier, GENESIS_HASH } from "./hash-chain.ts";
 
@@ -51,6 +52,8 @@ export class RangeVerification {
   private verifier: ChainVerifier;
   private broken: ChainBreak | null = null;
   private end: bigint;
+  /** The chain anchor the walk began after (retention removed the events up to it); null when it began where asked. */
+  anchor: ArchiveAnchor | null = null;
 
   constructor(range: ChainRange) {
     this.range = range;
@@ -66,6 +69,7 @@ export class RangeVerification {
    * sequence + 1, with the anchor's hash as `prevHash`).
    */
   readonly start = (prevHash: string | null, last: bigint, first: bigint = this.from): ((r: StoredRecord) => boolean) => {
+    if (first > this.from && prevHash !== null) this.anchor = { sequence: first - 1n, hash: prevHash };
     this.from = first > this.from ? first : this.from;
     this.end = last;
     this.verifier = new ChainVerifier(this.from, prevHash ?? GENESIS_HASH);
@@ -91,4 +95,16 @@ export class RangeVerification {
       broken,
     };
   }
+}
+
+/**
+ * The verdict on the whole chain from sequence 1: the archived part (1..`upTo`,
+ * `upTo` at most the anchor's sequence) before the live rows' `live`.
+ */
+export function withArchivedPart(live: ChainVerdict, archived: ArchivedChainVerdict, anchor: ArchiveAnchor, upTo: bigint): ChainVerdict {
+  const toSequence = upTo < anchor.sequence ? upTo : live.toSequence;
+  if (archived.broken) return { ok: false, checked: archived.checked, fromSequence: 1n, toSequence, headHash: "", broken: archived.broken };
+  if (upTo < anchor.sequence)
+    return { ok: true, checked: archived.checked, fromSequence: 1n, toSequence, headHash: archived.lastHash, broken: null };
+  return { ...live, fromSequence: 1n, checked: archived.checked + live.checked };
 }

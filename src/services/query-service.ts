@@ -20,7 +20,8 @@ import { storedEventFromRecord } from "../domain/event-record.ts";
 import { type DataProtection, viewOf } from "./data-protection.ts";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { SearchBackend } from "../search/backend.ts";
-import { chainRange, RangeVerification } from "../domain/chain-verification.ts";
+import { ChainRangeError, chainRange, RangeVerification, withArchivedPart } from "../domain/chain-verification.ts";
+import type { ArchiveAnchor, ArchivedChainVerdict } from "../domain/archive-chain.ts";
 import { decodePageToken, encodePageToken, queryFingerprint } from "../domain/page-token.ts";
 import { directionOf, queryOf } from "./event-filter.ts";
 import { boundedExportChunks, exportPlan } from "./export-stream.ts";
@@ -45,6 +46,8 @@ export type QueryDeps = {
   checkpoints?: CheckpointDeps;
   /** Decrypts protected content for the callers allowed to see it; none: records as stored. */
   protection?: Pick<DataProtection, "viewFor">;
+  /** VerifyChain's archived part (include_archives) from the archive bucket; none: no archive is configured. */
+  archivedChain?: (tenantId: string, anchor: ArchiveAnchor, upTo: bigint) => Promise<ArchivedChainVerdict>;
 };
 
 const DEFAULT_PAGE_SIZE = 100;
@@ -151,9 +154,24 @@ export function queryService(deps: QueryDeps): ServiceImpl<typeof QueryService> 
     async verifyChain(req, ctx) {
       const tenantId = tenantOf(ctx);
       validateRequest(validator, VerifyChainRequestSchema, req);
+      if (req.includeArchives && req.fromSequence > 1n) {
+        throw new ChainRangeError("from_sequence", "must be 0 or 1 with include_archives: the whole chain is verified from its start");
+      }
       const verification = new RangeVerification(chainRange(req.fromSequence, req.toSequence));
       await reader.walkChain(tenantId, verification.range.from, verification.range.to, verification.start, ctx.signal);
-      const v = verification.verdict();
+      let v = verification.verdict();
+      const anchor = verification.anchor;
+      if (req.includeArchives && anchor) {
+        if (!deps.archivedChain) {
+          throw new ConnectError(
+            "include_archives: events were archived but no archive bucket is configured (AUDITLOG_ARCHIVE_S3_BUCKET)",
+            Code.FailedPrecondition,
+          );
+        }
+        const to = verification.range.to;
+        const upTo = to !== null && to < anchor.sequence ? to : anchor.sequence;
+        v = withArchivedPart(v, await deps.archivedChain(tenantId, anchor, upTo), anchor, upTo);
+      }
       return create(VerifyChainResponseSchema, { ...v, broken: v.broken ? create(BrokenLinkSchema, v.broken) : undefined });
     },
   };

@@ -5,10 +5,20 @@
 // the chain still verifies from the anchor; the reconciler does not re-index
 // what retention removed.
 import { randomBytes } from "node:crypto";
+import { gunzipSync, gzipSync } from "node:zlib";
+import { create } from "@bufbuild/protobuf";
+import { createValidator } from "@bufbuild/protovalidate";
+import { createContextValues, createHandlerContext } from "@connectrpc/connect";
 import { Client } from "@elastic/elasticsearch";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { QueryService, VerifyChainRequestSchema } from "../../gen/auditlog/v1/query_pb.js";
 import type { ArchiveStore } from "../../src/archive/object-store.ts";
+import { type Principal, principalKey } from "../../src/auth/principal.ts";
+import { verifyArchivedChain } from "../../src/lifecycle/archived-chain.ts";
+import type { SearchBackend } from "../../src/search/backend.ts";
+import { queryService } from "../../src/services/query-service.ts";
+import { EventReader } from "../../src/store/event-reader.ts";
 import { archiveProblem, decodeArchive } from "../../src/lifecycle/archive-object.ts";
 import { type RetentionStep, RetentionJob } from "../../src/lifecycle/retention-job.ts";
 import { createLogger } from "../../src/platform/log.ts";
@@ -170,6 +180,93 @@ describe("retention: 100,000 events, a known share expired", () => {
     expect(report.eventsRepaired).toBe(0);
     expect((await documents(client, indexNames(prefix).alias, tenant)).length).toBe(TOTAL - UNSEARCHABLE);
   }, 900_000);
+
+  it("VerifyChain with include_archives checks the whole chain, archives then live rows, and names the first break", async () => {
+    const handlers = queryService({
+      validator: createValidator(),
+      reader: new EventReader(pool),
+      backend: {} as SearchBackend,
+      archivedChain: (t, anchor, upTo) => verifyArchivedChain(archive, t, anchor, upTo),
+    });
+    const principal: Principal = { kind: "key", keyId: "k", tenantId: tenant, scopes: new Set(["query"]) };
+    const verify = (toSequence = 0n) =>
+      handlers.verifyChain!(
+        create(VerifyChainRequestSchema, { includeArchives: true, toSequence }),
+        createHandlerContext({
+          service: QueryService,
+          method: QueryService.method.verifyChain,
+          protocolName: "connect",
+          requestMethod: "POST",
+          url: "http://localhost/",
+          contextValues: createContextValues().set(principalKey, principal),
+        }),
+      );
+    const rows = await store.archives(tenant);
+    expect(rows.length).toBeGreaterThan(3);
+    const whole = await verify();
+    expect(whole).toMatchObject({ ok: true, checked: BigInt(TOTAL), fromSequence: 1n, toSequence: BigInt(TOTAL) });
+    // Up to a sequence inside the archives: only that far, with the hash there.
+    const partial = await verify(rows[1]!.lastSequence);
+    expect(partial).toMatchObject({
+      ok: true,
+      checked: rows[1]!.lastSequence,
+      toSequence: rows[1]!.lastSequence,
+      headHash: rows[1]!.lastHash,
+    });
+
+    // Each tampering is undone before the next.
+    const put = (key: string, body: Uint8Array, type = "application/gzip") => archive.put(key, body, type);
+    const objectOf = async (key: string) => (await archive.get(key))!;
+
+    // One altered byte in an event of an archive object: named by sequence.
+    const hit = rows[2]!;
+    const original = await objectOf(hit.objectKey);
+    const lines = gunzipSync(original).toString("utf8").split("\n");
+    const victim = 1234;
+    const altered = lines[victim]!.replace(/user-(\d)/, (_, d) => `user-${(Number(d) + 1) % 10}`);
+    expect(altered).not.toBe(lines[victim]);
+    lines[victim] = altered;
+    await put(hit.objectKey, gzipSync(Buffer.from(lines.join("\n"), "utf8")));
+    const alteredVerdict = await verify();
+    expect(alteredVerdict.ok).toBe(false);
+    expect(alteredVerdict.broken).toMatchObject({ sequence: hit.firstSequence + BigInt(victim) });
+    expect(alteredVerdict.broken!.reason).toContain(hit.objectKey);
+    // A byte changed outside any event (the gzip header's time): the object's digest.
+    const header = Buffer.from(original);
+    header[4] = header[4]! ^ 0xff;
+    await put(hit.objectKey, header);
+    expect((await verify()).broken).toMatchObject({ sequence: hit.firstSequence });
+    expect((await verify()).broken!.reason).toContain("SHA-256");
+    await put(hit.objectKey, original);
+    expect((await verify()).ok).toBe(true);
+
+    // A removed archive (object and manifest): a gap at its first sequence.
+    const gone = rows[3]!;
+    const goneManifest = await objectOf(`${gone.objectKey}.manifest.json`);
+    const goneObject = await objectOf(gone.objectKey);
+    await archive.delete(gone.objectKey);
+    await archive.delete(`${gone.objectKey}.manifest.json`);
+    const gap = await verify();
+    expect(gap).toMatchObject({ ok: false, broken: { sequence: gone.firstSequence } });
+    expect(gap.broken!.reason).toContain("missing");
+    // Only the object removed: named as missing too.
+    await put(`${gone.objectKey}.manifest.json`, goneManifest, "application/json");
+    expect((await verify()).broken).toMatchObject({ sequence: gone.firstSequence, reason: `archive object ${gone.objectKey} is missing` });
+    await put(gone.objectKey, goneObject);
+    expect((await verify()).ok).toBe(true);
+
+    // A manifest whose last hash is not the next one's prev hash: the link at the next one's first sequence.
+    const before = rows[0]!;
+    const manifestKey = `${before.objectKey}.manifest.json`;
+    const manifest = await objectOf(manifestKey);
+    const wrongEnd = Buffer.from(Buffer.from(manifest).toString("utf8").replace(before.lastHash, "f".repeat(64)), "utf8");
+    await put(manifestKey, wrongEnd, "application/json");
+    const unlinked = await verify();
+    expect(unlinked).toMatchObject({ ok: false, broken: { sequence: rows[1]!.firstSequence } });
+    expect(unlinked.broken!.reason).toContain("link broken");
+    await put(manifestKey, manifest, "application/json");
+    expect(await verify()).toMatchObject({ ok: true, checked: BigInt(TOTAL) });
+  }, 600_000);
 
   it("drops a whole partition and a whole monthly index once every tenant is past them", async () => {
     await store.setPolicy(other, { searchableDays: 10, keepDays: 19 });

@@ -358,6 +358,22 @@ export declare type VerifyChainRequest = Message<"auditlog.v1.VerifyChainRequest
    * @generated from field: uint64 to_sequence = 2;
    */
   toSequence: bigint;
+
+  /**
+   * Also verify the archived part of the chain, from sequence 1 up to the
+   * chain anchor (where retention stopped and the live rows begin): the
+   * archive manifests and objects in the archive bucket must link from
+   * sequence 1 to the anchor without a gap or an overlap, and each object's
+   * events must verify. The answer then covers the whole chain:
+   * `from_sequence` 1, `checked` counts archived and live events, and
+   * `broken` names the first break wherever it is. `from_sequence` must be
+   * 0 or 1 with it. FAILED_PRECONDITION when events were archived but no
+   * archive bucket is configured. See docs/HASH_CHAIN.md, "The whole chain:
+   * archives and live rows".
+   *
+   * @generated from field: bool include_archives = 3;
+   */
+  includeArchives: boolean;
 };
 
 /**
