@@ -11,6 +11,15 @@ import { defineConfig } from "vitest/config";
 // A test that needs inject(...) belongs outside test/unit.
 export default defineConfig({
   test: {
+    // Line coverage of the shipped code (src/) over the whole suite, reported
+    // by `npm test` and so by CI; below the threshold the run fails.
+    coverage: {
+      provider: "v8",
+      include: ["src/**/*.ts"],
+      exclude: ["src/devservers/**"],
+      reporter: ["text-summary"],
+      thresholds: { lines: 85 },
+    },
     testTimeout: 60_000,
     hookTimeout: 180_000,
     // Stopping Elasticsearch and dropping databases at the end can take a while.
