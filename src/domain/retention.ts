@@ -12,6 +12,7 @@
 // follows the sequence within the microseconds a batch takes).
 import { createHash } from "node:crypto";
 import type { StoredRecord } from "./event-record.ts";
+import { ChainVerifier, contentHash } from "./hash-chain.ts";
 import { canonicalJson } from "./json-canonical.ts";
 import { formatMicros, type Micros } from "./timestamp.ts";
 
@@ -125,17 +126,16 @@ export function sha256Hex(bytes: Uint8Array | string): string {
 export function archiveChainProblem(
   records: readonly StoredRecord[],
   m: Pick<ArchiveManifest, "count" | "firstSequence" | "lastSequence" | "firstPrevHash" | "lastHash">,
-  verify: (r: StoredRecord, prevHash: string) => boolean,
 ): string | null {
   if (BigInt(records.length) !== m.count) return `holds ${records.length} events, the manifest says ${m.count}`;
-  let prev = m.firstPrevHash;
-  let expected = m.firstSequence;
+  const verifier = new ChainVerifier(m.firstSequence, m.firstPrevHash);
   for (const r of records) {
-    if (r.sequence !== expected) return `sequence ${expected} expected, found ${r.sequence}`;
-    if (r.prevHash !== prev || !verify(r, prev)) return `event at sequence ${r.sequence} does not verify`;
-    prev = r.hash;
-    expected++;
+    // An archive line does not carry the content hash: the chain hash binds it, recomputed from the content.
+    const b = verifier.next(r.erased ? r : { ...r, contentHash: contentHash(r) });
+    if (b) return `event at sequence ${b.sequence} does not verify: ${b.reason}`;
   }
-  if (expected - 1n !== m.lastSequence || prev !== m.lastHash) return "the last event is not the one the manifest names";
+  if (m.firstSequence + m.count - 1n !== m.lastSequence || verifier.lastHash !== m.lastHash) {
+    return "the last event is not the one the manifest names";
+  }
   return null;
 }

@@ -10,7 +10,6 @@ import { gunzipSync, gzipSync } from "node:zlib";
 import type { StoredRecord } from "../domain/event-record.ts";
 import { ManifestBuilder, manifestLine, isManifestLine } from "../domain/export-manifest.ts";
 import { ndjsonLineOfRecord } from "../domain/export-format.ts";
-import { chainHash, contentHash } from "../domain/hash-chain.ts";
 import { recordFromNdjsonLine } from "../domain/offline-verification.ts";
 import { type ArchiveManifest, archiveChainProblem, sha256Hex } from "../domain/retention.ts";
 import type { SigningKey } from "../domain/signing.ts";
@@ -64,12 +63,6 @@ export function decodeArchive(body: Uint8Array): StoredRecord[] {
   return lines.filter((l) => !isManifestLine(l)).map(recordFromNdjsonLine);
 }
 
-/** Does the stored event recompute to its chain hash from `prevHash`? */
-export function eventVerifies(r: StoredRecord, prevHash: string): boolean {
-  const content = r.erased ? r.contentHash : contentHash(r);
-  return chainHash(prevHash, { ...r, contentHash: content }) === r.hash;
-}
-
 /** Why the object is not the one `expected` describes (digest, then chain); null when it is. */
 export function archiveProblem(
   body: Uint8Array,
@@ -77,5 +70,5 @@ export function archiveProblem(
 ): string | null {
   const digest = sha256Hex(body);
   if (digest !== expected.sha256) return `SHA-256 ${digest} differs from the manifest's ${expected.sha256}`;
-  return archiveChainProblem(decodeArchive(body), expected, eventVerifies);
+  return archiveChainProblem(decodeArchive(body), expected);
 }
