@@ -44,6 +44,7 @@ import { PostgresSearchBackend } from "./search/postgres/backend.ts";
 import { TenantReadLimiter } from "./services/tenant-read-limiter.ts";
 import { RateLimiter } from "./services/rate-limiter.ts";
 import { limitsInterceptor } from "./services/limits-interceptor.ts";
+import { ingestRateGate } from "./services/ingest-rate-gate.ts";
 import { StreamLimiter } from "./services/stream-limits.ts";
 import { exportHttpHandler } from "./services/export-http.ts";
 import { checkpointKeyHandler } from "./services/checkpoint-key-http.ts";
@@ -326,6 +327,8 @@ export async function startApp(config: Config & { databaseUrl: string }, log: Lo
       limits,
       requestCheckInterceptor(),
     ],
+    // An Append over its ingest rate is refused from its headers, before its body is decoded.
+    requestGate: ingestRateGate({ auth, tenants: tenantStatus, limiter: ingestLimiter }),
     // The export endpoint, then the web console's files (console/dist) at / (docs/CONSOLE.md).
     httpRoutes: chainHttpRoutes(
       exportHttpHandler({ auth, backend, validator, log, limiter: readLimiter, accessAudit, tenantStatus, checkpointKey, protection }),

@@ -5,6 +5,11 @@
 // Memory stays bounded by the keys active recently: a bucket that has
 // refilled to `burst` is indistinguishable from one never seen, so it is
 // dropped, and a sweep at most every `burst / rate` seconds finds them.
+//
+// A bucket also remembers how many tokens the last refused take asked for,
+// until a take succeeds: a caller that must decide before it knows a call's
+// size (the transport refusing an Append before decoding its body) assumes
+// the call asks as much again (`nextShortfallMs`).
 
 export type TakeResult =
   | { ok: true }
@@ -18,7 +23,8 @@ export type KeyedTokenBucketsOptions = {
   now?: () => number;
 };
 
-type Bucket = { tokens: number; at: number };
+/** `asked`: tokens the last refused take wanted (0: none since the last successful take). */
+type Bucket = { tokens: number; at: number; asked: number };
 
 export class KeyedTokenBuckets {
   readonly ratePerSecond: number;
@@ -57,6 +63,29 @@ export class KeyedTokenBuckets {
     return missing > 0 ? (missing / this.ratePerSecond) * 1000 : 0;
   }
 
+  /**
+   * Milliseconds until `key` has tokens for a call whose size is not known
+   * yet: one token, or as many as its last refused take asked for (that
+   * caller is likely to ask again). 0: now. Spends nothing.
+   */
+  nextShortfallMs(key: string): number {
+    const b = this.buckets.get(key);
+    if (!b) return 0;
+    const missing = Math.max(1, b.asked) - this.refilled(b, this.now());
+    return missing > 0 ? (missing / this.ratePerSecond) * 1000 : 0;
+  }
+
+  /**
+   * Remembers that a call for `n` tokens of `key` was refused (see
+   * nextShortfallMs), until a take succeeds. A call larger than the burst
+   * is not remembered: it never fits, and waiting for it would refuse every
+   * later call of the key until the bucket is full.
+   */
+  noteRefused(key: string, n: number): void {
+    const b = this.buckets.get(key);
+    if (b && n <= this.burst) b.asked = n;
+  }
+
   /** Spends `n` tokens of `key` if it has them all; otherwise spends nothing. */
   take(key: string, n: number): TakeResult {
     const now = this.now();
@@ -68,11 +97,13 @@ export class KeyedTokenBuckets {
       if (b) {
         b.tokens = tokens - n;
         b.at = now;
+        b.asked = 0;
       } else {
-        this.buckets.set(key, { tokens: tokens - n, at: now });
+        this.buckets.set(key, { tokens: tokens - n, at: now, asked: 0 });
       }
       return { ok: true };
     }
+    if (b) b.asked = n;
     return { ok: false, retryAfterMs: ((n - tokens) / this.ratePerSecond) * 1000 };
   }
 

@@ -17,6 +17,7 @@ import type { Metrics } from "../platform/metrics.ts";
 import { extractTraceContext, SpanKind, withSpan } from "../platform/tracing.ts";
 import { serveMetrics } from "./metrics-endpoint.ts";
 import { telemetryInterceptor } from "./telemetry.ts";
+import { observedGate, type RequestGate } from "./request-gate.ts";
 import { retryableError } from "../platform/error-details.ts";
 
 export const DEFAULT_MAX_MESSAGE_BYTES = 8 * 1024 * 1024;
@@ -75,6 +76,13 @@ export interface HttpServerOptions {
    * an auth interceptor does not break health probes.
    */
   interceptors?: Interceptor[];
+  /**
+   * Runs after a call's headers and before its body is read, for every RPC
+   * (src/server/request-gate.ts): a ConnectError it throws is the answer,
+   * in the call's protocol, and the body is never parsed. Refusals are
+   * counted in the metrics and the access log like any call.
+   */
+  requestGate?: RequestGate;
   /** Extra context values per request (peer address is always set). */
   contextValues?: (req: NodeRequest) => ContextValues;
   /** Browser origins allowed by CORS; "*" for any, [] for none. */
@@ -134,6 +142,7 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
   const logStates = new WeakMap<NodeRequest, { logged: boolean }>();
 
   const accessLog = accessLogInterceptor(log);
+  const telemetry = telemetryInterceptor(opts.metrics);
   const adapter = connectNodeAdapter({
     grpc: true,
     grpcWeb: true,
@@ -143,7 +152,8 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
     // Zero values are written out (`"index": 0`, `"accepted": "0"`): curl users read these answers.
     jsonOptions: JSON_OPTIONS,
     // Telemetry outermost: the access log line is written inside the call's span (its traceId).
-    interceptors: [telemetryInterceptor(opts.metrics), accessLog, ...(opts.interceptors ?? [])],
+    interceptors: [telemetry, accessLog, ...(opts.interceptors ?? [])],
+    requestGate: opts.requestGate && observedGate(opts.requestGate, [telemetry, accessLog]),
     shutdownSignal: shutdown.signal,
     contextValues(req) {
       const values = opts.contextValues?.(req) ?? createContextValues();

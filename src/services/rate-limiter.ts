@@ -124,12 +124,34 @@ export class RateLimiter {
     }
   }
 
+  /**
+   * The refusal a call of `subject` whose size is not known yet would get
+   * now, or null; spends nothing. A call is assumed to ask for one token, or
+   * for as many as the subject's last refused call asked (token-bucket.ts,
+   * nextShortfallMs): a client looping on refused Appends of 100 events is
+   * refused here until 100 have refilled, not let through each time one
+   * token has. For the transport, which refuses an Append over the rate
+   * before decoding its body (src/server/request-gate.ts).
+   */
+  exhausted(subject: RateSubject): RateLimitError | null {
+    let worst: { level: Level; ms: number } | null = null;
+    for (const level of this.levels) {
+      const ms = level.buckets.nextShortfallMs(this.keyOf(level, subject));
+      if (ms > 0 && (!worst || ms > worst.ms)) worst = { level, ms };
+    }
+    // The size only shows in the message of a call larger than the burst, which a finite delay never is.
+    return worst ? new RateLimitError(this.work, this.unit, worst.level.scope, 1, worst.level.limit, worst.ms) : null;
+  }
+
   /** Spends from every level, or from none: then the refusal of the level that frees up last. */
   private tryTake(subject: RateSubject, n: number): RateLimitError | null {
     let worst: { level: Level; ms: number } | null = null;
     for (const level of this.levels) {
       const ms = level.buckets.shortfallMs(this.keyOf(level, subject), n);
-      if (ms > 0 && (!worst || ms > worst.ms)) worst = { level, ms };
+      if (ms <= 0) continue;
+      // The levels short of tokens remember the call's size, for exhausted().
+      level.buckets.noteRefused(this.keyOf(level, subject), n);
+      if (!worst || ms > worst.ms) worst = { level, ms };
     }
     if (worst) return new RateLimitError(this.work, this.unit, worst.level.scope, n, worst.level.limit, worst.ms);
     for (const level of this.levels) level.buckets.take(this.keyOf(level, subject), n);

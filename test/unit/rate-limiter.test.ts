@@ -157,3 +157,50 @@ describe("RateLimiter per key", () => {
     expect(err.message).toMatch(/this API key's largest ingest burst \(200 events per server\)/);
   });
 });
+
+describe("RateLimiter.exhausted (a call of unknown size, before its body is read)", () => {
+  it("refuses nothing without a limit or while tokens are left", () => {
+    expect(limiter(NONE, NONE).l.exhausted(as("t"))).toBeNull();
+    const { l } = tenantLimiter(100, 100);
+    expect(l.exhausted(as("t"))).toBeNull();
+    l.admit(as("t"), 99);
+    expect(l.exhausted(as("t"))).toBeNull();
+  });
+
+  it("refuses an empty bucket with the handler's message and the delay for one event, spending nothing", () => {
+    const { l, clock } = tenantLimiter(100, 100);
+    l.admit(as("t"), 100);
+    const err = l.exhausted(as("t"))!;
+    expect(err).toBeInstanceOf(RateLimitError);
+    expect(err.scope).toBe("tenant");
+    expect(err.retryAfterMs).toBe(10);
+    expect(err.message).toBe("this tenant is over its ingest rate (100 events/s per server, bursts of up to 100); retry after 0.1 s");
+    expect(l.exhausted(as("other"))).toBeNull();
+    clock.t = 10;
+    expect(l.exhausted(as("t"))).toBeNull();
+    l.admit(as("t"), 1);
+  });
+
+  it("after a refused call, refuses until as many events as it asked for have refilled", () => {
+    const { l, clock } = tenantLimiter(1000, 1000);
+    l.admit(as("t"), 1000);
+    clock.t = 50; // 50 back
+    thrown(() => l.admit(as("t"), 100));
+    expect(l.exhausted(as("t"))!.retryAfterMs).toBe(50);
+    clock.t = 99;
+    expect(l.exhausted(as("t"))).not.toBeNull();
+    clock.t = 100;
+    expect(l.exhausted(as("t"))).toBeNull();
+    l.admit(as("t"), 100);
+  });
+
+  it("answers for the key's bucket and the tenant's, the later of the two", () => {
+    const { l } = limiter({ ratePerSecond: 100, burst: 100 }, { ratePerSecond: 10, burst: 50 });
+    l.admit(as("t", "key:a"), 50);
+    thrown(() => l.admit(as("t", "key:a"), 20)); // the key is short; the tenant has 50
+    const err = l.exhausted(as("t", "key:a"))!;
+    expect(err.scope).toBe("key");
+    expect(err.retryAfterMs).toBe(2000);
+    expect(l.exhausted(as("t", "key:b"))).toBeNull();
+  });
+});

@@ -44,6 +44,33 @@ describe("KeyedTokenBuckets", () => {
     expect(b.take("t", 500).ok).toBe(true);
   });
 
+  it("tells when a call of unknown size fits: one token, or as many as the last refused take asked, until a take succeeds", () => {
+    const { b, clock } = buckets(100, 1000);
+    expect(b.nextShortfallMs("fresh")).toBe(0);
+    b.take("t", 1000);
+    expect(b.nextShortfallMs("t")).toBe(10); // one token
+    expect(b.take("t", 300).ok).toBe(false);
+    expect(b.nextShortfallMs("t")).toBe(3000); // 300 tokens
+    clock.t = 1_000; // 100 back
+    expect(b.nextShortfallMs("t")).toBe(2000);
+    expect(b.take("t", 50).ok).toBe(true); // a smaller call fitted: forgotten
+    expect(b.nextShortfallMs("t")).toBe(0);
+    b.noteRefused("t", 80); // 50 left
+    expect(b.nextShortfallMs("t")).toBe(300);
+    clock.t = 1_300;
+    expect(b.nextShortfallMs("t")).toBe(0);
+  });
+
+  it("does not remember a refused call larger than the burst, nor one of an unknown key", () => {
+    const { b } = buckets(100, 500);
+    b.take("t", 500);
+    b.take("t", 501);
+    b.noteRefused("t", 600);
+    expect(b.nextShortfallMs("t")).toBe(10);
+    b.noteRefused("other", 10);
+    expect(b.nextShortfallMs("other")).toBe(0);
+  });
+
   it("keeps keys apart", () => {
     const { b } = buckets(10, 100);
     expect(b.take("noisy", 100).ok).toBe(true);
