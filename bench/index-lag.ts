@@ -24,7 +24,7 @@ import pg from "pg";
 import { startElasticsearch } from "../src/devservers/elasticsearch.ts";
 import { freePort } from "../src/devservers/processes.ts";
 import type { EventRecord } from "../src/domain/event-record.ts";
-import { contentHash } from "../src/domain/hash-chain.ts";
+import { sealContent } from "../src/domain/hash-chain.ts";
 import { microsFromDate } from "../src/domain/timestamp.ts";
 import { indexNames, type IndexTemplateBody } from "../src/search/elasticsearch/index-names.ts";
 import { ensureIndexTemplate } from "../src/search/elasticsearch/index-setup.ts";
@@ -86,7 +86,7 @@ function item(tenantId: string): WriteItem {
     metadata: { plan: i % 3 ? "pro" : "free", seats: i % 50, nested: { region: `eu-${i % 4}`, flag: i % 2 === 0 } },
     message: `benchmark event number ${i} for user ${i % 97}`,
   };
-  return { tenantId, record: r, contentHash: contentHash(r) };
+  return { tenantId, record: r, ...sealContent(r) };
 }
 
 function pct(sorted: number[], p: number): number {

@@ -42,7 +42,7 @@ import pg from "pg";
 import { EventSchema } from "../gen/auditlog/v1/event_pb.js";
 import type { StoredRecord } from "../src/domain/event-record.ts";
 import { recordFromEvent } from "../src/domain/event-record.ts";
-import { chainHash, contentHash } from "../src/domain/hash-chain.ts";
+import { chainHash, sealContent } from "../src/domain/hash-chain.ts";
 import { microsFromDate } from "../src/domain/timestamp.ts";
 import { COPY_EVENTS_SQL, copyEventsText } from "../src/store/event-rows.ts";
 import { migrate } from "../src/store/migrate.ts";
@@ -402,10 +402,10 @@ async function phaseCopy(): Promise<void> {
     const stored: StoredRecord[] = [];
     for (let i = from; i < Math.min(n, from + CHUNK); i++) {
       const record = recordFromEvent(fromJson(EventSchema, benchEventJson("copy", 7777, i) as never));
-      const ch = contentHash(record);
-      const link = { tenantId, sequence: head.sequence + 1n, receivedAt, contentHash: ch };
+      const { salt, contentHash } = sealContent(record);
+      const link = { tenantId, sequence: head.sequence + 1n, receivedAt, contentHash };
       const hash = chainHash(head.hash, link);
-      stored.push({ ...record, ...link, hash, prevHash: head.hash });
+      stored.push({ ...record, ...link, hash, prevHash: head.hash, salt });
       head = { sequence: link.sequence, hash };
     }
     if (!ws.write(copyEventsText(stored))) await once(ws, "drain");

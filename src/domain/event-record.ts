@@ -41,6 +41,12 @@ export type StoredRecord = EventRecord & {
   contentHash: string;
   hash: string;
   prevHash: string;
+  /**
+   * The random salt of the content hash (docs/HASH_CHAIN.md, "Salted content
+   * hashes"); absent for events written before salts and for erased events,
+   * whose erasure destroyed it.
+   */
+  salt?: string;
   /** Personal content removed by an erasure (docs/HASH_CHAIN.md, "Erased events"): verified against contentHash as stored. */
   erased?: boolean;
 };
@@ -114,5 +120,6 @@ export function storedEventFromRecord(r: StoredRecord): StoredEvent {
     hash: r.hash,
     prevHash: r.prevHash,
     ...(r.erased ? { contentHash: r.contentHash, erased: true } : {}),
+    ...(r.salt ? { salt: r.salt } : {}),
   });
 }

@@ -91,6 +91,7 @@ export function ndjsonLineOfRecord(r: StoredRecord): string {
     strField("hash", r.hash) +
     strField("prevHash", r.prevHash) +
     (r.erased ? `,"contentHash":${str(r.contentHash)},"erased":true` : "") +
+    (r.salt ? `,"salt":${str(r.salt)}` : "") +
     "}\n"
   );
 }
@@ -98,9 +99,9 @@ export function ndjsonLineOfRecord(r: StoredRecord): string {
 /**
  * The CSV columns, in order. Every field of StoredEvent has one column
  * (dotted names for nested envelope fields, proto field names in snake_case)
- * but `content_hash` and `erased`, which only an erased event sets and only
- * NDJSON (the verifiable format) carries; in CSV an erased event is a row
- * with its personal columns empty.
+ * but `content_hash`, `erased` and `salt`, which serve verification and
+ * only NDJSON (the verifiable format) carries; in CSV an erased event is a
+ * row with its personal columns empty.
  */
 export const CSV_COLUMNS = [
   "tenant_id",

@@ -1,14 +1,18 @@
 // Tamper evidence. Each event has a content hash over its canonical content
 // and a chain hash linking it to the tenant's previous event:
 //
-//   content_hash = SHA-256(canonical JSON of the producer's content)
+//   content_hash = SHA-256(salt || "\n" || canonical JSON of the producer's content)
+//                  (version 2, every event since; version 1, before: no salt)
 //   hash         = SHA-256(prev_hash || "\n" || canonical JSON of
 //                    {content_hash, received_at, sequence, tenant_id, v})
 //
 // Altering a stored field changes the recomputed content hash; removing or
-// reordering events breaks the prev_hash links or the sequence. The encoding
-// is specified in docs/HASH_CHAIN.md so auditors can verify independently.
-import { createHash } from "node:crypto";
+// reordering events breaks the prev_hash links or the sequence. The salt is
+// random per event and destroyed with the personal content on erasure, so
+// the content hash an erased event keeps confirms no guess of what it held.
+// The encoding is specified in docs/HASH_CHAIN.md so auditors can verify
+// independently.
+import { createHash, randomBytes } from "node:crypto";
 import { canonicalJson, type Json } from "./json-canonical.ts";
 import type { EventRecord, StoredRecord } from "./event-record.ts";
 import { formatMicros, type Micros } from "./timestamp.ts";
@@ -87,8 +91,43 @@ export function canonicalContentJson(r: EventRecord): string {
   );
 }
 
-export function contentHash(r: EventRecord): string {
+/** Bytes of randomness in a salt: 128 bits, written as 32 lowercase hex digits. */
+const SALT_BYTES = 16;
+
+/** A fresh random salt for one event's content hash (version 2). */
+export function newSalt(): string {
+  return randomBytes(SALT_BYTES).toString("hex");
+}
+
+function saltedHash(salt: string, canonical: string): string {
+  return salt === "" ? sha256Hex(canonical) : sha256Hex(`${salt}\n${canonical}`);
+}
+
+/**
+ * The content hash the chain binds: over the salt and the canonical content
+ * when the record has a salt (version 2), over the canonical content alone
+ * when it has none (version 1, events written before salts).
+ */
+export function contentHash(r: EventRecord & { salt?: string }): string {
+  return saltedHash(r.salt ?? "", canonicalContentJson(r));
+}
+
+/**
+ * The content's own digest, independent of any salt: what the idempotency
+ * table compares a retry with (the same content under a new salt is still
+ * the same event). Equals the content hash of a version 1 event.
+ */
+export function contentDigest(r: EventRecord): string {
   return sha256Hex(canonicalContentJson(r));
+}
+
+/** What the writer needs to chain a new event: its salt, its content hash and its content digest. */
+export type SealedContent = { salt: string; contentHash: string; digest: string };
+
+/** A new event's salt and both hashes, from one canonical encoding. */
+export function sealContent(r: EventRecord, salt: string = newSalt()): SealedContent {
+  const canonical = canonicalContentJson(r);
+  return { salt, contentHash: saltedHash(salt, canonical), digest: sha256Hex(canonical) };
 }
 
 export function chainHash(prevHash: string, link: { tenantId: string; sequence: bigint; receivedAt: Micros; contentHash: string }): string {

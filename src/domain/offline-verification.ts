@@ -192,6 +192,7 @@ export function recordFromNdjsonLine(line: string): StoredRecord {
     hash: s.hash,
     prevHash: s.prevHash,
     ...(s.erased ? { erased: true } : {}),
+    ...(s.salt ? { salt: s.salt } : {}),
   };
 }
 

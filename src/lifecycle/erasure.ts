@@ -3,9 +3,9 @@
 // objects. Each step can be repeated: a failed or killed erasure is finished
 // by calling it again with the same subject (it only looks for events not
 // yet erased).
-import type { Pool } from "pg";
+import type { Pool, PoolClient } from "pg";
 import type { ArchiveStore } from "../archive/object-store.ts";
-import { type ErasableField, ERASABLE_FIELDS, erasedRecord, fieldValue } from "../domain/erasure.ts";
+import { ERASABLE_FIELDS, type ErasureSubject, erasedRecord, matchesSubject } from "../domain/erasure.ts";
 import type { StoredRecord } from "../domain/event-record.ts";
 import { contentHash } from "../domain/hash-chain.ts";
 import { archiveManifestJson } from "../domain/retention.ts";
@@ -29,6 +29,66 @@ export type ErasureDeps = {
 
 export type ErasureCounts = { events: number; archives: number };
 
+/** Any scalar in `json` (a jsonb expression) whose text is `$3`. */
+function scalarIn(json: string): string {
+  return `EXISTS (SELECT 1 FROM jsonb_path_query(${json}, 'strict $.**') AS j(x)
+                   WHERE jsonb_typeof(x) IN ('string', 'number', 'boolean') AND x #>> '{}' = $3)`;
+}
+
+/**
+ * Rows that may be about the subject, `$3` being its value: exactly the
+ * matching ones for an envelope field, every row with the value anywhere in
+ * its metadata for a metadata path. matchesSubject decides among them, so
+ * PostgreSQL and the archives are erased by the same definition.
+ */
+function candidatesSql(s: ErasureSubject): string {
+  switch (s.kind) {
+    case "field":
+      return `${ERASABLE_FIELDS[s.field]} = $3`;
+    case "metadata":
+      return scalarIn("metadata");
+    case "any":
+      return `(${Object.values(ERASABLE_FIELDS)
+        .map((column) => `${column} = $3`)
+        .join(" OR ")} OR ${scalarIn("jsonb_build_array(metadata, changes)")})`;
+  }
+}
+
+/**
+ * The erasure in the rows: personal content, the salt and the kept fields
+ * that hold the erased value (as erasedRecord left them) go; the idempotency
+ * rows lose their content digest, which would confirm a guess as well as
+ * the salt could.
+ */
+async function eraseRows(db: PoolClient, tenantId: string, redacted: readonly StoredRecord[]): Promise<void> {
+  await db.query(
+    `UPDATE events e SET actor_id = '', actor_name = '', actor_ip = '', actor_user_agent = '', actor_session_id = '',
+            target_type = u.target_type,
+            target_id = CASE WHEN u.target_type IS NULL THEN NULL ELSE '' END,
+            target_name = CASE WHEN u.target_type IS NULL THEN NULL ELSE '' END,
+            request_id = u.request_id, trace_id = u.trace_id, source = u.source,
+            location = '', message = '', metadata = NULL, changes = NULL, salt = NULL, erased_at = now()
+       FROM unnest($2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[]) AS u(sequence, target_type, request_id, trace_id, source)
+      WHERE e.tenant_id = $1 AND e.sequence = u.sequence`,
+    [
+      tenantId,
+      redacted.map((r) => r.sequence.toString()),
+      redacted.map((r) => r.target?.type ?? null),
+      redacted.map((r) => r.context.requestId),
+      redacted.map((r) => r.context.traceId),
+      redacted.map((r) => r.context.source),
+    ],
+  );
+  await forgetDigests(db, tenantId, redacted);
+}
+
+async function forgetDigests(db: PoolClient, tenantId: string, records: readonly StoredRecord[]): Promise<void> {
+  await db.query("UPDATE event_ids SET content_hash = '' WHERE tenant_id = $1 AND event_id = ANY($2::text[])", [
+    tenantId,
+    records.map((r) => r.id),
+  ]);
+}
+
 export class Erasure {
   private readonly d: ErasureDeps;
 
@@ -37,45 +97,45 @@ export class Erasure {
   }
 
   /** Waits for a retention round or restore in progress (lifecycle-lock.ts), then erases. */
-  async erase(tenantId: string, field: ErasableField, value: string): Promise<ErasureCounts> {
-    return (await withLifecycleLock(this.d.pool, LIFECYCLE_LOCK_KEY, true, () => this.eraseLocked(tenantId, field, value)))!;
+  async erase(tenantId: string, subject: ErasureSubject): Promise<ErasureCounts> {
+    return (await withLifecycleLock(this.d.pool, LIFECYCLE_LOCK_KEY, true, () => this.eraseLocked(tenantId, subject)))!;
   }
 
-  private async eraseLocked(tenantId: string, field: ErasableField, value: string): Promise<ErasureCounts> {
-    const events = await this.erasePostgres(tenantId, field, value);
-    const archives = await this.eraseArchives(tenantId, field, value);
+  private async eraseLocked(tenantId: string, subject: ErasureSubject): Promise<ErasureCounts> {
+    const events = await this.erasePostgres(tenantId, subject);
+    const archives = await this.eraseArchives(tenantId, subject);
     // Documents brought back by RestoreArchive came from the objects as they were: they go.
-    if (this.d.search) await this.d.search.deleteRestoredMatching(tenantId, field, value);
+    if (this.d.search) await this.d.search.deleteRestoredMatching(tenantId, subject);
     return { events, archives };
   }
 
-  /** Erases matching rows a chunk per transaction, re-indexing each chunk's documents redacted. */
-  private async erasePostgres(tenantId: string, field: ErasableField, value: string): Promise<number> {
-    const column = ERASABLE_FIELDS[field];
+  /**
+   * Erases matching rows a chunk of candidates per transaction (each chunk
+   * continues after the last sequence of the one before), re-indexing each
+   * chunk's documents redacted.
+   */
+  private async erasePostgres(tenantId: string, subject: ErasureSubject): Promise<number> {
     let erased = 0;
+    let after = 0n;
     for (;;) {
-      const redacted = await withSystemScope(this.d.pool, async (db) => {
+      const chunk = await withSystemScope(this.d.pool, async (db) => {
         const { rows } = await db.query<EventRow>(
           `SELECT ${EVENT_COLUMNS} FROM events
-            WHERE tenant_id = $1 AND ${column} = $2 AND erased_at IS NULL
+            WHERE tenant_id = $1 AND sequence > $2 AND erased_at IS NULL AND ${candidatesSql(subject)}
             ORDER BY sequence LIMIT ${CHUNK} FOR UPDATE`,
-          [tenantId, value],
+          [tenantId, after.toString(), subject.value],
         );
-        if (rows.length === 0) return [];
-        await db.query(
-          `UPDATE events SET actor_id = '', actor_name = '', actor_ip = '', actor_user_agent = '', actor_session_id = '',
-                  target_id = CASE WHEN target_type IS NULL THEN NULL ELSE '' END,
-                  target_name = CASE WHEN target_type IS NULL THEN NULL ELSE '' END,
-                  location = '', message = '', metadata = NULL, changes = NULL, erased_at = now()
-            WHERE tenant_id = $1 AND sequence = ANY($2::bigint[])`,
-          [tenantId, rows.map((r) => r.sequence)],
-        );
-        return rows.map((r) => erasedRecord(recordFromRow(r)));
+        if (rows.length === 0) return null;
+        const candidates = rows.map(recordFromRow);
+        const redacted = candidates.filter((r) => matchesSubject(r, subject)).map((r) => erasedRecord(r, subject));
+        if (redacted.length > 0) await eraseRows(db, tenantId, redacted);
+        return { last: candidates.at(-1)!.sequence, redacted };
       });
-      if (redacted.length === 0) return erased;
+      if (chunk === null) return erased;
+      after = chunk.last;
       // The documents of events beyond the searchable window were removed and stay removed.
-      if (this.d.search) await this.d.search.reindex(await this.stillSearchable(tenantId, redacted));
-      erased += redacted.length;
+      if (this.d.search && chunk.redacted.length > 0) await this.d.search.reindex(await this.stillSearchable(tenantId, chunk.redacted));
+      erased += chunk.redacted.length;
     }
   }
 
@@ -106,19 +166,26 @@ export class Erasure {
     return body;
   }
 
-  /** Rewrites every archive object of the tenant that holds a matching event not yet erased. */
-  private async eraseArchives(tenantId: string, field: ErasableField, value: string): Promise<number> {
+  /**
+   * Rewrites every archive object of the tenant that holds a matching event
+   * not yet erased. The idempotency rows of its events lose their digests
+   * first, so a call killed before the object was written does it again.
+   */
+  private async eraseArchives(tenantId: string, subject: ErasureSubject): Promise<number> {
     if (!this.d.archive) return 0;
     let rewritten = 0;
     for (const a of await this.d.store.archives(tenantId)) {
       const body = await this.verifiedObject(this.d.archive, a);
-      let changed = false;
+      const erasedNow: StoredRecord[] = [];
       const records = decodeArchive(body).map((r) => {
-        if (r.erased || fieldValue(r, field) !== value) return r;
-        changed = true;
-        return erasedRecord({ ...r, contentHash: contentHash(r) });
+        if (r.erased || !matchesSubject(r, subject)) return r;
+        // The line carries no content hash: computed from the intact line (with its salt) before the erasure.
+        const e = erasedRecord({ ...r, contentHash: contentHash(r) }, subject);
+        erasedNow.push(e);
+        return e;
       });
-      if (!changed) continue;
+      if (erasedNow.length === 0) continue;
+      await withSystemScope(this.d.pool, (db) => forgetDigests(db, tenantId, erasedNow));
       const { body: next, manifest } = encodeArchive(a.objectKey, records, this.d.signingKey);
       const nextProblem = archiveProblem(next, manifest);
       if (nextProblem) throw new Error(`rewritten archive ${a.objectKey} does not verify: ${nextProblem}`);

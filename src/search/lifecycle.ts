@@ -2,6 +2,7 @@
 // and a search index that holds copies of events. Elasticsearch implements
 // it (elasticsearch/retention-documents.ts); without Elasticsearch there is
 // nothing to remove and app.ts passes null.
+import type { ErasureSubject } from "../domain/erasure.ts";
 import type { StoredRecord } from "../domain/event-record.ts";
 
 export type SearchLifecycle = {
@@ -17,6 +18,6 @@ export type SearchLifecycle = {
   indexRestored(records: readonly StoredRecord[], until: Date): Promise<void>;
   /** Deletes the restored indices whose day has passed. */
   dropExpiredRestores(now: Date): Promise<string[]>;
-  /** Deletes restored documents of the tenant whose `field` (actor.id, ...) holds `value` (an erasure). */
-  deleteRestoredMatching(tenantId: string, field: string, value: string): Promise<number>;
+  /** Deletes the tenant's restored documents that an erasure's subject is about (erasure.ts, matchesSubject). */
+  deleteRestoredMatching(tenantId: string, subject: ErasureSubject): Promise<number>;
 };

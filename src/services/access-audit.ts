@@ -18,7 +18,7 @@ import { refusalOf } from "../auth/authenticate.ts";
 import type { Principal } from "../auth/principal.ts";
 import type { EventRecord, OutcomeName } from "../domain/event-record.ts";
 import { RESERVED_ACTION_PREFIX } from "../domain/event-validation.ts";
-import { contentHash } from "../domain/hash-chain.ts";
+import { sealContent } from "../domain/hash-chain.ts";
 import { microsFromDate } from "../domain/timestamp.ts";
 import { uuidv7 } from "../domain/uuidv7.ts";
 import type { Logger } from "../platform/log.ts";
@@ -145,7 +145,7 @@ export class AccessAudit {
     const record = accessRecord(a);
     let results: WriteResult[];
     try {
-      const { committed } = await this.submit([{ tenantId: a.tenantId, record, contentHash: contentHash(record) }]);
+      const { committed } = await this.submit([{ tenantId: a.tenantId, record, ...sealContent(record) }]);
       results = await committed;
     } catch (err) {
       this.log.warn("access audit: could not record an access; the call fails", {

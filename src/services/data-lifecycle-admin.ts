@@ -12,9 +12,9 @@ import {
   RetentionPolicySchema,
   SetRetentionPolicyRequestSchema,
 } from "../../gen/auditlog/v1/admin_pb.js";
-import { erasableField, subjectHash } from "../domain/erasure.ts";
+import { erasureSubject, subjectField, subjectHash } from "../domain/erasure.ts";
 import type { EventRecord } from "../domain/event-record.ts";
-import { contentHash } from "../domain/hash-chain.ts";
+import { sealContent } from "../domain/hash-chain.ts";
 import { checkPolicy, RetentionPolicyError } from "../domain/retention.ts";
 import { microsFromDate } from "../domain/timestamp.ts";
 import { uuidv7 } from "../domain/uuidv7.ts";
@@ -92,10 +92,11 @@ export function dataLifecycleAdmin(
     async eraseSubject(req, ctx) {
       validateRequest(validator, EraseSubjectRequestSchema, req);
       const tenantId = await existing(ctx, req.tenantId);
-      const field = erasableField(req.field);
+      const erasing = erasureSubject(req.field, req.value);
+      const field = subjectField(erasing);
       const erasureId = uuidv7();
       const subject = subjectHash(erasureId, field, req.value);
-      const counts = await deps.erasure.erase(tenantId, field, req.value);
+      const counts = await deps.erasure.erase(tenantId, erasing);
       const now = new Date();
       const record: EventRecord = {
         id: erasureId,
@@ -110,7 +111,7 @@ export function dataLifecycleAdmin(
         metadata: { erasure_id: erasureId, field, subject_hash: subject, events: counts.events, archives: counts.archives },
         message: `erased ${counts.events} event${counts.events === 1 ? "" : "s"} and rewrote ${counts.archives} archive object${counts.archives === 1 ? "" : "s"}`,
       };
-      const { committed } = await deps.submit([{ tenantId, record, contentHash: contentHash(record) }]);
+      const { committed } = await deps.submit([{ tenantId, record, ...sealContent(record) }]);
       const [result] = await committed;
       if (result?.status !== "accepted")
         throw new ConnectError("the erasure was done but could not be recorded; retry it", Code.Unavailable);

@@ -17,6 +17,7 @@
 //   (ErrorInfo TAIL_BUFFER_OVERFLOW, metadata resume_position)
 // | PageTokenError, ChainRangeError              | INVALID_ARGUMENT    |
 // | FilterFieldError, QuerySyntaxError           | INVALID_ARGUMENT    |
+// | ErasureFieldError                            | INVALID_ARGUMENT    |
 // | TooManyBucketsError                          | INVALID_ARGUMENT    |
 // | TenantExistsError                            | ALREADY_EXISTS      |
 // | TenantNotFoundError                          | NOT_FOUND           |
@@ -34,6 +35,7 @@ import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import { errors as esErrors } from "@elastic/elasticsearch";
 import pg from "pg";
 import { ChainRangeError } from "../domain/chain-verification.ts";
+import { ErasureFieldError } from "../domain/erasure.ts";
 import { FilterFieldError } from "../domain/event-query.ts";
 import { PageTokenError } from "../domain/page-token.ts";
 import { TailOverflowError } from "../domain/tail-subscribers.ts";
@@ -115,6 +117,7 @@ export function connectErrorOf(err: unknown): ConnectError | null {
   if (err instanceof PageTokenError) return fieldError("page_token", err.message, err);
   if (err instanceof ChainRangeError) return fieldError(err.field, err.message, err);
   if (err instanceof FilterFieldError) return fieldError(`filter.${err.field}`, err.message, err);
+  if (err instanceof ErasureFieldError) return fieldError("field", err.message, err);
   if (err instanceof QuerySyntaxError) {
     // Its message starts with "query: " and names the position, which ErrorInfo also gives as a number.
     return invalidArgument(

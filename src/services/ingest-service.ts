@@ -5,7 +5,7 @@ import type { Event } from "../../gen/auditlog/v1/event_pb.js";
 import { AppendResponseSchema, type IngestRequest, IngestResponseSchema, type IngestService } from "../../gen/auditlog/v1/ingest_pb.js";
 import { type EventRecord, recordFromEvent } from "../domain/event-record.ts";
 import { validateEvent } from "../domain/event-validation.ts";
-import { contentHash } from "../domain/hash-chain.ts";
+import { sealContent } from "../domain/hash-chain.ts";
 import { ClosedError, type GroupCommitter } from "../store/group-commit.ts";
 import { UnknownTenantError, type WriteItem, type WriteResult } from "../store/event-writer.ts";
 import { principalOf, tenantOf } from "./request-context.ts";
@@ -104,7 +104,7 @@ export async function submitEvents(
         continue;
       }
       const record = protect ? protect(recordFromEvent(e)) : recordFromEvent(e);
-      items.push({ tenantId, record, contentHash: contentHash(record) });
+      items.push({ tenantId, record, ...sealContent(record) });
       indexes.push(firstIndex + i);
     }
     span.setAttribute("auditlog.events.rejected", events.length - items.length);

@@ -11,7 +11,7 @@ export const EVENT_COLUMNS = `tenant_id, sequence, id,
   action, actor_id, actor_type, actor_name, actor_ip, actor_user_agent, actor_session_id,
   target_type, target_id, target_name, outcome, severity,
   request_id, trace_id, source, location, changes, metadata, message,
-  content_hash, hash, prev_hash, erased_at IS NOT NULL AS erased`;
+  content_hash, hash, prev_hash, erased_at IS NOT NULL AS erased, salt`;
 
 export type EventRow = {
   tenant_id: string;
@@ -42,6 +42,7 @@ export type EventRow = {
   hash: string;
   prev_hash: string;
   erased: boolean;
+  salt: string | null;
 };
 
 export function recordFromRow(r: EventRow): StoredRecord {
@@ -71,6 +72,7 @@ export function recordFromRow(r: EventRow): StoredRecord {
     hash: r.hash,
     prevHash: r.prev_hash,
     ...(r.erased ? { erased: true } : {}),
+    ...(r.salt ? { salt: r.salt } : {}),
   };
 }
 
@@ -103,6 +105,7 @@ const INSERT_COLUMNS = [
   "content_hash",
   "hash",
   "prev_hash",
+  "salt",
 ] as const;
 
 /** The values of one record, in INSERT_COLUMNS order. */
@@ -135,6 +138,7 @@ function rowValues(r: StoredRecord): (string | null)[] {
     r.contentHash,
     r.hash,
     r.prevHash,
+    r.salt || null,
   ];
 }
 
@@ -162,10 +166,16 @@ export function copyEventsText(records: StoredRecord[]): string {
 
 export const COPY_EVENT_IDS_SQL = "COPY event_ids (tenant_id, event_id, content_hash, sequence, received_at) FROM STDIN";
 
-/** The idempotency rows of `records` in COPY text format. */
-export function eventIdsText(records: StoredRecord[], receivedAt: Micros): string {
+/**
+ * The idempotency rows of `records` in COPY text format; `digests[i]` is the
+ * content digest of `records[i]` (contentDigest, without salt), what a retry
+ * is compared with.
+ */
+export function eventIdsText(records: StoredRecord[], digests: readonly string[], receivedAt: Micros): string {
   const at = formatMicros(receivedAt);
   let out = "";
-  for (const r of records) out += `${copyField(r.tenantId)}\t${copyField(r.id)}\t${r.contentHash}\t${r.sequence}\t${at}\n`;
+  records.forEach((r, i) => {
+    out += `${copyField(r.tenantId)}\t${copyField(r.id)}\t${digests[i]}\t${r.sequence}\t${at}\n`;
+  });
   return out;
 }

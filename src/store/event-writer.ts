@@ -5,7 +5,7 @@
 // acknowledged before COMMIT returns; if anything fails, nothing is written.
 import type { Pool, PoolClient } from "pg";
 import type { EventRecord, StoredRecord } from "../domain/event-record.ts";
-import { chainHash } from "../domain/hash-chain.ts";
+import { chainHash, type SealedContent } from "../domain/hash-chain.ts";
 import { type Micros, microsFromDate } from "../domain/timestamp.ts";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
@@ -15,7 +15,13 @@ import { SYSTEM_SCOPE_BEGIN } from "./system-scope.ts";
 import { inTransaction } from "./transaction.ts";
 import { COMMIT_CHANNEL, commitPayload } from "../platform/commit-channel.ts";
 
-export type WriteItem = { tenantId: string; record: EventRecord; contentHash: string };
+/**
+ * One event to write, sealed by hash-chain.ts's sealContent (computed before
+ * the batch's transaction, so none of the hashing holds the chain locks):
+ * its salt, its content hash (salted, what the chain binds) and its content
+ * digest (without salt, what a retry is compared with).
+ */
+export type WriteItem = { tenantId: string; record: EventRecord } & SealedContent;
 export type WriteResult =
   | { status: "accepted"; sequence: bigint }
   | { status: "duplicate"; sequence: bigint }
@@ -31,7 +37,18 @@ export class UnknownTenantError extends Error {
   }
 }
 
-type Known = { contentHash: string; sequence: bigint };
+/** An id already stored: its content digest ("" once the event was erased) and its sequence. */
+type Known = { digest: string; sequence: bigint };
+
+/**
+ * A retry of a stored id: the same content is a duplicate, other content a
+ * conflict. An erased event's content cannot be compared any more; every
+ * retry of its id is a duplicate (answering CONFLICT for other content
+ * would let anyone who can ingest confirm a guess of the erased content).
+ */
+function retryStatus(prior: Known, item: WriteItem): "duplicate" | "conflict" {
+  return prior.digest === "" || prior.digest === item.digest ? "duplicate" : "conflict";
+}
 
 /**
  * A batch spans tenants, so it is written in system scope
@@ -71,7 +88,7 @@ const STAGE_TABLES_SQL = `
   CREATE TEMP TABLE IF NOT EXISTS stage_events (LIKE events) ON COMMIT DELETE ROWS`;
 
 type Heads = Map<string, { sequence: bigint; hash: string }>;
-type Plan = { results: WriteResult[]; stored: StoredRecord[]; heads: Heads };
+type Plan = { results: WriteResult[]; stored: StoredRecord[]; digests: string[]; heads: Heads };
 
 const key = (tenantId: string, id: string) => `${tenantId}\u0000${id}`;
 
@@ -85,23 +102,25 @@ function plan(items: WriteItem[], lockedHeads: Heads, known: Map<string, Known>,
   const seen = new Map(known);
   const results: WriteResult[] = [];
   const stored: StoredRecord[] = [];
+  const digests: string[] = [];
   for (const item of items) {
     const k = key(item.tenantId, item.record.id);
     const prior = seen.get(k);
     if (prior) {
-      results.push({ status: prior.contentHash === item.contentHash ? "duplicate" : "conflict", sequence: prior.sequence });
+      results.push({ status: retryStatus(prior, item), sequence: prior.sequence });
       continue;
     }
     const head = heads.get(item.tenantId)!;
     const sequence = head.sequence + 1n;
     const link = { tenantId: item.tenantId, sequence, receivedAt, contentHash: item.contentHash };
     const hash = chainHash(head.hash, link);
-    stored.push({ ...item.record, ...link, hash, prevHash: head.hash });
+    stored.push({ ...item.record, ...link, hash, prevHash: head.hash, salt: item.salt });
+    digests.push(item.digest);
     heads.set(item.tenantId, { sequence, hash });
-    seen.set(k, { contentHash: item.contentHash, sequence });
+    seen.set(k, { digest: item.digest, sequence });
     results.push({ status: "accepted", sequence });
   }
-  return { results, stored, heads };
+  return { results, stored, digests, heads };
 }
 
 function copyIn(db: PoolClient, sql: string, text: string): Promise<void> {
@@ -139,12 +158,12 @@ async function writeInTransaction(db: PoolClient, items: WriteItem[], receivedAt
   if (p.stored.length) {
     await db.query("SAVEPOINT claim_ids");
     try {
-      await copyRows(db, mode, COPY_EVENT_IDS_SQL, eventIdsText(p.stored, receivedAt));
+      await copyRows(db, mode, COPY_EVENT_IDS_SQL, eventIdsText(p.stored, p.digests, receivedAt));
     } catch (err) {
       if ((err as { code?: string }).code !== UNIQUE_VIOLATION) throw err;
       await db.query("ROLLBACK TO SAVEPOINT claim_ids");
       p = plan(items, locked, await storedIds(db, items), receivedAt);
-      if (p.stored.length) await copyRows(db, mode, COPY_EVENT_IDS_SQL, eventIdsText(p.stored, receivedAt));
+      if (p.stored.length) await copyRows(db, mode, COPY_EVENT_IDS_SQL, eventIdsText(p.stored, p.digests, receivedAt));
     }
   }
   if (p.stored.length === 0) return p.results;
@@ -171,7 +190,7 @@ async function storedIds(db: PoolClient, items: WriteItem[]): Promise<Map<string
     [items.map((i) => i.tenantId), items.map((i) => i.record.id)],
   );
   for (const r of existing.rows) {
-    known.set(key(r.tenant_id, r.event_id), { contentHash: r.content_hash, sequence: BigInt(r.sequence) });
+    known.set(key(r.tenant_id, r.event_id), { digest: r.content_hash, sequence: BigInt(r.sequence) });
   }
   return known;
 }

@@ -10,7 +10,7 @@ import pg from "pg";
 import { afterAll, describe, expect, it } from "vitest";
 import { EventSchema } from "../../gen/auditlog/v1/event_pb.js";
 import { recordFromEvent } from "../../src/domain/event-record.ts";
-import { contentHash } from "../../src/domain/hash-chain.ts";
+import { sealContent } from "../../src/domain/hash-chain.ts";
 import { type WriteItem, writeBatch } from "../../src/store/event-writer.ts";
 import { type ChildService, startChildService } from "../support/child-service.ts";
 import { connectCall } from "../../scripts/lib/connect-json.ts";
@@ -57,7 +57,7 @@ describe("fault: slow consumer of exports", () => {
       const items: WriteItem[] = [];
       for (let j = i; j < Math.min(EVENTS, i + 5000); j++) {
         const record = recordFromEvent(fromJson(EventSchema, toConnectJson(makeEvent(j, "bulk")) as never));
-        items.push({ tenantId, record, contentHash: contentHash(record) });
+        items.push({ tenantId, record, ...sealContent(record) });
       }
       await writeBatch(pool, items);
     }

@@ -34,7 +34,7 @@ import { hashSecret, newKeyId, newSecret } from "../../src/domain/api-key-secret
 import type { EventQuery, SortDirection } from "../../src/domain/event-query.ts";
 import { recordFromEvent, type StoredRecord } from "../../src/domain/event-record.ts";
 import { CSV_COLUMNS } from "../../src/domain/export-format.ts";
-import { contentHash } from "../../src/domain/hash-chain.ts";
+import { sealContent } from "../../src/domain/hash-chain.ts";
 import { parseQueryString } from "../../src/domain/query-string.ts";
 import type { Micros } from "../../src/domain/timestamp.ts";
 import type { SearchBackend, Stats, StatsInterval } from "../../src/search/backend.ts";
@@ -229,7 +229,7 @@ describe("export and statistics: Elasticsearch and PostgreSQL agree", () => {
       ] as const) {
         if (i >= n) continue;
         const record = recordFromEvent(makeEvent(tenantId, i, n));
-        items.push({ tenantId, record, contentHash: contentHash(record) });
+        items.push({ tenantId, record, ...sealContent(record) });
       }
     }
     for (let i = 0; i < items.length; i += 1000) {

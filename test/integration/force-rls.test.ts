@@ -10,7 +10,7 @@ import { randomBytes } from "node:crypto";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import type { EventRecord } from "../../src/domain/event-record.ts";
-import { contentHash } from "../../src/domain/hash-chain.ts";
+import { sealContent } from "../../src/domain/hash-chain.ts";
 import { readIndexStatus } from "../../src/search/elasticsearch/index-status.ts";
 import { type WriteItem, writeBatch } from "../../src/store/event-writer.ts";
 import { migrate } from "../../src/store/migrate.ts";
@@ -41,7 +41,7 @@ function record(i: number): EventRecord {
 
 const item = (tenantId: string, i: number): WriteItem => {
   const r = record(i);
-  return { tenantId, record: r, contentHash: contentHash(r) };
+  return { tenantId, record: r, ...sealContent(r) };
 };
 
 describe("forced row-level security with a non-superuser owner", () => {
@@ -146,7 +146,7 @@ describe("forced row-level security with a non-superuser owner", () => {
 
   it("the writer still detects duplicates and conflicts across tenants, and index status reads the heads", async () => {
     const dup = item("t-a", 1);
-    const conflict = { ...item("t-b", 2), contentHash: "other" };
+    const conflict = { ...item("t-b", 2), digest: "other" };
     const results = await writeBatch(pool, [dup, conflict, item("t-a", 3)]);
     expect(results).toEqual([
       { status: "duplicate", sequence: 1n },

@@ -16,7 +16,7 @@ import { Client } from "@elastic/elasticsearch";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import type { EventRecord } from "../../src/domain/event-record.ts";
-import { contentHash } from "../../src/domain/hash-chain.ts";
+import { sealContent } from "../../src/domain/hash-chain.ts";
 import { microsFromDate } from "../../src/domain/timestamp.ts";
 import { ElasticsearchSearchBackend } from "../../src/search/elasticsearch/backend.ts";
 import { Indexer } from "../../src/search/elasticsearch/indexer.ts";
@@ -53,7 +53,7 @@ function record(i: number, idPrefix: string, base: number): EventRecord {
 }
 
 function item(tenantId: string, r: EventRecord): WriteItem {
-  return { tenantId, record: r, contentHash: contentHash(r) };
+  return { tenantId, record: r, ...sealContent(r) };
 }
 
 async function waitFor<T>(what: string, fn: () => Promise<T | null | undefined | false>, timeoutMs: number, everyMs = 200): Promise<T> {

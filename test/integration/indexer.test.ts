@@ -21,7 +21,7 @@ import pg from "pg";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { startElasticsearch, type RunningElasticsearch } from "../../src/devservers/elasticsearch.ts";
 import type { EventRecord } from "../../src/domain/event-record.ts";
-import { contentHash } from "../../src/domain/hash-chain.ts";
+import { sealContent } from "../../src/domain/hash-chain.ts";
 import { microsFromDate } from "../../src/domain/timestamp.ts";
 import { documentId, idHash } from "../../src/search/elasticsearch/event-document.ts";
 import { Indexer } from "../../src/search/elasticsearch/indexer.ts";
@@ -61,7 +61,7 @@ function record(i: number, idPrefix: string, base: number): EventRecord {
 }
 
 function item(tenantId: string, r: EventRecord): WriteItem {
-  return { tenantId, record: r, contentHash: contentHash(r) };
+  return { tenantId, record: r, ...sealContent(r) };
 }
 
 async function waitFor<T>(what: string, fn: () => Promise<T | null | undefined | false>, timeoutMs: number, everyMs = 200): Promise<T> {

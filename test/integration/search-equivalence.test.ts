@@ -26,7 +26,7 @@ import type { Condition, EventQuery, SortDirection, TermField } from "../../src/
 import { severitiesAtLeast, TERM_FIELDS, words } from "../../src/domain/event-query.ts";
 import type { ActorTypeName, EventRecord, OutcomeName, StoredRecord } from "../../src/domain/event-record.ts";
 import { SEVERITY_ORDER } from "../../src/domain/event-record.ts";
-import { contentHash } from "../../src/domain/hash-chain.ts";
+import { sealContent } from "../../src/domain/hash-chain.ts";
 import { compareForSort, matchesQuery, termValue } from "../../src/domain/match-query.ts";
 import type { PagePosition } from "../../src/domain/page-token.ts";
 import { parseQueryString } from "../../src/domain/query-string.ts";
@@ -663,7 +663,7 @@ beforeAll(
     // PostgreSQL, through the writer (sequences, hash chain).
     const generated = generateRecords(new Rng(SEED), N);
     for (let i = 0; i < generated.length; i += 1000) {
-      const items: WriteItem[] = generated.slice(i, i + 1000).map((g) => ({ ...g, contentHash: contentHash(g.record) }));
+      const items: WriteItem[] = generated.slice(i, i + 1000).map((g) => ({ ...g, ...sealContent(g.record) }));
       const results = await writeBatch(pool, items);
       expect(results.every((r) => r.status === "accepted")).toBe(true);
     }

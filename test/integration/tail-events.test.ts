@@ -12,7 +12,7 @@ import { QueryService, type TailEventsRequestSchema, type TailEventsResponse } f
 import { type App, startApp } from "../../src/app.ts";
 import { loadConfig } from "../../src/config.ts";
 import { recordFromEvent } from "../../src/domain/event-record.ts";
-import { contentHash } from "../../src/domain/hash-chain.ts";
+import { sealContent } from "../../src/domain/hash-chain.ts";
 import { createLogger } from "../../src/platform/log.ts";
 import { writeBatch } from "../../src/store/event-writer.ts";
 import { BOOTSTRAP_KEY, createTenantWithKeys, startTestService, type TenantKeys, type TestService } from "../support/service.ts";
@@ -238,7 +238,7 @@ describe("TailEvents", () => {
       },
     } as unknown as pg.Pool;
     const record = recordFromEvent(create(EventSchema, event({ id: "commit-held" })));
-    const write = writeBatch(held, [{ tenantId: t1.tenantId, record, contentHash: contentHash(record) }]);
+    const write = writeBatch(held, [{ tenantId: t1.tenantId, record, ...sealContent(record) }]);
     try {
       await reachedCommit;
       const heartbeatsBefore = tail.items.length;

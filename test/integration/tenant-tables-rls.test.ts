@@ -8,7 +8,7 @@ import { generateKeyPairSync, randomBytes } from "node:crypto";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import type { EventRecord } from "../../src/domain/event-record.ts";
-import { contentHash } from "../../src/domain/hash-chain.ts";
+import { sealContent } from "../../src/domain/hash-chain.ts";
 import { hashSecret } from "../../src/domain/api-key-secret.ts";
 import { ApiKeyStore } from "../../src/store/api-key-store.ts";
 import { type WriteItem, writeBatch } from "../../src/store/event-writer.ts";
@@ -51,7 +51,7 @@ function item(tenantId: string, i: number): WriteItem {
     metadata: { i },
     message: `event ${i}`,
   } as EventRecord;
-  return { tenantId, record, contentHash: contentHash(record) };
+  return { tenantId, record, ...sealContent(record) };
 }
 
 describe("row-level security on every tenant table, with a non-superuser owner", () => {

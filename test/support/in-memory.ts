@@ -189,6 +189,8 @@ export class MemoryEventLog implements PublicOf<EventReader>, SearchBackend {
   readonly name = "postgresql";
   private readonly events = new Map<string, StoredRecord[]>();
   private readonly byId = new Map<string, StoredRecord>();
+  /** Content digests by tenant and id, what a retry is compared with (event_ids.content_hash). */
+  private readonly digests = new Map<string, string>();
   private clock: Micros = 1_800_000_000_000_000n;
   /** Every batch the group committer handed over, for tests about batching. */
   readonly batches: WriteItem[][] = [];
@@ -213,13 +215,14 @@ export class MemoryEventLog implements PublicOf<EventReader>, SearchBackend {
     return items.map((item) => {
       const key = `${item.tenantId}\u0000${item.record.id}`;
       const prior = this.byId.get(key);
-      if (prior) return { status: prior.contentHash === item.contentHash ? "duplicate" : "conflict", sequence: prior.sequence };
+      if (prior) return { status: this.digests.get(key) === item.digest ? "duplicate" : "conflict", sequence: prior.sequence };
       const chain = this.chain(item.tenantId);
       const prevHash = chain.at(-1)?.hash ?? GENESIS_HASH;
       const link = { tenantId: item.tenantId, sequence: BigInt(chain.length + 1), receivedAt, contentHash: item.contentHash };
-      const stored: StoredRecord = { ...item.record, ...link, prevHash, hash: chainHash(prevHash, link) };
+      const stored: StoredRecord = { ...item.record, ...link, prevHash, hash: chainHash(prevHash, link), salt: item.salt };
       chain.push(stored);
       this.byId.set(key, stored);
+      this.digests.set(key, item.digest);
       return { status: "accepted", sequence: stored.sequence };
     });
   };

@@ -8,7 +8,7 @@ import { ArchiveStore } from "../../src/archive/object-store.ts";
 import { S3PROXY_CREDENTIAL, S3PROXY_IDENTITY } from "../../src/devservers/s3proxy.ts";
 import { chainRange, RangeVerification } from "../../src/domain/chain-verification.ts";
 import type { EventRecord } from "../../src/domain/event-record.ts";
-import { contentHash } from "../../src/domain/hash-chain.ts";
+import { sealContent } from "../../src/domain/hash-chain.ts";
 import { microsFromDate } from "../../src/domain/timestamp.ts";
 import { indexNames } from "../../src/search/elasticsearch/index-names.ts";
 import { EventReader } from "../../src/store/event-reader.ts";
@@ -60,7 +60,7 @@ export async function writeEvents(
     const items: WriteItem[] = [];
     for (let j = i; j < Math.min(first + count, i + 1000); j++) {
       const r = record(j, actor(j), receivedAt);
-      items.push({ tenantId, record: r, contentHash: contentHash(r) });
+      items.push({ tenantId, record: r, ...sealContent(r) });
     }
     await writeBatch(pool, items, () => microsFromDate(receivedAt));
   }

@@ -1,10 +1,11 @@
 // Shared builders for unit tests: valid events and chained stored records,
 // made the way the service makes them (recordFromEvent, then chainHash as in
 // src/store/event-writer.ts).
+import { createHash } from "node:crypto";
 import { create, type MessageInitShape } from "@bufbuild/protobuf";
 import { ActorType, type Event, EventSchema, Outcome, Severity } from "../../gen/auditlog/v1/event_pb.js";
 import { recordFromEvent, type StoredRecord } from "../../src/domain/event-record.ts";
-import { chainHash, contentHash, GENESIS_HASH } from "../../src/domain/hash-chain.ts";
+import { chainHash, GENESIS_HASH, sealContent } from "../../src/domain/hash-chain.ts";
 import type { Micros } from "../../src/domain/timestamp.ts";
 
 /** The plain-object form of an Event init (not a ready Event message). */
@@ -48,13 +49,20 @@ export function fullEvent(init: EventInit = {}): Event {
   });
 }
 
+/** A salt as the writer makes one (32 hex digits), but the same for the same tenant and sequence, so tests can rebuild a chain. */
+export function fixedSalt(tenantId: string, sequence: bigint): string {
+  return createHash("sha256").update(`${tenantId}/${sequence}`).digest("hex").slice(0, 32);
+}
+
 /**
  * Chains `events` for one tenant starting after `prev` (sequence 0 and the
- * genesis hash by default), exactly as the event writer does.
+ * genesis hash by default), exactly as the event writer does: each with a
+ * salt (fixedSalt), or, with `unsalted`, as events were written before
+ * salts (content hash version 1).
  */
 export function chainRecords(
   events: Event[],
-  opts: { tenantId?: string; receivedAt?: Micros; prevSequence?: bigint; prevHash?: string } = {},
+  opts: { tenantId?: string; receivedAt?: Micros; prevSequence?: bigint; prevHash?: string; unsalted?: boolean } = {},
 ): StoredRecord[] {
   const tenantId = opts.tenantId ?? "tenant-a";
   let sequence = opts.prevSequence ?? 0n;
@@ -62,14 +70,15 @@ export function chainRecords(
   return events.map((e, i) => {
     const record = recordFromEvent(e);
     sequence += 1n;
+    const sealed = sealContent(record, opts.unsalted ? "" : fixedSalt(tenantId, sequence));
     const link = {
       tenantId,
       sequence,
       receivedAt: (opts.receivedAt ?? 1_714_979_300_000_000n) + BigInt(i),
-      contentHash: contentHash(record),
+      contentHash: sealed.contentHash,
     };
     const hash = chainHash(prev, link);
-    const stored: StoredRecord = { ...record, ...link, hash, prevHash: prev };
+    const stored: StoredRecord = { ...record, ...link, hash, prevHash: prev, ...(opts.unsalted ? {} : { salt: sealed.salt }) };
     prev = hash;
     return stored;
   });

@@ -1007,8 +1007,17 @@ export declare type EraseSubjectRequest = Message<"auditlog.v1.EraseSubjectReque
   tenantId: string;
 
   /**
-   * Which field identifies the person: `actor.id` (default when empty),
-   * `actor.name`, `actor.ip`, `actor.session_id`, `target.id`.
+   * Where the value identifies the person:
+   * - an envelope string field: `actor.id` (default when empty),
+   *   `actor.name`, `actor.ip`, `actor.user_agent`, `actor.session_id`,
+   *   `target.type`, `target.id`, `target.name`, `context.request_id`,
+   *   `context.trace_id`, `context.source`, `context.location`;
+   * - `metadata.<path>`: the value at that dotted metadata path (scalars by
+   *   their text, arrays by their elements, as the metadata filter reads them);
+   * - `*`: any of those envelope fields, or any scalar anywhere in metadata,
+   *   changes.before or changes.after.
+   * A kept field (target.type, request and trace id, source) that holds the
+   * value is emptied as well.
    *
    * @generated from field: string field = 2;
    */
@@ -1373,7 +1382,8 @@ export declare const AdminService: GenService<{
   },
   /**
    * Erases a person's data: every event of the tenant whose actor id (or
-   * another field, see EraseSubjectRequest) equals the value loses its
+   * another field, a metadata value or any of them, see
+   * EraseSubjectRequest) equals the value loses its
    * personal content in PostgreSQL, in the search index and in archive
    * objects; the chain still verifies (docs/HASH_CHAIN.md, "Erased
    * events"). Recorded in the tenant's log as `auditlog.erasure`, with the

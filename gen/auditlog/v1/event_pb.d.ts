@@ -345,6 +345,16 @@ export declare type StoredEvent = Message<"auditlog.v1.StoredEvent"> & {
    * @generated from field: bool erased = 8;
    */
   erased: boolean;
+
+  /**
+   * The random salt of the content hash (32 hex digits; docs/HASH_CHAIN.md,
+   * "Salted content hashes"): verification needs it to recompute the
+   * content hash. Empty on events written before salts existed and on
+   * erased events, whose erasure destroyed it with the personal content.
+   *
+   * @generated from field: string salt = 9;
+   */
+  salt: string;
 };
 
 /**

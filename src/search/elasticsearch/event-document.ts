@@ -19,6 +19,10 @@ export type EventDocument = CanonicalContent & {
   hash: string;
   prev_hash: string;
   id_hash: number;
+  /** The content hash's salt; absent for events without one (written before salts, or erased). */
+  salt?: string;
+  /** Present (true) on erased events only: their content_hash is verified as kept. */
+  erased?: true;
 };
 
 /** Document ids are unique per index, event ids only per tenant: namespace them. */
@@ -59,6 +63,8 @@ export function documentFromRecord(r: StoredRecord): EventDocument {
     hash: r.hash,
     prev_hash: r.prevHash,
     id_hash: idHash(r.id),
+    ...(r.salt ? { salt: r.salt } : {}),
+    ...(r.erased ? { erased: true as const } : {}),
   };
 }
 
@@ -93,5 +99,7 @@ export function recordFromDocument(d: EventDocument): StoredRecord {
     contentHash: d.content_hash,
     hash: d.hash,
     prevHash: d.prev_hash,
+    ...(d.salt ? { salt: d.salt } : {}),
+    ...(d.erased ? { erased: true } : {}),
   };
 }

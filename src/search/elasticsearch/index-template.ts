@@ -71,6 +71,10 @@ export const indexTemplate = {
         hash: { type: "keyword", index: false },
         prev_hash: { type: "keyword", index: false },
         id_hash: { type: "long" },
+        // For verifying what search and exports return: the content hash's
+        // salt, and whether an erasure kept only the content hash.
+        salt: { type: "keyword", index: false },
+        erased: { type: "boolean", index: false },
       },
     },
   },

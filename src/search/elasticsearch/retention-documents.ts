@@ -4,6 +4,7 @@
 // the same routing, a page at a time, until a search finds none. Whole
 // monthly indices go when every tenant's searchable window has passed them.
 import type { Client } from "@elastic/elasticsearch";
+import { ERASABLE_FIELDS, type ErasureSubject } from "../../domain/erasure.ts";
 import type { StoredRecord } from "../../domain/event-record.ts";
 import { documentFromRecord, documentId } from "./event-document.ts";
 import { type IndexNames, indexNames } from "./index-names.ts";
@@ -11,6 +12,25 @@ import { RECEIVED_MONTH_INFIX } from "./index-template.ts";
 import type { SearchLifecycle } from "../lifecycle.ts";
 
 const PAGE = 1000;
+
+/**
+ * The documents an erasure's subject is about, as matchesSubject defines
+ * them: the envelope fields are keywords under the same dotted names, and a
+ * term query on a `flattened` field's root matches any of its leaf values,
+ * on `metadata.<path>` the values at that path, both by their text.
+ */
+export function subjectQuery(s: ErasureSubject): object {
+  switch (s.kind) {
+    case "field":
+      return { term: { [s.field]: s.value } };
+    case "metadata":
+      return { term: { [`metadata.${s.path.join(".")}`]: s.value } };
+    case "any": {
+      const fields = [...Object.keys(ERASABLE_FIELDS), "metadata", "changes.before", "changes.after"];
+      return { bool: { should: fields.map((f) => ({ term: { [f]: s.value } })), minimum_should_match: 1 } };
+    }
+  }
+}
 
 export class ElasticsearchLifecycle implements SearchLifecycle {
   private readonly client: Client;
@@ -38,8 +58,8 @@ export class ElasticsearchLifecycle implements SearchLifecycle {
     return this.deleteMatching(this.monthly, tenantId, { range: { sequence: { gte: first.toString(), lte: last.toString() } } });
   }
 
-  deleteRestoredMatching(tenantId: string, field: string, value: string): Promise<number> {
-    return this.deleteMatching(`${this.restoredPrefix}*`, tenantId, { term: { [field]: value } });
+  deleteRestoredMatching(tenantId: string, subject: ErasureSubject): Promise<number> {
+    return this.deleteMatching(`${this.restoredPrefix}*`, tenantId, subjectQuery(subject));
   }
 
   async indexRestored(records: readonly StoredRecord[], until: Date): Promise<void> {
