@@ -7,21 +7,32 @@ import { create } from "@bufbuild/protobuf";
 import { createValidator } from "@bufbuild/protovalidate";
 import { Code, ConnectError, createClient, createRouterTransport, type Interceptor } from "@connectrpc/connect";
 import { describe, expect, it } from "vitest";
-import { AdminService, SetRetentionPolicyRequestSchema } from "../../gen/auditlog/v1/admin_pb.js";
+import { AdminService, EraseSubjectRequestSchema, SetRetentionPolicyRequestSchema } from "../../gen/auditlog/v1/admin_pb.js";
 import { type Principal, principalKey } from "../../src/auth/principal.ts";
-import { erasedRecord, fieldValue, subjectHash } from "../../src/domain/erasure.ts";
+import {
+  ErasureFieldError,
+  type ErasureSubject,
+  erasedRecord,
+  erasureSubject,
+  fieldValue,
+  matchesSubject,
+  subjectField,
+  subjectHash,
+} from "../../src/domain/erasure.ts";
 import { type StoredRecord, storedEventFromRecord } from "../../src/domain/event-record.ts";
 import { ndjsonLine, ndjsonLineOfRecord } from "../../src/domain/export-format.ts";
-import { ChainVerifier, chainHash, contentHash, GENESIS_HASH } from "../../src/domain/hash-chain.ts";
+import { ChainVerifier, chainHash, contentDigest, contentHash, GENESIS_HASH } from "../../src/domain/hash-chain.ts";
 import { recordFromNdjsonLine } from "../../src/domain/offline-verification.ts";
 import { archiveObjectKey, checkPolicy, cutoff, expiredPrefixLength, RetentionPolicyError } from "../../src/domain/retention.ts";
 import { microsFromDate } from "../../src/domain/timestamp.ts";
 import { archiveProblem, decodeArchive, encodeArchive } from "../../src/lifecycle/archive-object.ts";
+import { subjectQuery } from "../../src/search/elasticsearch/retention-documents.ts";
 import { dataLifecycleAdmin } from "../../src/services/data-lifecycle-admin.ts";
+import { chainRecords, fixedSalt, fullEvent } from "./fixtures.ts";
 
 const T0 = Date.UTC(2026, 0, 15);
 
-/** A valid chain of n events of one tenant, received one hour apart from T0. */
+/** A valid chain of n events of one tenant, received one hour apart from T0, each with a salt. */
 function chain(n: number, actor = (i: number) => `user-${i % 3}`): StoredRecord[] {
   const out: StoredRecord[] = [];
   let prev = GENESIS_HASH;
@@ -44,6 +55,7 @@ function chain(n: number, actor = (i: number) => `user-${i % 3}`): StoredRecord[
       contentHash: "",
       hash: "",
       prevHash: prev,
+      salt: fixedSalt("t1", BigInt(i)),
     };
     base.contentHash = contentHash(base);
     base.hash = chainHash(prev, base);
@@ -153,6 +165,146 @@ describe("erasure", () => {
     expect(recordFromNdjsonLine(line.trimEnd())).toMatchObject({ erased: true, contentHash: r.contentHash, hash: r.hash });
     // A line that is not erased stays as it was: no contentHash, no erased.
     expect(ndjsonLineOfRecord(chain(1)[0]!)).not.toMatch(/contentHash|erased/);
+  });
+
+  it("destroys the salt: the kept content hash confirms no guess of the content", () => {
+    const r = chain(3)[2]!;
+    const e = erasedRecord(r);
+    expect(e.salt).toBeUndefined();
+    expect(e.contentHash).toBe(r.contentHash);
+    // Whoever knows (or guesses) every original field cannot rebuild the kept hash without the salt.
+    expect(contentDigest(r)).not.toBe(e.contentHash);
+    expect(contentHash({ ...r, salt: undefined })).not.toBe(e.contentHash);
+    expect(contentHash(r)).toBe(e.contentHash);
+    // The export line of an erased event has no salt; that of a salted event has it.
+    expect(ndjsonLineOfRecord(e)).not.toMatch(/salt/);
+    expect(ndjsonLineOfRecord(r)).toContain(`"salt":"${r.salt}"}`);
+    expect(ndjsonLineOfRecord(r)).toBe(ndjsonLine(storedEventFromRecord(r)));
+    expect(recordFromNdjsonLine(ndjsonLineOfRecord(r).trimEnd()).salt).toBe(r.salt);
+  });
+
+  it("erases events without salt (version 1) and with salt (version 2) in one chain", () => {
+    const old = chainRecords([fullEvent({ id: "a" }), fullEvent({ id: "b", actor: { id: "other" } })], { unsalted: true });
+    const young = chainRecords([fullEvent({ id: "c" }), fullEvent({ id: "d", actor: { id: "other" } })], {
+      prevSequence: 2n,
+      prevHash: old[1]!.hash,
+    });
+    const subject = erasureSubject("actor.id", "user-42");
+    const erased = [...old, ...young].map((r) => (matchesSubject(r, subject) ? erasedRecord(r, subject) : r));
+    expect(erased.map((r) => Boolean(r.erased))).toEqual([true, false, true, false]);
+    expect(verifies(erased)).toBe(true);
+    // Version 1's kept hash is the unsalted one (a guess can be confirmed: docs/HASH_CHAIN.md); version 2's is not.
+    expect(erased[0]!.contentHash).toBe(contentDigest(old[0]!));
+    expect(erased[2]!.contentHash).not.toBe(contentDigest(young[0]!));
+  });
+
+  it("reads a request's field as a subject, and refuses what it cannot erase by", () => {
+    expect(erasureSubject("", "v")).toEqual({ kind: "field", field: "actor.id", value: "v" });
+    expect(erasureSubject("actor.user_agent", "v")).toEqual({ kind: "field", field: "actor.user_agent", value: "v" });
+    expect(erasureSubject("context.location", "v")).toEqual({ kind: "field", field: "context.location", value: "v" });
+    expect(erasureSubject("metadata.a.b", "v")).toEqual({ kind: "metadata", path: ["a", "b"], value: "v" });
+    expect(erasureSubject("*", "v")).toEqual({ kind: "any", value: "v" });
+    for (const f of ["", "target.type", "metadata.a.b", "*"]) expect(subjectField(erasureSubject(f, "v"))).toBe(f || "actor.id");
+    for (const bad of ["message", "actor.type", "action", "metadata", "metadata.", "metadata.a..b", "metadata.a.", "**", "actor"]) {
+      expect(() => erasureSubject(bad, "v"), bad).toThrow(ErasureFieldError);
+    }
+  });
+
+  it("the request's validation accepts exactly the fields the domain erases by", () => {
+    const validator = createValidator();
+    const names = [
+      "",
+      "*",
+      "actor.id",
+      "actor.name",
+      "actor.ip",
+      "actor.user_agent",
+      "actor.session_id",
+      "target.type",
+      "target.id",
+      "target.name",
+      "context.request_id",
+      "context.trace_id",
+      "context.source",
+      "context.location",
+      "metadata.email",
+      "metadata.a.b.c",
+      "metadata.ü-ñ",
+      "message",
+      "actor.type",
+      "outcome",
+      "metadata",
+      "metadata.",
+      "metadata..a",
+      "metadata.a.",
+      "**",
+      "actor.id ",
+      "changes.before",
+    ];
+    for (const field of names) {
+      const valid =
+        validator.validate(EraseSubjectRequestSchema, create(EraseSubjectRequestSchema, { field, value: "v" })).kind === "valid";
+      let domain = true;
+      try {
+        erasureSubject(field, "v");
+      } catch {
+        domain = false;
+      }
+      expect(valid, field).toBe(domain);
+    }
+  });
+
+  it("matches a subject in an envelope field, at a metadata path, or anywhere", () => {
+    const r: StoredRecord = {
+      ...chain(1)[0]!,
+      target: { type: "doc", id: "d-1", name: "Report of Eve" },
+      context: { requestId: "r-1", traceId: "t-1", source: "app", location: "Berlin" },
+      metadata: { contact: { email: "eve@x.org" }, "a.b": ["x", 42, true], n: 7 },
+      changes: { before: { owner: "eve" }, after: { list: [{ deep: "eve-2" }] } },
+    };
+    const m = (field: string, value: string) => matchesSubject(r, erasureSubject(field, value));
+    expect(m("target.name", "Report of Eve")).toBe(true);
+    expect(m("target.id", "Report of Eve")).toBe(false);
+    expect(m("actor.user_agent", "ua")).toBe(true);
+    expect(m("context.location", "Berlin")).toBe(true);
+    expect(m("metadata.contact.email", "eve@x.org")).toBe(true);
+    expect(m("metadata.email", "eve@x.org")).toBe(false);
+    // A key holding dots, array elements and scalars by their text, as the metadata filter reads them.
+    expect(m("metadata.a.b", "x")).toBe(true);
+    expect(m("metadata.a.b", "42")).toBe(true);
+    expect(m("metadata.a.b", "true")).toBe(true);
+    expect(m("metadata.n", "7")).toBe(true);
+    for (const v of ["Report of Eve", "Berlin", "eve@x.org", "42", "eve", "eve-2", "t-1"]) expect(m("*", v), v).toBe(true);
+    for (const v of ["Eve", "doc-1", "contact", "owner", "login of user-1x"]) expect(m("*", v), v).toBe(false);
+    // No target: target fields hold no value.
+    expect(matchesSubject({ ...r, target: null }, erasureSubject("target.name", "Report of Eve"))).toBe(false);
+    expect(fieldValue({ ...r, target: null }, "target.id")).toBeNull();
+  });
+
+  it("blanks a field an erased event keeps when it holds the erased value", () => {
+    const r = { ...chain(1)[0]!, target: { type: "doc", id: "d-1", name: "N" } };
+    const kept = (s: ErasureSubject) => {
+      const e = erasedRecord(r, s);
+      return [e.target?.type, e.context.requestId, e.context.traceId, e.context.source];
+    };
+    expect(kept(erasureSubject("actor.id", "user-1"))).toEqual(["doc", "r-1", "", "app"]);
+    expect(kept(erasureSubject("context.request_id", "r-1"))).toEqual(["doc", "", "", "app"]);
+    expect(kept(erasureSubject("*", "app"))).toEqual(["doc", "r-1", "", ""]);
+    expect(kept(erasureSubject("*", "doc"))).toEqual(["", "r-1", "", "app"]);
+    expect(kept(erasureSubject("metadata.who", "r-1"))).toEqual(["doc", "r-1", "", "app"]);
+    const e = erasedRecord(r, erasureSubject("*", "app"));
+    expect(verifies([{ ...e, sequence: 1n }])).toBe(true);
+  });
+
+  it("asks Elasticsearch for the same documents (term queries on keywords and flattened fields)", () => {
+    expect(subjectQuery(erasureSubject("actor.user_agent", "ua"))).toEqual({ term: { "actor.user_agent": "ua" } });
+    expect(subjectQuery(erasureSubject("metadata.a.b", "x"))).toEqual({ term: { "metadata.a.b": "x" } });
+    const any = subjectQuery(erasureSubject("*", "x")) as { bool: { should: { term: Record<string, string> }[] } };
+    const fields = any.bool.should.map((q) => Object.keys(q.term)[0]);
+    expect(fields).toContain("context.request_id");
+    expect(fields).toContain("metadata");
+    expect(fields).toContain("changes.after");
+    expect(fields).toHaveLength(15);
   });
 
   it("salts the subject hash with the erasure id", () => {

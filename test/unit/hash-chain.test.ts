@@ -9,8 +9,11 @@ import {
   chainHash,
   type ChainBreak,
   ChainVerifier,
+  contentDigest,
   contentHash,
   GENESIS_HASH,
+  newSalt,
+  sealContent,
 } from "../../src/domain/hash-chain.ts";
 import { canonicalJson } from "../../src/domain/json-canonical.ts";
 import { chainRecords, fullEvent, minimalEvent } from "./fixtures.ts";
@@ -291,6 +294,46 @@ describe("contentHash", () => {
   });
 });
 
+describe("salted content hash (version 2)", () => {
+  const base = recordFromEvent(fullEvent());
+  const salt = "0123456789abcdef0123456789abcdef";
+
+  it("is SHA-256 of the salt, a newline and the canonical content", () => {
+    const expected = createHash("sha256")
+      .update(`${salt}\n${canonicalContentJson(base)}`, "utf8")
+      .digest("hex");
+    expect(contentHash({ ...base, salt })).toBe(expected);
+    expect(sealContent(base, salt)).toEqual({ salt, contentHash: expected, digest: contentHash(base) });
+  });
+
+  it("differs from the unsalted hash and from the hash under another salt", () => {
+    const other = "f".repeat(32);
+    expect(contentHash({ ...base, salt })).not.toBe(contentHash(base));
+    expect(contentHash({ ...base, salt })).not.toBe(contentHash({ ...base, salt: other }));
+  });
+
+  it("keeps the digest independent of the salt: equal content, equal digest (what a retry is compared by)", () => {
+    const a = sealContent(base);
+    const b = sealContent(base);
+    expect(a.salt).not.toBe(b.salt);
+    expect(a.contentHash).not.toBe(b.contentHash);
+    expect(a.digest).toBe(b.digest);
+    expect(a.digest).toBe(contentDigest(base));
+    expect(sealContent({ ...base, message: "other" }).digest).not.toBe(a.digest);
+  });
+
+  it("makes 128-bit random salts as 32 lowercase hex digits", () => {
+    const salts = new Set(Array.from({ length: 100 }, newSalt));
+    expect(salts.size).toBe(100);
+    for (const s of salts) expect(s).toMatch(/^[0-9a-f]{32}$/);
+  });
+
+  it("an empty salt is no salt: version 1's hash", () => {
+    expect(sealContent(base, "").contentHash).toBe(contentDigest(base));
+    expect(contentHash({ ...base, salt: "" })).toBe(contentDigest(base));
+  });
+});
+
 describe("chainHash", () => {
   const link = { tenantId: "tenant-a", sequence: 7n, receivedAt: 1_714_979_300_000_000n, contentHash: "ab".repeat(32) };
 
@@ -337,6 +380,23 @@ describe("ChainVerifier", () => {
     expect(v.lastHash).toBe(records[49]!.hash);
     expect(records[0]!.prevHash).toBe(GENESIS_HASH);
     expect(new Set(records.map((r) => r.hash)).size).toBe(50);
+  });
+
+  it("verifies salted events (version 2) and events without salt (version 1) in one chain", () => {
+    const v1 = chainRecords([fullEvent({ id: "a" }), fullEvent({ id: "b" })], { unsalted: true });
+    const v2 = chainRecords([fullEvent({ id: "c" }), fullEvent({ id: "d" })], { prevSequence: 2n, prevHash: v1[1]!.hash });
+    expect(v1.every((r) => r.salt === undefined)).toBe(true);
+    expect(v2.every((r) => /^[0-9a-f]{32}$/.test(r.salt ?? ""))).toBe(true);
+    expect(verify([...v1, ...v2], 4n)).toBeNull();
+  });
+
+  it.each<[string, (r: StoredRecord) => StoredRecord]>([
+    ["changed", (r) => ({ ...r, salt: "0".repeat(32) })],
+    ["removed", (r) => ({ ...r, salt: undefined })],
+  ])("reports content altered when a salt is %s", (_name, alter) => {
+    const records = chainOf(5);
+    records[2] = alter(records[2]!);
+    expect(verify(records, 5n)).toMatchObject({ sequence: 3n, reason: expect.stringMatching(/^content altered/) });
   });
 
   it("starts the first record's link from the genesis hash", () => {
