@@ -1,12 +1,15 @@
 // Erasure of a person's data against real PostgreSQL, Elasticsearch and an
 // S3-compatible server: after EraseSubject (through the AdminService handler,
 // in memory) the person's data is in no row, no document, no archive object
-// and no export line; the chain still verifies, in PostgreSQL and in the
-// archive; the erasure is in the log, with the subject hashed.
+// and no export line; the chain still verifies, in PostgreSQL, in the search
+// documents and in the archive; the erasure is in the log, with the subject
+// hashed. Every event is salted, an erased one keeps only a content hash no
+// guess can be checked against, and subjects can be any envelope field, a
+// metadata path or a value anywhere.
 import { randomBytes } from "node:crypto";
 import { create } from "@bufbuild/protobuf";
 import { createValidator } from "@bufbuild/protovalidate";
-import { Code, ConnectError, createClient, createRouterTransport, type Interceptor } from "@connectrpc/connect";
+import { type Client as RpcClient, Code, ConnectError, createClient, createRouterTransport, type Interceptor } from "@connectrpc/connect";
 import { Client } from "@elastic/elasticsearch";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
@@ -14,7 +17,9 @@ import { AdminService, EraseSubjectRequestSchema, RestoreArchiveRequestSchema } 
 import { timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { ArchiveStore } from "../../src/archive/object-store.ts";
 import { subjectHash } from "../../src/domain/erasure.ts";
+import type { EventRecord } from "../../src/domain/event-record.ts";
 import { ndjsonLineOfRecord } from "../../src/domain/export-format.ts";
+import { ChainVerifier, contentDigest, contentHash, sealContent } from "../../src/domain/hash-chain.ts";
 import { recordFromNdjsonLine } from "../../src/domain/offline-verification.ts";
 import { archiveProblem, decodeArchive } from "../../src/lifecycle/archive-object.ts";
 import { Erasure } from "../../src/lifecycle/erasure.ts";
@@ -24,6 +29,7 @@ import { RetentionJob } from "../../src/lifecycle/retention-job.ts";
 import { createLogger } from "../../src/platform/log.ts";
 import { Indexer } from "../../src/search/elasticsearch/indexer.ts";
 import { indexNames } from "../../src/search/elasticsearch/index-names.ts";
+import { type EventDocument, recordFromDocument } from "../../src/search/elasticsearch/event-document.ts";
 import { ElasticsearchLifecycle } from "../../src/search/elasticsearch/retention-documents.ts";
 import { dataLifecycleAdmin } from "../../src/services/data-lifecycle-admin.ts";
 import { type Principal, principalKey } from "../../src/auth/principal.ts";
@@ -34,7 +40,16 @@ import { ensurePartitions } from "../../src/store/partitions.ts";
 import { RetentionStore } from "../../src/store/retention-store.ts";
 import { TenantStore } from "../../src/store/tenant-store.ts";
 import { freshDatabase } from "../support/db.ts";
-import { archiveStoreForTests, DAY, documents, dropTestIndices, verifyChain, waitIndexed, writeEvents } from "../support/lifecycle.ts";
+import {
+  archiveStoreForTests,
+  DAY,
+  documents,
+  dropTestIndices,
+  record,
+  verifyChain,
+  waitIndexed,
+  writeEvents,
+} from "../support/lifecycle.ts";
 
 const log = createLogger({ level: "warn", stream: process.stderr });
 const NOW = new Date();
@@ -51,8 +66,13 @@ describe("erasure of a person's data", () => {
   let indexer: Indexer;
   let archive: ArchiveStore;
   let store: RetentionStore;
+  let admin: RpcClient<typeof AdminService>;
+  /** What the handler submitted to the log (the erasure records). */
+  const committed: { tenantId: string; action: string; text: string }[] = [];
   const prefix = `test-erasure-${randomBytes(3).toString("hex")}`;
   const tenant = "era";
+  /** Event ev-i as it was written (before any erasure). */
+  const original = (i: number): EventRecord => record(i, ACTORS[i % 3]!, new Date(NOW.getTime() - (i < 300 ? 40 : 1) * DAY));
 
   beforeAll(async () => {
     db = await freshDatabase();
@@ -74,20 +94,7 @@ describe("erasure of a person's data", () => {
     const search = new ElasticsearchLifecycle(client, prefix);
     const round = await new RetentionJob({ pool, store, archive, search, log, now: () => NOW }).runOnce();
     expect(round).toMatchObject({ eventsArchived: 300, eventsDeleted: 300 });
-  }, 600_000);
 
-  afterAll(async () => {
-    await indexer?.stop();
-    if (client) await dropTestIndices(client, prefix);
-    await client?.close();
-    archive?.close();
-    await pool?.end();
-    await db?.drop();
-  });
-
-  it("removes the person from PostgreSQL, Elasticsearch, archives and exports; the chain still verifies", async () => {
-    const committed: { tenantId: string; action: string; text: string }[] = [];
-    const search = new ElasticsearchLifecycle(client, prefix);
     const handlers = dataLifecycleAdmin(
       {
         validator: createValidator(),
@@ -111,7 +118,20 @@ describe("erasure of a person's data", () => {
     const transport = createRouterTransport(({ service }) => service(AdminService, handlers as never), {
       router: { interceptors: [asOperator] },
     });
-    const admin = createClient(AdminService, transport);
+    admin = createClient(AdminService, transport);
+  }, 600_000);
+
+  afterAll(async () => {
+    await indexer?.stop();
+    if (client) await dropTestIndices(client, prefix);
+    await client?.close();
+    archive?.close();
+    await pool?.end();
+    await db?.drop();
+  });
+
+  it("removes the person from PostgreSQL, Elasticsearch, archives and exports; the chain still verifies", async () => {
+    const search = new ElasticsearchLifecycle(client, prefix);
 
     // The archived window back in search, checked first; alice is in it.
     const restored = await admin.restoreArchive(
@@ -194,6 +214,176 @@ describe("erasure of a person's data", () => {
       .catch((e) => e);
     expect(ConnectError.from(bad).code).toBe(Code.InvalidArgument);
   }, 300_000);
+
+  it("salts every event; an erased one keeps a content hash no guess can be checked against, and its id answers DUPLICATE to any retry", async () => {
+    const rows = await pool.query<{ id: string; salt: string | null; content_hash: string; erased: boolean; digest: string }>(
+      `SELECT e.id, e.salt, e.content_hash, e.erased_at IS NOT NULL AS erased, i.content_hash AS digest
+         FROM events e JOIN event_ids i ON i.tenant_id = e.tenant_id AND i.event_id = e.id
+        WHERE e.tenant_id = $1 AND e.id LIKE 'ev-%'`,
+      [tenant],
+    );
+    expect(rows.rows).toHaveLength(300);
+    for (const r of rows.rows) {
+      const intact = original(Number(r.id.slice(3)));
+      if (r.erased) {
+        // Salt and digest are gone with the content; the kept hash is not the hash of the content alone.
+        expect(r.salt).toBeNull();
+        expect(r.digest).toBe("");
+        expect(r.content_hash).not.toBe(contentDigest(intact));
+      } else {
+        expect(r.salt).toMatch(/^[0-9a-f]{32}$/);
+        expect(r.content_hash).toBe(contentHash({ ...intact, salt: r.salt! }));
+        expect(r.digest).toBe(contentDigest(intact));
+      }
+    }
+    // Alice's archived events lost their digests too.
+    const archivedIds = await pool.query<{ n: string }>(
+      "SELECT count(*) AS n FROM event_ids WHERE tenant_id = $1 AND content_hash = '' AND sequence <= 300",
+      [tenant],
+    );
+    expect(archivedIds.rows[0]!.n).toBe("100");
+
+    // Retries: an erased id is a duplicate whatever its content (live: ev-300, archived: ev-0); a kept one is compared.
+    const item = (r: EventRecord) => ({ tenantId: tenant, record: r, ...sealContent(r) });
+    const results = await writeBatch(pool, [
+      item(original(300)),
+      item({ ...original(300), message: "a guess" }),
+      item({ ...original(0), actor: { ...original(0).actor, name: "a guess" } }),
+      item(original(301)),
+      item({ ...original(301), message: "other content" }),
+    ]);
+    expect(results.map((r) => r.status)).toEqual(["duplicate", "duplicate", "duplicate", "duplicate", "conflict"]);
+  });
+
+  it("erases a value wherever it appears: envelope fields, metadata, changes, and a kept field that holds it", async () => {
+    const now = new Date();
+    const base = record(600, "erin", now);
+    const dave: EventRecord[] = [
+      { ...base, id: "dave-1", target: { type: "invoice", id: "inv-1", name: "dave" } },
+      { ...base, id: "dave-2", metadata: { contact: { who: "dave" } } },
+      { ...base, id: "dave-3", changes: { before: null, after: { owner: "dave" } } },
+      { ...base, id: "dave-4", context: { ...base.context, requestId: "dave" } },
+      { ...base, id: "dave-5", metadata: { tags: ["x", "dave"] } },
+      { ...base, id: "not-dave", metadata: { note: "david" }, message: "not him" },
+    ].map((r) => ({ ...r, occurredAt: BigInt(now.getTime()) * 1000n }));
+    const results = await writeBatch(
+      pool,
+      dave.map((r) => ({ tenantId: tenant, record: r, ...sealContent(r) })),
+    );
+    expect(results.every((r) => r.status === "accepted")).toBe(true);
+    await waitIndexed(pool, tenant);
+
+    const bad = await admin
+      .eraseSubject(create(EraseSubjectRequestSchema, { tenantId: tenant, field: "metadata.", value: "dave" }))
+      .catch((e) => e);
+    expect(ConnectError.from(bad).code).toBe(Code.InvalidArgument);
+
+    const res = await admin.eraseSubject(create(EraseSubjectRequestSchema, { tenantId: tenant, field: "*", value: "dave" }));
+    expect(res).toMatchObject({ eventsErased: 5n, archivesRewritten: 0n });
+    expect(res.subjectHash).toBe(subjectHash(res.erasureId, "*", "dave"));
+    const erased = await pool.query<{ id: string; request_id: string; erased: boolean }>(
+      "SELECT id, request_id, erased_at IS NOT NULL AS erased FROM events WHERE tenant_id = $1 AND id LIKE '%dave%' ORDER BY id",
+      [tenant],
+    );
+    expect(erased.rows.map((r) => [r.id, r.erased])).toEqual([
+      ["dave-1", true],
+      ["dave-2", true],
+      ["dave-3", true],
+      ["dave-4", true],
+      ["dave-5", true],
+      ["not-dave", false],
+    ]);
+    // The request id is kept by erasures, but this one was the value erased.
+    expect(erased.rows.find((r) => r.id === "dave-4")!.request_id).toBe("");
+    // Nothing of dave is left but the ids this test gave the events.
+    const rows = await pool.query<{ n: string }>(
+      "SELECT count(*) AS n FROM events e WHERE tenant_id = $1 AND replace(e::text, id, '') LIKE '%dave%'",
+      [tenant],
+    );
+    expect(rows.rows[0]!.n).toBe("0");
+
+    await waitIndexed(pool, tenant);
+    const docs = await documents(client, indexNames(prefix).alias, tenant);
+    expect(docs.filter((d) => d.source.includes('"dave"'))).toEqual([]);
+    expect(docs.filter((d) => d.source.includes("david"))).toHaveLength(1);
+    expect(await verifyChain(pool, tenant)).toMatchObject({ ok: true });
+  });
+
+  it("erases by a metadata path in PostgreSQL, in the archive and in restored documents", async () => {
+    const search = new ElasticsearchLifecycle(client, prefix);
+    const restored = await admin.restoreArchive(
+      create(RestoreArchiveRequestSchema, {
+        tenantId: tenant,
+        from: timestampFromDate(new Date(NOW.getTime() - 41 * DAY)),
+        to: timestampFromDate(new Date(NOW.getTime() - 39 * DAY)),
+        days: 2,
+      }),
+    );
+    expect(restored.events).toBe(300n);
+    const alias = indexNames(prefix).alias;
+    expect((await documents(client, alias, tenant)).filter((d) => d.source.includes("bob@example.com"))).toHaveLength(200);
+
+    const res = await admin.eraseSubject(
+      create(EraseSubjectRequestSchema, { tenantId: tenant, field: "metadata.email", value: "bob@example.com" }),
+    );
+    expect(res).toMatchObject({ eventsErased: 100n, archivesRewritten: 1n });
+
+    const rows = await pool.query<{ n: string }>("SELECT count(*) AS n FROM events e WHERE tenant_id = $1 AND e::text LIKE '%bob%'", [
+      tenant,
+    ]);
+    expect(rows.rows[0]!.n).toBe("0");
+    const digests = await pool.query<{ n: string }>("SELECT count(*) AS n FROM event_ids WHERE tenant_id = $1 AND content_hash = ''", [
+      tenant,
+    ]);
+    expect(digests.rows[0]!.n).toBe("405"); // alice 200, dave 5, bob 200
+
+    const [a] = await store.archives(tenant);
+    const body = (await archive.get(a!.objectKey))!;
+    expect(archiveProblem(body, a!)).toBeNull();
+    const archived = decodeArchive(body);
+    expect(archived.filter((r) => r.erased)).toHaveLength(200);
+    expect(archived.filter((r) => r.erased).every((r) => r.salt === undefined)).toBe(true);
+    expect(archived.filter((r) => !r.erased).every((r) => /^[0-9a-f]{32}$/.test(r.salt ?? ""))).toBe(true);
+    expect(archived.map(ndjsonLineOfRecord).join("")).not.toMatch(/bob/);
+
+    await waitIndexed(pool, tenant);
+    const docs = await documents(client, alias, tenant);
+    expect(docs.filter((d) => /bob/.test(d.source))).toEqual([]);
+    // Carol's restored documents stay.
+    expect(docs.filter((d) => d.source.includes("carol@example.com")).length).toBeGreaterThan(100);
+    expect(await search.dropExpiredRestores(new Date(timestampDate(restored.until!).getTime() + DAY))).toHaveLength(1);
+  });
+
+  it("erases by a kept field in the archive: the field goes with the personal content", async () => {
+    const res = await admin.eraseSubject(
+      create(EraseSubjectRequestSchema, { tenantId: tenant, field: "context.request_id", value: "req-5" }),
+    );
+    expect(res).toMatchObject({ eventsErased: 0n, archivesRewritten: 1n });
+    const [a] = await store.archives(tenant);
+    const archived = decodeArchive((await archive.get(a!.objectKey))!);
+    const ev5 = archived.find((r) => r.id === "ev-5")!;
+    expect(ev5).toMatchObject({ erased: true, context: { requestId: "", source: "billing", location: "" } });
+    expect(archived.map(ndjsonLineOfRecord).join("")).not.toContain('"req-5"');
+  });
+
+  it("the search documents carry salts and erased hashes: they verify as the chain", async () => {
+    await waitIndexed(pool, tenant);
+    const anchor = (await store.anchor(tenant))!;
+    const res = await client.search<EventDocument>({
+      index: indexNames(prefix).alias,
+      routing: tenant,
+      size: 10_000,
+      query: { term: { tenant_id: tenant } },
+      sort: [{ sequence: "asc" }],
+    });
+    const records = res.hits.hits.map((h) => recordFromDocument(h._source!));
+    expect(records[0]!.sequence).toBe(anchor.sequence + 1n);
+    expect(records.filter((r) => r.erased).length).toBe(205); // alice 100, dave 5, bob 100 of the live rows
+    expect(records.filter((r) => !r.erased).every((r) => /^[0-9a-f]{32}$/.test(r.salt ?? ""))).toBe(true);
+    const v = new ChainVerifier(anchor.sequence + 1n, anchor.hash);
+    for (const r of records) expect(v.next(r)).toBeNull();
+    expect(await verifyChain(pool, tenant)).toMatchObject({ ok: true, checked: BigInt(records.length) });
+  });
 
   it("still detects an altered erased event: its content hash is bound by the chain hash", async () => {
     await pool.query(
