@@ -56,6 +56,7 @@ import { verifyArchivedChain } from "./lifecycle/archived-chain.ts";
 import { Erasure } from "./lifecycle/erasure.ts";
 import { RetentionJob } from "./lifecycle/retention-job.ts";
 import { ArchiveRestore } from "./lifecycle/restore.ts";
+import { TenantArchive } from "./lifecycle/tenant-archive.ts";
 import type { SearchLifecycle } from "./search/lifecycle.ts";
 import { ElasticsearchLifecycle } from "./search/elasticsearch/retention-documents.ts";
 import { RetentionStore } from "./store/retention-store.ts";
@@ -312,6 +313,7 @@ export async function startApp(config: Config & { databaseUrl: string }, log: Lo
           auth,
           tenantStatus,
           deleteSearchDocuments: search.deleteTenantDocuments,
+          tenantArchive: archive ? new TenantArchive(pool, archive) : undefined,
           dataProtection: { masking, dataKeys },
           dataLifecycle: { retention, erasure, restore, archiveConfigured: archive !== null, submit: (items) => committer.submit(items) },
           log: log.child({ component: "admin" }),

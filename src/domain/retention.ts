@@ -67,11 +67,16 @@ export function expiredPrefixLength(records: readonly StoredRecord[], before: Da
   return n;
 }
 
+/** Where a tenant's archive objects are, under the bucket's key prefix: every key of the tenant starts with it, no other does. */
+export function tenantArchivePrefix(prefix: string, tenantId: string): string {
+  return `${prefix}${encodeURIComponent(tenantId)}/`;
+}
+
 /** The object key of an archive: by tenant, month of the first event's received_at, and sequence range. */
 export function archiveObjectKey(prefix: string, tenantId: string, first: StoredRecord, lastSequence: bigint): string {
   const month = formatMicros(first.receivedAt).slice(0, 7);
   const seq = (s: bigint) => s.toString().padStart(20, "0");
-  return `${prefix}${encodeURIComponent(tenantId)}/${month}/${seq(first.sequence)}-${seq(lastSequence)}.ndjson.gz`;
+  return `${tenantArchivePrefix(prefix, tenantId)}${month}/${seq(first.sequence)}-${seq(lastSequence)}.ndjson.gz`;
 }
 
 export const ARCHIVE_MANIFEST_TYPE = "auditlog.archive-manifest";

@@ -12,14 +12,14 @@ import {
   archiveSeriesBreak,
 } from "../domain/archive-chain.ts";
 import type { StoredRecord } from "../domain/event-record.ts";
-import { sha256Hex } from "../domain/retention.ts";
+import { sha256Hex, tenantArchivePrefix } from "../domain/retention.ts";
 import { decodeArchive } from "./archive-object.ts";
 
 const MANIFEST_SUFFIX = ".manifest.json";
 
 /** The tenant's archive manifests in the bucket, by first sequence. */
 async function manifests(archive: ArchiveStore, tenantId: string): Promise<ArchiveLink[]> {
-  const keys = (await archive.list(`${archive.prefix}${encodeURIComponent(tenantId)}/`)).filter((k) => k.endsWith(MANIFEST_SUFFIX));
+  const keys = (await archive.list(tenantArchivePrefix(archive.prefix, tenantId))).filter((k) => k.endsWith(MANIFEST_SUFFIX));
   const out: ArchiveLink[] = [];
   for (const key of keys) {
     const body = await archive.get(key);

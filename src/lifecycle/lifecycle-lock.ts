@@ -3,7 +3,7 @@
 // interleave (an erasure that scanned the archive before a round wrote a new
 // object from not-yet-erased rows would miss it). A session advisory lock on
 // a connection of its own: the retention job tries it and skips its round
-// when it is taken; erasure and restore wait for it.
+// when it is taken; erasure, restore and a tenant's deletion wait for it.
 import pg from "pg";
 import type { Pool } from "pg";
 

@@ -34,7 +34,7 @@ export type AdminDeps = {
   dataProtection?: Omit<DataProtectionAdminDeps, "validator" | "tenants">;
   /** Retention policies and erasure (GetRetentionPolicy, SetRetentionPolicy, EraseSubject); none: UNIMPLEMENTED. */
   dataLifecycle?: Omit<DataLifecycleAdminDeps, "validator" | "tenants">;
-} & Partial<Pick<TenantLifecycleDeps, "tenantStatus" | "deleteSearchDocuments" | "log">>;
+} & Partial<Pick<TenantLifecycleDeps, "tenantStatus" | "deleteSearchDocuments" | "tenantArchive" | "log">>;
 
 const SCOPE_NAMES: Record<number, ScopeName> = { [Scope.INGEST]: "ingest", [Scope.QUERY]: "query", [Scope.ADMIN]: "admin" };
 const SCOPE_VALUES: Record<string, Scope> = { ingest: Scope.INGEST, query: Scope.QUERY, admin: Scope.ADMIN };

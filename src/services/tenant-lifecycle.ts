@@ -3,9 +3,11 @@
 // the operator's. A deletion is never one call: the tenant must be suspended,
 // RequestTenantDeletion hands out a confirmation token (only its hash is
 // kept) valid for DELETION_CONFIRM_MS, and DeleteTenant must present it.
-// Nothing of the tenant is left in PostgreSQL; its search documents go after
-// the commit. The deletion cannot be recorded in the tenant's own log (it is
-// gone), so the operator's log line is its record.
+// Nothing of the tenant is left in PostgreSQL; its archive objects go once
+// the confirmation is accepted, before its rows (in the same transaction,
+// so a deletion cut halfway is finished by calling it again), and its search
+// documents after the commit. The deletion cannot be recorded in the
+// tenant's own log (it is gone), so the operator's log lines are its record.
 import { randomBytes } from "node:crypto";
 import { create, type JsonObject } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
@@ -39,6 +41,11 @@ export type TenantLifecycleDeps = {
   tenantStatus?: TenantStatus;
   /** Deletes the tenant's search documents; resolves with how many (none without a search index). */
   deleteSearchDocuments?: (tenantId: string) => Promise<number>;
+  /** The archive bucket's part in a deletion (src/lifecycle/tenant-archive.ts); none without a bucket. */
+  tenantArchive?: {
+    exclusive<T>(fn: () => Promise<T>): Promise<T>;
+    deleteObjects(tenantId: string): Promise<number>;
+  };
   /** The operator's record of lifecycle changes; the deletion's only record. */
   log?: Logger;
 };
@@ -110,12 +117,22 @@ export function tenantLifecycle(deps: TenantLifecycleDeps): LifecycleMethods {
     async deleteTenant(req, ctx) {
       requireOperator(ctx, req.tenantId);
       validateRequest(validator, DeleteTenantRequestSchema, req);
-      const deletedRows = await tenants.delete(req.tenantId, hashSecret(req.confirmationToken));
+      const archive = deps.tenantArchive;
+      let deletedArchiveObjects = 0;
+      // Recorded as soon as the objects are gone: if the rows then fail to go, the record stands and a new call finishes.
+      const deleteArchive = async () => {
+        deletedArchiveObjects = await archive!.deleteObjects(req.tenantId);
+        log?.warn("tenant's archive objects deleted", { tenantId: req.tenantId, deletedArchiveObjects });
+      };
+      const deleteRows = () =>
+        tenants.delete(req.tenantId, hashSecret(req.confirmationToken), undefined, archive ? deleteArchive : undefined);
+      // No retention round may archive the tenant's rows between the deletion of its objects and that of its rows.
+      const deletedRows = archive ? await archive.exclusive(deleteRows) : await deleteRows();
       tenantStatus?.forget(req.tenantId);
       // Nothing can be recorded in a log that no longer exists.
       ctx.values.set(accessTenantKey, "");
       // The tenant's record of its own end: the operator's log.
-      log?.warn("tenant deleted", { tenantId: req.tenantId, deletedRows });
+      log?.warn("tenant deleted", { tenantId: req.tenantId, deletedRows, deletedArchiveObjects });
       let deletedDocuments = 0;
       if (deps.deleteSearchDocuments) {
         try {

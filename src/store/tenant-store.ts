@@ -109,9 +109,11 @@ export class TenantStore {
    * Deletes the tenant and its rows in every table that has a tenant_id
    * column (found in the catalogue, so tables added later are included), in
    * one transaction, if `tokenHash` is the pending confirmation's and it has
-   * not expired. Returns how many rows went, per table.
+   * not expired. Returns how many rows went, per table. `confirmed` runs once
+   * the confirmation is accepted, before any row goes (the tenant row stays
+   * locked meanwhile); if it throws, nothing is deleted here.
    */
-  delete(id: string, tokenHash: Buffer, now = new Date()): Promise<Record<string, number>> {
+  delete(id: string, tokenHash: Buffer, now = new Date(), confirmed?: () => Promise<void>): Promise<Record<string, number>> {
     return withSystemScope(this.pool, async (db) => {
       const t = await lockTenant(db, id);
       const stored = (await db.query<{ h: Buffer | null }>("SELECT deletion_token_hash AS h FROM tenants WHERE id = $1", [id])).rows[0]!.h;
@@ -124,6 +126,7 @@ export class TenantStore {
       if (stored.length !== tokenHash.length || !timingSafeEqual(stored, tokenHash)) {
         throw new TenantLifecycleError(`confirmation_token: not the pending confirmation of tenant "${id}"`);
       }
+      await confirmed?.();
       const deleted: Record<string, number> = {};
       for (const table of await tenantTables(db)) {
         const r = await db.query(`DELETE FROM ${quoteIdent(table)} WHERE tenant_id = $1`, [id]);
