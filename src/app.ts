@@ -242,11 +242,13 @@ export async function startApp(config: Config & { databaseUrl: string }, log: Lo
     perTenant: { ratePerSecond: config.tenantReadRate, burst: config.tenantReadBurst },
     perKey: { ratePerSecond: config.keyReadRate, burst: config.keyReadBurst },
   });
-  const limits = limitsInterceptor({
+  // One set for the RPCs and GET /v1/export: a caller has one read budget and one stream count whichever way it reads.
+  const limitSet = {
     reads: readRates,
     streams: new StreamLimiter(config.keyMaxStreams),
     streamBounds: { maxDurationMs: config.streamMaxDurationMs, idleMs: config.streamIdleMs },
-  });
+  };
+  const limits = limitsInterceptor(limitSet);
   // Per service too, so that search can be reported down on its own
   // (index-health.ts) while ingest goes on.
   const health = new HealthState({
@@ -333,7 +335,18 @@ export async function startApp(config: Config & { databaseUrl: string }, log: Lo
     requestGate: ingestRateGate({ auth, tenants: tenantStatus, limiter: ingestLimiter }),
     // The export endpoint, then the web console's files (console/dist) at / (docs/CONSOLE.md).
     httpRoutes: chainHttpRoutes(
-      exportHttpHandler({ auth, backend, validator, log, limiter: readLimiter, accessAudit, tenantStatus, checkpointKey, protection }),
+      exportHttpHandler({
+        auth,
+        backend,
+        validator,
+        log,
+        limiter: readLimiter,
+        limits: limitSet,
+        accessAudit,
+        tenantStatus,
+        checkpointKey,
+        protection,
+      }),
       checkpointKeyHandler(checkpointKey?.publicKey ?? null),
       staticFilesHandler({ root: CONSOLE_DIR, reservedPrefixes: ["/v1/", "/auditlog.", "/grpc.", "/healthz", "/metrics"] }),
     ),

@@ -20,9 +20,10 @@
 //
 // Same auth as the RPC: `Authorization: Bearer <key or token>`, a key needs
 // the `query` scope, the tenant is the key's (a token's: `x-auditlog-tenant`
-// when it grants several), a User token exports only its own events. Errors found before the first byte
-// of the file are answered as JSON {code, message} with the HTTP status of
-// the Connect code (401, 403, 400, 504, ...). The first chunk is produced
+// when it grants several), a User token exports only its own events. Errors
+// found before the first byte of the file are answered as JSON {code,
+// message} with the HTTP status of the Connect code (401, 403, 400, 429,
+// 504, ...; 429 and 503 with Retry-After). The first chunk is produced
 // before the status line is sent, so a failing backend still gets a proper
 // error. An error after the first byte aborts the connection (HTTP/1.1: the
 // chunked body never gets its final chunk; HTTP/2: RST_STREAM), so a client
@@ -31,14 +32,25 @@
 // Writes respect backpressure: after res.write() returns false the export
 // waits for 'drain', so a slow reader pauses the backend reads. A client that
 // disconnects aborts the export (and closes its point in time).
+//
+// The RPCs' limits apply (limits-interceptor.ts, docs/ARCHITECTURE.md,
+// "Limits"), on the very instances the RPCs use, so that a caller has one
+// budget whichever way it exports: a download spends one request of its
+// tenant's and its own read rate (over it: 429 with Retry-After), counts as
+// one of its caller's open streams from admission until the response ends,
+// is aborted or fails (over the cap: 429), and ends when it has run for the
+// streams' longest duration (before the first byte: 504; after it: the
+// connection is aborted like any late error).
 import { constants as h2 } from "node:http2";
 import type * as http from "node:http";
 import type * as http2 from "node:http2";
 import { create, toJsonString } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { codeToHttpStatus, errorToJson } from "@connectrpc/connect/protocol-connect";
+import { durationMs } from "@bufbuild/protobuf/wkt";
 import type { Validator } from "@bufbuild/protovalidate";
 import { ExportEventsRequestSchema, QueryService } from "../../gen/auditlog/v1/query_pb.js";
+import { RetryInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
 import { authenticateRequest } from "../auth/authenticate.ts";
 import type { Principal } from "../auth/principal.ts";
 import type { TenantStatus } from "../auth/tenant-status.ts";
@@ -51,7 +63,10 @@ import { ownActorOf, tenantOfPrincipal } from "./request-context.ts";
 import type { SearchBackend } from "../search/backend.ts";
 import type { SigningKey } from "../domain/signing.ts";
 import type { Logger } from "../platform/log.ts";
-import { connectErrorOf } from "./errors.ts";
+import { connectErrorOf, withRetryInfo } from "./errors.ts";
+import { limitSubjectOf } from "./limit-subject.ts";
+import type { Limits } from "./limits-interceptor.ts";
+import { StreamGuard } from "./stream-guard.ts";
 import { badParam, requestFromParams } from "./export-params.ts";
 import { boundedExportChunks, exportPlan } from "./export-stream.ts";
 import { awaitPosition } from "./read-your-writes.ts";
@@ -70,6 +85,8 @@ export type ExportHttpDeps = {
   validator: Validator;
   log: Logger;
   limiter?: TenantReadLimiter;
+  /** The RPCs' rate, open-stream and duration limits: the same instances as limitsInterceptor's, for one budget. */
+  limits?: Limits;
   /** Records every export, refusals included (access-audit.ts); the file is complete only once its record is committed. */
   accessAudit?: AccessAudit;
   /** Refuses suspended tenants (authenticate.ts). */
@@ -108,6 +125,9 @@ function sendError(res: NodeResponse, err: ConnectError): void {
   };
   if (err.code === Code.Unauthenticated) headers["www-authenticate"] = 'Bearer realm="auditlog"';
   if (err.code === Code.Unimplemented) headers["allow"] = "GET";
+  // The RetryInfo's delay for HTTP clients and proxies, in whole seconds (rounded up: never too early).
+  const [retry] = err.findDetails(RetryInfoSchema);
+  if (retry?.retryDelay) headers["retry-after"] = String(Math.ceil(durationMs(retry.retryDelay) / 1000));
   plain(res).writeHead(err.code === Code.Unimplemented ? 405 : codeToHttpStatus(err.code), headers);
   plain(res).end(body);
 }
@@ -141,7 +161,8 @@ function fileTimestamp(d: Date): string {
  * path, so it can sit in front of the Connect handler. Never rejects.
  */
 export function exportHttpHandler(deps: ExportHttpDeps): (req: NodeRequest, res: NodeResponse) => Promise<boolean> {
-  const { auth, backend, validator, log, limiter, accessAudit, tenantStatus, checkpointKey, protection } = deps;
+  const { auth, backend, validator, log, limiter, limits, accessAudit, tenantStatus, checkpointKey, protection } = deps;
+  const bounds = limits?.streamBounds ?? { maxDurationMs: 0, idleMs: 0 };
   return async (req, res) => {
     const url = new URL(req.url ?? "/", "http://localhost");
     if (url.pathname !== EXPORT_PATH) return false;
@@ -152,6 +173,9 @@ export function exportHttpHandler(deps: ExportHttpDeps): (req: NodeRequest, res:
       if (!res.writableFinished) abort.abort(new ConnectError("client closed the connection", Code.Canceled));
     };
     res.once("close", onClose);
+    // Aborts on the client's disconnect too; every piece of work below observes its signal.
+    const guard = new StreamGuard(abort.signal, bounds, `this GET ${EXPORT_PATH} download`);
+    let releaseStream = () => {};
     let tenantId: string | undefined;
     let format: string | undefined;
     let bytes = 0;
@@ -171,6 +195,11 @@ export function exportHttpHandler(deps: ExportHttpDeps): (req: NodeRequest, res:
       const principal = await authenticateRequest(auth, creds, QueryService.typeName, "ExportEvents", tenantStatus);
       tenantId = tenantOfPrincipal(principal);
       known = { principal, tenantId };
+      const subject = limitSubjectOf(principal);
+      if (subject) {
+        limits?.reads?.admit(subject, 1);
+        releaseStream = limits?.streams?.acquire(subject.key) ?? releaseStream;
+      }
 
       const request = create(ExportEventsRequestSchema, requestFromParams(url.searchParams));
       call.request = toJsonString(ExportEventsRequestSchema, request);
@@ -179,11 +208,11 @@ export function exportHttpHandler(deps: ExportHttpDeps): (req: NodeRequest, res:
       if (violation) throw badParam(violation.field, violation.reason);
       const plan = exportPlan(validator, tenantId, request, ownActorOf(principal));
       format = plan.format;
-      await awaitPosition(backend, tenantId, request.minPosition, abort.signal);
+      await awaitPosition(backend, tenantId, request.minPosition, guard.signal);
 
       const counter = new ExportRecordCounter(plan.format);
       const view = viewOf(protection, principal, tenantId);
-      const chunks = boundedExportChunks(backend, plan, abort.signal, limiter, checkpointKey ?? null, view);
+      const chunks = boundedExportChunks(backend, plan, guard.signal, limiter, checkpointKey ?? null, view);
       try {
         // The first chunk before the status line: errors up to here are still JSON.
         let next = await chunks.next();
@@ -198,8 +227,8 @@ export function exportHttpHandler(deps: ExportHttpDeps): (req: NodeRequest, res:
         while (!next.done) {
           bytes += next.value.length;
           counter.add(next.value);
-          if (!plain(res).write(next.value)) await drained(res, abort.signal);
-          abort.signal.throwIfAborted();
+          if (!plain(res).write(next.value)) await drained(res, guard.signal);
+          guard.signal.throwIfAborted();
           next = await chunks.next();
         }
       } finally {
@@ -208,20 +237,29 @@ export function exportHttpHandler(deps: ExportHttpDeps): (req: NodeRequest, res:
       }
       // Before the end of the body: a file whose access is not on record is never complete (the catch aborts it).
       await accessAudit?.record({ ...call, principal: known.principal, tenantId, results: counter.records });
+      // The work is done: the stream is free before the client sees the end, so it can start the next download at once.
+      releaseStream();
       // 'close' as well: a client gone at the last moment must not leave us waiting for 'finish'.
       await new Promise<void>((resolve) => {
         res.once("close", resolve);
         plain(res).end(() => resolve());
       });
       log.info("export finished", { tenantId, format, bytes, durationMs: Math.round(performance.now() - started) });
-    } catch (err) {
+    } catch (caught) {
+      // Nothing runs any more (the chunks have returned): free the stream before answering, as on success.
+      releaseStream();
+      // A bound that ended the download says more than what the aborted work threw.
+      const err = guard.explain(caught);
       await accessAudit?.recordFailure(call, err, known);
-      const ce = connectErrorOf(err) ?? ConnectError.from(err);
+      // As the RPCs answer (errorsInterceptor): RESOURCE_EXHAUSTED and UNAVAILABLE always say when to retry.
+      const ce = withRetryInfo(connectErrorOf(err) ?? ConnectError.from(err));
       if (abort.signal.aborted) {
         log.info("export aborted by the client", { tenantId, format, bytes });
         abortResponse(res);
       } else if (headersWritten || res.headersSent) {
-        log.error("export failed after the first byte; connection aborted", { tenantId, format, bytes, err });
+        if (guard.tripped)
+          log.warn("export reached its longest allowed duration after the first byte; connection aborted", { tenantId, format, bytes });
+        else log.error("export failed after the first byte; connection aborted", { tenantId, format, bytes, err });
         abortResponse(res);
       } else {
         if (ce.code === Code.Internal || ce.code === Code.Unknown) log.error("export failed", { tenantId, format, err });
@@ -230,6 +268,7 @@ export function exportHttpHandler(deps: ExportHttpDeps): (req: NodeRequest, res:
       }
     } finally {
       res.off("close", onClose);
+      guard.dispose();
     }
     return true;
   };
