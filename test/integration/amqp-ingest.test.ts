@@ -17,6 +17,7 @@ const tenantA = `amqp-a-${run}`;
 const tenantB = `amqp-b-${run}`;
 
 let svc: TestService;
+let keysA: TenantKeys;
 let keysB: TenantKeys;
 let conn: ChannelModel;
 let ch: ConfirmChannel;
@@ -31,7 +32,7 @@ beforeAll(async () => {
     AUDITLOG_AMQP_QUEUES: `${bound}=${tenantA},${keyed}`,
     AUDITLOG_AMQP_PREFETCH: "50",
   });
-  await createTenantWithKeys(svc.url, tenantA);
+  keysA = await createTenantWithKeys(svc.url, tenantA);
   keysB = await createTenantWithKeys(svc.url, tenantB);
   db = new pg.Pool({ connectionString: svc.databaseUrl, max: 2 });
 });
@@ -143,6 +144,26 @@ describe("AMQP ingest", () => {
     // The key does not travel to the dead-letter queue.
     expect(keyed3.some((d) => "authorization" in d.headers)).toBe(false);
     expect(Object.fromEntries(await stored(tenantB, ["nokey", "badkey", "querykey"]))).toEqual({});
+  });
+
+  it("on a queue bound to a tenant, a message carrying a key must carry an ingest key of that tenant", async () => {
+    await publish(bound, json("own-key"), "application/json", { authorization: `Bearer ${keysA.ingest}` });
+    await publish(bound, json("other-key"), "application/json", { authorization: `Bearer ${keysB.ingest}` });
+    await publish(bound, json("query-key"), "application/json", { "x-api-key": keysA.query });
+    await publish(bound, json("bad-key"), "application/json", { authorization: "Bearer alk_nope_nope" });
+    // Messages are handled concurrently: dead letters come in any order.
+    const dead = new Map((await deadLetters(bound, 3)).map((d) => [JSON.parse(d.body).id as string, d]));
+    expect([...dead.keys()].sort()).toEqual(["bad-key", "other-key", "query-key"]);
+    for (const d of dead.values()) expect(d.field).toBe("authorization");
+    expect(dead.get("other-key")!.reason).toBe(`the message's API key belongs to another tenant than the one queue "${bound}" is bound to`);
+    expect(dead.get("query-key")!.reason).toMatch(/scope|ingest/i);
+    const got = await waitFor(
+      () => stored(tenantA, ["own-key"]),
+      (m) => m.size === 1,
+    );
+    expect(Object.fromEntries(got)).toEqual({ "own-key": 1 });
+    expect(Object.fromEntries(await stored(tenantA, ["other-key", "query-key", "bad-key"]))).toEqual({});
+    expect(Object.fromEntries(await stored(tenantB, ["own-key", "other-key", "query-key", "bad-key"]))).toEqual({});
   });
 
   it("dead-letters a JSON body with an impossible calendar date instead of storing another day", async () => {

@@ -10,6 +10,7 @@
 import { randomBytes } from "node:crypto";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
+import amqp, { type ChannelModel, type ConfirmChannel } from "amqplib";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { AdminService, Scope } from "../../gen/auditlog/v1/admin_pb.js";
 import { IngestService } from "../../gen/auditlog/v1/ingest_pb.js";
@@ -29,6 +30,12 @@ const PLANTED = `planted${randomBytes(6).toString("hex")}`;
 const HS_SECRET = new TextEncoder().encode(randomBytes(32).toString("hex"));
 /** Ids only the victim has; "shared-*" ids exist in both tenants with different contents. */
 const VICTIM_ONLY = ["v-1", "v-2", "v-3"];
+/** RabbitMQ of the machine, as test/integration/amqp-ingest.test.ts uses it. */
+const AMQP_URL = process.env.AUDITLOG_TEST_AMQP_URL ?? "amqp://guest:guest@127.0.0.1:5672";
+const QUEUE_RUN = randomBytes(4).toString("hex");
+/** A queue bound to the victim, and one that takes the tenant from each message's key (PostgreSQL run only). */
+const VICTIM_QUEUE = `auditlog-attack-${QUEUE_RUN}-victim`;
+const KEYED_QUEUE = `auditlog-attack-${QUEUE_RUN}-keyed`;
 
 type Ctx = { svc: TestService; jwks: JwksServer; kid: string; victim: TenantKeys; intruder: TenantKeys };
 
@@ -312,7 +319,7 @@ function readAttacks(get: () => Ctx) {
 describe("cross-tenant attacks (PostgreSQL search)", () => {
   let ctx: Ctx;
   beforeAll(async () => {
-    ctx = await setup({});
+    ctx = await setup({ AUDITLOG_AMQP_URL: AMQP_URL, AUDITLOG_AMQP_QUEUES: `${VICTIM_QUEUE}=${VICTIM},${KEYED_QUEUE}` });
   }, 60_000);
   afterAll(async () => {
     await ctx?.svc.stop();
@@ -542,9 +549,152 @@ describe("cross-tenant attacks (PostgreSQL search)", () => {
       }
       await refused(c().ingest.ingest(one(), as(ctx.intruder.ingest, VICTIM)), Code.PermissionDenied);
     });
+  });
 
-    // The AMQP consumer (a queue bound to a tenant, another tenant's key in the message headers) does not exist yet.
-    it.skip("AMQP: a message carrying another tenant's key to a queue bound to a tenant (no AMQP consumer in src/ yet)", () => {});
+  describe("ingest over AMQP claiming another tenant (each refused message is dead-lettered with its reason)", () => {
+    let conn: ChannelModel;
+    let ch: ConfirmChannel;
+    /** Dead letters read so far, by message id (each attempt publishes ids of its own). */
+    const dead = new Map<string, { queue: string; reason: string; field: string }>();
+
+    beforeAll(async () => {
+      conn = await amqp.connect(AMQP_URL);
+      ch = await conn.createConfirmChannel();
+      // Declared as the consumer declares them, so reading a dead-letter queue never races its creation.
+      for (const q of [VICTIM_QUEUE, KEYED_QUEUE]) {
+        await ch.assertQueue(q, { durable: true });
+        await ch.assertQueue(`${q}.dead`, { durable: true });
+      }
+    });
+    afterAll(async () => {
+      for (const q of [VICTIM_QUEUE, KEYED_QUEUE]) {
+        await ch?.deleteQueue(q).catch(() => {});
+        await ch?.deleteQueue(`${q}.dead`).catch(() => {});
+      }
+      await conn?.close();
+    });
+
+    const body = (id: string, extra: Record<string, unknown> = {}) =>
+      Buffer.from(JSON.stringify({ ...toConnectJson(makeEvent(1, "amqp")), id, metadata: { marker: PLANTED }, ...extra }));
+
+    function publish(queue: string, id: string, headers: Record<string, string>, content = body(id)): Promise<void> {
+      return new Promise((resolve, reject) =>
+        ch.sendToQueue(queue, content, { contentType: "application/json", messageId: id, headers, persistent: true }, (err) =>
+          err ? reject(err) : resolve(),
+        ),
+      );
+    }
+
+    /** The dead letter of message `id` (waits for the consumer). */
+    async function deadLetter(id: string): Promise<{ queue: string; reason: string; field: string }> {
+      const deadline = Date.now() + 20_000;
+      while (!dead.has(id) && Date.now() < deadline) {
+        let got = false;
+        for (const queue of [VICTIM_QUEUE, KEYED_QUEUE]) {
+          const m = await ch.get(`${queue}.dead`, { noAck: true });
+          if (!m) continue;
+          got = true;
+          const h = m.properties.headers ?? {};
+          // No key travels on to the dead-letter queue.
+          expect(Object.keys(h)).not.toContain("authorization");
+          expect(Object.keys(h)).not.toContain("x-api-key");
+          dead.set(String(m.properties.messageId), { queue, reason: String(h["x-auditlog-reason"]), field: String(h["x-auditlog-field"]) });
+        }
+        if (!got) await new Promise((r) => setTimeout(r, 100));
+      }
+      const d = dead.get(id);
+      if (!d) throw new Error(`message ${id} was not dead-lettered`);
+      return d;
+    }
+
+    /** Ids stored in `tenant`'s log (straight from the table: nothing of these may be anywhere). */
+    const storedIn = async (tenant: string, ids: string[]) =>
+      (await ctx.svc.pool.query<{ id: string }>("SELECT id FROM events WHERE tenant_id = $1 AND id = ANY($2)", [tenant, ids])).rows.map(
+        (r) => r.id,
+      );
+
+    /** Each message refused on `field` with a reason matching `reason`, and none of them stored for anyone. */
+    async function refusedMessages(ids: string[], field: string, reason: RegExp): Promise<void> {
+      for (const id of ids) {
+        const d = await deadLetter(id);
+        expect(d.field, id).toBe(field);
+        expect(d.reason, id).toMatch(reason);
+        noLeak(d.reason);
+      }
+      expect(await storedIn(VICTIM, ids)).toEqual([]);
+      expect(await storedIn(INTRUDER, ids)).toEqual([]);
+    }
+
+    it("the intruder's key on a message to the queue bound to the victim: dead-lettered (authorization); the victim's own key is taken", async () => {
+      await publish(VICTIM_QUEUE, "amqp-own", { authorization: `Bearer ${ctx.victim.ingest}` });
+      await publish(VICTIM_QUEUE, "amqp-intruder-bearer", { authorization: `Bearer ${ctx.intruder.ingest}` });
+      await publish(VICTIM_QUEUE, "amqp-intruder-x-api-key", { "x-api-key": ctx.intruder.all });
+      await refusedMessages(
+        ["amqp-intruder-bearer", "amqp-intruder-x-api-key"],
+        "authorization",
+        /belongs to another tenant than the one queue/,
+      );
+      // The queue works: the victim's own message is stored, in the victim's log only.
+      for (let i = 0; i < 200 && (await storedIn(VICTIM, ["amqp-own"])).length === 0; i++) await new Promise((r) => setTimeout(r, 100));
+      expect(await storedIn(VICTIM, ["amqp-own"])).toEqual(["amqp-own"]);
+      expect(await storedIn(INTRUDER, ["amqp-own"])).toEqual([]);
+    });
+
+    it("a body naming the victim (`tenantId`, `tenant_id`) with the intruder's key: dead-lettered (not an Event), nothing stored", async () => {
+      await publish(
+        KEYED_QUEUE,
+        "amqp-body-camel",
+        { authorization: `Bearer ${ctx.intruder.ingest}` },
+        body("amqp-body-camel", { tenantId: VICTIM }),
+      );
+      await publish(
+        KEYED_QUEUE,
+        "amqp-body-snake",
+        { authorization: `Bearer ${ctx.intruder.ingest}` },
+        body("amqp-body-snake", { tenant_id: VICTIM }),
+      );
+      await publish(VICTIM_QUEUE, "amqp-body-bound", {}, body("amqp-body-bound", { tenantId: INTRUDER }));
+      await refusedMessages(["amqp-body-camel", "amqp-body-snake", "amqp-body-bound"], "", /not an auditlog\.v1\.Event in JSON/);
+    });
+
+    it("a message writing into the access audit's reserved namespace (`auditlog.*`): dead-lettered (action), on either queue", async () => {
+      const reserved = (id: string) => body(id, { action: "auditlog.query.search_events" });
+      await publish(
+        KEYED_QUEUE,
+        "amqp-reserved-keyed",
+        { authorization: `Bearer ${ctx.intruder.ingest}` },
+        reserved("amqp-reserved-keyed"),
+      );
+      await publish(VICTIM_QUEUE, "amqp-reserved-bound", {}, reserved("amqp-reserved-bound"));
+      await refusedMessages(["amqp-reserved-keyed", "amqp-reserved-bound"], "action", /reserved for the service's access audit/);
+    });
+
+    it("a revoked key, already used: dead-lettered (authorization) on the keyed queue and on the victim's", async () => {
+      const made = await c().admin.createApiKey({ name: "amqp-revoked", scopes: [Scope.INGEST] }, as(ctx.intruder.admin));
+      await publish(KEYED_QUEUE, "amqp-before-revoke", { authorization: `Bearer ${made.secret}` });
+      for (let i = 0; i < 200 && (await storedIn(INTRUDER, ["amqp-before-revoke"])).length === 0; i++) {
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      expect(await storedIn(INTRUDER, ["amqp-before-revoke"])).toEqual(["amqp-before-revoke"]); // the key was cached
+      await c().admin.revokeApiKey({ keyId: made.key!.id }, as(ctx.intruder.admin));
+      await publish(KEYED_QUEUE, "amqp-revoked-keyed", { authorization: `Bearer ${made.secret}` });
+      await publish(VICTIM_QUEUE, "amqp-revoked-bound", { authorization: `Bearer ${made.secret}` });
+      await refusedMessages(["amqp-revoked-keyed", "amqp-revoked-bound"], "authorization", /invalid, expired or revoked API key/);
+    });
+
+    it("keys without the ingest scope, the operator key and a person's token: dead-lettered (authorization)", async () => {
+      const adminToken = await ctx.jwks.sign(ctx.kid, { sub: "mallory", role: "admin", tenants: [INTRUDER] });
+      const attempts: [string, string][] = [
+        ["amqp-query-key", ctx.intruder.query],
+        ["amqp-admin-key", ctx.intruder.admin],
+        ["amqp-operator-key", BOOTSTRAP_KEY],
+        ["amqp-admin-token", adminToken],
+      ];
+      for (const [id, secret] of attempts) await publish(KEYED_QUEUE, id, { authorization: `Bearer ${secret}` });
+      await refusedMessages(["amqp-query-key", "amqp-admin-key"], "authorization", /scope/);
+      await refusedMessages(["amqp-operator-key"], "authorization", /the bootstrap key can only call AdminService/);
+      await refusedMessages(["amqp-admin-token"], "authorization", /may not call|only a tenant's API key/);
+    });
   });
 
   describe("row-level security as the only guard (the application's tenant condition bypassed)", () => {

@@ -5,13 +5,20 @@
 // flight; when group commit's admission is full, submitEvents waits, no ack
 // goes out, and the broker stops delivering: consumption pauses.
 //
+// A queue bound to a tenant takes messages without a key (whoever may
+// publish to it, by the broker's permissions, writes that tenant's log); a
+// message that carries a key there must carry a valid ingest key of that
+// tenant, so a key of another tenant, a revoked one or one without the
+// ingest scope is refused rather than ignored.
+//
 // A message that can never be stored (undecodable, invalid, no or a bad
-// key, an id already used by other content) goes to `<queue>.dead` with the
-// reason in headers `x-auditlog-reason` and `x-auditlog-field`, then is
-// acked. A storage failure is retried: the message is nacked back to the
-// queue after a pause. The connection is re-established with backoff when
-// the broker goes away; unacked messages are redelivered by the broker and
-// idempotency makes the redelivery a DUPLICATE, acked like the original.
+// key, a key of another tenant than its queue's, an id already used by
+// other content) goes to `<queue>.dead` with the reason in headers
+// `x-auditlog-reason` and `x-auditlog-field`, then is acked. A storage
+// failure is retried: the message is nacked back to the queue after a
+// pause. The connection is re-established with backoff when the broker goes
+// away; unacked messages are redelivered by the broker and idempotency
+// makes the redelivery a DUPLICATE, acked like the original.
 import { hostname } from "node:os";
 import { Code, ConnectError } from "@connectrpc/connect";
 import amqp, { type ChannelModel, type ConfirmChannel, type ConsumeMessage } from "amqplib";
@@ -124,16 +131,15 @@ export class AmqpIngestConsumer {
     const decoded = decodeEvent(msg.properties.contentType as string | undefined, msg.content);
     if ("refusal" in decoded) return this.deadLetter(ch, b, msg, decoded.refusal);
     let tenantId = b.tenantId;
-    if (tenantId === null) {
+    const authorization = authorizationOf(msg.properties.headers);
+    if (tenantId === null || authorization !== null) {
       try {
-        const principal = await authenticateRequest(
-          this.o.auth,
-          { authorization: authorizationOf(msg.properties.headers) },
-          "auditlog.v1.IngestService",
-          "Ingest",
-          this.o.tenants,
-        );
+        const principal = await authenticateRequest(this.o.auth, { authorization }, "auditlog.v1.IngestService", "Ingest", this.o.tenants);
         if (principal.kind !== "key") throw new Error("only a tenant's API key with the ingest scope can publish events");
+        // Names neither tenant: the dead-letter queue may be read by people of either.
+        if (tenantId !== null && principal.tenantId !== tenantId) {
+          throw new Error(`the message's API key belongs to another tenant than the one queue "${b.queue}" is bound to`);
+        }
         tenantId = principal.tenantId;
       } catch (err) {
         if (isStorageTrouble(err)) return this.retry(ch, msg, err);
