@@ -2,10 +2,10 @@
 //
 // Against the whole service (src/app.ts's wiring), so that what is shared
 // is shared: a download spends one read of its caller's rate, which the RPCs
-// spend too (429 with Retry-After over HTTP, then RESOURCE_EXHAUSTED on the
-// RPC at once, and the other way round); it holds one of its caller's open
-// streams, which ExportEvents holds too; and it ends after the streams'
-// longest duration (504 before the first byte). A download is held open by
+// spend too (429 with Retry-After over HTTP, on record in the access audit,
+// then RESOURCE_EXHAUSTED on the RPC at once, and the other way round); it
+// holds one of its caller's open streams, which ExportEvents holds too; and
+// it ends after the streams' longest duration (504 before the first byte). A download is held open by
 // `min_position` beyond the tenant's head, which the Elasticsearch backend
 // waits for (up to 10 s).
 //
@@ -116,7 +116,8 @@ describe("GET /v1/export and the RPCs share a caller's read rate (whole service)
   const url = () => `${svc.url}/v1/export?format=ndjson`;
   beforeAll(async () => {
     // Burst 2 at 1 request/s per key: the third read in a row is refused, for less than a second.
-    svc = await startTestService({ AUDITLOG_KEY_READ_RATE: "1", AUDITLOG_KEY_READ_BURST: "2" });
+    // The access audit on: a download refused by a limit is on record like any refused export.
+    svc = await startTestService({ AUDITLOG_KEY_READ_RATE: "1", AUDITLOG_KEY_READ_BURST: "2", AUDITLOG_ACCESS_AUDIT: "on" });
   }, 60_000);
   afterAll(async () => {
     await svc?.stop();
@@ -141,6 +142,11 @@ describe("GET /v1/export and the RPCs share a caller's read rate (whole service)
       /this API key is over its read rate \(1 requests\/s per server, bursts of up to 2\); retry after \d\.\d s/,
     );
     expect(body.details?.map((d) => d.type)).toEqual(["google.rpc.RetryInfo"]);
+    const audit = await svc.pool.query<{ outcome: string; metadata: { via?: string; code?: string } }>(
+      "SELECT outcome, metadata FROM events WHERE tenant_id = $1 AND action = 'auditlog.query.export_events' ORDER BY sequence",
+      [keys.tenantId],
+    );
+    expect(audit.rows.at(-1)).toMatchObject({ outcome: "FAILURE", metadata: { via: "GET /v1/export", code: "resource_exhausted" } });
     // The same budget: the RPCs of the key are refused at once.
     const err = await refusal(queryClient(svc.url).searchEvents({}, as(keys.query)));
     expect(err.code).toBe(Code.ResourceExhausted);
