@@ -154,6 +154,7 @@ export function tenantLifecycle(deps: TenantLifecycleDeps): LifecycleMethods {
         tenantId: req.tenantId,
         deletedRows: Object.fromEntries(Object.entries(deletedRows).map(([k, v]) => [k, BigInt(v)])),
         deletedDocuments: BigInt(deletedDocuments),
+        deletedArchiveObjects: BigInt(deletedArchiveObjects),
       };
     },
   };

@@ -123,6 +123,7 @@ describe("deleting a tenant with archives", () => {
     const done = await call("auditlog.v1.AdminService/DeleteTenant", { tenantId: "arc-api", confirmationToken: token });
     expect(done.status, JSON.stringify(done.body)).toBe(200);
     expect(Number(done.body.deletedRows.archives)).toBe(3);
+    expect(done.body.deletedArchiveObjects).toBe("6");
     expect(await objectsOf("arc-api")).toEqual([]);
     expect(await objectsOf("arc-kept")).toHaveLength(6);
     for (const table of ["events", "archives", "retention_state", "tenants"]) {
@@ -184,6 +185,7 @@ describe("deleting a tenant with archives", () => {
     await holder;
     const res = await rerun;
     expect(res.deletedRows).toMatchObject({ events: 50n, archives: 3n, tenants: 1n });
+    expect(res.deletedArchiveObjects).toBe(BigInt(left.length));
     expect(await objectsOf("arc-gone")).toEqual([]);
     expect(await objectsOf("arc-kept")).toHaveLength(6);
     expect(await new TenantStore(svc.pool).get("arc-gone")).toBeNull();

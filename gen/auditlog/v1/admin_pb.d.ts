@@ -508,6 +508,14 @@ export declare type DeleteTenantResponse = Message<"auditlog.v1.DeleteTenantResp
    * @generated from field: uint64 deleted_documents = 3;
    */
   deletedDocuments: bigint;
+
+  /**
+   * Archive objects (windows and their manifests) deleted from the bucket
+   * by this call (0 without a bucket).
+   *
+   * @generated from field: uint64 deleted_archive_objects = 4;
+   */
+  deletedArchiveObjects: bigint;
 };
 
 /**
@@ -1310,8 +1318,11 @@ export declare const AdminService: GenService<{
   /**
    * Second step: deletes the tenant, its events, keys and every other row
    * of it in PostgreSQL, in one transaction, and then its documents in the
-   * search index. FAILED_PRECONDITION without a pending, unexpired deletion
-   * or with another token. Cannot be undone.
+   * search index. With an archive bucket, its archive objects go first, once
+   * the token is accepted and before the rows; a call that fails halfway
+   * leaves the tenant pending, and calling again finishes.
+   * FAILED_PRECONDITION without a pending, unexpired deletion or with
+   * another token. Cannot be undone.
    *
    * @generated from rpc auditlog.v1.AdminService.DeleteTenant
    */
