@@ -213,6 +213,9 @@ export async function startApp(config: Config & { databaseUrl: string }, log: Lo
   const committer = new GroupCommitter<WriteItem, WriteResult>((items) => writeBatch(pool, items), {
     maxBatchEvents: config.batchMaxEvents,
     maxPendingEvents: config.maxPendingEvents,
+    // Tenants are written in lanes of their own: each tenant's events in order, one lane at a time (its chain head).
+    lanes: config.commitLanes,
+    laneKey: (item) => item.tenantId,
     observe: metrics.observeCommit,
     // Each caller's commit span; the batch's transaction is a trace of its
     // own linked to them (one transaction serves many callers' traces).

@@ -43,6 +43,8 @@ export type Config = {
   streamMaxDurationMs: number;
   batchMaxEvents: number;
   maxPendingEvents: number;
+  /** Group-commit transactions written at once, each for other tenants (one write-pool connection each). */
+  commitLanes: number;
   shutdownGraceMs: number;
   keyCacheMs: number;
   /** Record every read and admin action in the tenant's log (AUDITLOG_ACCESS_AUDIT=on, the default); off only where that is not wanted, e.g. tests that count events. */
@@ -182,6 +184,8 @@ export function loadConfig(env: Env = process.env): Config {
     streamMaxDurationMs: int("AUDITLOG_STREAM_MAX_MS", 3600 * 1000, 0, 7 * 24 * 3600 * 1000),
     batchMaxEvents: int("AUDITLOG_BATCH_MAX_EVENTS", 5000, 1, 100_000),
     maxPendingEvents: int("AUDITLOG_MAX_PENDING_EVENTS", 20_000, 1000, 10_000_000),
+    // Two: one tenant's large transaction no longer holds up the others'; each lane holds a write-pool connection while it writes.
+    commitLanes: int("AUDITLOG_COMMIT_LANES", 2, 1, 32),
     shutdownGraceMs: int("AUDITLOG_SHUTDOWN_GRACE_MS", 10_000, 0, 600_000),
     keyCacheMs: int("AUDITLOG_KEY_CACHE_MS", 5_000, 0, 600_000),
     accessAudit: accessAudit !== "off",

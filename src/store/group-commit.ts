@@ -4,18 +4,37 @@
 // instead of growing memory), and its promise settles only when the
 // transaction holding its events has committed or failed.
 //
-// One batch is written at a time; whatever arrives meanwhile forms the next
-// batch, so batches grow with load and latency stays low when idle.
+// Up to `lanes` transactions are written at once; whatever arrives meanwhile
+// forms the next batches, so batches grow with load and latency stays low
+// when idle. Submissions are queued by key (the tenant, `laneKey`): a key
+// whose events are being written in one lane is never taken by another, so
+// each key's submissions are committed one transaction after the other, in
+// submission order, and two lanes never wait for each other's locks (a
+// tenant's chain head). A batch takes one submission of each waiting key in
+// turn (round robin), so a key with many or large submissions queued fills
+// the batch only with what the others leave; while its own transaction
+// runs, the other keys' events are written in another lane instead of
+// waiting for it; and when several lanes are free, the waiting keys are
+// spread over them, the lightest together (takeBatch).
 
 export type CommitWriter<I, R> = (items: I[]) => Promise<R[]>;
 
 type Entry<I, R> = { items: I[]; tag: unknown; resolve: (r: R[]) => void; reject: (e: unknown) => void };
 
-export type GroupCommitOptions = {
+export type GroupCommitOptions<I = unknown> = {
   /** Most events in one transaction. */
   maxBatchEvents: number;
   /** Most events admitted but not yet committed, across all callers. */
   maxPendingEvents: number;
+  /** Most transactions written at once (default 1). */
+  lanes?: number;
+  /**
+   * The key whose submissions are committed in order, one transaction at a
+   * time (the tenant). Every item of one submission must have the same key.
+   * None: all submissions share one key, so one batch is written at a time
+   * whatever `lanes` says.
+   */
+  laneKey?: (item: I) => string;
   /** Called after each transaction: its events, its duration, and whether it committed (metrics). */
   observe?: (events: number, seconds: number, outcome: "ok" | "failed") => void;
   /**
@@ -34,21 +53,31 @@ export class ClosedError extends Error {
 }
 
 export class GroupCommitter<I, R> {
-  private queue: Entry<I, R>[] = [];
+  /** Submissions waiting, by key, each in submission order; a key is here only while it has some (the order of keys is the round robin's). */
+  private queues = new Map<string, Entry<I, R>[]>();
+  /** Keys whose events are being written, each in one lane. */
+  private writingKeys = new Set<string>();
   private queuedEvents = 0;
   private inFlightEvents = 0;
   /** Admitted but not yet queued: room promised to a caller. */
   private reservedEvents = 0;
-  private writing = false;
+  /** Lanes writing a batch or about to take one. */
+  private busyLanes = 0;
+  /** A lane is about to take a batch (in the next turn of the event loop). */
+  private starting = false;
   private closed = false;
   private waiters: { n: number; resolve: () => void; reject: (e: unknown) => void }[] = [];
   private idle: (() => void)[] = [];
   private readonly writer: CommitWriter<I, R>;
-  private readonly opts: GroupCommitOptions;
+  private readonly opts: GroupCommitOptions<I>;
+  private readonly lanes: number;
 
-  constructor(writer: CommitWriter<I, R>, opts: GroupCommitOptions) {
+  constructor(writer: CommitWriter<I, R>, opts: GroupCommitOptions<I>) {
+    const lanes = opts.lanes ?? 1;
+    if (!Number.isInteger(lanes) || lanes < 1) throw new RangeError("lanes must be a whole number of at least 1");
     this.writer = writer;
     this.opts = opts;
+    this.lanes = lanes;
   }
 
   get pendingEvents(): number {
@@ -60,15 +89,20 @@ export class GroupCommitter<I, R> {
    * `committed` promise settles with one result per item, in order. When
    * `signal` aborts while waiting for room, nothing is queued and the wait
    * rejects with its reason (a caller whose deadline passed stops waiting).
+   * All `items` must have the same `laneKey`.
    */
   async submit(items: I[], signal?: AbortSignal): Promise<{ committed: Promise<R[]> }> {
     if (items.length > this.opts.maxPendingEvents) {
       throw new RangeError(`a submission of ${items.length} events exceeds maxPendingEvents`);
     }
+    const key = this.keyOf(items);
     await this.admit(items.length, signal);
     const tag = this.opts.tag?.();
     const committed = new Promise<R[]>((resolve, reject) => {
-      this.queue.push({ items, tag, resolve, reject });
+      const entry = { items, tag, resolve, reject };
+      const queue = this.queues.get(key);
+      if (queue) queue.push(entry);
+      else this.queues.set(key, [entry]);
     });
     this.reservedEvents -= items.length;
     this.queuedEvents += items.length;
@@ -80,8 +114,22 @@ export class GroupCommitter<I, R> {
   async close(): Promise<void> {
     this.closed = true;
     for (const w of this.waiters.splice(0)) w.reject(new ClosedError());
-    if (!this.writing && this.queue.length === 0 && this.reservedEvents === 0) return;
+    if (this.isIdle()) return;
     await new Promise<void>((resolve) => this.idle.push(resolve));
+  }
+
+  private keyOf(items: I[]): string {
+    const { laneKey } = this.opts;
+    if (!laneKey || items.length === 0) return "";
+    const key = laneKey(items[0]!);
+    for (const item of items) {
+      if (laneKey(item) !== key) throw new RangeError("a submission's items must all have the same lane key");
+    }
+    return key;
+  }
+
+  private isIdle(): boolean {
+    return this.busyLanes === 0 && this.queues.size === 0 && this.reservedEvents === 0;
   }
 
   private admit(n: number, signal?: AbortSignal): Promise<void> {
@@ -126,57 +174,111 @@ export class GroupCommitter<I, R> {
     }
   }
 
+  /** Starts a lane when one is free and something is queued; it takes its batch in the next turn of the event loop. */
   private kick(): void {
-    if (this.writing || this.queue.length === 0) return;
-    this.writing = true;
+    if (this.starting || this.busyLanes >= this.lanes || this.queues.size === 0) return;
+    this.starting = true;
+    this.busyLanes++;
     // Let callers that are ready in this turn of the event loop join the batch.
-    setImmediate(() => void this.writeNext());
+    setImmediate(() => {
+      this.starting = false;
+      const batch = this.takeBatch();
+      if (batch.entries.length === 0) {
+        // Every queued key is being written in another lane; that lane kicks again when done.
+        this.busyLanes--;
+        this.settleIdle();
+        return;
+      }
+      void this.write(batch);
+      // What this batch left (keys that did not fit) may go to another lane.
+      this.kick();
+    });
   }
 
-  private takeBatch(): Entry<I, R>[] {
-    const batch: Entry<I, R>[] = [];
-    let n = 0;
-    while (this.queue.length > 0) {
-      const next = this.queue[0]!;
-      if (batch.length > 0 && n + next.items.length > this.opts.maxBatchEvents) break;
-      batch.push(this.queue.shift()!);
-      n += next.items.length;
+  /**
+   * One submission of each key not being written, in turn, until the batch
+   * is full: a key's next submission that does not fit ends that key's share
+   * (its order is kept), the others go on. A submission larger than
+   * maxBatchEvents is written whole and alone.
+   *
+   * When other lanes are free too, the waiting keys are spread over them
+   * instead of all going into this batch, the keys with the fewest events
+   * queued together: a tenant with little to write then does not share, and
+   * wait for, the transaction of one with much.
+   */
+  private takeBatch(): { entries: Entry<I, R>[]; keys: ReadonlySet<string>; events: number } {
+    const entries: Entry<I, R>[] = [];
+    const keys = new Set<string>();
+    let events = 0;
+    let turn = [...this.queues.keys()].filter((k) => !this.writingKeys.has(k));
+    // busyLanes counts this lane already.
+    const freeLanes = this.lanes - this.busyLanes + 1;
+    if (freeLanes > 1 && turn.length > 1) {
+      const queued = new Map(turn.map((k) => [k, this.queues.get(k)!.reduce((n, e) => n + e.items.length, 0)]));
+      turn = turn.sort((a, b) => queued.get(a)! - queued.get(b)!).slice(0, Math.ceil(turn.length / freeLanes));
     }
-    return batch;
+    while (turn.length > 0) {
+      const next: string[] = [];
+      for (const key of turn) {
+        const queue = this.queues.get(key)!;
+        const n = queue[0]!.items.length;
+        if (entries.length > 0 && events + n > this.opts.maxBatchEvents) continue;
+        entries.push(queue.shift()!);
+        events += n;
+        keys.add(key);
+        if (queue.length > 0) next.push(key);
+        else this.queues.delete(key);
+      }
+      turn = next;
+    }
+    for (const key of keys) {
+      this.writingKeys.add(key);
+      // Keys with submissions left go to the back of the round robin.
+      const rest = this.queues.get(key);
+      if (rest) {
+        this.queues.delete(key);
+        this.queues.set(key, rest);
+      }
+    }
+    this.queuedEvents -= events;
+    this.inFlightEvents += events;
+    return { entries, keys, events };
   }
 
-  private async writeNext(): Promise<void> {
-    const batch = this.takeBatch();
-    const count = batch.reduce((s, e) => s + e.items.length, 0);
-    this.queuedEvents -= count;
-    this.inFlightEvents += count;
+  private async write(batch: { entries: Entry<I, R>[]; keys: ReadonlySet<string>; events: number }): Promise<void> {
+    const { entries, keys, events } = batch;
     const start = performance.now();
     let outcome: "ok" | "failed" = "failed";
     try {
-      const items = batch.flatMap((e) => e.items);
+      const items = entries.flatMap((e) => e.items);
       const { around } = this.opts;
       const results = around
         ? await around(
-            batch.map((e) => e.tag),
+            entries.map((e) => e.tag),
             () => this.writer(items),
           )
         : await this.writer(items);
-      if (results.length !== count) throw new Error(`writer returned ${results.length} results for ${count} items`);
+      if (results.length !== events) throw new Error(`writer returned ${results.length} results for ${events} items`);
       outcome = "ok";
       let offset = 0;
-      for (const e of batch) {
+      for (const e of entries) {
         e.resolve(results.slice(offset, offset + e.items.length));
         offset += e.items.length;
       }
     } catch (err) {
-      for (const e of batch) e.reject(err);
+      for (const e of entries) e.reject(err);
     } finally {
-      this.opts.observe?.(count, (performance.now() - start) / 1000, outcome);
-      this.inFlightEvents -= count;
-      this.writing = false;
+      this.opts.observe?.(events, (performance.now() - start) / 1000, outcome);
+      this.inFlightEvents -= events;
+      for (const key of keys) this.writingKeys.delete(key);
+      this.busyLanes--;
       this.release();
-      if (this.queue.length > 0) this.kick();
-      else if (this.closed && this.reservedEvents === 0) for (const f of this.idle.splice(0)) f();
+      this.kick();
+      this.settleIdle();
     }
+  }
+
+  private settleIdle(): void {
+    if (this.closed && this.isIdle()) for (const f of this.idle.splice(0)) f();
   }
 }

@@ -454,4 +454,237 @@ describe("GroupCommitter", () => {
       expect(e.message).toMatch(/shutting down/);
     });
   });
+
+  describe("lanes (several transactions at once, by key)", () => {
+    /** Items 100-199 belong to key "1", 200-299 to key "2", ...: a tenant each. */
+    const byHundreds = (x: number) => String(Math.floor(x / 100));
+    const laned = (w: ReturnType<typeof manualWriter>, lanes: number, maxBatchEvents = 100, maxPendingEvents = 1000) =>
+      w.attach(new GroupCommitter(w.writer, { maxBatchEvents, maxPendingEvents, lanes, laneKey: byHundreds }));
+
+    it("writes other keys in another lane while one is being written, up to `lanes` at once", async () => {
+      const w = manualWriter();
+      const gc = laned(w, 2);
+      const a = await gc.submit([100]);
+      const call1 = await w.called(1);
+      const b = await gc.submit([200]);
+      const call2 = await w.called(2); // without waiting for call1
+      expect(call2.items).toEqual([200]);
+      const c = await gc.submit([300]);
+      await settle(5);
+      expect(w.calls).toHaveLength(2); // both lanes busy
+      call2.resolve();
+      expect(await b.committed).toEqual(["r200"]);
+      const call3 = await w.called(3);
+      expect(call3.items).toEqual([300]);
+      call3.resolve();
+      call1.resolve();
+      expect(await a.committed).toEqual(["r100"]);
+      expect(await c.committed).toEqual(["r300"]);
+      expect(gc.pendingEvents).toBe(0);
+    });
+
+    it("never gives a key being written to another lane: its submissions wait, and are committed in submission order", async () => {
+      const w = manualWriter();
+      const gc = laned(w, 3);
+      const first = await gc.submit([100]);
+      const call1 = await w.called(1);
+      const later = await Promise.all([gc.submit([101, 102]), gc.submit([200]), gc.submit([103])]);
+      const call2 = await w.called(2);
+      await settle(5);
+      expect(call2.items).toEqual([200]);
+      expect(w.calls).toHaveLength(2); // a third lane is free, but key 1 is in call1
+      call2.resolve();
+      await settle(5);
+      expect(w.calls).toHaveLength(2);
+      call1.resolve();
+      const call3 = await w.called(3);
+      expect(call3.items).toEqual([101, 102, 103]);
+      call3.resolve();
+      expect(await first.committed).toEqual(["r100"]);
+      expect(await Promise.all(later.map((s) => s.committed))).toEqual([["r101", "r102"], ["r200"], ["r103"]]);
+    });
+
+    it("spreads the waiting keys over the free lanes, those with the fewest events queued together", async () => {
+      const w = manualWriter();
+      const gc = laned(w, 2);
+      const subs = await Promise.all([gc.submit(range(100, 5)), gc.submit([200]), gc.submit([300, 301])]);
+      const call1 = await w.called(1);
+      const call2 = await w.called(2);
+      expect(call1.items).toEqual([200, 300, 301]);
+      expect(call2.items).toEqual(range(100, 5));
+      call1.resolve();
+      call2.resolve();
+      expect(await Promise.all(subs.map((s) => s.committed))).toEqual([range(100, 5).map((x) => `r${x}`), ["r200"], ["r300", "r301"]]);
+    });
+
+    it("fills a batch round robin across keys, so one key's queue does not crowd out the others", async () => {
+      const w = manualWriter();
+      const gc = laned(w, 1, 6);
+      await gc.submit([1]);
+      const call1 = await w.called(1);
+      // Key 1 queues three submissions of 3 before keys 2 and 3 queue one each.
+      const subs = await Promise.all([gc.submit(range(100, 3)), gc.submit(range(103, 3)), gc.submit(range(106, 3))]);
+      const others = await Promise.all([gc.submit([200]), gc.submit([300])]);
+      call1.resolve();
+      const call2 = await w.called(2);
+      // In submission order this batch would be 100-105 and keys 2 and 3 would wait.
+      expect(call2.items).toEqual([100, 101, 102, 200, 300]);
+      call2.resolve();
+      const call3 = await w.called(3);
+      expect(call3.items).toEqual(range(103, 6));
+      call3.resolve();
+      expect(await Promise.all(others.map((s) => s.committed))).toEqual([["r200"], ["r300"]]);
+      expect((await Promise.all(subs.map((s) => s.committed))).flat()).toEqual(range(100, 9).map((x) => `r${x}`));
+    });
+
+    it("moves a key that had to leave submissions behind to the back of the round robin", async () => {
+      const w = manualWriter();
+      const gc = laned(w, 1, 2);
+      await gc.submit([1]);
+      const call1 = await w.called(1);
+      await Promise.all([gc.submit([100]), gc.submit([101]), gc.submit([200]), gc.submit([201]), gc.submit([300])]);
+      call1.resolve();
+      for (let n = 2; n <= 4; n++) (await w.called(n)).resolve();
+      expect(w.calls.slice(1).map((c) => c.items)).toEqual([[100, 200], [300, 101], [201]]);
+    });
+
+    it("fails only the callers of the lane whose transaction failed", async () => {
+      const w = manualWriter();
+      const gc = laned(w, 2);
+      const a = await gc.submit([100]);
+      const call1 = await w.called(1);
+      const b = await gc.submit([200]);
+      const call2 = await w.called(2);
+      call1.reject(new Error("deadlock detected"));
+      await expect(a.committed).rejects.toThrow("deadlock detected");
+      call2.resolve();
+      expect(await b.committed).toEqual(["r200"]);
+      const again = await gc.submit([101]);
+      (await w.called(3)).resolve();
+      expect(await again.committed).toEqual(["r101"]);
+    });
+
+    it("keeps backpressure across lanes: the events of every lane count", async () => {
+      const w = manualWriter();
+      const gc = laned(w, 2, 1000, 10);
+      await gc.submit(range(100, 6));
+      await gc.submit(range(200, 4));
+      await w.called(2);
+      const waiting = track(gc.submit([300]));
+      await settle(5);
+      expect(waiting.settled).toBe(false);
+      expect(gc.pendingEvents).toBe(10);
+      w.calls[1]!.resolve();
+      await settle(5);
+      expect(waiting.settled).toBe(true);
+      w.calls[0]!.resolve();
+      (await w.called(3)).resolve();
+      expect(await waiting.value!.committed).toEqual(["r300"]);
+    });
+
+    it("close() flushes every lane and the queue before resolving", async () => {
+      const w = manualWriter();
+      const gc = laned(w, 2);
+      const subs = [await gc.submit([100]), await gc.submit([200])];
+      await w.called(2);
+      subs.push(await gc.submit([101]));
+      const closed = track(gc.close());
+      await expect(gc.submit([300])).rejects.toBeInstanceOf(ClosedError);
+      w.calls[1]!.resolve();
+      await settle(5);
+      expect(closed.settled).toBe(false);
+      w.calls[0]!.resolve();
+      const call3 = await w.called(3);
+      expect(call3.items).toEqual([101]);
+      await settle(5);
+      expect(closed.settled).toBe(false);
+      call3.resolve();
+      await closed.promise;
+      expect(await Promise.all(subs.map((s) => s.committed))).toEqual([["r100"], ["r200"], ["r101"]]);
+    });
+
+    it("reports each transaction to observe and runs each inside around", async () => {
+      const observed: number[] = [];
+      const arounds: unknown[][] = [];
+      let n = 0;
+      const w = manualWriter();
+      const gc = w.attach(
+        new GroupCommitter(w.writer, {
+          maxBatchEvents: 100,
+          maxPendingEvents: 1000,
+          lanes: 2,
+          laneKey: byHundreds,
+          observe: (events) => observed.push(events),
+          tag: () => `caller-${++n}`,
+          around: (tags, write) => {
+            arounds.push(tags);
+            return write();
+          },
+        }),
+      );
+      const a = await gc.submit([100, 101]);
+      await w.called(1);
+      const b = await gc.submit([200]);
+      await w.called(2);
+      w.calls[1]!.resolve();
+      w.calls[0]!.resolve();
+      await Promise.all([a.committed, b.committed]);
+      expect(observed.sort()).toEqual([1, 2]);
+      expect(arounds).toEqual([["caller-1"], ["caller-2"]]);
+    });
+
+    it("refuses a submission whose items have different keys, and lanes below 1", async () => {
+      const w = manualWriter();
+      const gc = laned(w, 2);
+      await expect(gc.submit([100, 200])).rejects.toBeInstanceOf(RangeError);
+      expect(gc.pendingEvents).toBe(0);
+      expect(() => new GroupCommitter(w.writer, { maxBatchEvents: 1, maxPendingEvents: 1, lanes: 0 })).toThrow(RangeError);
+    });
+
+    it("keeps each key's order, never writes a key in two lanes at once, and uses the lanes (randomised load)", async () => {
+      const lanes = 3;
+      let seed = 777;
+      const rand = (n: number) => {
+        seed = (seed * 1103515245 + 12345) % 2 ** 31;
+        return seed % n;
+      };
+      const writing = new Set<string>();
+      let concurrent = 0;
+      let maxConcurrent = 0;
+      /** Each key's items in the order the writer got them. */
+      const written = new Map<string, number[]>();
+      const writer = async (items: number[]) => {
+        const keys = new Set(items.map(byHundreds));
+        for (const k of keys) {
+          expect(writing.has(k)).toBe(false);
+          writing.add(k);
+        }
+        maxConcurrent = Math.max(maxConcurrent, ++concurrent);
+        for (const x of items) written.set(byHundreds(x), [...(written.get(byHundreds(x)) ?? []), x]);
+        for (let i = rand(5); i > 0; i--) await new Promise((r) => setImmediate(r));
+        concurrent--;
+        for (const k of keys) writing.delete(k);
+        return items.map((x) => `r${x}`);
+      };
+      const gc = new GroupCommitter(writer, { maxBatchEvents: 10, maxPendingEvents: 60, lanes, laneKey: byHundreds });
+      const submitted = new Map<string, number[]>();
+      const callers = range(1, 6).map(async (key) => {
+        let next = key * 100;
+        for (let k = 0; k < 15; k++) {
+          const items = range(next, 1 + rand(4));
+          next += items.length;
+          submitted.set(String(key), [...(submitted.get(String(key)) ?? []), ...items]);
+          const { committed } = await gc.submit(items);
+          // Some callers wait for their commit, others go on at once (a stream).
+          if (rand(2) === 0) expect(await committed).toEqual(items.map((x) => `r${x}`));
+        }
+      });
+      await Promise.all(callers);
+      await gc.close();
+      for (const [key, items] of submitted) expect(written.get(key)).toEqual(items);
+      expect(maxConcurrent).toBeGreaterThan(1);
+      expect(maxConcurrent).toBeLessThanOrEqual(lanes);
+      expect(gc.pendingEvents).toBe(0);
+    });
+  });
 });
