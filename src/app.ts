@@ -272,7 +272,7 @@ export async function startApp(config: Config & { databaseUrl: string }, log: Lo
   const commitListener = new CommitListener({ connectionString: config.databaseUrl }, log.child({ component: "tail" }), (heads) =>
     tailFeed.onCommit(heads),
   );
-  const tail = { feed: tailFeed, heartbeatMs: config.tailHeartbeatMs, batchSize: TAIL_BATCH_EVENTS };
+  const tail = { feed: tailFeed, heartbeatMs: config.tailHeartbeatMs };
   // Ingest from RabbitMQ when configured: the same validation and group commit as the API.
   const amqpIngest = config.amqpUrl
     ? new AmqpIngestConsumer({
@@ -334,6 +334,8 @@ export async function startApp(config: Config & { databaseUrl: string }, log: Lo
       limits,
       requestCheckInterceptor(),
     ],
+    // The live tail sends the same events to every subscriber: compressed per stream, they cost more CPU than any other part of its fan-out.
+    uncompressedResponses: [`${QueryService.typeName}/${QueryService.method.tailEvents.name}`],
     // An Append over its ingest rate is refused from its headers, before its body is decoded.
     requestGate: ingestRateGate({ auth, tenants: tenantStatus, limiter: ingestLimiter }),
     // The export endpoint, then the web console's files (console/dist) at / (docs/CONSOLE.md).

@@ -133,18 +133,29 @@ export class TailRegistry {
   }
 
   /**
-   * Hands committed events of one tenant, in sequence order, to each of its
+   * Hands the committed events of one tenant after position `after` (all
+   * of them, up to some point, in sequence order) to each of its
    * subscribers; those whose buffer overflows are failed and removed.
+   * A subscriber behind `after` (it joined while this read was under way)
+   * is skipped: the events between its position and `after` are not here,
+   * and taking later ones would skip them. Returns whether there was one
+   * (the events after its position must then be read for it).
    */
-  deliver(tenantId: string, records: readonly StoredRecord[]): void {
+  deliver(tenantId: string, after: bigint, records: readonly StoredRecord[]): boolean {
     const set = this.byTenant.get(tenantId);
-    if (!set) return;
+    if (!set) return false;
+    let behind = false;
     for (const s of set) {
+      if (s.position < after) {
+        behind ||= !s.failure;
+        continue;
+      }
       for (const r of records) {
         s.offer(r);
         if (s.failure) break;
       }
       if (s.failure) this.remove(s);
     }
+    return behind;
   }
 }

@@ -26,12 +26,18 @@ export const DEFAULT_MAX_MESSAGE_BYTES = 8 * 1024 * 1024;
 // Zero values are written out (`"index": 0`, `"accepted": "0"`): curl users read these answers.
 const JSON_OPTIONS = { ignoreUnknownFields: false, alwaysEmitImplicit: true };
 
+// Never compress a message: Connect compresses those of at least this many bytes.
+const NEVER_COMPRESS = { compressMinBytes: Number.MAX_SAFE_INTEGER };
+
 /**
  * The router the application registers its services on: each method is
  * registered on its own, with a JSON text decoder that refuses impossible
- * calendar dates in its request type's Timestamps (src/server/strict-json.ts).
+ * calendar dates in its request type's Timestamps (src/server/strict-json.ts),
+ * and, for the methods in `uncompressed`, responses that are never compressed.
  */
-function strictJsonRouter(router: ConnectRouter, jsonOptions: typeof JSON_OPTIONS): ConnectRouter {
+function strictJsonRouter(router: ConnectRouter, jsonOptions: typeof JSON_OPTIONS, uncompressed: ReadonlySet<string>): ConnectRouter {
+  const extra = (method: { parent: { typeName: string }; name: string }) =>
+    uncompressed.has(`${method.parent.typeName}/${method.name}`) ? NEVER_COMPRESS : {};
   const strict: ConnectRouter = {
     handlers: router.handlers,
     service(service, implementation, options) {
@@ -45,13 +51,13 @@ function strictJsonRouter(router: ConnectRouter, jsonOptions: typeof JSON_OPTION
                 throw new ConnectError(`${service.typeName}.${method.name} is not implemented`, Code.Unimplemented);
               };
         const json = { ...jsonOptions, ...options?.jsonOptions, textDecoder: strictJsonDecoder(method.input) };
-        router.rpc(method as never, handler as never, { ...options, jsonOptions: json });
+        router.rpc(method as never, handler as never, { ...options, ...extra(method), jsonOptions: json });
       }
       return strict;
     },
     rpc(method, implementation, options) {
       const json = { ...jsonOptions, ...options?.jsonOptions, textDecoder: strictJsonDecoder(method.input) };
-      router.rpc(method, implementation, { ...options, jsonOptions: json });
+      router.rpc(method, implementation, { ...options, ...extra(method), jsonOptions: json });
       return strict;
     },
   };
@@ -76,6 +82,13 @@ export interface HttpServerOptions {
    * an auth interceptor does not break health probes.
    */
   interceptors?: Interceptor[];
+  /**
+   * Methods ("package.Service/Method") whose responses are never compressed,
+   * whatever the client accepts (compressed requests are still accepted).
+   * For fan-out streams: each response is compressed per call, so N
+   * subscribers of the same events would compress the same bytes N times.
+   */
+  uncompressedResponses?: readonly string[];
   /**
    * Runs after a call's headers and before its body is read, for every RPC
    * (src/server/request-gate.ts): a ConnectError it throws is the answer,
@@ -162,7 +175,7 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
       return values;
     },
     routes(router) {
-      opts.routes(strictJsonRouter(router, JSON_OPTIONS));
+      opts.routes(strictJsonRouter(router, JSON_OPTIONS, new Set(opts.uncompressedResponses)));
       const files = new Map<string, DescFile>();
       for (const h of router.handlers) files.set(h.service.file.proto.name, h.service.file);
       // Infrastructure endpoints: access log only, no app interceptors.

@@ -142,13 +142,15 @@ export function queryService(deps: QueryDeps): ServiceImpl<typeof QueryService> 
       });
     },
 
-    async *tailEvents(req, ctx) {
+    // The stream itself, not a generator around it: every message passes
+    // through each generator layer, and a tail sends many messages.
+    tailEvents(req, ctx) {
       const principal = principalOf(ctx);
       const tenantId = tenantOfPrincipal(principal);
       if (!tail) throw new ConnectError("the live tail is not enabled on this server", Code.Unimplemented);
       const binary = isBinaryCodec(ctx.requestHeader.get("content-type"));
       const view = viewOf(deps.protection, principal, tenantId);
-      yield* tailStream({ ...tail, validator, reader }, { tenantId, actorId: ownActorOf(principal), binary, view }, req, ctx.signal);
+      return tailStream({ ...tail, validator, reader }, { tenantId, actorId: ownActorOf(principal), binary, view }, req, ctx.signal);
     },
 
     async verifyChain(req, ctx) {

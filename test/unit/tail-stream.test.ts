@@ -23,7 +23,7 @@ function setup(n: number) {
     committed.push(...all.slice(from, from + k));
     feed.onCommit(new Map([["tenant-a", BigInt(committed.length)]]));
   };
-  const deps = { validator: createValidator(), reader, feed, heartbeatMs: 60_000, batchSize: 3 };
+  const deps = { validator: createValidator(), reader, feed, heartbeatMs: 60_000 };
   return { commit, deps, feed };
 }
 
@@ -101,8 +101,8 @@ describe("tailStream with max_batch", () => {
     const ac = new AbortController();
     const caller = { tenantId: "tenant-a", actorId: null, binary: false };
     const s = tailStream(deps, caller, create(TailEventsRequestSchema, { afterPosition: 1n, maxBatch: 2 }), ac.signal);
-    // Catch-up pages of 3 (deps.batchSize), each cut into batches of 2.
-    expect(await take(s, 5)).toEqual(["2:e2,3:e3", "4:e4", "5:e5,6:e6", "7:e7", "hb:7"]);
+    // Catch-up pages of 3 aligned on sequences (after 0, 3, 6: the feed's batchSize), each cut into batches of 2.
+    expect(await take(s, 5)).toEqual(["2:e2,3:e3", "4:e4,5:e5", "6:e6", "7:e7", "hb:7"]);
     commit(5);
     await fed(feed, 12n);
     expect(await take(s, 3)).toEqual(["8:e8,9:e9", "10:e10,11:e11", "12:e12"]);
@@ -124,6 +124,31 @@ describe("tailStream with max_batch", () => {
     expect(decoded.item.case).toBe("batch");
     expect(decoded).toEqual(fromBinary(TailEventsResponseSchema, toBinary(TailEventsResponseSchema, rj)));
     expect(decoded.item.case === "batch" && decoded.item.value.events.map((e) => e.event!.id)).toEqual(["e1", "e2", "e3", "e4"]);
+    ac.abort();
+  });
+});
+
+describe("tail batches shared", () => {
+  it("builds a batch once for binary subscribers in step, and not for one that takes other events", async () => {
+    const { commit, deps, feed } = setup(6);
+    const ac = new AbortController();
+    const caller = { tenantId: "tenant-a", actorId: null, binary: true };
+    const req = create(TailEventsRequestSchema, { maxBatch: 10 });
+    const a = tailStream(deps, caller, req, ac.signal);
+    const b = tailStream(deps, caller, req, ac.signal);
+    const bob = tailStream(deps, { ...caller, actorId: "bob" }, req, ac.signal);
+    for (const s of [a, b, bob]) await s.next();
+    commit(3);
+    await fed(feed, 3n);
+    const [ra, rb, rbob] = [(await a.next()).value!, (await b.next()).value!, (await bob.next()).value!];
+    expect(ra).toBe(rb);
+    expect(rbob).not.toBe(ra);
+    const ids = (r: TailEventsResponse) => {
+      const d = fromBinary(TailEventsResponseSchema, toBinary(TailEventsResponseSchema, r));
+      return d.item.case === "batch" ? d.item.value.events.map((e) => e.event!.id) : [];
+    };
+    expect(ids(ra)).toEqual(["e1", "e2", "e3"]);
+    expect(ids(rbob)).toEqual(["e1", "e3"]);
     ac.abort();
   });
 });

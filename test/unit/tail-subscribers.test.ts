@@ -75,10 +75,29 @@ describe("TailRegistry", () => {
     const late = new TailSubscriber("tenant-a", 3n, all, 10);
     const other = new TailSubscriber("tenant-b", 0n, all, 10);
     for (const s of [early, late, other]) reg.add(s);
-    reg.deliver("tenant-a", records(4));
+    expect(reg.deliver("tenant-a", 0n, records(4))).toBe(false);
     expect(drain(early)).toEqual([2n, 3n, 4n]);
     expect(drain(late)).toEqual([4n]);
     expect(drain(other)).toEqual([]);
+  });
+
+  it("skips a subscriber behind the read (it joined during it) and says so, so that its events are read next", () => {
+    const reg = new TailRegistry();
+    const ahead = new TailSubscriber("tenant-a", 4n, all, 10);
+    const late = new TailSubscriber("tenant-a", 2n, all, 10);
+    reg.add(ahead);
+    reg.add(late);
+    const rs = records(8);
+    // The read after 4 was under way when `late` joined at 2: 3 and 4 are not in it.
+    expect(reg.deliver("tenant-a", 4n, rs.slice(4, 6))).toBe(true);
+    expect(drain(ahead)).toEqual([5n, 6n]);
+    expect(drain(late)).toEqual([]);
+    expect(late.position).toBe(2n);
+    expect(late.idlePosition()).toBe(2n);
+    expect(reg.lowestPosition("tenant-a")).toBe(2n);
+    expect(reg.deliver("tenant-a", 2n, rs.slice(2, 8))).toBe(false);
+    expect(drain(late)).toEqual([3n, 4n, 5n, 6n, 7n, 8n]);
+    expect(drain(ahead)).toEqual([7n, 8n]);
   });
 
   it("removes a subscriber that overflows while the others go on", () => {
@@ -89,7 +108,7 @@ describe("TailRegistry", () => {
     reg.add(reading);
     const rs = records(6);
     for (let i = 0; i < rs.length; i += 2) {
-      reg.deliver("tenant-a", rs.slice(i, i + 2));
+      reg.deliver("tenant-a", BigInt(i), rs.slice(i, i + 2));
       drain(reading);
     }
     expect(stalled.failure?.resumePosition).toBe(0n);

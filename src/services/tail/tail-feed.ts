@@ -7,6 +7,7 @@
 import type { StoredRecord } from "../../domain/event-record.ts";
 import { TailRegistry, TailSubscriber } from "../../domain/tail-subscribers.ts";
 import type { Logger } from "../../platform/log.ts";
+import { TailPages } from "./tail-pages.ts";
 
 export type TailSource = {
   readAfter(tenantId: string, after: bigint, limit: number): Promise<StoredRecord[]>;
@@ -27,6 +28,8 @@ type TenantPump = { running: boolean; again: boolean; failures: number };
 
 export class TailFeed {
   readonly registry = new TailRegistry();
+  /** Catch-up reads of the streams that start behind the head, shared (tail-pages.ts). */
+  readonly pages: TailPages;
   private readonly source: TailSource;
   private readonly opts: TailFeedOptions;
   private readonly log: Logger;
@@ -38,6 +41,7 @@ export class TailFeed {
     this.source = source;
     this.log = log;
     this.opts = opts;
+    this.pages = new TailPages(source, opts.batchSize);
   }
 
   /** Registers a subscriber that has examined every event up to `position`. */
@@ -102,8 +106,9 @@ export class TailFeed {
         if (low === null || this.closed) break;
         const records = await this.source.readAfter(tenantId, low, this.opts.batchSize);
         p.failures = 0;
-        this.registry.deliver(tenantId, records);
-        if (records.length < this.opts.batchSize && !p.again) break;
+        // A subscriber that joined behind `low` during the read is read for next.
+        const behind = this.registry.deliver(tenantId, low, records);
+        if (records.length < this.opts.batchSize && !p.again && !behind) break;
         // A burst: let the streams write what was queued before the next read.
         if (records.length === this.opts.batchSize) await new Promise((r) => setImmediate(r));
       }

@@ -10,7 +10,8 @@
 //   on the wire is exactly the `event` case of the oneof;
 // - a batch: field 3 (`batch`), whose TailEventBatch body is the events'
 //   field-1 entries one after another, so a batch is the concatenation of
-//   its events' cached bytes (one copy per subscriber, no encoding).
+//   its events' cached bytes (no encoding), built once for the subscribers
+//   that take the same events at the same time.
 // JSON clients get the message itself (JSON does not carry unknown fields).
 import { create, toBinary } from "@bufbuild/protobuf";
 import { BinaryWriter, WireType } from "@bufbuild/protobuf/wire";
@@ -72,13 +73,45 @@ export function eventItem(r: StoredRecord, binary: boolean): TailEventsResponse 
   return item;
 }
 
-/** Events in sequence order in the `batch` case. */
+// The binary batches built last, by their first record: subscribers in step
+// (the same filter, at the same position when the feed hands them the same
+// events) take the same batch, which is then built once and shared. A few
+// entries, bounded in events too, so that what they keep alive stays small.
+const SHARED_BATCHES = 32;
+const SHARED_BATCH_EVENTS = 4000;
+const shared = new Map<StoredRecord, { records: readonly StoredRecord[]; item: TailEventsResponse }>();
+let sharedEvents = 0;
+
+function sameRecords(a: readonly StoredRecord[], b: readonly StoredRecord[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+function share(records: readonly StoredRecord[], item: TailEventsResponse): void {
+  const old = shared.get(records[0]!);
+  if (old) {
+    shared.delete(records[0]!);
+    sharedEvents -= old.records.length;
+  }
+  shared.set(records[0]!, { records, item });
+  sharedEvents += records.length;
+  for (const [first, e] of shared) {
+    if (shared.size <= SHARED_BATCHES && sharedEvents <= SHARED_BATCH_EVENTS) break;
+    shared.delete(first);
+    sharedEvents -= e.records.length;
+  }
+}
+
+/** Events in sequence order in the `batch` case (`rs` is not changed afterwards: it may be kept). */
 export function batchItem(rs: readonly StoredRecord[], binary: boolean): TailEventsResponse {
   if (!binary) {
     return create(TailEventsResponseSchema, {
       item: { case: "batch", value: create(TailEventBatchSchema, { events: rs.map(storedEvent) }) },
     });
   }
+  const hit = shared.get(rs[0]!);
+  if (hit && sameRecords(hit.records, rs)) return hit.item;
   const parts = rs.map(lengthPrefixed);
   let size = 0;
   for (const p of parts) size += 1 + p.length;
@@ -91,7 +124,9 @@ export function batchItem(rs: readonly StoredRecord[], binary: boolean): TailEve
     data.set(p, at);
     at += p.length;
   }
-  return withUnknown(BATCH_FIELD, data);
+  const item = withUnknown(BATCH_FIELD, data);
+  share(rs, item);
+  return item;
 }
 
 export const heartbeatItem = (position: bigint): TailEventsResponse =>

@@ -1,14 +1,14 @@
 // One TailEvents stream: catch up from the requested position with paged
-// reads of its own (so a client far behind never drags the shared feed
-// back), then join the replica's feed at the position it reached and send
-// what the feed queues for it, with a heartbeat whenever it has been idle
-// for the interval.
+// reads (shared with the other streams near it, tail-pages.ts, but apart
+// from the feed, so a client far behind never drags the shared feed back),
+// then join the replica's feed at the position it reached and send what the
+// feed queues for it, with a heartbeat whenever it has been idle for the
+// interval.
 import type { Validator } from "@bufbuild/protovalidate";
 import { type TailEventsRequest, TailEventsRequestSchema, type TailEventsResponse } from "../../../gen/auditlog/v1/query_pb.js";
 import type { StoredRecord } from "../../domain/event-record.ts";
 import { restrictToActor } from "../../domain/event-query.ts";
 import { matchesQuery } from "../../domain/match-query.ts";
-import type { TailSubscriber } from "../../domain/tail-subscribers.ts";
 import { asStored, type RecordView } from "../data-protection.ts";
 import { queryOf } from "../event-filter.ts";
 import { validateRequest } from "../request-context.ts";
@@ -17,7 +17,6 @@ import { batchItem, eventItem, heartbeatItem } from "./tail-items.ts";
 
 export type TailReader = {
   head(tenantId: string, signal?: AbortSignal): Promise<bigint>;
-  readAfter(tenantId: string, after: bigint, limit: number, signal?: AbortSignal): Promise<StoredRecord[]>;
 };
 
 export type TailDeps = {
@@ -26,8 +25,6 @@ export type TailDeps = {
   feed: TailFeed;
   /** Default heartbeat interval. */
   heartbeatMs: number;
-  /** Events per catch-up read. */
-  batchSize: number;
 };
 
 /** Whether the request (so the response) uses a binary codec: gRPC, gRPC-Web or Connect with +proto. */
@@ -48,14 +45,14 @@ export type TailCaller = { tenantId: string; actorId: string | null; binary: boo
 // also share one encoded item (eventItem).
 const decrypted = new WeakMap<StoredRecord, StoredRecord>();
 
-async function shown(r: StoredRecord, view: RecordView): Promise<StoredRecord> {
-  if (view === asStored) return r;
-  let d = decrypted.get(r);
-  if (!d) {
-    [d] = await view([r]);
-    decrypted.set(r, d!);
+async function shown(rs: StoredRecord[], view: RecordView): Promise<StoredRecord[]> {
+  if (view === asStored) return rs;
+  const missing = rs.filter((r) => !decrypted.has(r));
+  if (missing.length > 0) {
+    const clear = await view(missing);
+    for (let i = 0; i < missing.length; i++) decrypted.set(missing[i]!, clear[i]!);
   }
-  return d!;
+  return rs.map((r) => decrypted.get(r)!);
 }
 
 export async function* tailStream(
@@ -78,15 +75,15 @@ export async function* tailStream(
   let position = req.afterPosition ?? (await deps.reader.head(tenantId, signal));
   let lastSent = Date.now();
   for (;;) {
-    const page = await deps.reader.readAfter(tenantId, position, deps.batchSize, signal);
+    const page = await deps.feed.pages.after(tenantId, position, signal);
     // Matched as stored, like the feed and SearchEvents: encrypted parts are not searchable.
-    const shownPage = await view(page.filter(matches));
+    const shownPage = await shown(page.records.filter(matches), view);
     for (let i = 0; i < shownPage.length; i += maxBatch) {
       yield item(shownPage.slice(i, i + maxBatch));
       lastSent = Date.now();
     }
-    position = page.at(-1)?.sequence ?? position;
-    if (page.length < deps.batchSize) break;
+    position = page.records.at(-1)?.sequence ?? position;
+    if (!page.full) break;
     if (Date.now() - lastSent >= heartbeatMs) {
       yield heartbeatItem(position);
       lastSent = Date.now();
@@ -94,18 +91,29 @@ export async function* tailStream(
   }
 
   const sub = await deps.feed.subscribe(tenantId, position, matches);
+  // One waker for the life of the stream (not a listener per wait): an
+  // event queued, the signal aborted, or the heartbeat interval passed.
+  let wake: (() => void) | null = null;
+  const ring = () => {
+    const w = wake;
+    wake = null;
+    w?.();
+  };
+  sub.onReady = ring;
+  signal.addEventListener("abort", ring, { once: true });
   try {
     // Tells the client where it stands before anything matches.
     const start = sub.idlePosition();
     if (start !== null) yield heartbeatItem(start);
     lastSent = Date.now();
     for (;;) {
+      signal.throwIfAborted();
       // What is ready, up to max_batch: the position a client resumes from
       // is the last event of the last message, so a batch is taken whole.
       const ready: StoredRecord[] = [];
-      for (let r = sub.next(); r; r = ready.length < maxBatch ? sub.next() : undefined) ready.push(await shown(r, view));
+      for (let r = sub.next(); r; r = ready.length < maxBatch ? sub.next() : undefined) ready.push(r);
       if (ready.length > 0) {
-        yield item(ready);
+        yield item(await shown(ready, view));
         lastSent = Date.now();
         continue;
       }
@@ -117,25 +125,16 @@ export async function* tailStream(
         lastSent = Date.now();
         continue;
       }
-      await readyOrTimeout(sub, wait, signal);
-      signal.throwIfAborted();
+      let timer: NodeJS.Timeout | undefined;
+      await new Promise<void>((resolve) => {
+        wake = resolve;
+        timer = setTimeout(ring, wait);
+      });
+      clearTimeout(timer);
     }
   } finally {
+    signal.removeEventListener("abort", ring);
+    sub.onReady = null;
     deps.feed.unsubscribe(sub);
   }
-}
-
-function readyOrTimeout(sub: TailSubscriber, ms: number, signal: AbortSignal): Promise<void> {
-  if (signal.aborted) return Promise.resolve();
-  return new Promise((resolve) => {
-    const done = () => {
-      clearTimeout(timer);
-      sub.onReady = null;
-      signal.removeEventListener("abort", done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    sub.onReady = done;
-    signal.addEventListener("abort", done, { once: true });
-  });
 }
