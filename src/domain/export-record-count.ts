@@ -16,8 +16,13 @@ export class ExportRecordCounter {
   }
 
   add(chunk: Uint8Array): void {
+    if (!this.csv) {
+      // A native search per line rather than a look at every byte: exports pass tens of MB/s through here.
+      for (let at = chunk.indexOf(NEWLINE); at !== -1; at = chunk.indexOf(NEWLINE, at + 1)) this.lines++;
+      return;
+    }
     for (const byte of chunk) {
-      if (this.csv && byte === QUOTE) this.quoted = !this.quoted;
+      if (byte === QUOTE) this.quoted = !this.quoted;
       else if (byte === NEWLINE && !this.quoted) this.lines++;
     }
   }

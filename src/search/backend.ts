@@ -66,6 +66,20 @@ export interface SearchBackend {
     signal: AbortSignal,
   ): AsyncIterable<StoredRecord[]>;
 
+  /**
+   * The NDJSON file of export()'s records as bytes: ndjsonLineOfRecord of
+   * each, in the same order, in chunks that end at a line's end. Optional: a
+   * backend that can produce the lines cheaper than from records (PostgreSQL
+   * builds them in SQL); exports use export() where it is absent.
+   */
+  exportNdjson?(
+    tenantId: string,
+    q: EventQuery,
+    direction: SortDirection,
+    limit: bigint | null,
+    signal: AbortSignal,
+  ): AsyncIterable<Uint8Array>;
+
   stats(tenantId: string, q: EventQuery, interval: StatsInterval, top: number, signal?: AbortSignal): Promise<Stats>;
 
   /** Resolves true once events up to `position` are searchable, false after `timeoutMs`; rejects with the reason when `signal` aborts. */

@@ -19,6 +19,7 @@ export function tracedBackend(backend: SearchBackend): SearchBackend {
       ),
     // Exports stream for as long as the client reads; their RPC span covers them.
     export: (...args) => backend.export(...args),
+    ...(backend.exportNdjson ? { exportNdjson: backend.exportNdjson.bind(backend) } : {}),
     stats: (...args) => withSpan("search stats", () => backend.stats(...args), { attributes }),
     waitForPosition: (...args) => withSpan("search wait for position", () => backend.waitForPosition(...args), { attributes }),
     indexStatus: (...args) => backend.indexStatus(...args),

@@ -59,6 +59,11 @@ export async function* exportChunks(
   view: RecordView = asStored,
 ): AsyncGenerator<Buffer, void, undefined> {
   const manifest = plan.manifest ? manifestBuilder(plan, signer) : null;
+  // Plain NDJSON as stored needs nothing of each record: the backend's lines as they come.
+  if (plan.format === "ndjson" && !manifest && view === asStored && backend.exportNdjson) {
+    yield* lineChunks(backend.exportNdjson(plan.tenantId, plan.q, plan.direction, plan.limit, signal));
+    return;
+  }
   const show = manifest ? asStored : view;
   const csvOptions = { keepFormulas: plan.keepFormulas === true };
   const line = plan.format === "csv" ? (r: StoredRecord) => csvRow(storedEventFromRecord(r), csvOptions) : ndjsonLineOfRecord;
@@ -80,6 +85,37 @@ export async function* exportChunks(
   }
   if (manifest) parts.push(manifestLine(manifest.builder.sign(manifest.key, microsFromDate(new Date()))));
   if (parts.length) yield Buffer.from(parts.join(""));
+}
+
+const NEWLINE = 0x0a;
+
+/**
+ * `lines` (whole lines, each ending in "\n") as chunks of about CHUNK_BYTES
+ * that end at a line's end, as exportChunks makes them from records. Parts
+ * of the backend's buffers, not copies, when they are large enough.
+ */
+async function* lineChunks(lines: AsyncIterable<Uint8Array>): AsyncGenerator<Buffer, void, undefined> {
+  let pending: Buffer[] = [];
+  let size = 0;
+  for await (const bytes of lines) {
+    const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    let at = 0;
+    while (at < buf.length) {
+      // The end of the line that takes the chunk to CHUNK_BYTES, or this buffer's end.
+      const want = at + Math.max(0, CHUNK_BYTES - size);
+      const nl = want < buf.length ? buf.indexOf(NEWLINE, want === 0 ? 0 : want - 1) : -1;
+      const end = nl === -1 ? buf.length : nl + 1;
+      pending.push(buf.subarray(at, end));
+      size += end - at;
+      at = end;
+      if (size >= CHUNK_BYTES) {
+        yield pending.length === 1 ? pending[0]! : Buffer.concat(pending);
+        pending = [];
+        size = 0;
+      }
+    }
+  }
+  if (pending.length) yield pending.length === 1 ? pending[0]! : Buffer.concat(pending);
 }
 
 /**

@@ -9,6 +9,7 @@ import type { IndexStatus, SearchBackend, SearchPage, Stats, StatsInterval } fro
 import { EVENT_COLUMNS, type EventRow, recordFromRow } from "../../store/event-rows.ts";
 import { committedHead } from "../../store/index-progress.ts";
 import { withTenantRead } from "../../store/tenant-scope.ts";
+import { pgExportNdjson } from "./copy-export.ts";
 import { pgExport } from "./export.ts";
 import { countSql, searchSql } from "./sql.ts";
 import { pgStats } from "./stats.ts";
@@ -87,6 +88,17 @@ export class PostgresSearchBackend implements SearchBackend {
     signal: AbortSignal,
   ): AsyncIterable<StoredRecord[]> {
     return pgExport(this.pool, tenantId, q, direction, limit, signal, { pageTimeoutMs: this.exportPageTimeoutMs });
+  }
+
+  /** Lines built by PostgreSQL and streamed with COPY (copy-export.ts). */
+  exportNdjson(
+    tenantId: string,
+    q: EventQuery,
+    direction: SortDirection,
+    limit: bigint | null,
+    signal: AbortSignal,
+  ): AsyncIterable<Uint8Array> {
+    return pgExportNdjson(this.pool, tenantId, q, direction, limit, signal, { pageTimeoutMs: this.exportPageTimeoutMs });
   }
 
   stats(tenantId: string, q: EventQuery, interval: StatsInterval, top: number, signal?: AbortSignal): Promise<Stats> {

@@ -1,5 +1,6 @@
 // EventQuery -> SQL over `events`. Every value is a bind parameter; the
 // tenant condition is always first, and row-level security enforces it again.
+import pg from "pg";
 import type { Condition, EventQuery, SortDirection, TermField } from "../../domain/event-query.ts";
 import type { PagePosition } from "../../domain/page-token.ts";
 import { formatMicros } from "../../domain/timestamp.ts";
@@ -164,4 +165,26 @@ export function searchSql(
 export function countSql(tenantId: string, q: EventQuery): Sql {
   const where = whereClause(tenantId, q);
   return { text: `SELECT count(*)::bigint AS n FROM ${fromClause(q)} WHERE ${where.text}`, values: where.values };
+}
+
+/** A bind value as an SQL literal (strings escaped by pg's escapeLiteral, E'' when they hold a backslash). */
+function literal(v: unknown): string {
+  if (typeof v === "string") return pg.escapeLiteral(v);
+  if ((typeof v === "number" && Number.isSafeInteger(v)) || typeof v === "bigint") return v.toString();
+  if (Array.isArray(v)) return v.length ? `ARRAY[${v.map(literal).join(", ")}]` : "'{}'";
+  throw new Error(`no SQL literal for a ${typeof v}`);
+}
+
+/**
+ * The statement with its values written in as literals, for COPY, which
+ * takes no bind parameters. Each $n becomes its value once (what is put in
+ * is not read again); every `$n` of these statements is a parameter (none
+ * is inside a quoted literal of the statement text).
+ */
+export function inlineParams(s: Sql): string {
+  return s.text.replace(/\$(\d+)/g, (_m, n: string) => {
+    const i = Number(n) - 1;
+    if (i >= s.values.length) throw new Error(`no value for $${n}`);
+    return literal(s.values[i]);
+  });
 }
