@@ -29,28 +29,46 @@ export type ErasureDeps = {
 
 export type ErasureCounts = { events: number; archives: number };
 
-/** Any scalar in `json` (a jsonb expression) whose text is `$3`. */
-function scalarIn(json: string): string {
-  return `EXISTS (SELECT 1 FROM jsonb_path_query(${json}, 'strict $.**') AS j(x)
-                   WHERE jsonb_typeof(x) IN ('string', 'number', 'boolean') AND x #>> '{}' = $3)`;
+/**
+ * Whether `value` is a number as JavaScript writes one ("42", "1.5",
+ * "1e+21"): only then can a JSON number's text (String(n), how
+ * matchesSubject compares numbers) equal it.
+ */
+function numberText(value: string): boolean {
+  return value.trim() !== "" && String(Number(value)) === value;
 }
 
 /**
- * Rows that may be about the subject, `$3` being its value: exactly the
- * matching ones for an envelope field, every row with the value anywhere in
- * its metadata for a metadata path. matchesSubject decides among them, so
+ * Rows whose `json` (a jsonb expression) holds a scalar that may have the
+ * text `$3`: a string or boolean with exactly that text, or, when `$4` (the
+ * value is a number's text), any number. PostgreSQL writes numbers its own
+ * way (`1.0` stays `1.0`), so they are left to matchesSubject.
+ */
+function scalarIn(json: string): string {
+  return `EXISTS (SELECT 1 FROM jsonb_path_query(${json}, 'strict $.**') AS j(x)
+                   WHERE (jsonb_typeof(x) IN ('string', 'boolean') AND x #>> '{}' = $3)
+                      OR ($4::boolean AND jsonb_typeof(x) = 'number'))`;
+}
+
+/**
+ * Rows that may be about the subject (`$3` its value, `$4` whether that is
+ * a number's text): exactly the matching ones for an envelope field, more
+ * for metadata and any field. matchesSubject decides among them, so
  * PostgreSQL and the archives are erased by the same definition.
  */
-function candidatesSql(s: ErasureSubject): string {
+function candidates(s: ErasureSubject): { sql: string; values: unknown[] } {
   switch (s.kind) {
     case "field":
-      return `${ERASABLE_FIELDS[s.field]} = $3`;
+      return { sql: `${ERASABLE_FIELDS[s.field]} = $3`, values: [s.value] };
     case "metadata":
-      return scalarIn("metadata");
-    case "any":
-      return `(${Object.values(ERASABLE_FIELDS)
-        .map((column) => `${column} = $3`)
-        .join(" OR ")} OR ${scalarIn("jsonb_build_array(metadata, changes)")})`;
+      return { sql: scalarIn("metadata"), values: [s.value, numberText(s.value)] };
+    case "any": {
+      const columns = Object.values(ERASABLE_FIELDS).map((column) => `${column} = $3`);
+      return {
+        sql: `(${columns.join(" OR ")} OR ${scalarIn("jsonb_build_array(metadata, changes)")})`,
+        values: [s.value, numberText(s.value)],
+      };
+    }
   }
 }
 
@@ -118,12 +136,13 @@ export class Erasure {
     let erased = 0;
     let after = 0n;
     for (;;) {
+      const where = candidates(subject);
       const chunk = await withSystemScope(this.d.pool, async (db) => {
         const { rows } = await db.query<EventRow>(
           `SELECT ${EVENT_COLUMNS} FROM events
-            WHERE tenant_id = $1 AND sequence > $2 AND erased_at IS NULL AND ${candidatesSql(subject)}
+            WHERE tenant_id = $1 AND sequence > $2 AND erased_at IS NULL AND ${where.sql}
             ORDER BY sequence LIMIT ${CHUNK} FOR UPDATE`,
-          [tenantId, after.toString(), subject.value],
+          [tenantId, after.toString(), ...where.values],
         );
         if (rows.length === 0) return null;
         const candidates = rows.map(recordFromRow);

@@ -265,6 +265,7 @@ describe("erasure of a person's data", () => {
       { ...base, id: "dave-4", context: { ...base.context, requestId: "dave" } },
       { ...base, id: "dave-5", metadata: { tags: ["x", "dave"] } },
       { ...base, id: "not-dave", metadata: { note: "david" }, message: "not him" },
+      { ...base, id: "phone", metadata: { phone: 4915112345678, n: 1.5 } },
     ].map((r) => ({ ...r, occurredAt: BigInt(now.getTime()) * 1000n }));
     const results = await writeBatch(
       pool,
@@ -307,6 +308,17 @@ describe("erasure of a person's data", () => {
     expect(docs.filter((d) => d.source.includes('"dave"'))).toEqual([]);
     expect(docs.filter((d) => d.source.includes("david"))).toHaveLength(1);
     expect(await verifyChain(pool, tenant)).toMatchObject({ ok: true });
+
+    // A number is found by its text.
+    const phone = await admin.eraseSubject(
+      create(EraseSubjectRequestSchema, { tenantId: tenant, field: "metadata.phone", value: "4915112345678" }),
+    );
+    expect(phone.eventsErased).toBe(1n);
+    const byNumber = await pool.query<{ id: string }>(
+      "SELECT id FROM events WHERE tenant_id = $1 AND erased_at IS NOT NULL AND id NOT LIKE 'ev-%' AND action <> 'auditlog.erasure'",
+      [tenant],
+    );
+    expect(byNumber.rows.map((r) => r.id).sort()).toEqual(["dave-1", "dave-2", "dave-3", "dave-4", "dave-5", "phone"]);
   });
 
   it("erases by a metadata path in PostgreSQL, in the archive and in restored documents", async () => {
@@ -335,7 +347,7 @@ describe("erasure of a person's data", () => {
     const digests = await pool.query<{ n: string }>("SELECT count(*) AS n FROM event_ids WHERE tenant_id = $1 AND content_hash = ''", [
       tenant,
     ]);
-    expect(digests.rows[0]!.n).toBe("405"); // alice 200, dave 5, bob 200
+    expect(digests.rows[0]!.n).toBe("406"); // alice 200, dave 5, phone 1, bob 200
 
     const [a] = await store.archives(tenant);
     const body = (await archive.get(a!.objectKey))!;
@@ -378,7 +390,7 @@ describe("erasure of a person's data", () => {
     });
     const records = res.hits.hits.map((h) => recordFromDocument(h._source!));
     expect(records[0]!.sequence).toBe(anchor.sequence + 1n);
-    expect(records.filter((r) => r.erased).length).toBe(205); // alice 100, dave 5, bob 100 of the live rows
+    expect(records.filter((r) => r.erased).length).toBe(206); // alice 100, dave 5, phone 1, bob 100 of the live rows
     expect(records.filter((r) => !r.erased).every((r) => /^[0-9a-f]{32}$/.test(r.salt ?? ""))).toBe(true);
     const v = new ChainVerifier(anchor.sequence + 1n, anchor.hash);
     for (const r of records) expect(v.next(r)).toBeNull();
