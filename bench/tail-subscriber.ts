@@ -7,23 +7,26 @@
 // from where it started: anything else is a gap or a duplicate, counted in
 // the phase under way.
 //
-// Per event it records, by the phase the producer tagged it with:
-// - send -> delivery: the producer's wall clock in metadata.sentAt;
+// Per event it records, by the phase the producer tagged it with (its id is
+// tail-<phase>-<n>-<send time in microseconds>):
+// - send -> delivery: the producer's wall clock when it sent the event;
 // - received_at -> delivery: received_at is taken by the server at the
 //   start of the write transaction that commits the event, so this is
 //   commit -> delivery plus at most that transaction (the commit's
 //   duration is reported beside it from /metrics).
 // Same machine, same clock (performance.timeOrigin + now()).
-import { Code, ConnectError, type Client } from "@connectrpc/connect";
+import { Code, ConnectError } from "@connectrpc/connect";
 import type * as hdr from "hdr-histogram-js";
 import type { StoredEvent } from "../gen/auditlog/v1/event_pb.js";
-import type { QueryService } from "../gen/auditlog/v1/query_pb.js";
 import { ErrorInfoSchema } from "../gen/google/rpc/error_details_pb.js";
 import { newHistogram, wallMs } from "./producer.ts";
+import type { TailClient } from "./tail-minimal-client.ts";
 
 export type PhaseCounts = {
   /** Events of the phase delivered (first time). */
   delivered: number;
+  /** Messages that carried events (an event or a batch), received while the phase was under way. */
+  messages: number;
   /** Events skipped: a sequence that jumped, or a heartbeat past events never received. */
   gaps: number;
   /** Events received again (a sequence at or below the last one). */
@@ -40,6 +43,7 @@ export type PhaseStats = PhaseCounts & { send: hdr.Histogram; commit: hdr.Histog
 
 export const newPhaseStats = (): PhaseStats => ({
   delivered: 0,
+  messages: 0,
   gaps: 0,
   duplicates: 0,
   resumes: 0,
@@ -66,7 +70,7 @@ export class PhaseBook {
 }
 
 export type SubscriberOptions = {
-  client: Client<typeof QueryService>;
+  client: TailClient;
   authorization: string;
   maxBatch: number;
   book: PhaseBook;
@@ -78,6 +82,14 @@ export type SubscriberOptions = {
 };
 
 const micros = (ms: number) => Math.max(0, Math.round(ms * 1000));
+
+/** The id bench/tail.ts gives event `n` of a phase, sent at wall-clock `sentMs`. */
+export const producerEventId = (phase: number, n: number, sentMs: number) => `tail-${phase}-${n}-${Math.round(sentMs * 1000)}`;
+
+function producerTag(id: string): { phase: number; sentMs: number } | null {
+  const m = /^tail-(\d+)-\d+-(\d+)$/.exec(id);
+  return m ? { phase: Number(m[1]), sentMs: Number(m[2]) / 1000 } : null;
+}
 
 function receivedAtMs(e: StoredEvent): number | null {
   const t = e.receivedAt;
@@ -144,6 +156,7 @@ export class ResumingSubscriber {
   private events(events: readonly StoredEvent[]): void {
     const now = wallMs();
     const current = this.o.book.of(this.o.book.current);
+    current.messages++;
     for (const e of events) {
       if (this.last !== null && e.sequence <= this.last) {
         current.duplicates++;
@@ -155,12 +168,12 @@ export class ResumingSubscriber {
       }
       this.last = e.sequence;
       // The producer's events carry their phase and send time; the service's own (access audit) do not.
-      const md = e.event?.metadata as { sentAt?: number; phase?: number } | undefined;
-      if (typeof md?.phase !== "number" || typeof md.sentAt !== "number") continue;
-      const s = this.o.book.of(md.phase);
+      const tag = producerTag(e.event?.id ?? "");
+      if (!tag) continue;
+      const s = this.o.book.of(tag.phase);
       s.delivered++;
-      this.deliveredByPhase.set(md.phase, (this.deliveredByPhase.get(md.phase) ?? 0) + 1);
-      s.send.recordValue(micros(now - md.sentAt));
+      this.deliveredByPhase.set(tag.phase, (this.deliveredByPhase.get(tag.phase) ?? 0) + 1);
+      s.send.recordValue(micros(now - tag.sentMs));
       const received = receivedAtMs(e);
       if (received !== null) s.commit.recordValue(micros(now - received));
     }

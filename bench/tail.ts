@@ -18,9 +18,14 @@
 // end) and the CPU of every process from /proc.
 //
 //   npx node bench/tail.ts [--subscribers 100] [--rate 1000] [--seconds 20] [--stalled 2] [--max-batch 100]
-//     [--workers 2] [--buffer <events>] [--drain 30] [--database-url postgres://postgres@127.0.0.1:5432/postgres]
+//     [--workers 2] [--decode full|minimal] [--buffer <events>] [--drain 30]
+//     [--database-url postgres://postgres@127.0.0.1:5432/postgres]
 //
-// TAIL_BENCH_PROF=<dir> starts the service with --cpu-prof (profile in <dir> when it exits).
+// --decode minimal: the subscribers decode only each event's id, received_at and
+// sequence (bench/tail-minimal-client.ts), for when they share the service's machine.
+//
+// TAIL_BENCH_PROF=<dir> starts the service and the subscriber processes with --cpu-prof (profiles in
+// <dir> when they exit; the subscriber processes' are subscribers-<n>.cpuprofile).
 import { fork } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { once } from "node:events";
@@ -33,12 +38,13 @@ import { QueryService } from "../gen/auditlog/v1/query_pb.js";
 import { connectCall } from "../scripts/lib/connect-json.ts";
 import { newHistogram, wallMs } from "./producer.ts";
 import { procSample, startServiceChild } from "./service-child.ts";
-import { type PhaseCounts, PhaseBook, ResumingSubscriber } from "./tail-subscriber.ts";
+import { tailClient } from "./tail-minimal-client.ts";
+import { type PhaseCounts, PhaseBook, producerEventId, ResumingSubscriber } from "./tail-subscriber.ts";
 
 const auth = (key: string) => ({ headers: { authorization: `Bearer ${key}` } });
 const ACTION = "bench.tail";
 
-type WorkerStart = { type: "start"; url: string; key: string; subscribers: number; maxBatch: number };
+type WorkerStart = { type: "start"; url: string; key: string; subscribers: number; maxBatch: number; decode: "full" | "minimal" };
 type ToWorker =
   | WorkerStart
   | { type: "phase"; phase: number }
@@ -61,7 +67,7 @@ function worker(): void {
     if (m.type === "start") {
       const ready: Promise<void>[] = [];
       for (let i = 0; i < m.subscribers; i++) {
-        const client = createClient(QueryService, createGrpcTransport({ baseUrl: m.url }));
+        const client = tailClient(m.url, m.decode);
         let onReady!: () => void;
         ready.push(new Promise((r) => (onReady = r)));
         const s = new ResumingSubscriber({
@@ -88,6 +94,7 @@ function worker(): void {
       const report: PhaseReport = {
         type: "report",
         delivered: s.delivered,
+        messages: s.messages,
         gaps: s.gaps,
         duplicates: s.duplicates,
         resumes: s.resumes,
@@ -134,6 +141,7 @@ async function main(): Promise<void> {
       buffer: { type: "string" },
       drain: { type: "string", default: "30" },
       "max-batch": { type: "string", default: "100" },
+      decode: { type: "string", default: "full" },
       "database-url": { type: "string", default: process.env.DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/postgres" },
     },
   });
@@ -143,6 +151,7 @@ async function main(): Promise<void> {
   const workers = Number(a.workers);
   const maxBatch = Number(a["max-batch"]);
   const drainMs = Number(a.drain) * 1000;
+  const decode = a.decode === "minimal" ? "minimal" : "full";
   const log = (m: string) => console.error(`[tail-bench] ${m}`);
 
   const svc = await startServiceChild({
@@ -173,16 +182,23 @@ async function main(): Promise<void> {
     const queryKey = await key("SCOPE_QUERY");
 
     for (let i = 0; i < workers; i++) {
-      const c = fork(import.meta.filename, ["--worker"], { stdio: ["ignore", "inherit", "inherit", "ipc"] });
+      const prof = process.env.TAIL_BENCH_PROF;
+      const c = fork(import.meta.filename, ["--worker"], {
+        stdio: ["ignore", "inherit", "inherit", "ipc"],
+        execArgv: [
+          ...process.execArgv,
+          ...(prof ? ["--cpu-prof", `--cpu-prof-dir=${prof}`, `--cpu-prof-name=subscribers-${i + 1}.cpuprofile`] : []),
+        ],
+      });
       const share = Math.floor(subscribers / workers) + (i < subscribers % workers ? 1 : 0);
-      c.send({ type: "start", url: svc.url, key: queryKey, subscribers: share, maxBatch } satisfies ToWorker);
+      c.send({ type: "start", url: svc.url, key: queryKey, subscribers: share, maxBatch, decode } satisfies ToWorker);
       children.push(c);
     }
     await Promise.all(children.map((c) => once(c, "message")));
     const toWorkers = (m: ToWorker) => {
       for (const c of children) c.send(m);
     };
-    log(`${subscribers} subscribers (max_batch ${maxBatch}) ready in ${workers} worker processes`);
+    log(`${subscribers} subscribers (max_batch ${maxBatch}, ${decode} decoding) ready in ${workers} worker processes`);
 
     const ingest = createClient(IngestService, createGrpcTransport({ baseUrl: svc.url }));
     const appendH = newHistogram();
@@ -198,13 +214,14 @@ async function main(): Promise<void> {
         if (due > 0) {
           const events = Array.from({ length: due }, () => {
             const i = n++;
+            const sentAt = wallMs();
             return {
-              id: `tail-${i}`,
+              id: producerEventId(phase, i, sentAt),
               occurredAt: { seconds: BigInt(Math.floor(Date.now() / 1000)) },
               action: ACTION,
               actor: { id: `user-${i % 500}` },
               message: `benchmark event ${i}`,
-              metadata: { sentAt: wallMs(), n: i, phase },
+              metadata: { sentAt, n: i, phase },
             };
           });
           sent += due;
@@ -276,6 +293,7 @@ async function main(): Promise<void> {
         `${name}: ${events} events at ${rate}/s for ${(producedMs / 1000).toFixed(1)} s to ${subscribers} subscribers (max_batch ${maxBatch})\n` +
           `  delivered ${sum("delivered")} / expected ${events * subscribers}` +
           `${behind ? ` (${behind} subscribers still behind after the ${drainMs / 1000} s drain)` : ` (all within ${(drainedMs / 1000).toFixed(1)} s after the last append)`}; ` +
+          `${(sum("delivered") / Math.max(1, sum("messages"))).toFixed(1)} events per message; ` +
           `gaps ${sum("gaps")}, duplicates ${sum("duplicates")}, resumes ${sum("resumes")} (position != last received: ${sum("resumeMismatches")}), other reconnects ${sum("reconnects")}\n` +
           `  received_at->delivery p50 ${ms(commit, 50)} ms, p99 ${ms(commit, 99)} ms, max ${ms(commit, 100)} ms ` +
           `(commit transactions: ${commits}, mean ${commits ? ((1000 * (m1.sum - m0.sum)) / commits).toFixed(1) : "-"} ms, p99 <= ${p99Bucket !== undefined ? `${p99Bucket * 1000} ms` : "> 10 s"})\n` +
