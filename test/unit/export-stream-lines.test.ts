@@ -3,11 +3,10 @@
 // chunks of about CHUNK_BYTES that end at a line's end.
 import { generateKeyPairSync } from "node:crypto";
 import { describe, expect, it } from "vitest";
-import type { StoredRecord } from "../../src/domain/event-record.ts";
 import { ndjsonLineOfRecord } from "../../src/domain/export-format.ts";
 import { keyIdOf, type SigningKey } from "../../src/domain/signing.ts";
 import type { SearchBackend } from "../../src/search/backend.ts";
-import { asStored } from "../../src/services/data-protection.ts";
+import { asStored, type RecordView } from "../../src/services/data-protection.ts";
 import { CHUNK_BYTES, type ExportPlan, exportChunks } from "../../src/services/export-stream.ts";
 import { chainRecords, fullEvent } from "./fixtures.ts";
 
@@ -87,7 +86,7 @@ describe("exportChunks with a backend's own NDJSON lines", () => {
     expect(manifest.used).toEqual(["records"]);
     expect(withManifest.toString().startsWith(lines.join(""))).toBe(true);
     const decrypting = backend([lines]);
-    const view = async <R extends StoredRecord>(rs: R[]) => rs;
+    const view: RecordView = async (rs) => rs;
     await chunksOf(exportChunks(decrypting, plan, signal, null, view));
     expect(decrypting.used).toEqual(["records"]);
     const stored = backend([lines]);

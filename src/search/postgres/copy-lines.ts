@@ -1,20 +1,22 @@
 // Turns the output of `COPY (<ndjsonLinesSql>) TO STDOUT WITH (FORMAT
-// binary)` into finished NDJSON lines, in one pass over the bytes, in place.
+// binary)` into finished NDJSON lines, in one pass, in place.
 //
-// The binary format carries each line's bytes as they are, behind a length
-// (the text formats would scan them for characters to escape or quote):
-// a signature and header, then per row a field count (1) and the length of
-// the text, and a trailer.
+// The binary format carries each value's bytes as they are, behind a length
+// (the text formats would scan them for characters to escape or quote): a
+// signature and header, then per row a field count and each field's length
+// and bytes, and a trailer. A line is the concatenation of its row's fields
+// and "\n". Fields at even positions (0, 2, …) are copied as they are (one
+// native copy each); fields at odd positions hold open content (metadata,
+// changes.before, changes.after) as PostgreSQL writes jsonb, and are
+// finished byte by byte:
 //
-// The lines that SQL wrote (ndjson-sql.ts) are ndjsonLineOfRecord's but for
-// the open content (metadata, changes.before, changes.after), which is jsonb
-// text there: `{"a": [1, 2]}` where the record path writes
-// JSON.stringify(JSON.parse(...)), `{"a":[1,2]}`. Outside strings, the only
-// spaces in a line are jsonb's, after ':' and ','; removing them leaves
-// jsonb's strings (escaped as JSON.stringify escapes), its key order (which
-// JSON.parse keeps) and its numbers as written. The pass also finds where
-// JavaScript would write the open content otherwise, and names those lines
-// for the record path:
+// They are ndjsonLineOfRecord's text but that jsonb text has a space after
+// every ':' and ',' (`{"a": [1, 2]}`) where the record path writes
+// JSON.stringify(JSON.parse(...)), `{"a":[1,2]}`. Outside strings, those
+// are the only spaces; removing them leaves jsonb's strings (escaped as
+// JSON.stringify escapes), its key order (which JSON.parse keeps) and its
+// numbers as written. The pass also finds where JavaScript would write the
+// open content otherwise, and names those lines for the record path:
 //   - a key of digits only: JavaScript lists array-index keys first, in
 //     numeric order (every all-digit key is taken, whatever its value);
 //   - a number that is not already JavaScript's form of itself: 16 digits
@@ -23,9 +25,9 @@
 //     number has 22 digits). Any other number text, 15 digits or fewer and
 //     no trailing 0 in a fraction, is the only decimal of at most 15 digits
 //     that reads as its double, hence what JavaScript writes for it.
-// The envelope that SQL wrote around the open content has no spaces, no
-// numbers and no keys of digits outside strings, so the rules only ever
-// meet the open content. Nothing else about a line changes.
+// The envelope that SQL wrote into those fields around the open content
+// (`,"metadata":`) has no spaces, numbers or keys of digits outside
+// strings, so the rules only ever meet the open content.
 
 const SPACE = 0x20;
 const NEWLINE = 0x0a;
@@ -85,10 +87,52 @@ class CopyFormatError extends Error {
   }
 }
 
+/** Copies the finished open content buf[i, end) to w; returns the new w, or -1 - w when the line must be redone. */
+function finishOpenContent(buf: Uint8Array, i: number, end: number, w: number): number {
+  let redo = false;
+  while (i < end) {
+    const c = buf[i++]!;
+    if (c === QUOTE) {
+      buf[w++] = c;
+      const start = i;
+      for (;;) {
+        if (i >= end) throw new CopyFormatError("a line that ends inside a string");
+        const s = buf[i++]!;
+        buf[w++] = s;
+        if (s === QUOTE) break;
+        if (s === BACKSLASH) {
+          if (i >= end) throw new CopyFormatError("a line that ends inside a string");
+          buf[w++] = buf[i++]!;
+        }
+      }
+      // A key (a ':' follows, after jsonb's space) of digits only.
+      if (i - 1 > start && i + 1 < end && buf[i + (buf[i] === SPACE ? 1 : 0)] === COLON) {
+        let digits = true;
+        for (let k = start; k < i - 1 && digits; k++) digits = isDigit(buf[k]!);
+        if (digits) redo = true;
+      }
+    } else if (c === SPACE) {
+      // jsonb's, after ':' or ','.
+    } else if (isDigit(c) || c === MINUS) {
+      const start = i - 1;
+      while (i < end) {
+        const d = buf[i]!;
+        if (!(isDigit(d) || d === DOT || d === MINUS || d === 0x2b || d === 0x65 || d === 0x45)) break;
+        i++;
+      }
+      if (unusualNumber(buf, start, i)) redo = true;
+      for (let k = start; k < i; k++) buf[w++] = buf[k]!;
+    } else {
+      buf[w++] = c;
+    }
+  }
+  return redo ? -1 - w : w;
+}
+
 /**
- * Finishes, in place, the lines of a whole binary COPY output of one text
- * column (see the note at the top). The finished text of a line named in
- * `redo` is still the same event in valid JSON.
+ * Finishes, in place, the lines of a whole binary COPY output (see the
+ * note at the top). The finished text of a line named in `redo` is still
+ * the same event in valid JSON.
  */
 export function finishCopyLines(buf: Uint8Array): FinishedLines {
   for (let k = 0; k < SIGNATURE.length; k++) if (buf[k] !== SIGNATURE[k]) throw new CopyFormatError("no signature");
@@ -102,51 +146,24 @@ export function finishCopyLines(buf: Uint8Array): FinishedLines {
     const fields = (buf[i]! << 8) | buf[i + 1]!;
     i += 2;
     if (fields === 0xffff) break;
-    if (fields !== 1 || i + 4 > buf.length) throw new CopyFormatError(`a row of ${fields} fields`);
-    const end = i + 4 + uint32(buf, i);
-    if (end > buf.length || end < i + 4) throw new CopyFormatError("a row longer than the output");
-    i += 4;
     const lineStart = w;
     let redoLine = false;
-    while (i < end) {
-      const c = buf[i++]!;
-      if (c === QUOTE) {
-        buf[w++] = c;
-        const start = w;
-        let digitsOnly = true;
-        for (;;) {
-          if (i >= end) throw new CopyFormatError("a line that ends inside a string");
-          const s = buf[i++]!;
-          buf[w++] = s;
-          if (s === QUOTE) break;
-          if (s === BACKSLASH) {
-            if (i >= end) throw new CopyFormatError("a line that ends inside a string");
-            buf[w++] = buf[i++]!;
-            digitsOnly = false;
-          } else if (s < ZERO || s > NINE) {
-            digitsOnly = false;
-          }
-        }
-        if (digitsOnly && w - 1 > start) {
-          // A key when a ':' follows (after jsonb's space, if any).
-          let k = i;
-          while (k < end && buf[k] === SPACE) k++;
-          if (k < end && buf[k] === COLON) redoLine = true;
-        }
-      } else if (c === SPACE) {
-        // jsonb's, after ':' or ','.
-      } else if (isDigit(c) || c === MINUS) {
-        const start = i - 1;
-        while (i < end) {
-          const d = buf[i]!;
-          if (!(isDigit(d) || d === DOT || d === MINUS || d === 0x2b || d === 0x65 || d === 0x45)) break;
-          i++;
-        }
-        if (unusualNumber(buf, start, i)) redoLine = true;
-        for (let k = start; k < i; k++) buf[w++] = buf[k]!;
+    for (let f = 0; f < fields; f++) {
+      if (i + 4 > buf.length) throw new CopyFormatError("a row longer than the output");
+      const length = uint32(buf, i);
+      const end = i + 4 + length;
+      if (length === 0xffffffff || end > buf.length)
+        throw new CopyFormatError(length === 0xffffffff ? "a NULL" : "a row longer than the output");
+      i += 4;
+      if (f % 2 === 0) {
+        if (w !== i) buf.copyWithin(w, i, end);
+        w += length;
       } else {
-        buf[w++] = c;
+        const done = finishOpenContent(buf, i, end, w);
+        if (done < 0) redoLine = true;
+        w = done < 0 ? -1 - done : done;
       }
+      i = end;
     }
     buf[w++] = NEWLINE;
     lines++;

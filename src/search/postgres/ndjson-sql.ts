@@ -92,14 +92,19 @@ const TEXT_COLUMNS = [
   "prev_hash",
   "content_hash",
   "salt",
-].map(e);
+];
 
-/** The line, in the order of ndjsonLineOfRecord. */
-function line(q: Quote): string {
+/**
+ * The line, in the order of ndjsonLineOfRecord, in three parts: the
+ * envelope before the open content, the open content (`,"changes":{...}`
+ * and `,"metadata":...`, each when truthy, as jsonb text) and the rest.
+ * Only the middle part needs finishing in Node; the others are copied.
+ */
+function lineParts(q: Quote): [string, string, string] {
   const changes = e("changes");
   const before = `(${changes} -> 'before')`;
   const after = `(${changes} -> 'after')`;
-  const pieces = [
+  const head = [
     // {"event":{ "id" is optional, "occurredAt" always there: the comma goes after id.
     `'{"event":{'`,
     `CASE WHEN ${e("id")} <> '' THEN '"id":' || ${q(e("id"))} || ',' ELSE '' END`,
@@ -132,11 +137,15 @@ function line(q: Quote): string {
       strField("source", e("source"), q),
       strField("location", e("location"), q),
     ]),
+  ];
+  const open = [
     // changes: {"before":...,"after":...}, each side when truthy.
     `CASE WHEN ${truthy(changes)} THEN ',"changes":{' ||
        CASE WHEN ${truthy(before)} THEN '"before":' || ${before}::text || CASE WHEN ${truthy(after)} THEN ',' ELSE '' END ELSE '' END ||
        CASE WHEN ${truthy(after)} THEN '"after":' || ${after}::text ELSE '' END || '}' ELSE '' END`,
     `CASE WHEN ${truthy(e("metadata"))} THEN ',"metadata":' || ${e("metadata")}::text ELSE '' END`,
+  ];
+  const tail = [
     strField("message", e("message"), q),
     `'}'`,
     strField("tenantId", e("tenant_id"), q),
@@ -150,21 +159,27 @@ function line(q: Quote): string {
     strField("salt", e("salt"), q),
     `'}'`,
   ];
-  return cat(pieces);
+  return [cat(head), cat(open), cat(tail)];
 }
 
 /** A character that JSON escapes (or, [:cntrl:] being wider, might: then to_json is exact all the same). */
 const NEEDS_ESCAPE = String.raw`["\\[:cntrl:]]`;
 
 /**
- * The lines (copy-lines.ts finishes them) of the rows that `pageSql`
- * selects (`SELECT events.* ... ORDER BY ... LIMIT n`), in its order: the
- * subquery scan above it passes its rows on as they come. Built on the
- * page's rows only, after its filter and limit.
+ * The lines of the rows that `pageSql` selects (`SELECT events.* ... ORDER
+ * BY ... LIMIT n`), in its order (the subquery scans above it pass its rows
+ * on as they come), as three text columns whose concatenation is the line
+ * but for the open content, which copy-lines.ts finishes. Built on the
+ * page's rows only, after its filter and limit; whether any text column
+ * needs escaping is decided once per row (OFFSET 0 keeps PostgreSQL from
+ * inlining it into both parts that use it).
  */
 export function ndjsonLinesSql(pageSql: string): string {
-  return `SELECT CASE WHEN concat(${TEXT_COLUMNS.join(", ")}) ~ '${NEEDS_ESCAPE}'
-  THEN ${line(escaped)}
-  ELSE ${line(raw)} END AS line
-  FROM (${pageSql}) e`;
+  const [headRaw, open, tailRaw] = lineParts(raw);
+  const [headEscaped, , tailEscaped] = lineParts(escaped);
+  return `SELECT CASE WHEN e.needs_escape THEN ${headEscaped} ELSE ${headRaw} END,
+       ${open},
+       CASE WHEN e.needs_escape THEN ${tailEscaped} ELSE ${tailRaw} END
+  FROM (SELECT p.*, concat(${TEXT_COLUMNS.map((c) => `p.${c}`).join(", ")}) ~ '${NEEDS_ESCAPE}' AS needs_escape
+          FROM (${pageSql}) p OFFSET 0) e`;
 }
