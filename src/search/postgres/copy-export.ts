@@ -13,7 +13,6 @@
 // written from their records, read in the same transaction (REPEATABLE
 // READ, so the same version of the row).
 import type { Pool, PoolClient } from "pg";
-import { to as copyTo } from "pg-copy-streams";
 import type { EventQuery, SortDirection } from "../../domain/event-query.ts";
 import { ndjsonLineOfRecord } from "../../domain/export-format.ts";
 import type { PagePosition } from "../../domain/page-token.ts";
@@ -22,6 +21,7 @@ import { EVENT_COLUMNS, type EventRow, recordFromRow } from "../../store/event-r
 import { withTenantRead } from "../../store/tenant-scope.ts";
 import { PG_EXPORT_BATCH } from "./export.ts";
 import { finishCopyLines } from "./copy-lines.ts";
+import { copyOut } from "./copy-out.ts";
 import { ndjsonLinesSql } from "./ndjson-sql.ts";
 import { inlineParams, searchSql } from "./sql.ts";
 
@@ -55,12 +55,6 @@ async function rewriteLines(db: PoolClient, tenantId: string, buf: Buffer, redo:
   return Buffer.concat(parts);
 }
 
-async function copyPage(db: PoolClient, sql: string): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of db.query(copyTo(sql))) chunks.push(chunk as Buffer);
-  return Buffer.concat(chunks);
-}
-
 export async function* pgExportNdjson(
   pool: Pool,
   tenantId: string,
@@ -71,6 +65,7 @@ export async function* pgExportNdjson(
   opts: { batchSize?: number; pageTimeoutMs?: number } = {},
 ): AsyncGenerator<Buffer, void, undefined> {
   const batchSize = opts.batchSize ?? PG_EXPORT_BATCH;
+  let capacity = 0; // the previous page's size: the next is likely alike
   const sizeFor = (remaining: bigint | null) => (remaining !== null && remaining < BigInt(batchSize) ? Number(remaining) : batchSize);
   const page = (size: number, after: PagePosition | null): Promise<Page> => {
     const sql = `COPY (${ndjsonLinesSql(inlineParams(searchSql(tenantId, q, direction, after, size, "events.*")))}) TO STDOUT WITH (FORMAT binary)`;
@@ -78,7 +73,8 @@ export async function* pgExportNdjson(
       pool,
       tenantId,
       async (db) => {
-        let bytes = await copyPage(db, sql);
+        let bytes = await copyOut(db, sql, capacity);
+        capacity = bytes.length;
         const finished = finishCopyLines(bytes);
         bytes = bytes.subarray(0, finished.length);
         if (finished.redo.length) bytes = await rewriteLines(db, tenantId, bytes, finished.redo);
