@@ -5,7 +5,7 @@
 //                                         \-> auth, search (seam) -> search/{postgres,elasticsearch} -> store
 //                                         \-> lifecycle -> archive, store, search (seam)
 // platform (logger, commit channel, error classification) is imported by
-// anyone and imports no other layer; src/app.ts and src/main.ts wire them all.
+// anyone and imports no other layer; src/app.ts and src/serve.ts wire them all (src/main.ts only starts serve.ts).
 const layer = (name) => `^src/${name}/`;
 
 /** @type {import('dependency-cruiser').IConfiguration} */

@@ -44,7 +44,7 @@ function kekBytes(text: string): Buffer | null {
 /**
  * AUDITLOG_KEK (base64 of 32 random bytes) with AUDITLOG_KEK_ID (default
  * "kek-1"); AUDITLOG_KEK_RETIRED lists earlier ones as `id:base64,...`.
- * Null without AUDITLOG_KEK: encryption at rest is off (main.ts warns, or
+ * Null without AUDITLOG_KEK: encryption at rest is off (serve.ts warns, or
  * makes one in the data directory for the embedded setup).
  */
 export function kekConfig(env: Env, errors: string[]): KekSettings | null {

@@ -1,6 +1,6 @@
 // Turns tracing on: a tracer provider that exports spans over OTLP/HTTP in
 // batches, registered globally with the W3C trace-context propagator and an
-// AsyncLocalStorage context manager. main.ts calls it only when an endpoint
+// AsyncLocalStorage context manager. serve.ts loads and calls it only when an endpoint
 // is configured; otherwise nothing is registered and the API stays a no-op.
 import { OTLPTraceExporter } from "@opentelemetry/exporter-trace-otlp-http";
 import { resourceFromAttributes } from "@opentelemetry/resources";

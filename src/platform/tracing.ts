@@ -1,5 +1,5 @@
 // Tracing through the OpenTelemetry API only. Without a registered provider
-// (src/platform/tracing-sdk.ts, started by main.ts when an OTLP endpoint is
+// (src/platform/tracing-sdk.ts, started by serve.ts when an OTLP endpoint is
 // configured) every call here is the API's no-op: no span objects, no
 // context propagation, so tracing costs nothing when it is off.
 import {

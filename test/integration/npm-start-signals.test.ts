@@ -8,6 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { signingKeyFromPem } from "../../src/domain/signing.ts";
+import { HEAP_FLAGS } from "../../src/node-runtime.ts";
 
 const ROOT = join(import.meta.dirname, "..", "..");
 /** Shutdown grace of the service (1 s here) plus stopping PostgreSQL, on a busy machine. */
@@ -112,8 +113,9 @@ describe("npm start and signals", () => {
     expect(served.headers.get("x-auditlog-key-id")).toBe(signingKeyFromPem(readFileSync(keyFile, "utf8")).keyId);
     const tree = descendants(npm.pid!);
     const commands = tree.map(commandOf);
+    // The service runs with its heap flags: it replaced itself (same pid, so npm's signal still reaches it) to add them.
     expect(
-      commands.some((c) => c.includes("src/main.ts")),
+      commands.some((c) => c.includes("src/main.ts") && HEAP_FLAGS.every((f) => c.includes(f))),
       commands.join("\n"),
     ).toBe(true);
     expect(

@@ -1,0 +1,77 @@
+// How Node runs the service, set up before any of its modules is loaded
+// (main.ts), however it was started (npm start, node src/main.ts, the
+// container, a supervisor, the bench). Why: docs/PERFORMANCE.md, "Memory".
+//
+// - V8 heap flags. Node's defaults suit a machine with memory to spare: on
+//   64-bit Node 24 the young generation grows to 2 x 64 MB, and the old
+//   generation to about four times what survives a full GC. The service's
+//   live heap is 40-60 MB, so most of its resident memory was garbage
+//   waiting for the next collection. Both sizes are fixed when V8 starts, so
+//   they have to be on the command line: the process replaces itself
+//   (execve: same pid, same stdio, so a supervisor's signals still reach it)
+//   with one started with the flags.
+// - Node's compile cache (module.enableCompileCache). Node strips the types
+//   of every .ts module with a WebAssembly compiler that stays loaded (about
+//   30 MB resident); with the cache, a module unchanged since an earlier
+//   start is read from the cache and the compiler is not even loaded.
+//   NODE_COMPILE_CACHE chooses the directory (default: node-compile-cache in
+//   the temporary directory), NODE_DISABLE_COMPILE_CACHE=1 turns it off.
+import module from "node:module";
+
+/** The flags, each `--name=value`. */
+export const HEAP_FLAGS: readonly string[] = [
+  // Each of the two semi-spaces of the young generation, in MB (default on 64-bit Node 24: up to 64).
+  "--max-semi-space-size=16",
+  // The old generation may grow to 1.5 x what survived the last full GC before the next one (default: up to 4 x).
+  "--heap-growing-percent=50",
+];
+
+const flagName = (flag: string) => flag.replace(/^--/, "").split("=")[0]!.replaceAll("_", "-");
+
+const FLAG = /^--[a-z][a-z0-9-]*=[^\s=]+$/;
+
+/**
+ * The flags wanted: `HEAP_FLAGS`, or AUDITLOG_HEAP_FLAGS when set: `off`
+ * (none: Node's defaults) or its own space-separated `--name=value` list.
+ */
+export function wantedHeapFlags(setting: string | undefined): readonly string[] {
+  if (setting === undefined) return HEAP_FLAGS;
+  const value = setting.trim();
+  if (value === "off") return [];
+  const flags = value.split(/\s+/).filter(Boolean);
+  const bad = flags.find((f) => !FLAG.test(f));
+  if (bad !== undefined || flags.length === 0) {
+    throw new Error(`AUDITLOG_HEAP_FLAGS: "off" or V8 flags as --name=value separated by spaces, not ${JSON.stringify(bad ?? setting)}`);
+  }
+  return flags;
+}
+
+/**
+ * The flags of `wanted` that neither the command line (`execArgv`) nor
+ * NODE_OPTIONS set: an operator's own value of a flag wins.
+ */
+export function missingHeapFlags(wanted: readonly string[], execArgv: readonly string[], nodeOptions: string | undefined): string[] {
+  const given = new Set([...execArgv, ...(nodeOptions ?? "").split(/\s+/)].filter((a) => a.startsWith("--")).map(flagName));
+  return wanted.filter((f) => !given.has(flagName(f)));
+}
+
+/**
+ * Turns the compile cache on for the modules loaded from now on, then, when
+ * heap flags are missing, replaces this process with the same command plus
+ * those flags (and the cache's directory in NODE_COMPILE_CACHE, so that the
+ * new process reads even main.ts from it). Must run before anything else:
+ * nothing of this process survives a relaunch but its pid and standard
+ * streams.
+ */
+export function prepareNodeRuntime(): void {
+  const cache = module.enableCompileCache();
+  const missing = missingHeapFlags(wantedHeapFlags(process.env["AUDITLOG_HEAP_FLAGS"]), process.execArgv, process.env["NODE_OPTIONS"]);
+  // process.execve is Linux/macOS only (and Node >= 23.11): elsewhere the service runs with Node's defaults.
+  if (missing.length === 0 || typeof process.execve !== "function" || process.platform === "win32") return;
+  const env = { ...process.env };
+  const cacheOn =
+    cache.status === module.constants.compileCacheStatus.ENABLED || cache.status === module.constants.compileCacheStatus.ALREADY_ENABLED;
+  if (cacheOn && cache.directory !== undefined) env["NODE_COMPILE_CACHE"] ??= cache.directory;
+  // execArgv holds the flags just added, so the relaunched process does not relaunch again.
+  process.execve(process.execPath, [process.execPath, ...missing, ...process.execArgv, ...process.argv.slice(1)], env);
+}
