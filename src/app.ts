@@ -1,4 +1,4 @@
-// Wiring: stores -> services -> server. Used by main.ts and by tests that
+// Wiring: stores -> services -> server. Used by serve.ts and by tests that
 // run the whole service in-process.
 import { createValidator } from "@bufbuild/protovalidate";
 import pg from "pg";
@@ -14,7 +14,6 @@ import { errorsInterceptor } from "./services/errors.ts";
 import { AccessAudit } from "./services/access-audit.ts";
 import { accessAuditInterceptor } from "./services/access-audit-interceptor.ts";
 import { TenantStatus } from "./auth/tenant-status.ts";
-import { deleteTenantDocuments } from "./search/elasticsearch/tenant-documents.ts";
 import { requestCheckInterceptor } from "./server/request-check.ts";
 import { startHttpServer } from "./server/http-server.ts";
 import type { Logger } from "./platform/log.ts";
@@ -27,19 +26,16 @@ import { type WriteItem, type WriteResult, writeBatch } from "./store/event-writ
 import { GroupCommitter } from "./store/group-commit.ts";
 import { Metrics } from "./platform/metrics.ts";
 import { activeSpanLink, type Link, withSpan } from "./platform/tracing.ts";
-import { registerIngestMetrics, registerPoolMetrics, registerSearchMetrics } from "./app-metrics.ts";
+import { registerIngestMetrics, registerPoolMetrics } from "./app-metrics.ts";
 import { tracedBackend } from "./search/traced-backend.ts";
 import { migrate } from "./store/migrate.ts";
 import { ensurePartitions } from "./store/partitions.ts";
 import { analyzeStalePartitions } from "./store/partition-statistics.ts";
 import { TenantStore } from "./store/tenant-store.ts";
-import { Client } from "@elastic/elasticsearch";
 import type { SearchBackend } from "./search/backend.ts";
-import { ElasticsearchSearchBackend } from "./search/elasticsearch/backend.ts";
-import { Indexer } from "./search/elasticsearch/indexer.ts";
-import { Reconciler } from "./search/elasticsearch/reconciler.ts";
-import { IndexHealthMonitor } from "./search/elasticsearch/index-health.ts";
-import { indexNames } from "./search/elasticsearch/index-names.ts";
+import type { Indexer } from "./search/elasticsearch/indexer.ts";
+import type { Reconciler } from "./search/elasticsearch/reconciler.ts";
+import type { SearchSide } from "./app-elasticsearch.ts";
 import { PostgresSearchBackend } from "./search/postgres/backend.ts";
 import { TenantReadLimiter } from "./services/tenant-read-limiter.ts";
 import { RateLimiter } from "./services/rate-limiter.ts";
@@ -51,18 +47,14 @@ import { checkpointKeyHandler } from "./services/checkpoint-key-http.ts";
 import { CheckpointSchedule } from "./services/checkpoints.ts";
 import { CheckpointStore } from "./store/checkpoint-store.ts";
 import { signingKeyFromPem } from "./domain/signing.ts";
-import { ArchiveStore } from "./archive/object-store.ts";
 import { verifyArchivedChain } from "./lifecycle/archived-chain.ts";
 import { Erasure } from "./lifecycle/erasure.ts";
 import { RetentionJob } from "./lifecycle/retention-job.ts";
 import { ArchiveRestore } from "./lifecycle/restore.ts";
 import { TenantArchive } from "./lifecycle/tenant-archive.ts";
-import type { SearchLifecycle } from "./search/lifecycle.ts";
-import { ElasticsearchLifecycle } from "./search/elasticsearch/retention-documents.ts";
 import { RetentionStore } from "./store/retention-store.ts";
 import { TailFeed } from "./services/tail/tail-feed.ts";
 import { CommitListener } from "./store/commit-listener.ts";
-import { AmqpIngestConsumer } from "./services/amqp/ingest-consumer.ts";
 import { chainHttpRoutes } from "./server/http-routes.ts";
 import { staticFilesHandler } from "./server/static-files.ts";
 import { fileURLToPath } from "node:url";
@@ -87,72 +79,29 @@ export type App = {
   close(): Promise<void>;
 };
 
-type SearchSide = {
-  backend: SearchBackend;
-  indexer: Indexer | null;
-  reconciler: Reconciler | null;
-  /** Removes a deleted tenant's documents from the index (none without Elasticsearch). */
-  deleteTenantDocuments?: (tenantId: string) => Promise<number>;
-  /** Retention and erasure in the index (none without Elasticsearch). */
-  lifecycle?: SearchLifecycle;
-  close(): Promise<void>;
-};
-
 /**
- * Elasticsearch when configured: an indexer follows the commits and a
- * reconciler checks the index against PostgreSQL. Otherwise search, export
- * and stats are served from PostgreSQL. An unreachable Elasticsearch never
- * stops the service from starting or ingesting: the indexer retries.
+ * Elasticsearch when configured (app-elasticsearch.ts, loaded only then:
+ * without it the service never loads the client, docs/PERFORMANCE.md,
+ * "Memory"). Otherwise search, export and stats are served from PostgreSQL.
  */
-function startSearch(config: Config, pool: pg.Pool, readPool: pg.Pool, log: Logger, health: HealthState, metrics: Metrics): SearchSide {
-  if (!config.elasticsearchUrl) {
+async function startSearch(
+  config: Config,
+  pool: pg.Pool,
+  readPool: pg.Pool,
+  log: Logger,
+  health: HealthState,
+  metrics: Metrics,
+): Promise<SearchSide> {
+  const { elasticsearchUrl } = config;
+  if (!elasticsearchUrl) {
     const backend = new PostgresSearchBackend(readPool, {
       statementTimeoutMs: config.readTimeoutMs,
       exportPageTimeoutMs: config.exportPageTimeoutMs,
     });
     return { backend, indexer: null, reconciler: null, close: async () => {} };
   }
-  // The indexer installs the index template whenever it takes the lead.
-  const client = new Client({ node: config.elasticsearchUrl, requestTimeout: 30_000, maxRetries: 2 });
-  const esLog = log.child({ component: "search" });
-  const prefix = config.elasticsearchIndexPrefix;
-  const backend = new ElasticsearchSearchBackend(client, readPool, { readAlias: indexNames(prefix).alias });
-  const indexer = new Indexer({ pool, client, log: esLog.child({ component: "indexer" }), prefix });
-  indexer.start();
-  // Only QueryService depends on the index; ingest and admin stay SERVING.
-  const indexHealth = new IndexHealthMonitor({
-    pool,
-    log: esLog,
-    indexer,
-    stallMs: config.indexStallMs,
-    report: ({ stuck, reason, refusalWarning }) => {
-      health.set(QueryService.typeName, stuck ? "NOT_SERVING" : "SERVING", reason ?? undefined);
-      health.warn("index-refusals", refusalWarning);
-    },
-  });
-  indexHealth.start();
-  const reconciler = new Reconciler({
-    pool,
-    client,
-    log: esLog.child({ component: "reconciler" }),
-    prefix,
-    onResult: metrics.observeReconcile,
-  });
-  registerSearchMetrics(metrics, { pool, indexer, client });
-  if (config.reconcileIntervalMs > 0) reconciler.runPeriodically(config.reconcileIntervalMs);
-  return {
-    backend,
-    indexer,
-    reconciler,
-    deleteTenantDocuments: (tenantId) => deleteTenantDocuments(client, indexNames(prefix).alias, tenantId),
-    lifecycle: new ElasticsearchLifecycle(client, prefix),
-    async close() {
-      await indexHealth.stop();
-      await reconciler.stop();
-      await indexer.stop();
-      await client.close();
-    },
-  };
+  const { startElasticsearchSearch } = await import("./app-elasticsearch.ts");
+  return startElasticsearchSearch({ ...config, elasticsearchUrl }, pool, readPool, log, health, metrics);
 }
 
 const PARTITION_CHECK_MS = 60 * 60 * 1000;
@@ -260,7 +209,7 @@ export async function startApp(config: Config & { databaseUrl: string }, log: Lo
     [QueryService.typeName]: "SERVING",
     [AdminService.typeName]: "SERVING",
   });
-  const search = startSearch(config, pool, readPool, log, health, metrics);
+  const search = await startSearch(config, pool, readPool, log, health, metrics);
   const backend = tracedBackend(search.backend);
   // The live tail: one commit listener and one fan-out per replica.
   const tailFeed: TailFeed = new TailFeed(reader, log.child({ component: "tail" }), {
@@ -274,8 +223,9 @@ export async function startApp(config: Config & { databaseUrl: string }, log: Lo
   );
   const tail = { feed: tailFeed, heartbeatMs: config.tailHeartbeatMs };
   // Ingest from RabbitMQ when configured: the same validation and group commit as the API.
+  // amqplib and the consumer are loaded only then, like the archive's S3 client below.
   const amqpIngest = config.amqpUrl
-    ? new AmqpIngestConsumer({
+    ? new (await import("./services/amqp/ingest-consumer.ts")).AmqpIngestConsumer({
         url: config.amqpUrl,
         bindings: config.amqpQueues,
         prefetch: config.amqpPrefetch,
@@ -292,7 +242,7 @@ export async function startApp(config: Config & { databaseUrl: string }, log: Lo
     ? new CheckpointSchedule(checkpoints.store, checkpointKey, log.child({ component: "checkpoints" }))
     : null;
   // Data lifecycle (docs/ARCHITECTURE.md): retention rounds, archives, erasure.
-  const archive = config.archive ? new ArchiveStore(config.archive) : null;
+  const archive = config.archive ? new (await import("./archive/object-store.ts")).ArchiveStore(config.archive) : null;
   const retention = new RetentionStore(pool);
   const lifecycleDeps = { pool, store: retention, archive, search: search.lifecycle ?? null, signingKey: checkpointKey ?? undefined };
   const erasure = new Erasure(lifecycleDeps);

@@ -32,7 +32,6 @@
 // own delay, or withRetryInfo's default), unless retrying cannot help (a
 // message larger than the burst: ErrorInfo BATCH_EXCEEDS_BURST instead).
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
-import { errors as esErrors } from "@elastic/elasticsearch";
 import pg from "pg";
 import { ChainRangeError } from "../domain/chain-verification.ts";
 import { ErasureFieldError } from "../domain/erasure.ts";
@@ -63,6 +62,17 @@ export const RETRY_DELAY_MS = {
   databaseExhausted: 5_000,
 };
 
+/**
+ * The Elasticsearch client's request timeout (its errors.TimeoutError, which
+ * the transport names so and gives the `meta` and `options` of all its
+ * errors; a DOMException "TimeoutError" has neither). Recognised by shape so
+ * that this module does not load the client: without Elasticsearch the
+ * service never does (docs/PERFORMANCE.md, "Memory").
+ */
+function isElasticsearchTimeout(err: Error): boolean {
+  return err.name === "TimeoutError" && "meta" in err && "options" in err;
+}
+
 function wrap(err: Error, message: string, code: Code): ConnectError {
   return new ConnectError(message, code, undefined, undefined, err);
 }
@@ -88,7 +98,7 @@ export function connectErrorOf(err: unknown): ConnectError | null {
     );
   }
   if (err instanceof ReadTimeoutError) return wrap(err, err.message, Code.DeadlineExceeded);
-  if (err instanceof esErrors.TimeoutError) {
+  if (isElasticsearchTimeout(err)) {
     return wrap(err, "the search took too long and was stopped; narrow the filter or retry later", Code.DeadlineExceeded);
   }
   if (err instanceof TenantBusyError) return retryableError(err.message, Code.ResourceExhausted, RETRY_DELAY_MS.tenantBusy, err);

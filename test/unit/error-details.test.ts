@@ -1,6 +1,7 @@
 // Which standard details each mapped error carries (src/services/errors.ts).
 import { durationMs } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
+import { errors as esErrors } from "@elastic/elasticsearch";
 import { describe, expect, it } from "vitest";
 import { BadRequestSchema, ErrorInfoSchema, RetryInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
 import { PageTokenError } from "../../src/domain/page-token.ts";
@@ -45,6 +46,13 @@ describe("connectErrorOf details", () => {
   it("a tenant's reads all taken: RetryInfo of RETRY_DELAY_MS.tenantBusy", () => {
     const err = connectErrorOf(new TenantBusyError(4))!;
     expect(durationMs(err.findDetails(RetryInfoSchema)[0]!.retryDelay!)).toBe(RETRY_DELAY_MS.tenantBusy);
+  });
+
+  // errors.ts recognises the client's timeout by shape, so that it need not load the client.
+  it("Elasticsearch's request timeout is DEADLINE_EXCEEDED; another error named TimeoutError is not", () => {
+    expect(connectErrorOf(new esErrors.TimeoutError("Request timed out"))!.code).toBe(Code.DeadlineExceeded);
+    expect(connectErrorOf(new esErrors.ConnectionError("connect ECONNREFUSED"))).toBeNull();
+    expect(connectErrorOf(new DOMException("The operation timed out.", "TimeoutError"))).toBeNull();
   });
 });
 
