@@ -8,7 +8,8 @@
 //      service's back, and a second run finds nothing;
 //  (e) a document Elasticsearch refuses for its content is recorded in
 //      index_failures and skipped: its tenant's later events are indexed,
-//      and other tenants go on.
+//      and other tenants go on;
+//  (f) bulk bodies over the indexer's byte bound go one at a time, and all is indexed.
 //
 // AUDITLOG_OUTAGE_SECONDS sets the outage length of (c) (default 20; the
 // done-criterion of the issue is 60).
@@ -397,6 +398,52 @@ describe("search indexer and reconciler", () => {
     // The reconciler does not count the refused event as missing (or it would retry it every round).
     const report = await new Reconciler({ pool: db.pool, client, log, prefix: names.prefix }).reconcileTenant("gamma");
     expect(report).toMatchObject({ windowsWithGaps: 0, eventsRepaired: 0, documentsRemoved: 0 });
+  }, 90_000);
+});
+
+describe("search indexer memory bound", () => {
+  const esUrl = inject("elasticsearchUrl");
+  const names = indexNames(`mtest-${randomBytes(4).toString("hex")}`);
+  let client: Client;
+  let db: Db;
+  let indexer: Indexer | undefined;
+  afterAll(async () => {
+    await indexer?.stop();
+    await dropIndices(client, names);
+    await db?.pool.end();
+    await db?.drop();
+    await client?.close();
+  });
+
+  it("bulk bodies over maxInflightBytes: one request at a time, every event indexed exactly once", async () => {
+    client = newClient(esUrl);
+    db = await setUpDatabase(["delta"]);
+    const base = Date.UTC(2026, 10, 20);
+    for (let b = 0; b < 10; b++) {
+      await writeBatch(
+        db.pool,
+        Array.from({ length: 100 }, (_, k) => item("delta", record(b * 100 + k, "m", base))),
+      );
+    }
+    // The real client, counting the bulk requests it has in flight.
+    let inFlight = 0;
+    let most = 0;
+    const bulk = client.bulk.bind(client);
+    client.bulk = (async (...args: Parameters<typeof bulk>) => {
+      most = Math.max(most, ++inFlight);
+      try {
+        return await bulk(...args);
+      } finally {
+        inFlight--;
+      }
+    }) as typeof client.bulk;
+    const template = await usableTemplate(client, names.prefix);
+    indexer = new Indexer({ pool: db.pool, client, log, prefix: names.prefix, template, batchSize: 100, maxInflightBytes: 1 });
+    indexer.start();
+    await waitFor("the indexer to catch up", () => caughtUp(db.pool, ["delta"]), 60_000);
+    await expectExactlyIndexed(client, names, db.pool, "delta");
+    expect(indexer.getStats().bulkRequests).toBeGreaterThanOrEqual(10);
+    expect(most).toBe(1);
   }, 90_000);
 });
 

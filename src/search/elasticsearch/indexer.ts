@@ -51,6 +51,13 @@ export const INDEXER_LOCK_KEY = 7_428_113_002n;
 /** Commit notifications trigger a scan at most this often. */
 const MIN_SCAN_GAP_MS = 20;
 
+/**
+ * Bulk bodies in flight at most, in bytes: with events of about 2 KB, the
+ * `concurrency` batches of `batchSize` fit; with larger ones, fewer go at once
+ * and the indexer's memory stays about this (docs/PERFORMANCE.md, "Memory").
+ */
+export const DEFAULT_MAX_INFLIGHT_BYTES = 32 * 1024 * 1024;
+
 export type RetryOptions = { initialMs?: number; maxMs?: number };
 
 export type IndexerOptions = {
@@ -69,6 +76,12 @@ export type IndexerOptions = {
   template?: IndexTemplateBody | null;
   /** Bulk requests in flight at once (also within one tenant: pipelined). Default 6. */
   concurrency?: number;
+  /**
+   * Bytes of bulk request bodies in flight at most: fewer than `concurrency`
+   * requests when the events are large (one is always allowed). Default
+   * DEFAULT_MAX_INFLIGHT_BYTES.
+   */
+  maxInflightBytes?: number;
   /** How often a standby tries to take the lock. Default 5000 ms. */
   lockRetryMs?: number;
   /** Advisory lock key. Default INDEXER_LOCK_KEY. */
@@ -157,6 +170,7 @@ export class Indexer {
       names: this.names,
       batchSize: this.batchSize,
       concurrency: this.concurrency,
+      maxInflightBytes: opts.maxInflightBytes ?? DEFAULT_MAX_INFLIGHT_BYTES,
       holeRetryMs: this.maxMs,
       maxDocumentFailures: this.maxDocumentFailures,
       hooks: {
@@ -321,7 +335,7 @@ export class Indexer {
         // Heads are re-read every pollMs, and sooner after a commit
         // notification when there is a free slot and nothing queued (at most
         // every MIN_SCAN_GAP_MS: notifications come with every commit).
-        const wanted = this.notified && this.work.inflight.size < this.concurrency && this.work.pickLane(now, false) === null;
+        const wanted = this.notified && this.work.hasRoom() && this.work.pickLane(now, false) === null;
         if (now >= nextScan || (wanted && now >= lastScan + MIN_SCAN_GAP_MS)) {
           this.notified = false;
           await this.work.scan();
@@ -335,7 +349,7 @@ export class Indexer {
           });
           this.templateReady = true;
         }
-        if (this.work.inflight.size < this.concurrency) {
+        if (this.work.hasRoom()) {
           const lane = this.work.pickLane(Date.now());
           if (lane) {
             await this.work.dispatch(lane);
@@ -346,7 +360,7 @@ export class Indexer {
         // (with a free slot) a commit notification.
         const t = Date.now();
         let wait = this.work.nextRetryWait(t, nextScan - t);
-        let onNotify = this.work.inflight.size < this.concurrency;
+        let onNotify = this.work.hasRoom();
         if (onNotify && this.notified) {
           wait = Math.min(wait, lastScan + MIN_SCAN_GAP_MS - t);
           onNotify = false;

@@ -6,7 +6,7 @@
 // compare-and-set, with the refusals, in src/store/index-progress.ts.
 // Leadership, wake-ups and global backoff are indexer.ts's; it calls in
 // here and hears back through the hooks.
-import type { Client } from "@elastic/elasticsearch";
+import type { Client, estypes } from "@elastic/elasticsearch";
 import type { Pool } from "pg";
 import type { Logger } from "../../platform/log.ts";
 import { withSpan } from "../../platform/tracing.ts";
@@ -58,19 +58,19 @@ type BulkOutcome = { kind: "ok" } | { kind: "error"; err: unknown } | { kind: "i
 type DocRef = { sequence: string; id: string };
 
 /**
- * The bulk request body for `rows`, already serialized (action line, then
- * document, per event): the client passes strings through as they are.
+ * The bulk request body for `rows` (action line, then document, per event),
+ * serialized once into bytes. The client sends a Buffer as it is; given
+ * lines, it would keep them and their joined copy, as strings on the heap,
+ * for as long as the request is in flight (docs/PERFORMANCE.md, "Memory").
  */
-function bulkLines(names: IndexNames, tenantId: string, rows: EventRow[]): string[] {
-  const lines = new Array<string>(rows.length * 2);
-  rows.forEach((row, i) => {
+export function bulkBody(names: IndexNames, tenantId: string, rows: EventRow[]): Buffer {
+  let ndjson = "";
+  for (const row of rows) {
     const doc = documentFromRecord(recordFromRow(row));
-    lines[2 * i] = JSON.stringify({
-      index: { _index: names.indexFor(doc.received_at), _id: documentId(tenantId, doc.id), routing: tenantId },
-    });
-    lines[2 * i + 1] = JSON.stringify(doc);
-  });
-  return lines;
+    const action = { index: { _index: names.indexFor(doc.received_at), _id: documentId(tenantId, doc.id), routing: tenantId } };
+    ndjson += `${JSON.stringify(action)}\n${JSON.stringify(doc)}\n`;
+  }
+  return Buffer.from(ndjson);
 }
 
 export type LaneHooks = {
@@ -94,6 +94,8 @@ export type TenantLanesOptions = {
   batchSize: number;
   /** Bulk requests in flight at once, over all lanes. */
   concurrency: number;
+  /** Bytes of bulk bodies in flight at most (see hasRoom). */
+  maxInflightBytes: number;
   /** How long to wait before looking again at a hole in the sequences that is not explained. */
   holeRetryMs: number;
   /** After this many failed attempts of a batch that the cluster keeps refusing, its tenant is reported as stuck. */
@@ -108,6 +110,7 @@ export class TenantLanes {
   private readonly names: IndexNames;
   private readonly batchSize: number;
   private readonly concurrency: number;
+  private readonly maxInflightBytes: number;
   private readonly holeRetryMs: number;
   private readonly maxDocumentFailures: number;
   private readonly hooks: LaneHooks;
@@ -117,6 +120,8 @@ export class TenantLanes {
   private cursor = 0;
   /** Batches dispatched and not yet settled, over all lanes. */
   readonly inflight = new Set<Promise<void>>();
+  /** The bulk bodies of those batches, in bytes. */
+  private inflightBytes = 0;
   readonly stats = { eventsIndexed: 0, bulkRequests: 0, eventsRefused: 0 };
 
   constructor(opts: TenantLanesOptions) {
@@ -126,9 +131,20 @@ export class TenantLanes {
     this.names = opts.names;
     this.batchSize = opts.batchSize;
     this.concurrency = opts.concurrency;
+    this.maxInflightBytes = opts.maxInflightBytes;
     this.holeRetryMs = opts.holeRetryMs;
     this.maxDocumentFailures = opts.maxDocumentFailures;
     this.hooks = opts.hooks;
+  }
+
+  /**
+   * Whether another batch may be dispatched: fewer than `concurrency` in
+   * flight, and their bodies under `maxInflightBytes` (at least one batch is
+   * always allowed, however large), so that the memory they hold is bounded
+   * whatever the size of the events.
+   */
+  hasRoom(): boolean {
+    return this.inflight.size === 0 || (this.inflight.size < this.concurrency && this.inflightBytes < this.maxInflightBytes);
   }
 
   /** Forgets every lane (a new term as leader reads progress afresh). */
@@ -230,12 +246,12 @@ export class TenantLanes {
       lane.retryAt = Date.now() + this.holeRetryMs;
       return;
     }
+    const body = docs.length > 0 ? bulkBody(this.names, lane.tenantId, docs) : null;
     lane.readFrom = upTo;
     lane.inflight++;
-    const bulk =
-      docs.length > 0
-        ? this.bulk(lane.tenantId, bulkLines(this.names, lane.tenantId, docs), docs[0]!.sequence)
-        : Promise.resolve<BulkOutcome>({ kind: "ok" });
+    const bytes = body?.length ?? 0;
+    this.inflightBytes += bytes;
+    const bulk = body ? this.bulk(lane.tenantId, body, docs.length, docs[0]!.sequence) : Promise.resolve<BulkOutcome>({ kind: "ok" });
     // Up to `concurrency` batches wait for Elasticsearch at a time: keep only
     // what settling needs, not the rows (most of the indexer's memory).
     const refs: DocRef[] = docs.map((r) => ({ sequence: r.sequence, id: r.id }));
@@ -254,6 +270,7 @@ export class TenantLanes {
     this.inflight.add(done);
     void done.finally(() => {
       lane.inflight--;
+      this.inflightBytes -= bytes;
       this.inflight.delete(done);
     });
   }
@@ -305,8 +322,7 @@ export class TenantLanes {
     lane.stuck = null;
   }
 
-  private async bulk(tenantId: string, operations: string[], firstSequence: string): Promise<BulkOutcome> {
-    const count = operations.length / 2;
+  private async bulk(tenantId: string, body: Buffer, count: number, firstSequence: string): Promise<BulkOutcome> {
     try {
       this.stats.bulkRequests++;
       const t0 = performance.now();
@@ -318,7 +334,12 @@ export class TenantLanes {
         () =>
           this.client.bulk(
             // Only what we check: one small item per document, in order.
-            { operations, refresh: "wait_for", filter_path: ["took", "errors", "items.*.status", "items.*.error"] },
+            // The body is already NDJSON bytes (bulkBody), which the client sends as they are.
+            {
+              operations: body as unknown as estypes.BulkRequest["operations"],
+              refresh: "wait_for",
+              filter_path: ["took", "errors", "items.*.status", "items.*.error"],
+            },
             { maxRetries: 0, requestTimeout: BULK_TIMEOUT_MS },
           ),
         { root: true, attributes: { "auditlog.events": count } },
