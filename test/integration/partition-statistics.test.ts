@@ -102,6 +102,14 @@ describe("partition statistics", () => {
     const p = await plan({ actions: ["role.granted"], outcomes: [Outcome.DENIED] });
     expect(p).toMatch(/Index Scan Backward using \S*tenant_id_occurred_at_sequence/);
     expect(p).not.toMatch(/^\s*(->\s+)?Sort\s+\(/m);
+    // Checked on the index entries (0015), not on each event read: only the matching events are fetched.
+    expect(p).toMatch(/Index Cond: \(.*\(action = 'role\.granted'::text\) AND \(outcome = 'DENIED'::text\)\)/);
+  });
+
+  it("checks one actor (a filter, or a User's own events) on the index entries too", async () => {
+    const p = await plan({ actorIds: ["u-7"] });
+    expect(p).toMatch(/Index Scan Backward using \S*tenant_id_occurred_at_sequence/);
+    expect(p).toMatch(/Index Cond: \(.*\(actor_id = 'u-7'::text\)\)/);
   });
 
   it("serves an unfiltered page and free text from the time index in page order", async () => {

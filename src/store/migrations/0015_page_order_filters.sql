@@ -1,0 +1,29 @@
+-- Search from PostgreSQL walks the page-order index (tenant_id, occurred_at,
+-- sequence) backwards and reads events until a page is filled (0012). For a
+-- filter on one action and one outcome, about one event in 60 in the bench,
+-- that was some 3,000 heap fetches per page of 50, and at a million events
+-- (a table larger than shared buffers) p99 158 ms, the one shape over
+-- 100 ms (docs/PERFORMANCE.md, "Round two").
+--
+-- The same index with action, outcome and actor_id after its order
+-- columns: a condition `action = $1`, `outcome = $2` or `actor_id = $3` (a
+-- filter, or a User's own events) is then checked on the index entry (an
+-- index condition on a later column does not bound the range, but btree
+-- tests it before fetching the row), so a page reads about 3,000 index
+-- entries, packed in a few dozen pages, and fetches only the events that
+-- match. The order of the entries does not change ((occurred_at, sequence)
+-- is unique per tenant), so every plan that walked the index in page order
+-- still does. texteq is leakproof, so the conditions reach the index under
+-- row-level security.
+--
+-- An insert costs about what it did (measured, docs/PERFORMANCE.md): it
+-- descends the same index to the same place, comparing tenant and time as
+-- before (the new columns only break ties that cannot occur); entries are
+-- wider, nothing else. A separate index on (tenant_id, action, occurred_at,
+-- sequence) is what made inserts 1.5 to 2 times slower and was not kept
+-- (0012).
+--
+-- Several values for one field (`= ANY`) stay a filter on the row: on
+-- PostgreSQL 15 an ANY on a column after the first would lose index order.
+DROP INDEX events_tenant_occurred;
+CREATE INDEX events_tenant_occurred ON events (tenant_id, occurred_at, sequence, action, outcome, actor_id);
