@@ -7,8 +7,8 @@
 // growing buffer (the message is a view of the client's read buffer, which
 // the client reuses). pg-copy-streams' COPY TO stream would cost two more
 // allocations of every byte (its own chunks, then joining them), and at tens
-// of MB/s the garbage collector, not the copying, is what that costs: the
-// export spent about a third less CPU this way (docs/PERFORMANCE.md).
+// of MB/s the garbage collector, not the copying, is what that costs
+// (docs/PERFORMANCE.md, "Round two, continued").
 import type { Connection, Submittable } from "pg";
 
 class CopyOut implements Submittable {
