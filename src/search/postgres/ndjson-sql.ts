@@ -1,7 +1,7 @@
 // The NDJSON line of an event built by PostgreSQL, so that an export streams
 // lines with `COPY (SELECT ...) TO STDOUT` and Node passes bytes on instead
 // of materializing every row as a record and serializing it again
-// (docs/PERFORMANCE.md, "Export from PostgreSQL with COPY").
+// (docs/PERFORMANCE.md, "Round two, continued").
 //
 // The line is ndjsonLineOfRecord's (export-format.ts) but for the open
 // content (metadata, changes.before, changes.after): PostgreSQL writes jsonb
@@ -44,8 +44,8 @@ function strField(key: string, col: string, q: Quote): string {
 }
 
 /**
- * `{...}` from fields that each start with a comma (or are NULL). For short
- * objects only: substr counts the characters of the whole string.
+ * `{...}` from fields that each start with a comma (or are empty). For
+ * short objects only: substr counts the characters of the whole string.
  */
 function object(fields: string[]): string {
   return `('{' || substr(${cat(fields)}, 2) || '}')`;
