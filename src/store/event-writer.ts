@@ -10,7 +10,7 @@ import { type Micros, microsFromDate } from "../domain/timestamp.ts";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { from as copyFrom } from "pg-copy-streams";
-import { COPY_EVENT_IDS_SQL, COPY_EVENTS_SQL, copyEventsText, eventIdsText } from "./event-rows.ts";
+import { COPY_EVENT_IDS_SQL, COPY_EVENTS_SQL, copyEventsChunks, eventIdsText } from "./event-rows.ts";
 import { SYSTEM_SCOPE_BEGIN } from "./system-scope.ts";
 import { inTransaction } from "./transaction.ts";
 import { COMMIT_CHANNEL, commitPayload } from "../platform/commit-channel.ts";
@@ -123,12 +123,13 @@ function plan(items: WriteItem[], lockedHeads: Heads, known: Map<string, Known>,
   return { results, stored, digests, heads };
 }
 
-function copyIn(db: PoolClient, sql: string, text: string): Promise<void> {
-  return pipeline(Readable.from([text]), db.query(copyFrom(sql)));
+/** `text`: the rows, whole or in pieces (sent as they are made, so a large batch is never in memory twice over). */
+function copyIn(db: PoolClient, sql: string, text: string | Iterable<string>): Promise<void> {
+  return pipeline(Readable.from(typeof text === "string" ? [text] : text), db.query(copyFrom(sql)));
 }
 
 /** COPY `sql` (COPY <table> (columns) FROM STDIN), or through the staging table of that name when staged. */
-async function copyRows(db: PoolClient, mode: CopyMode, sql: string, text: string): Promise<void> {
+async function copyRows(db: PoolClient, mode: CopyMode, sql: string, text: string | Iterable<string>): Promise<void> {
   if (mode === "direct") return copyIn(db, sql, text);
   const m = /^COPY (\w+) (\([^)]*\)) FROM STDIN$/.exec(sql);
   if (!m) throw new Error(`cannot stage ${sql}`);
@@ -169,7 +170,7 @@ async function writeInTransaction(db: PoolClient, items: WriteItem[], receivedAt
   if (p.stored.length === 0) return p.results;
 
   // COPY is several times faster than a multi-row INSERT for large batches.
-  await copyRows(db, mode, COPY_EVENTS_SQL, copyEventsText(p.stored));
+  await copyRows(db, mode, COPY_EVENTS_SQL, copyEventsChunks(p.stored));
   const moved = tenants.filter((t) => p.heads.get(t) !== locked.get(t));
   await db.query(
     `UPDATE chain_heads h SET sequence = u.sequence, hash = u.hash
