@@ -94,6 +94,25 @@ export function isReservedAction(action: string): boolean {
 // Compiled once from the contract; null would mean "always ask protovalidate".
 const precheck = compilePrecheck(EventSchema);
 
+/** The event's text fields, by the names violations carry (one table, not an array of them per event). */
+const TEXT_FIELDS: readonly (readonly [string, (e: Event) => string | undefined])[] = [
+  ["id", (e) => e.id],
+  ["action", (e) => e.action],
+  ["message", (e) => e.message],
+  ["actor.id", (e) => e.actor?.id],
+  ["actor.name", (e) => e.actor?.name],
+  ["actor.ip", (e) => e.actor?.ip],
+  ["actor.user_agent", (e) => e.actor?.userAgent],
+  ["actor.session_id", (e) => e.actor?.sessionId],
+  ["target.type", (e) => e.target?.type],
+  ["target.id", (e) => e.target?.id],
+  ["target.name", (e) => e.target?.name],
+  ["context.request_id", (e) => e.context?.requestId],
+  ["context.trace_id", (e) => e.context?.traceId],
+  ["context.source", (e) => e.context?.source],
+  ["context.location", (e) => e.context?.location],
+];
+
 /**
  * Checks the event's text and open structures (NUL, well-formed Unicode,
  * finite numbers, nesting) into `out`, and returns an upper bound of its
@@ -109,24 +128,8 @@ function checkContent(e: Event, out: FieldViolation[]): number {
   if (isReservedAction(e.action)) {
     out.push({ field: "action", reason: `actions starting with "${RESERVED_ACTION_PREFIX}" are reserved for the service's access audit` });
   }
-  const texts: [string, string | undefined][] = [
-    ["id", e.id],
-    ["action", e.action],
-    ["message", e.message],
-    ["actor.id", e.actor?.id],
-    ["actor.name", e.actor?.name],
-    ["actor.ip", e.actor?.ip],
-    ["actor.user_agent", e.actor?.userAgent],
-    ["actor.session_id", e.actor?.sessionId],
-    ["target.type", e.target?.type],
-    ["target.id", e.target?.id],
-    ["target.name", e.target?.name],
-    ["context.request_id", e.context?.requestId],
-    ["context.trace_id", e.context?.traceId],
-    ["context.source", e.context?.source],
-    ["context.location", e.context?.location],
-  ];
-  for (const [field, text] of texts) {
+  for (const [field, textOf] of TEXT_FIELDS) {
+    const text = textOf(e);
     if (!text) continue;
     bound += stringBound(text);
     const reason = badTextReason(text);

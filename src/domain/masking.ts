@@ -83,6 +83,24 @@ function normaliseKey(key: string): string {
   return key.toLowerCase().replace(/[^a-z0-9]/g, "");
 }
 
+/**
+ * normaliseKey of the keys seen lately: the same few keys come in event
+ * after event, and normalising each one each time was most of what masking
+ * allocated. Shared by every rule set and bounded: emptied when full.
+ */
+const normalisedKeys = new Map<string, string>();
+const NORMALISED_KEYS_MAX = 4096;
+
+function normalisedKey(key: string): string {
+  let k = normalisedKeys.get(key);
+  if (k === undefined) {
+    k = normaliseKey(key);
+    if (normalisedKeys.size >= NORMALISED_KEYS_MAX) normalisedKeys.clear();
+    normalisedKeys.set(key, k);
+  }
+  return k;
+}
+
 /** A compiled rule set: built once per tenant and rules version, applied to every event. */
 export type Masker = (record: EventRecord) => EventRecord;
 
@@ -94,7 +112,7 @@ export function compileMasking(rules: MaskingRules): Masker {
 
   /** The rule a key falls under, or null. */
   const keyRule = (key: string): string | null => {
-    const k = normaliseKey(key);
+    const k = normalisedKey(key);
     for (const rule of keys) if (k === rule || k.endsWith(rule)) return rule;
     return null;
   };
@@ -106,23 +124,46 @@ export function compileMasking(rules: MaskingRules): Masker {
     return out;
   };
 
+  // Copy on write: a value in which nothing is masked (nearly every one) is
+  // returned as it is, so masking allocates only for what it changes.
   const maskValue = (v: JsonValue): JsonValue => {
     if (typeof v === "string") return maskString(v);
-    if (Array.isArray(v)) return v.map(maskValue);
+    if (Array.isArray(v)) return maskArray(v);
     if (v !== null && typeof v === "object") return maskObject(v);
     return v;
   };
 
-  const maskObject = (o: JsonObject): JsonObject => {
-    const out: JsonObject = {};
-    for (const [k, v] of Object.entries(o)) {
-      const rule = keyRule(k);
-      out[k] = rule !== null ? `[masked:${rule}]` : maskValue(v as JsonValue);
+  /** `a` itself when nothing in it is masked, else a masked copy. */
+  const maskArray = (a: JsonValue[]): JsonValue[] => {
+    let out: JsonValue[] | null = null;
+    for (let i = 0; i < a.length; i++) {
+      const v = a[i]!;
+      const m = maskValue(v);
+      if (out === null && m !== v) out = a.slice(0, i);
+      out?.push(m);
     }
-    return out;
+    return out ?? a;
   };
 
-  /** Masks `path` (below the part's root) in place on an already copied object. */
+  /** `o` itself when nothing in it is masked, else a masked copy (same key order). */
+  const maskObject = (o: JsonObject): JsonObject => {
+    let out: JsonObject | null = null;
+    const ks = Object.keys(o);
+    for (let i = 0; i < ks.length; i++) {
+      const k = ks[i]!;
+      const v = o[k] as JsonValue;
+      const rule = keyRule(k);
+      const m = rule !== null ? `[masked:${rule}]` : maskValue(v);
+      if (out === null && m !== v) {
+        out = {};
+        for (let j = 0; j < i; j++) out[ks[j]!] = o[ks[j]!] as JsonValue;
+      }
+      if (out !== null) out[k] = m;
+    }
+    return out ?? o;
+  };
+
+  /** Masks `path` (below the part's root) in place on an object of our own (a copy). */
   const maskPath = (o: JsonObject, path: string[], label: string): void => {
     let cur: JsonValue = o;
     for (let i = 0; i < path.length - 1; i++) {
@@ -138,27 +179,32 @@ export function compileMasking(rules: MaskingRules): Masker {
   const part = (o: JsonObject | null, names: string[]): JsonObject | null => {
     if (o === null) return null;
     const masked = maskObject(o);
+    const under: [string[], string][] = [];
     for (const p of paths) {
       for (const name of names) {
         const root = name.split(".");
         const head = p.slice(0, root.length);
         if (head.every((seg, i) => seg === root[i] || (seg === "*" && root[0] === "changes" && i === 1))) {
-          maskPath(masked, p.slice(root.length), p.join("."));
+          under.push([p.slice(root.length), p.join(".")]);
         }
       }
     }
-    return masked;
+    if (under.length === 0) return masked;
+    // Paths mask in place: on a copy, never on the caller's objects (which maskObject may have returned).
+    const copy = structuredClone(masked);
+    for (const [path, label] of under) maskPath(copy, path, label);
+    return copy;
   };
 
-  return (r) => ({
-    ...r,
-    metadata: part(r.metadata, ["metadata"]),
-    changes: r.changes && {
-      before: part(r.changes.before, ["changes.before"]),
-      after: part(r.changes.after, ["changes.after"]),
-    },
-    message: maskString(r.message),
-  });
+  return (r) => {
+    const metadata = part(r.metadata, ["metadata"]);
+    const before = r.changes && part(r.changes.before, ["changes.before"]);
+    const after = r.changes && part(r.changes.after, ["changes.after"]);
+    const message = maskString(r.message);
+    const changes = r.changes && (before === r.changes.before && after === r.changes.after ? r.changes : { before, after });
+    if (metadata === r.metadata && changes === r.changes && message === r.message) return r;
+    return { ...r, metadata, changes, message };
+  };
 }
 
 // Local part and domain as most real addresses are; the point is catching

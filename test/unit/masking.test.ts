@@ -83,6 +83,33 @@ describe("masking at ingest", () => {
     expect(contentHash(mask(input))).not.toBe(contentHash(input));
   });
 
+  it("copies only what it masks: an event with nothing to mask is returned as it is", () => {
+    const mask = compileMasking(DEFAULT_MASKING_RULES);
+    const clean = recordFromEvent(fullEvent());
+    expect(mask(clean)).toBe(clean);
+    const input = record({ metadata: { user: { name: "ada", token: "t" }, plan: { tier: "pro" }, tags: ["a", { b: 1 }] } });
+    const copy = structuredClone(input);
+    const r = mask(input);
+    expect(r.metadata).toEqual({ user: { name: "ada", token: "[masked:token]" }, plan: { tier: "pro" }, tags: ["a", { b: 1 }] });
+    expect(input).toEqual(copy);
+    expect(r.metadata!["plan"]).toBe(input.metadata!["plan"]);
+    expect(r.metadata!["user"]).not.toBe(input.metadata!["user"]);
+    // An array is copied once something in it is masked, from that element on as masked.
+    const cards = record({ metadata: { list: ["x", "4111 1111 1111 1111", { k: 1 }] } });
+    const masked = compileMasking(rules({ patterns: ["card"] }))(cards);
+    expect(masked.metadata!["list"]).toEqual(["x", "[masked:card ****1111]", { k: 1 }]);
+    expect((cards.metadata!["list"] as string[])[1]).toBe("4111 1111 1111 1111");
+  });
+
+  it("masks paths on a copy, never in the caller's objects", () => {
+    const input = record({ metadata: { customer: { ssn: "1", name: "Ada" } }, changes: { after: { iban: "DE2" } } });
+    const copy = structuredClone(input);
+    const r = compileMasking(rules({ paths: ["metadata.customer.ssn", "changes.after.iban"] }))(input);
+    expect(r.metadata).toEqual({ customer: { ssn: "[masked:metadata.customer.ssn]", name: "Ada" } });
+    expect(r.changes).toEqual({ before: null, after: { iban: "[masked:changes.after.iban]" } });
+    expect(input).toEqual(copy);
+  });
+
   it("checks the Luhn sum", () => {
     expect(luhnValid("4111111111111111")).toBe(true);
     expect(luhnValid("4111111111111112")).toBe(false);
