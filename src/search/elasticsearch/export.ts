@@ -66,6 +66,9 @@ export async function* esExport(
           query,
           sort,
           track_total_hits: false,
+          // Derived search fields that a StoredRecord does not carry (open_text repeats every string of
+          // the open content): neither fetched by Elasticsearch nor parsed here.
+          _source_excludes: ["open_text", "id_hash"],
           ...(after ? { search_after: after } : {}),
         },
         { signal: searchSignal },
