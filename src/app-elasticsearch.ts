@@ -1,7 +1,7 @@
 // The Elasticsearch side of the wiring (app.ts): the client, the backend,
 // the indexer, its health monitor and the reconciler. app.ts loads this
 // module only when Elasticsearch is configured, so the service without it
-// never loads the client (docs/PERFORMANCE.md, "Memory").
+// never loads the client (docs/PERFORMANCE.md, "Round two: memory").
 import { Client } from "@elastic/elasticsearch";
 import type pg from "pg";
 import { QueryService } from "../gen/auditlog/v1/query_pb.js";

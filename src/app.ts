@@ -82,7 +82,7 @@ export type App = {
 /**
  * Elasticsearch when configured (app-elasticsearch.ts, loaded only then:
  * without it the service never loads the client, docs/PERFORMANCE.md,
- * "Memory"). Otherwise search, export and stats are served from PostgreSQL.
+ * "Round two: memory"). Otherwise search, export and stats are served from PostgreSQL.
  */
 async function startSearch(
   config: Config,

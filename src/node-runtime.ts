@@ -1,6 +1,6 @@
 // How Node runs the service, set up before any of its modules is loaded
 // (main.ts), however it was started (npm start, node src/main.ts, the
-// container, a supervisor, the bench). Why: docs/PERFORMANCE.md, "Memory".
+// container, a supervisor, the bench). Why: docs/PERFORMANCE.md, "Round two: memory".
 //
 // - V8 heap flags. Node's defaults suit a machine with memory to spare: on
 //   64-bit Node 24 the young generation grows to 2 x 64 MB, and the old

@@ -58,7 +58,7 @@ async function main(): Promise<void> {
   const log = createLogger({ level: config.logLevel });
   // Only with an OTLP endpoint: otherwise no provider is registered and every span is the API's no-op.
   const { tracesUrl, serviceName } = config.telemetry;
-  // The SDK and its exporter are loaded only then (docs/PERFORMANCE.md, "Memory").
+  // The SDK and its exporter are loaded only then (docs/PERFORMANCE.md, "Round two: memory").
   const tracing = tracesUrl ? (await import("./platform/tracing-sdk.ts")).startTracing({ url: tracesUrl, serviceName }) : null;
   if (tracing) log.info("exporting traces over OTLP/HTTP", { url: tracesUrl, serviceName });
   const dataDir = resolve(config.dataDir);

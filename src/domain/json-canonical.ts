@@ -8,7 +8,7 @@ export type Json = null | boolean | number | string | Json[] | { [key: string]: 
  * Sorts keys by code unit, as Array.prototype.sort does, in place. Objects
  * of events have a few keys: an insertion sort allocates nothing, while
  * sort() copied the array every time (a tenth of everything ingest
- * allocated, docs/PERFORMANCE.md, "Memory").
+ * allocated, docs/PERFORMANCE.md, "Round two: memory").
  */
 function sortKeys(keys: string[]): void {
   if (keys.length > 32) {

@@ -67,7 +67,7 @@ export const RETRY_DELAY_MS = {
  * the transport names so and gives the `meta` and `options` of all its
  * errors; a DOMException "TimeoutError" has neither). Recognised by shape so
  * that this module does not load the client: without Elasticsearch the
- * service never does (docs/PERFORMANCE.md, "Memory").
+ * service never does (docs/PERFORMANCE.md, "Round two: memory").
  */
 function isElasticsearchTimeout(err: Error): boolean {
   return err.name === "TimeoutError" && "meta" in err && "options" in err;

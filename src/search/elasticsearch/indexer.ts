@@ -54,7 +54,7 @@ const MIN_SCAN_GAP_MS = 20;
 /**
  * Bulk bodies in flight at most, in bytes: with events of about 2 KB, the
  * `concurrency` batches of `batchSize` fit; with larger ones, fewer go at once
- * and the indexer's memory stays about this (docs/PERFORMANCE.md, "Memory").
+ * and the indexer's memory stays about this (docs/PERFORMANCE.md, "Round two: memory").
  */
 export const DEFAULT_MAX_INFLIGHT_BYTES = 32 * 1024 * 1024;
 
