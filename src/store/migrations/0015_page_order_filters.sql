@@ -16,7 +16,7 @@
 -- still does. texteq is leakproof, so the conditions reach the index under
 -- row-level security.
 --
--- An insert costs about what it did (measured, docs/PERFORMANCE.md): it
+-- An insert costs a few percent more (measured, docs/PERFORMANCE.md): it
 -- descends the same index to the same place, comparing tenant and time as
 -- before (the new columns only break ties that cannot occur); entries are
 -- wider, nothing else. A separate index on (tenant_id, action, occurred_at,
