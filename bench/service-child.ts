@@ -62,6 +62,9 @@ export async function startServiceChild(o: ServiceChildOptions): Promise<Service
     LOG_LEVEL: "warn",
     ...o.env,
   };
+  // The service's own Node options, apart from the bench's (e.g. heap flags to compare, docs/PERFORMANCE.md).
+  const serviceNodeOptions = process.env["AUDITLOG_BENCH_SERVICE_NODE_OPTIONS"];
+  if (serviceNodeOptions !== undefined) env["NODE_OPTIONS"] = serviceNodeOptions;
   if (o.elasticsearchUrl) env["ELASTICSEARCH_URL"] = o.elasticsearchUrl;
   else delete env["ELASTICSEARCH_URL"];
   o.log?.(
