@@ -61,27 +61,51 @@ type DocRef = { sequence: string; id: string };
 const BODY_PIECE_CHARS = 64 * 1024;
 
 /**
- * The bulk request body for `rows` (action line, then document, per event),
- * serialized once into bytes. The client sends a Buffer as it is; given
- * lines, it would keep them and their joined copy, as strings on the heap,
- * for as long as the request is in flight. The text becomes bytes a piece at
- * a time, so no string of the whole batch lives long enough to be promoted
- * to the old generation (docs/PERFORMANCE.md, "Round two: memory").
+ * Events read from PostgreSQL at a time for one bulk request. A batch's
+ * rows read at once (2,000 parsed rows, several MB of objects) outlived a
+ * few young-generation collections and were promoted, only to die: read in
+ * parts and made into bytes as they come, they die young.
  */
-export function bulkBody(names: IndexNames, tenantId: string, rows: EventRow[]): Buffer {
-  const pieces: Buffer[] = [];
-  let ndjson = "";
-  for (const row of rows) {
-    const doc = documentFromRecord(recordFromRow(row));
-    const action = { index: { _index: names.indexFor(doc.received_at), _id: documentId(tenantId, doc.id), routing: tenantId } };
-    ndjson += `${JSON.stringify(action)}\n${JSON.stringify(doc)}\n`;
-    if (ndjson.length >= BODY_PIECE_CHARS) {
-      pieces.push(Buffer.from(ndjson));
-      ndjson = "";
-    }
+const READ_CHUNK = 250;
+
+/**
+ * A bulk request body (action line, then document, per event), serialized
+ * once into bytes as rows are added. The client sends a Buffer as it is;
+ * given lines, it would keep them and their joined copy, as strings on the
+ * heap, for as long as the request is in flight. The text becomes bytes a
+ * piece at a time, so no string of the whole batch lives long enough to be
+ * promoted to the old generation (docs/PERFORMANCE.md, "Round two: memory").
+ */
+export class BulkBody {
+  private readonly names: IndexNames;
+  private readonly tenantId: string;
+  private readonly pieces: Buffer[] = [];
+  private text = "";
+
+  constructor(names: IndexNames, tenantId: string) {
+    this.names = names;
+    this.tenantId = tenantId;
   }
-  if (ndjson !== "" || pieces.length === 0) pieces.push(Buffer.from(ndjson));
-  return pieces.length === 1 ? pieces[0]! : Buffer.concat(pieces);
+
+  add(row: EventRow): void {
+    const doc = documentFromRecord(recordFromRow(row));
+    const action = {
+      index: { _index: this.names.indexFor(doc.received_at), _id: documentId(this.tenantId, doc.id), routing: this.tenantId },
+    };
+    this.text += `${JSON.stringify(action)}\n${JSON.stringify(doc)}\n`;
+    if (this.text.length >= BODY_PIECE_CHARS) this.flush();
+  }
+
+  bytes(): Buffer {
+    this.flush();
+    return this.pieces.length === 1 ? this.pieces[0]! : Buffer.concat(this.pieces);
+  }
+
+  private flush(): void {
+    if (this.text === "") return;
+    this.pieces.push(Buffer.from(this.text));
+    this.text = "";
+  }
 }
 
 export type LaneHooks = {
@@ -236,36 +260,45 @@ export class TenantLanes {
   async dispatch(lane: Lane): Promise<void> {
     const epoch = lane.epoch;
     const from = lane.readFrom;
-    const { rows } = await systemQuery<EventRow>(
-      this.pool,
-      `SELECT ${EVENT_COLUMNS} FROM events WHERE tenant_id = $1 AND sequence > $2 ORDER BY sequence LIMIT $3`,
-      [lane.tenantId, from.toString(), this.batchSize],
-    );
-    if (lane.epoch !== epoch) return; // reset while we read
-    const docs: EventRow[] = [];
+    // Up to `concurrency` batches wait for Elasticsearch at a time: keep only
+    // what settling needs and the body's bytes, not the rows.
+    const refs: DocRef[] = [];
+    const body = new BulkBody(this.names, lane.tenantId);
     let upTo = from;
-    for (const row of rows) {
-      const seq = BigInt(row.sequence);
-      if (seq !== upTo + 1n && !(await this.gapWasRemoved(lane, upTo + 1n, seq - 1n))) break;
-      docs.push(row);
-      upTo = seq;
+    let readNothing = false;
+    // The batch in parts of READ_CHUNK, each after the last sequence taken;
+    // each read sees a prefix of the commits, so a hole is judged as in one read.
+    reading: while (refs.length < this.batchSize) {
+      const want = Math.min(READ_CHUNK, this.batchSize - refs.length);
+      const { rows } = await systemQuery<EventRow>(
+        this.pool,
+        `SELECT ${EVENT_COLUMNS} FROM events WHERE tenant_id = $1 AND sequence > $2 ORDER BY sequence LIMIT $3`,
+        [lane.tenantId, upTo.toString(), want],
+      );
+      if (lane.epoch !== epoch) return; // reset while we read
+      readNothing = refs.length === 0 && rows.length === 0;
+      for (const row of rows) {
+        const seq = BigInt(row.sequence);
+        if (seq !== upTo + 1n && !(await this.gapWasRemoved(lane, upTo + 1n, seq - 1n))) break reading;
+        body.add(row);
+        refs.push({ sequence: row.sequence, id: row.id });
+        upTo = seq;
+      }
+      if (rows.length < want) break;
     }
-    if (rows.length === 0 && upTo < lane.head && (await this.gapWasRemoved(lane, upTo + 1n, lane.head))) upTo = lane.head;
+    if (readNothing && upTo < lane.head && (await this.gapWasRemoved(lane, upTo + 1n, lane.head))) upTo = lane.head;
     if (upTo === from) {
       // Nothing contiguous to index although the head is ahead: a hole that
       // is not explained (logged by gapWasRemoved). Look again later.
       lane.retryAt = Date.now() + this.holeRetryMs;
       return;
     }
-    const body = docs.length > 0 ? bulkBody(this.names, lane.tenantId, docs) : null;
+    const bytes = refs.length > 0 ? body.bytes() : null;
     lane.readFrom = upTo;
     lane.inflight++;
-    const bytes = body?.length ?? 0;
-    this.inflightBytes += bytes;
-    const bulk = body ? this.bulk(lane.tenantId, body, docs.length, docs[0]!.sequence) : Promise.resolve<BulkOutcome>({ kind: "ok" });
-    // Up to `concurrency` batches wait for Elasticsearch at a time: keep only
-    // what settling needs, not the rows (most of the indexer's memory).
-    const refs: DocRef[] = docs.map((r) => ({ sequence: r.sequence, id: r.id }));
+    const size = bytes?.length ?? 0;
+    this.inflightBytes += size;
+    const bulk = bytes ? this.bulk(lane.tenantId, bytes, refs.length, refs[0]!.sequence) : Promise.resolve<BulkOutcome>({ kind: "ok" });
     const prev = lane.tail;
     const done = (async () => {
       const outcome = await bulk;
@@ -281,7 +314,7 @@ export class TenantLanes {
     this.inflight.add(done);
     void done.finally(() => {
       lane.inflight--;
-      this.inflightBytes -= bytes;
+      this.inflightBytes -= size;
       this.inflight.delete(done);
     });
   }
