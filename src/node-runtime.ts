@@ -72,6 +72,11 @@ export function prepareNodeRuntime(): void {
   const cacheOn =
     cache.status === module.constants.compileCacheStatus.ENABLED || cache.status === module.constants.compileCacheStatus.ALREADY_ENABLED;
   if (cacheOn && cache.directory !== undefined) env["NODE_COMPILE_CACHE"] ??= cache.directory;
-  // execArgv holds the flags just added, so the relaunched process does not relaunch again.
-  process.execve(process.execPath, [process.execPath, ...missing, ...process.execArgv, ...process.argv.slice(1)], env);
+  try {
+    // execArgv holds the flags just added, so the relaunched process does not relaunch again.
+    process.execve(process.execPath, [process.execPath, ...missing, ...process.execArgv, ...process.argv.slice(1)], env);
+  } catch (err) {
+    // Only memory is at stake: serve with Node's defaults rather than not at all.
+    process.stderr.write(`could not restart with the heap flags ${missing.join(" ")} (${String(err)}); running with Node's defaults\n`);
+  }
 }
