@@ -198,7 +198,7 @@ export function loadConfig(env: Env = process.env): Config {
     amqpQueues,
     amqpPrefetch: int("AUDITLOG_AMQP_PREFETCH", 500, 1, 65_535),
     tailHeartbeatMs: int("AUDITLOG_TAIL_HEARTBEAT_MS", 15_000, 100, 300_000),
-    tailBufferEvents: int("AUDITLOG_TAIL_BUFFER_EVENTS", 10_000, 1, 1_000_000),
+    tailBufferEvents: int("AUDITLOG_TAIL_BUFFER_EVENTS", 1000, 1, 1_000_000),
     elasticsearchUrl,
     // Each round groups every tenant's whole history on both sides: hours, not minutes.
     reconcileIntervalMs: int("AUDITLOG_RECONCILE_INTERVAL_MS", 6 * 3600 * 1000, 0, 7 * 24 * 3600 * 1000),

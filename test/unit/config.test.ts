@@ -50,7 +50,7 @@ describe("loadConfig", () => {
       amqpQueues: [],
       amqpPrefetch: 500,
       tailHeartbeatMs: 15_000,
-      tailBufferEvents: 10_000,
+      tailBufferEvents: 1000,
       batchMaxEvents: 5000,
       maxPendingEvents: 20_000,
       commitLanes: 2,
