@@ -1,7 +1,8 @@
-// The hostile tenant of bench/noisy-neighbour.ts, in a worker thread of its
-// own: its loops get an event loop of their own, so the quiet tenant's
-// latencies measure the service, not a client loop shared with the attacker.
-import { parentPort, workerData } from "node:worker_threads";
+// The hostile tenant of bench/noisy-neighbour.ts, in a process of its own:
+// its loops get an event loop of their own, so the quiet tenant's latencies
+// measure the service, not a client loop shared with the attacker, and the
+// parent can lower its CPU priority (--attacker-nice) as a stand-in for an
+// attacker on another machine.
 import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, createClient, type Interceptor } from "@connectrpc/connect";
@@ -127,11 +128,12 @@ function attack(o: AttackerOptions): { stop: () => Promise<Record<string, number
   };
 }
 
-// Worker protocol: start on load, "stop" from the parent ends the loops and answers with the call counts.
-if (parentPort) {
-  const port = parentPort;
-  const a = attack(workerData as AttackerOptions);
-  port.on("message", (msg) => {
-    if (msg === "stop") void a.stop().then((counts) => port.postMessage(counts));
+// Child protocol (IPC): the first message is the options and starts the
+// loops; "stop" ends them and is answered with the call counts.
+if (process.send) {
+  let running: ReturnType<typeof attack> | null = null;
+  process.on("message", (msg: AttackerOptions | "stop") => {
+    if (msg !== "stop") running = attack(msg);
+    else void running?.stop().then((counts) => process.send!(counts, () => process.exit(0)));
   });
 }

@@ -5,11 +5,11 @@
 //   npm run bench:noisy -- [--elasticsearch-url http://127.0.0.1:9200] [--seconds 30]
 //                          [--attacks shards,timestamp,search] [--search-streams 10]
 //                          [--tenant-ingest-rate 2000] [--tenant-ingest-burst 2000]
-//                          [--tenant-read-rate 500] [--burst-streams 8]
+//                          [--tenant-read-rate 500] [--burst-streams 8] [--attacker-nice 19]
 //
 // Starts the service on a fresh database (like `npm run bench -- --start`),
 // then measures tenant "victim" alone for --seconds, and again while tenant
-// "attacker" runs (in a worker thread of its own: bench/noisy-attacker.ts), all at once and each in a loop:
+// "attacker" runs (in a process of its own: bench/noisy-attacker.ts), all at once and each in a loop:
 //   1. shards:    Append of 1,000 events dated one month apart, from 2100 on;
 //   2. search:    --search-streams concurrent searches with a 243-character
 //                 query of negated terms over ten 60 KB events of its own;
@@ -26,13 +26,22 @@
 // --tenant-ingest-rate/-burst start the service with AUDITLOG_TENANT_INGEST_RATE
 // and _BURST (the service's defaults otherwise: unlimited), --tenant-read-rate
 // with AUDITLOG_TENANT_READ_RATE (default 500 requests/s).
+// --attacker-nice (default 19) is the attacker process's nice value: on this
+// one machine its client's own CPU (building and sending requests as fast as
+// it can, decoding the refusals) would otherwise take a core from the service
+// and PostgreSQL, which an attacker on another machine does not; what the
+// service spends on the attacker's calls still competes at normal priority.
+// 0 puts the attacker's client on an equal footing (the runs before this
+// option). The CPU seconds of the service and of the attacker's process are
+// reported for both phases.
 // Figures go to stdout and to --out as JSON.
 import { randomBytes, randomUUID } from "node:crypto";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { parseArgs } from "node:util";
+import { fork } from "node:child_process";
 import { once } from "node:events";
-import { Worker } from "node:worker_threads";
+import os from "node:os";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, createClient, type Interceptor } from "@connectrpc/connect";
@@ -43,7 +52,7 @@ import type { EventSchema } from "../gen/auditlog/v1/event_pb.js";
 import { IngestService } from "../gen/auditlog/v1/ingest_pb.js";
 import { QueryService } from "../gen/auditlog/v1/query_pb.js";
 import type { AttackerOptions } from "./noisy-attacker.ts";
-import { procSample, startServiceChild } from "./service-child.ts";
+import { type ProcSample, procSample, startServiceChild } from "./service-child.ts";
 
 const ROOT = join(import.meta.dirname, "..");
 const { values: args } = parseArgs({
@@ -56,6 +65,7 @@ const { values: args } = parseArgs({
     "tenant-ingest-rate": { type: "string", default: "" },
     "tenant-ingest-burst": { type: "string", default: "" },
     "tenant-read-rate": { type: "string", default: "" },
+    "attacker-nice": { type: "string", default: "19" },
     "burst-streams": { type: "string", default: "8" },
     out: { type: "string" },
     "keep-db": { type: "boolean", default: false },
@@ -64,6 +74,7 @@ const { values: args } = parseArgs({
 const SECONDS = Number(args.seconds);
 const SEARCH_STREAMS = Number(args["search-streams"]);
 const BURST_STREAMS = Number(args["burst-streams"]);
+const ATTACKER_NICE = Number(args["attacker-nice"]);
 const ATTACKS = new Set(args.attacks!.split(",").map((a) => a.trim()));
 const log = (msg: string) => process.stderr.write(`[noisy] ${msg}\n`);
 
@@ -165,7 +176,7 @@ try {
     return p;
   }
 
-  function attack(): { stop: () => Promise<Record<string, number>> } {
+  function attack(): { pid: number; stop: () => Promise<Record<string, number>> } {
     const options: AttackerOptions = {
       url: service.url,
       key: keys.attacker!,
@@ -173,15 +184,18 @@ try {
       searchStreams: SEARCH_STREAMS,
       burstStreams: BURST_STREAMS,
     };
-    const worker = new Worker(new URL("./noisy-attacker.ts", import.meta.url), { workerData: options });
-    const stopper = () => worker.postMessage("stop");
+    const child = fork(new URL("./noisy-attacker.ts", import.meta.url), { stdio: ["ignore", "inherit", "inherit", "ipc"] });
+    os.setPriority(child.pid!, ATTACKER_NICE);
+    child.send(options);
+    const stopper = () => child.kill("SIGKILL");
     stopAll.push(stopper);
     return {
+      pid: child.pid!,
       async stop() {
-        const counts = once(worker, "message").then(([c]) => c as Record<string, number>);
-        stopper();
+        const counts = once(child, "message").then(([c]) => c as Record<string, number>);
+        child.send("stop");
         const result = await counts;
-        await worker.terminate();
+        await once(child, "exit");
         return result;
       },
     };
@@ -193,11 +207,21 @@ try {
   log(
     `attack phase, ${SECONDS} s (attacker: ${[...ATTACKS].map((a) => (a === "search" ? `${SEARCH_STREAMS} searches` : a === "burst" ? `burst x${BURST_STREAMS}` : a)).join(" + ")})`,
   );
+  const sample1 = procSample(service.pid);
   const a = attack();
   await new Promise((r) => setTimeout(r, 2_000));
+  const sample2 = procSample(service.pid);
+  const attackerSample0 = procSample(a.pid);
   const attacked = await victimPhase("under attack");
+  const sample3 = procSample(service.pid);
+  const attackerSample1 = procSample(a.pid);
   const attackCounts = await a.stop();
-  const sample1 = procSample(service.pid);
+  const cpuShare = (from: ProcSample | null, to: ProcSample | null) => (from && to ? (to.cpuSeconds - from.cpuSeconds) / SECONDS : null);
+  const cpu = {
+    serviceIdle: cpuShare(sample0, sample1),
+    serviceAttacked: cpuShare(sample2, sample3),
+    attackerAttacked: cpuShare(attackerSample0, attackerSample1),
+  };
 
   const pct = (h: hdr.Histogram) => ({
     count: h.totalCount,
@@ -225,10 +249,10 @@ try {
     victim: summary,
     victimErrors: { idle: idle.errors, attacked: attacked.errors },
     attackerCalls: attackCounts,
-    server: {
-      peakRssMb: sample1 ? sample1.hwmKb / 1024 : null,
-      cpuSeconds: sample0 && sample1 ? sample1.cpuSeconds - sample0.cpuSeconds : null,
-    },
+    attackerNice: ATTACKER_NICE,
+    server: { peakRssMb: sample3 ? sample3.hwmKb / 1024 : null },
+    // Share of one core over each phase.
+    cpu,
   };
   process.stdout.write(
     `${"op".padEnd(8)} ${"idle p50".padStart(9)} ${"idle p99".padStart(9)} ${"att p50".padStart(9)} ${"att p99".padStart(9)} ${"p99 x".padStart(6)}\n`,
@@ -239,6 +263,10 @@ try {
     );
   }
   process.stdout.write(`attacker calls: ${JSON.stringify(attackCounts)}\nvictim errors: ${JSON.stringify(result.victimErrors)}\n`);
+  const pctOf = (x: number | null) => (x === null ? "?" : `${Math.round(x * 100)}%`);
+  process.stdout.write(
+    `CPU (share of a core): service idle ${pctOf(cpu.serviceIdle)}, under attack ${pctOf(cpu.serviceAttacked)}; attacker process (nice ${ATTACKER_NICE}) ${pctOf(cpu.attackerAttacked)}\n`,
+  );
   const out = args.out ?? join(ROOT, "bench", "results", `noisy-${result.elasticsearch ? "es" : "pg"}-${stamp}.json`);
   mkdirSync(dirname(out), { recursive: true });
   writeFileSync(out, `${JSON.stringify(result, null, 2)}\n`);
