@@ -340,6 +340,7 @@ export async function startApp(config: Config & { databaseUrl: string }, log: Lo
         tailFeed.close();
         await commitListener.stop();
         await server.close(config.shutdownGraceMs);
+        await accessAudit?.close();
         await checkpointSchedule?.stop();
         await retentionJob.stop();
         archive?.close();

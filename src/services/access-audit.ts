@@ -53,6 +53,8 @@ export type Access = {
   /** Set when the call did not succeed. */
   error?: { code: Code; message: string; denied: boolean };
   client?: { ip: string; userAgent: string };
+  /** A record that stands for this many more refusals like it, folded between `from` and `to` (AccessAudit.recordFailure). */
+  repeated?: { count: number; from: Date; to: Date };
 };
 
 const MAX_REQUEST_CHARS = 4096;
@@ -106,9 +108,14 @@ export function accessRecord(a: Access, now = new Date()): EventRecord {
   if (a.request !== null) metadata.query = cut(a.request, MAX_REQUEST_CHARS);
   if (a.results !== null) metadata.results = a.results;
   if (a.error) metadata.reason = cut(a.error.message, MAX_REASON_CHARS);
+  if (a.repeated) {
+    metadata.repeated = a.repeated.count;
+    metadata.repeated_from = a.repeated.from.toISOString();
+    metadata.repeated_to = a.repeated.to.toISOString();
+  }
   const who = `${actor.type === "SERVICE" ? "key" : actor.type === "USER" ? "user" : "operator"} ${actor.id}`;
   const what = a.error
-    ? `${outcome === "DENIED" ? "refused" : "failed"} (${metadata.code})`
+    ? `${outcome === "DENIED" ? "refused" : "failed"} (${metadata.code})${a.repeated ? ` ${a.repeated.count} more times` : ""}`
     : a.results === null
       ? "succeeded"
       : `${a.results} result${a.results === 1 ? "" : "s"}`;
@@ -127,14 +134,28 @@ export function accessRecord(a: Access, now = new Date()): EventRecord {
   };
 }
 
+/** Refusals over a limit by one caller of one call, being folded (AccessAudit.recordFailure). */
+type FoldWindow = { access: Access; count: number; from: Date; timer: NodeJS.Timeout | null };
+
+/** Callers and calls folded at once, at most: past it refusals are recorded one by one. */
+const MAX_FOLD_WINDOWS = 10_000;
+
+function principalId(p: Principal): string {
+  return p.kind === "key" ? `key:${p.keyId}` : p.kind === "token" ? `token:${p.subject}` : "operator";
+}
+
 export class AccessAudit {
   private readonly submit: SubmitToCommit;
   private readonly log: Logger;
+  private readonly foldMs: number;
+  private readonly windows = new Map<string, FoldWindow>();
   private unattributed = 0;
 
-  constructor(submit: SubmitToCommit, log: Logger) {
+  /** `foldMs`: the window in which a caller's refusals over a limit are folded into one record (recordFailure). */
+  constructor(submit: SubmitToCommit, log: Logger, opts: { foldMs?: number } = {}) {
     this.submit = submit;
     this.log = log;
+    this.foldMs = opts.foldMs ?? 1000;
   }
 
   /**
@@ -183,13 +204,65 @@ export class AccessAudit {
     const who = known ?? refusal ?? null;
     if (!who?.tenantId) return this.unattributable(`${call.service}/${call.method}`, ce.code);
     const denied = refusal !== undefined || ce.code === Code.PermissionDenied || ce.code === Code.Unauthenticated;
-    await this.record({
+    const access: Access = {
       ...call,
       principal: who.principal,
       tenantId: who.tenantId,
       results: null,
       error: { code: ce.code, message: ce.rawMessage, denied },
-    }).catch(() => {});
+    };
+    // A refusal for being over a limit costs the caller nothing, so a client
+    // that ignores the retry delay sends thousands a second: recorded one
+    // by one they would be a write load no limit bounds, paid by every
+    // tenant. The first of a window is recorded as it happens, the rest of
+    // the window are counted and recorded as one event when it closes.
+    if (ce.code === Code.ResourceExhausted && this.fold(access)) return;
+    // record() has logged why it failed; the call fails anyway with its own error.
+    await this.record(access).catch(() => {});
+  }
+
+  /** Whether `a` was folded into an open window; otherwise opens one (the caller records `a`). */
+  private fold(a: Access): boolean {
+    const key = `${a.tenantId}\0${principalId(a.principal)}\0${a.service}/${a.method}`;
+    const open = this.windows.get(key);
+    if (open) {
+      open.count++;
+      return true;
+    }
+    if (this.windows.size >= MAX_FOLD_WINDOWS) return false;
+    const w: FoldWindow = { access: a, count: 0, from: new Date(), timer: null };
+    this.windows.set(key, w);
+    this.arm(key, w);
+    return false;
+  }
+
+  private arm(key: string, w: FoldWindow): void {
+    w.timer = setTimeout(() => {
+      if (w.count === 0) {
+        this.windows.delete(key);
+        return;
+      }
+      // Still refused: one record for the window, and the next window opens.
+      void this.recordFolded(w);
+      this.arm(key, w);
+    }, this.foldMs);
+    w.timer.unref();
+  }
+
+  private recordFolded(w: FoldWindow): Promise<void> {
+    const to = new Date();
+    const repeated = { count: w.count, from: w.from, to };
+    w.count = 0;
+    w.from = to;
+    return this.record({ ...w.access, repeated }).catch(() => {});
+  }
+
+  /** Records what the open windows have folded and closes them (at shutdown, while the group commit still takes writes). */
+  async close(): Promise<void> {
+    const open = [...this.windows.values()];
+    this.windows.clear();
+    for (const w of open) if (w.timer) clearTimeout(w.timer);
+    await Promise.all(open.filter((w) => w.count > 0).map((w) => this.recordFolded(w)));
   }
 
   /**

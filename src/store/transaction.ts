@@ -30,12 +30,14 @@ export async function withConnection<T>(pool: Pool, fn: (db: PoolClient) => Prom
 /**
  * Runs `fn` in a transaction. On failure the transaction is rolled back and
  * the original error rethrown; a connection whose rollback also failed is
- * destroyed rather than returned to the pool.
+ * destroyed rather than returned to the pool. `begin` may be several
+ * statements in one round trip (BEGIN and the transaction's settings): if
+ * one after BEGIN fails, the rollback still leaves the connection clean.
  */
 export function inTransaction<T>(pool: Pool, begin: string, fn: (db: PoolClient) => Promise<T>): Promise<T> {
   return withConnection(pool, async (client) => {
-    await client.query(begin);
     try {
+      await client.query(begin);
       const result = await fn(client);
       await client.query("COMMIT");
       return result;

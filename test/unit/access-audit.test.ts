@@ -1,5 +1,5 @@
 import { Code, ConnectError } from "@connectrpc/connect";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { TenantStatus } from "../../src/auth/tenant-status.ts";
 import { ExportRecordCounter } from "../../src/domain/export-record-count.ts";
 import { isReservedAction } from "../../src/domain/event-validation.ts";
@@ -71,6 +71,69 @@ describe("access records", () => {
     await expect(
       failing.recordFailure({ service: "s", method: "m", request: null }, new Error("x"), { principal: key, tenantId: "t1" }),
     ).resolves.toBeUndefined();
+  });
+});
+
+describe("refusals over a limit", () => {
+  const setup = () => {
+    const records: WriteItem["record"][] = [];
+    const audit = new AccessAudit(
+      async (items) => {
+        records.push(...items.map((i) => i.record));
+        return { committed: Promise.resolve(items.map(() => ({ status: "accepted" as const, sequence: 1n }))) };
+      },
+      silent,
+      { foldMs: 1000 },
+    );
+    const call = { service: "auditlog.v1.QueryService", method: "GetEvent", request: '{"id":"x"}' };
+    const refuse = (code: Code, principal = key) =>
+      audit.recordFailure(call, new ConnectError("over the read rate", code), { principal, tenantId: "t1" });
+    return { audit, records, refuse };
+  };
+
+  it("are recorded first, then folded into one record per second per caller and call", async () => {
+    vi.useFakeTimers();
+    try {
+      const { records, refuse } = setup();
+      await refuse(Code.ResourceExhausted);
+      expect(records).toHaveLength(1);
+      expect(records[0]!.metadata).toMatchObject({ code: "resource_exhausted" });
+      expect(records[0]!.metadata).not.toHaveProperty("repeated");
+      for (let i = 0; i < 50; i++) await refuse(Code.ResourceExhausted);
+      // Another caller has a window of its own.
+      await refuse(Code.ResourceExhausted, { ...key, keyId: "k2" });
+      expect(records).toHaveLength(2);
+      await vi.advanceTimersByTimeAsync(1000);
+      expect(records).toHaveLength(3);
+      expect(records[2]).toMatchObject({ outcome: "FAILURE", message: "GetEvent by key k1: failed (resource_exhausted) 50 more times" });
+      expect(records[2]!.metadata).toMatchObject({ repeated: 50, query: '{"id":"x"}', reason: "over the read rate" });
+      expect(Date.parse(records[2]!.metadata!.repeated_to as string)).toBeGreaterThanOrEqual(
+        Date.parse(records[2]!.metadata!.repeated_from as string),
+      );
+      // A quiet window closes without a record; the next refusal is recorded at once again.
+      await vi.advanceTimersByTimeAsync(3000);
+      expect(records).toHaveLength(3);
+      await refuse(Code.ResourceExhausted);
+      expect(records).toHaveLength(4);
+      expect(records[3]!.metadata).not.toHaveProperty("repeated");
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it("other refusals are recorded one by one", async () => {
+    const { records, refuse } = setup();
+    for (let i = 0; i < 3; i++) await refuse(Code.PermissionDenied);
+    expect(records).toHaveLength(3);
+  });
+
+  it("close() records what is folded so far", async () => {
+    const { audit, records, refuse } = setup();
+    for (let i = 0; i < 4; i++) await refuse(Code.ResourceExhausted);
+    expect(records).toHaveLength(1);
+    await audit.close();
+    expect(records).toHaveLength(2);
+    expect(records[1]!.metadata).toMatchObject({ repeated: 3 });
   });
 });
 
