@@ -16,6 +16,10 @@ import { accessAuditInterceptor } from "./services/access-audit-interceptor.ts";
 import { TenantStatus } from "./auth/tenant-status.ts";
 import { requestCheckInterceptor } from "./server/request-check.ts";
 import { startHttpServer } from "./server/http-server.ts";
+import type { ContextValues } from "@connectrpc/connect";
+import { principalKey } from "./auth/principal.ts";
+import { peerAddressKey } from "./server/access-log.ts";
+import { RefusalTarpit, refusalTarpitInterceptor } from "./server/refusal-tarpit.ts";
 import type { Logger } from "./platform/log.ts";
 import { adminService } from "./services/admin-service.ts";
 import { ingestService } from "./services/ingest-service.ts";
@@ -111,6 +115,16 @@ const STATISTICS_CHECK_MS = 20 * 1000;
 const TAIL_BATCH_EVENTS = 500;
 /** The tail reads without a notification this often (a NOTIFY lost while its listener reconnected). */
 const TAIL_POLL_MS = 5000;
+
+/** Who the refusal tarpit counts a refusal against: the credential, else the peer address. */
+function tarpitCaller(values: ContextValues): string | null {
+  const p = values.get(principalKey);
+  if (p?.kind === "key") return `key:${p.keyId}`;
+  if (p?.kind === "token") return `token:${p.subject}`;
+  if (p?.kind === "operator") return "operator";
+  const peer = values.get(peerAddressKey);
+  return peer ? `peer:${peer}` : null;
+}
 
 export async function startApp(config: Config & { databaseUrl: string }, log: Logger): Promise<App> {
   const pool = new pg.Pool({ connectionString: config.databaseUrl, max: config.pgPoolSize });
@@ -275,6 +289,13 @@ export async function startApp(config: Config & { databaseUrl: string }, log: Lo
         }),
       );
     },
+    // A caller refused over and over gets its further refusals late (a held answer costs a timer, not CPU).
+    observers: [
+      refusalTarpitInterceptor(
+        new RefusalTarpit({ freePerSecond: config.refusalFreePerSecond, delayMs: config.refusalDelayMs }),
+        tarpitCaller,
+      ),
+    ],
     // The request check after auth: an unauthenticated caller learns nothing about its request.
     // The access audit outside auth, so that it sees refusals too.
     interceptors: [

@@ -22,6 +22,10 @@ export type Config = {
   exportPageTimeoutMs: number;
   tenantReadConcurrency: number;
   readQueueMs: number;
+  /** Refusals of one caller per second answered at once; the tarpit (src/server/refusal-tarpit.ts). */
+  refusalFreePerSecond: number;
+  /** How late a caller's further refusals in that second are answered; 0 turns the tarpit off. */
+  refusalDelayMs: number;
   /** Events per second one tenant may submit to one replica; 0: unlimited. */
   tenantIngestRate: number;
   /** Most events one tenant may submit at once to one replica (the bucket's size). */
@@ -164,6 +168,8 @@ export function loadConfig(env: Env = process.env): Config {
     exportPageTimeoutMs: int("AUDITLOG_EXPORT_PAGE_TIMEOUT_MS", 60_000, 100, 3_600_000),
     tenantReadConcurrency: int("AUDITLOG_TENANT_READ_CONCURRENCY", 4, 1, 1000),
     readQueueMs: int("AUDITLOG_READ_QUEUE_MS", 1_000, 0, 60_000),
+    refusalFreePerSecond: int("AUDITLOG_REFUSAL_FREE_PER_SECOND", 20, 0, 1_000_000),
+    refusalDelayMs: int("AUDITLOG_REFUSAL_DELAY_MS", 500, 0, 60_000),
     // Unlimited by default: what one replica can take depends on its machine
     // and PostgreSQL, so the operator sets it (docs/ARCHITECTURE.md, Tenancy).
     tenantIngestRate,

@@ -96,6 +96,12 @@ export interface HttpServerOptions {
    * counted in the metrics and the access log like any call.
    */
   requestGate?: RequestGate;
+  /**
+   * Interceptors that see every RPC's outcome, the gate's refusals included,
+   * inside telemetry and the access log and outside `interceptors` (the
+   * refusal tarpit, src/server/refusal-tarpit.ts).
+   */
+  observers?: Interceptor[];
   /** Extra context values per request (peer address is always set). */
   contextValues?: (req: NodeRequest) => ContextValues;
   /** Browser origins allowed by CORS; "*" for any, [] for none. */
@@ -165,8 +171,8 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
     // Zero values are written out (`"index": 0`, `"accepted": "0"`): curl users read these answers.
     jsonOptions: JSON_OPTIONS,
     // Telemetry outermost: the access log line is written inside the call's span (its traceId).
-    interceptors: [telemetry, accessLog, ...(opts.interceptors ?? [])],
-    requestGate: opts.requestGate && observedGate(opts.requestGate, [telemetry, accessLog]),
+    interceptors: [telemetry, accessLog, ...(opts.observers ?? []), ...(opts.interceptors ?? [])],
+    requestGate: opts.requestGate && observedGate(opts.requestGate, [telemetry, accessLog, ...(opts.observers ?? [])]),
     shutdownSignal: shutdown.signal,
     contextValues(req) {
       const values = opts.contextValues?.(req) ?? createContextValues();

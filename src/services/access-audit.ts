@@ -134,7 +134,7 @@ export function accessRecord(a: Access, now = new Date()): EventRecord {
   };
 }
 
-/** Refusals over a limit by one caller of one call, being folded (AccessAudit.recordFailure). */
+/** Failures of one call by one caller with one code, being folded (AccessAudit.recordFailure). */
 type FoldWindow = { access: Access; count: number; from: Date; timer: NodeJS.Timeout | null };
 
 /** Callers and calls folded at once, at most: past it refusals are recorded one by one. */
@@ -151,7 +151,7 @@ export class AccessAudit {
   private readonly windows = new Map<string, FoldWindow>();
   private unattributed = 0;
 
-  /** `foldMs`: the window in which a caller's refusals over a limit are folded into one record (recordFailure). */
+  /** `foldMs`: the window in which a caller's failures of a call with one code are folded into one record (recordFailure). */
   constructor(submit: SubmitToCommit, log: Logger, opts: { foldMs?: number } = {}) {
     this.submit = submit;
     this.log = log;
@@ -211,19 +211,20 @@ export class AccessAudit {
       results: null,
       error: { code: ce.code, message: ce.rawMessage, denied },
     };
-    // A refusal for being over a limit costs the caller nothing, so a client
-    // that ignores the retry delay sends thousands a second: recorded one
-    // by one they would be a write load no limit bounds, paid by every
-    // tenant. The first of a window is recorded as it happens, the rest of
+    // A refused call costs the caller nothing (over a limit, an invalid
+    // query, a permission it lacks), so a client that ignores the answer
+    // sends thousands a second: recorded one by one they would be a write
+    // load that no rate limit bounds, paid by every tenant. Per caller, call
+    // and code, the first of a window is recorded as it happens, the rest of
     // the window are counted and recorded as one event when it closes.
-    if (ce.code === Code.ResourceExhausted && this.fold(access)) return;
+    if (this.fold(access)) return;
     // record() has logged why it failed; the call fails anyway with its own error.
     await this.record(access).catch(() => {});
   }
 
   /** Whether `a` was folded into an open window; otherwise opens one (the caller records `a`). */
   private fold(a: Access): boolean {
-    const key = `${a.tenantId}\0${principalId(a.principal)}\0${a.service}/${a.method}`;
+    const key = `${a.tenantId}\0${principalId(a.principal)}\0${a.service}/${a.method}\0${a.error?.code}`;
     const open = this.windows.get(key);
     if (open) {
       open.count++;

@@ -115,13 +115,18 @@ describe("forced row-level security with a non-superuser owner", () => {
     const id = "t-a', true), set_config('auditlog.scope', 'system\\";
     for (const table of TABLES) expect(await withTenantRead(pool, id, (c) => distinct(c, table)), table).toEqual([]);
     const settings = await withTenantRead(pool, id, (c) =>
-      c.query("SELECT current_setting('auditlog.tenant_id') AS tenant, current_setting('auditlog.scope', true) AS scope, current_user AS who"),
+      c.query(
+        "SELECT current_setting('auditlog.tenant_id') AS tenant, current_setting('auditlog.scope', true) AS scope, current_user AS who",
+      ),
     );
     expect(settings.rows).toEqual([{ tenant: id, scope: "", who: "auditlog_reader" }]);
   });
 
   it("a transaction whose setup fails after BEGIN is rolled back, and its connection is clean for the next user", async () => {
-    const one = new pg.Pool({ connectionString: (pool as unknown as { options: { connectionString: string } }).options.connectionString, max: 1 });
+    const one = new pg.Pool({
+      connectionString: (pool as unknown as { options: { connectionString: string } }).options.connectionString,
+      max: 1,
+    });
     try {
       await expect(inTransaction(one, "BEGIN READ ONLY; SELECT 1 / 0", async () => "never")).rejects.toThrow(/division by zero/);
       // The same (only) connection: outside any transaction, so not "current transaction is aborted".

@@ -74,7 +74,7 @@ describe("access records", () => {
   });
 });
 
-describe("refusals over a limit", () => {
+describe("repeated refusals", () => {
   const setup = () => {
     const records: WriteItem["record"][] = [];
     const audit = new AccessAudit(
@@ -121,10 +121,17 @@ describe("refusals over a limit", () => {
     }
   });
 
-  it("other refusals are recorded one by one", async () => {
-    const { records, refuse } = setup();
+  it("each code has a window of its own", async () => {
+    const { audit, records, refuse } = setup();
     for (let i = 0; i < 3; i++) await refuse(Code.PermissionDenied);
-    expect(records).toHaveLength(3);
+    for (let i = 0; i < 2; i++) await refuse(Code.InvalidArgument);
+    expect(records.map((r) => r.metadata!.code)).toEqual(["permission_denied", "invalid_argument"]);
+    expect(records[0]!.outcome).toBe("DENIED");
+    await audit.close();
+    expect(records.slice(2).map((r) => [r.metadata!.code, r.metadata!.repeated])).toEqual([
+      ["permission_denied", 2],
+      ["invalid_argument", 1],
+    ]);
   });
 
   it("close() records what is folded so far", async () => {
