@@ -137,8 +137,8 @@ export function accessRecord(a: Access, now = new Date()): EventRecord {
 /** Failures of one call by one caller with one code, being folded (AccessAudit.recordFailure). */
 type FoldWindow = { access: Access; count: number; from: Date; timer: NodeJS.Timeout | null };
 
-/** Callers and calls folded at once, at most: past it refusals are recorded one by one. */
-const MAX_FOLD_WINDOWS = 10_000;
+/** Callers and calls folded at once, at most (each holds its first request, up to 4 KiB): past it refusals are recorded one by one. */
+const MAX_FOLD_WINDOWS = 1000;
 
 function principalId(p: Principal): string {
   return p.kind === "key" ? `key:${p.keyId}` : p.kind === "token" ? `token:${p.subject}` : "operator";
