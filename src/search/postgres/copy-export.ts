@@ -2,10 +2,11 @@
 // each line (ndjson-sql.ts) and streams the page with
 // `COPY (SELECT ...) TO STDOUT`; Node finishes the lines in one pass over
 // the bytes (copy-lines.ts) and passes them on. The same lines as
-// ndjsonLineOfRecord of pgExport's records, in the same order and pages
-// (keyset pages of `batchSize`, one page ahead, each its own short
-// tenant-scoped read: see export.ts for why), without making a record of
-// each row.
+// ndjsonLineOfRecord of pgExport's records, in the same order (pages of
+// `batchSize`, each its own short tenant-scoped read: see export.ts for
+// why), without making a record of each row. Two pages are built at once on
+// two connections: each page's end is found first from the page-order
+// index (cheap), and the pages are ranges of the order between those ends.
 //
 // A page is read whole before it is handed on, so a slow client never holds
 // a statement open (its statement timeout would otherwise count the time
@@ -27,7 +28,10 @@ import { inlineParams, searchSql } from "./sql.ts";
 
 const NEWLINE = 0x0a;
 
-type Page = { bytes: Buffer; lines: number; last: PagePosition | null };
+type Page = { bytes: Buffer; lines: number };
+
+/** Pages built at once, each on a connection of its own: PostgreSQL building the lines is what bounds an export. */
+const PAGES_AT_ONCE = 2;
 
 /** The position (occurred_at, sequence) of the line buf[start, end). */
 function positionOf(buf: Buffer, start: number, end: number): PagePosition {
@@ -55,6 +59,13 @@ async function rewriteLines(db: PoolClient, tenantId: string, buf: Buffer, redo:
   return Buffer.concat(parts);
 }
 
+/** The bytes of the first `n` lines of `buf`. */
+function firstLines(buf: Buffer, n: number): Buffer {
+  let end = 0;
+  for (let i = 0; i < n; i++) end = buf.indexOf(NEWLINE, end) + 1;
+  return buf.subarray(0, end);
+}
+
 export async function* pgExportNdjson(
   pool: Pool,
   tenantId: string,
@@ -62,45 +73,93 @@ export async function* pgExportNdjson(
   direction: SortDirection,
   limit: bigint | null,
   signal: AbortSignal,
-  opts: { batchSize?: number; pageTimeoutMs?: number } = {},
+  opts: { batchSize?: number; pageTimeoutMs?: number; pagesAtOnce?: number } = {},
 ): AsyncGenerator<Buffer, void, undefined> {
   const batchSize = opts.batchSize ?? PG_EXPORT_BATCH;
+  const pagesAtOnce = Math.max(1, opts.pagesAtOnce ?? PAGES_AT_ONCE);
   let capacity = 0; // the previous page's size: the next is likely alike
-  const sizeFor = (remaining: bigint | null) => (remaining !== null && remaining < BigInt(batchSize) ? Number(remaining) : batchSize);
-  const page = (size: number, after: PagePosition | null): Promise<Page> => {
-    const sql = `COPY (${ndjsonLinesSql(inlineParams(searchSql(tenantId, q, direction, after, size, "events.*")))}) TO STDOUT WITH (FORMAT binary)`;
-    return withTenantRead(
-      pool,
-      tenantId,
-      async (db) => {
-        let bytes = await copyOut(db, sql, capacity);
-        capacity = bytes.length;
-        const finished = finishCopyLines(bytes);
-        bytes = bytes.subarray(0, finished.length);
-        if (finished.redo.length) bytes = await rewriteLines(db, tenantId, bytes, finished.redo);
-        const lastStart = bytes.length ? bytes.lastIndexOf(NEWLINE, bytes.length - 2) + 1 : 0;
-        return { bytes, lines: finished.lines, last: bytes.length ? positionOf(bytes, lastStart, bytes.length) : null };
-      },
-      { signal, statementTimeoutMs: opts.pageTimeoutMs, actorId: q.actorId, snapshot: true },
-    );
+  const read = <T>(fn: (db: PoolClient) => Promise<T>, snapshot: boolean) =>
+    withTenantRead(pool, tenantId, fn, { signal, statementTimeoutMs: opts.pageTimeoutMs, actorId: q.actorId, snapshot });
+  // The lines of at most `size` events after `after` (and up to `until`).
+  const lines = async (db: PoolClient, after: PagePosition | null, until: PagePosition | null, size: number): Promise<Page> => {
+    const sql = `COPY (${ndjsonLinesSql(inlineParams(searchSql(tenantId, q, direction, after, size, "events.*", until)))}) TO STDOUT WITH (FORMAT binary)`;
+    let bytes = await copyOut(db, sql, capacity);
+    capacity = bytes.length;
+    const finished = finishCopyLines(bytes);
+    bytes = bytes.subarray(0, finished.length);
+    if (finished.redo.length) bytes = await rewriteLines(db, tenantId, bytes, finished.redo);
+    return { bytes, lines: finished.lines };
   };
+  // The lines of every event in (after, until] (`until` null: to the end of
+  // the order), or of the first `size` after `after` when not `whole`. A
+  // range is read `size` events at a time (a LIMIT near the page's size
+  // keeps PostgreSQL on the index in order; it cannot estimate a range of
+  // the order): more than that only when events were committed into it
+  // since its end was found, read on in the same snapshot.
+  const page = (after: PagePosition | null, until: PagePosition | null, size: number, whole: boolean): Promise<Page> =>
+    read(async (db) => {
+      // One more than the page should hold: a full read says there may be more.
+      const cap = whole ? size + 1 : size;
+      const first = await lines(db, after, until, cap);
+      if (!whole || first.lines < cap) return first;
+      const parts = [first.bytes];
+      let total = first.lines;
+      for (let more = first; more.lines === cap; ) {
+        const last = more.bytes.lastIndexOf(NEWLINE, more.bytes.length - 2) + 1;
+        more = await lines(db, positionOf(more.bytes, last, more.bytes.length), until, cap);
+        parts.push(more.bytes);
+        total += more.lines;
+      }
+      return { bytes: Buffer.concat(parts), lines: total };
+    }, true);
+  // Where the page of `size` events after `after` ends (the position of its
+  // last event), or null when fewer follow: the order's columns only, which
+  // the page-order index holds, so far cheaper than building the page.
+  const pageEnd = (after: PagePosition | null, size: number): Promise<PagePosition | null> => {
+    const s = searchSql(tenantId, q, direction, after, size, "events.occurred_at, events.sequence");
+    return read(async (db) => {
+      const { rows } = await db.query<{ micros: string; sequence: string }>(
+        `SELECT (extract(epoch FROM p.occurred_at) * 1000000)::bigint::text AS micros, p.sequence::text AS sequence FROM (${s.text}) p OFFSET ${size - 1}`,
+        s.values,
+      );
+      return rows[0] ? { occurredAt: BigInt(rows[0].micros), sequence: BigInt(rows[0].sequence) } : null;
+    }, false);
+  };
+
+  // Pages are planned ahead: each one's end is found first, so the next can
+  // be built at the same time on another connection. They tile the order
+  // exactly, (start, end] then (end, next end], so an event committed into
+  // a range after its end was found is exported, never skipped; the last
+  // page is all that follows its start (at most `size` of it with a limit).
   let remaining = limit;
   if (remaining !== null && remaining <= 0n) return;
   signal.throwIfAborted();
-  // One page ahead, as pgExport: PostgreSQL builds the next page while this one is written.
-  let next: Promise<Page> | null = page(sizeFor(remaining), null);
-  let size = sizeFor(remaining);
-  while (next) {
-    const { bytes, lines, last } = await next;
-    next = null;
+  let start: PagePosition | null = null;
+  let unplanned = limit; // events no planned page covers yet (null: all)
+  let planning = true;
+  const planned: Promise<Page>[] = [];
+  const planNext = async () => {
+    const size = unplanned !== null && unplanned < BigInt(batchSize) ? Number(unplanned) : batchSize;
+    const end = await pageEnd(start, size);
+    // The last page: all that follows its start, or at most `size` of it with a limit.
+    const p = page(start, end, size, end !== null || limit === null);
+    p.catch(() => undefined); // awaited in turn, or abandoned when the consumer stops
+    planned.push(p);
+    if (unplanned !== null) unplanned -= BigInt(size);
+    start = end;
+    planning = end !== null && (unplanned === null || unplanned > 0n);
+  };
+  while (planning || planned.length) {
+    while (planning && planned.length < pagesAtOnce) await planNext();
+    const { bytes, lines } = await planned.shift()!;
     signal.throwIfAborted();
-    if (lines === 0) return;
-    if (remaining !== null) remaining -= BigInt(lines);
-    if (lines === size && last && (remaining === null || remaining > 0n)) {
-      size = sizeFor(remaining);
-      next = page(size, last);
-      next.catch(() => undefined); // awaited in the next round, or abandoned when the consumer stops
+    if (remaining === null || BigInt(lines) <= remaining) {
+      if (lines > 0) yield bytes;
+      if (remaining !== null) remaining -= BigInt(lines);
+    } else {
+      yield firstLines(bytes, Number(remaining));
+      remaining = 0n;
     }
-    yield bytes;
+    if (remaining === 0n) return;
   }
 }

@@ -144,15 +144,18 @@ export function searchSql(
   after: PagePosition | null,
   limit: number,
   columns: string,
+  /** The last position the page may hold (inclusive): a range of the order instead of a count (copy-export.ts). */
+  until: PagePosition | null = null,
 ): Sql {
   const where = whereClause(tenantId, q);
   const values = [...where.values];
   let text = where.text;
-  if (after) {
-    values.push(formatMicros(after.occurredAt), after.sequence.toString());
-    const op = direction === "asc" ? ">" : "<";
+  const bound = (p: PagePosition, op: string) => {
+    values.push(formatMicros(p.occurredAt), p.sequence.toString());
     text += ` AND (occurred_at, sequence) ${op} ($${values.length - 1}::timestamptz, $${values.length}::bigint)`;
-  }
+  };
+  if (after) bound(after, direction === "asc" ? ">" : "<");
+  if (until) bound(until, direction === "asc" ? "<=" : ">=");
   values.push(limit);
   const dir = direction === "asc" ? "ASC" : "DESC";
   return {
