@@ -337,4 +337,69 @@ describe("NDJSON export built by PostgreSQL (COPY)", () => {
     ac.abort(new Error("stop"));
     await expect(it.next()).rejects.toThrow("stop");
   });
+
+  it("exports what is committed into a page's range after the range's end was found, with nothing skipped", async () => {
+    const GROW = "t-copy-grow";
+    await new TenantStore(pool).create(GROW, "grow");
+    const at = (i: number) => BigInt(Date.UTC(2026, 0, 1)) * 1000n + BigInt(i) * 1_000_000n;
+    const write = async (ids: string[], occurredAt: bigint) => {
+      const items = ids.map((id, i) => {
+        const r = { ...record(i), id, occurredAt, changes: null, metadata: { id } };
+        return { tenantId: GROW, record: r, ...sealContent(r) };
+      });
+      expect((await writeBatch(pool, items)).every((r) => r.status === "accepted")).toBe(true);
+    };
+    for (let i = 0; i < 20; i++) await write([`e${i}`], at(i));
+    // Before the first page's transaction starts (its end, the 5th event, is
+    // known by then), 12 events are committed inside its range: more than a
+    // page, so the range must be read on. (What is committed after a page's
+    // snapshot is not in it, as with keyset pages read one after another.)
+    const inserter = new pg.Pool({ connectionString: db.url, max: 1 });
+    let grown = false;
+    const growing = new Proxy(pool, {
+      get(target, prop, receiver) {
+        if (prop !== "connect") return Reflect.get(target, prop, receiver);
+        return async () => {
+          const client = await target.connect();
+          return new Proxy(client, {
+            get(c, name, r) {
+              if (name !== "query") return Reflect.get(c, name, r);
+              return (q: unknown, ...rest: unknown[]) => {
+                // The first page's transaction, whose snapshot is taken by its first statement.
+                if (!grown && typeof q === "string" && q.startsWith("BEGIN ISOLATION LEVEL REPEATABLE READ")) {
+                  grown = true;
+                  return write(
+                    Array.from({ length: 12 }, (_, i) => `late${i}`),
+                    at(2),
+                  ).then(() => c.query(q as never, ...(rest as [])));
+                }
+                return c.query(q as never, ...(rest as []));
+              };
+            },
+          });
+        };
+      },
+    });
+    try {
+      const parts: Buffer[] = [];
+      for await (const b of pgExportNdjson(growing, GROW, all, "asc", null, new AbortController().signal, { batchSize: 5 }))
+        parts.push(Buffer.from(b));
+      expect(grown).toBe(true);
+      const ids = Buffer.concat(parts)
+        .toString("utf8")
+        .trim()
+        .split("\n")
+        .map((l) => JSON.parse(l).event.id as string);
+      expect(ids).toEqual([
+        "e0",
+        "e1",
+        "e2",
+        ...Array.from({ length: 12 }, (_, i) => `late${i}`),
+        ...Array.from({ length: 17 }, (_, i) => `e${i + 3}`),
+      ]);
+      expect(Buffer.concat(parts).toString("utf8")).toBe(await viaRecords(pool, GROW, all, "asc", null));
+    } finally {
+      await inserter.end();
+    }
+  });
 });

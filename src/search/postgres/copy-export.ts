@@ -128,8 +128,10 @@ export async function* pgExportNdjson(
 
   // Pages are planned ahead: each one's end is found first, so the next can
   // be built at the same time on another connection. They tile the order
-  // exactly, (start, end] then (end, next end], so an event committed into
-  // a range after its end was found is exported, never skipped; the last
+  // exactly, (start, end] then (end, next end], so events committed into a
+  // range between finding its end and reading it are exported with it, and
+  // nothing after them is skipped (what is committed after a page's
+  // snapshot is not in it, as with pages read one after another); the last
   // page is all that follows its start (at most `size` of it with a limit).
   let remaining = limit;
   if (remaining !== null && remaining <= 0n) return;
