@@ -44,10 +44,13 @@ describe("copyOut", () => {
     await other.connect();
     other.on("error", () => {});
     const pid = (await other.query("SELECT pg_backend_pid() AS pid")).rows[0].pid;
-    const pending = copyOut(other, "COPY (SELECT pg_sleep(5)) TO STDOUT");
+    // Awaited as a rejection from the start: the backend's FATAL may arrive
+    // before the answer to pg_terminate_backend, and a rejection without a
+    // handler by then is reported as unhandled.
+    const rejected = expect(copyOut(other, "COPY (SELECT pg_sleep(5)) TO STDOUT")).rejects.toThrow();
     await new Promise((r) => setTimeout(r, 200));
     await client.query("SELECT pg_terminate_backend($1)", [pid]);
-    await expect(pending).rejects.toThrow();
+    await rejected;
     await other.end().catch(() => {});
   });
 });
