@@ -17,7 +17,7 @@ import { TenantStatus } from "./auth/tenant-status.ts";
 import { requestCheckInterceptor } from "./server/request-check.ts";
 import { startHttpServer } from "./server/http-server.ts";
 import type { ContextValues } from "@connectrpc/connect";
-import { principalKey } from "./auth/principal.ts";
+import { callerIdOf, principalKey } from "./auth/principal.ts";
 import { peerAddressKey } from "./server/access-log.ts";
 import { RefusalTarpit, refusalTarpitInterceptor } from "./server/refusal-tarpit.ts";
 import type { Logger } from "./platform/log.ts";
@@ -119,9 +119,7 @@ const TAIL_POLL_MS = 5000;
 /** Who the refusal tarpit counts a refusal against: the credential, else the peer address. */
 function tarpitCaller(values: ContextValues): string | null {
   const p = values.get(principalKey);
-  if (p?.kind === "key") return `key:${p.keyId}`;
-  if (p?.kind === "token") return `token:${p.subject}`;
-  if (p?.kind === "operator") return "operator";
+  if (p) return callerIdOf(p);
   const peer = values.get(peerAddressKey);
   return peer ? `peer:${peer}` : null;
 }

@@ -21,5 +21,10 @@ export type Principal =
 
 export const principalKey = createContextKey<Principal | null>(null, { description: "authenticated caller" });
 
+/** One string per caller: `key:<API key id>`, `sub:<token subject>` or `operator` (rate buckets, the access audit's folding, the refusal tarpit). */
+export function callerIdOf(p: Principal): string {
+  return p.kind === "key" ? `key:${p.keyId}` : p.kind === "token" ? `sub:${p.subject}` : "operator";
+}
+
 /** The request header that chooses the tenant among those a token grants. */
 export const TENANT_HEADER = "x-auditlog-tenant";

@@ -15,7 +15,7 @@
 import type { JsonObject } from "@bufbuild/protobuf";
 import { Code, ConnectError, createContextKey } from "@connectrpc/connect";
 import { refusalOf } from "../auth/authenticate.ts";
-import type { Principal } from "../auth/principal.ts";
+import { callerIdOf, type Principal } from "../auth/principal.ts";
 import type { EventRecord, OutcomeName } from "../domain/event-record.ts";
 import { RESERVED_ACTION_PREFIX } from "../domain/event-validation.ts";
 import { sealContent } from "../domain/hash-chain.ts";
@@ -140,10 +140,6 @@ type FoldWindow = { access: Access; count: number; from: Date; timer: NodeJS.Tim
 /** Callers and calls folded at once, at most (each holds its first request, up to 4 KiB): past it refusals are recorded one by one. */
 const MAX_FOLD_WINDOWS = 1000;
 
-function principalId(p: Principal): string {
-  return p.kind === "key" ? `key:${p.keyId}` : p.kind === "token" ? `token:${p.subject}` : "operator";
-}
-
 export class AccessAudit {
   private readonly submit: SubmitToCommit;
   private readonly log: Logger;
@@ -224,7 +220,7 @@ export class AccessAudit {
 
   /** Whether `a` was folded into an open window; otherwise opens one (the caller records `a`). */
   private fold(a: Access): boolean {
-    const key = `${a.tenantId}\0${principalId(a.principal)}\0${a.service}/${a.method}\0${a.error?.code}`;
+    const key = `${a.tenantId}\0${callerIdOf(a.principal)}\0${a.service}/${a.method}\0${a.error?.code}`;
     const open = this.windows.get(key);
     if (open) {
       open.count++;

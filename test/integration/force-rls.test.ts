@@ -123,10 +123,7 @@ describe("forced row-level security with a non-superuser owner", () => {
   });
 
   it("a transaction whose setup fails after BEGIN is rolled back, and its connection is clean for the next user", async () => {
-    const one = new pg.Pool({
-      connectionString: (pool as unknown as { options: { connectionString: string } }).options.connectionString,
-      max: 1,
-    });
+    const one = new pg.Pool({ connectionString: db.url, max: 1 });
     try {
       await expect(inTransaction(one, "BEGIN READ ONLY; SELECT 1 / 0", async () => "never")).rejects.toThrow(/division by zero/);
       // The same (only) connection: outside any transaction, so not "current transaction is aborted".

@@ -73,10 +73,9 @@ export async function* pgExportNdjson(
   direction: SortDirection,
   limit: bigint | null,
   signal: AbortSignal,
-  opts: { batchSize?: number; pageTimeoutMs?: number; pagesAtOnce?: number } = {},
+  opts: { batchSize?: number; pageTimeoutMs?: number } = {},
 ): AsyncGenerator<Buffer, void, undefined> {
   const batchSize = opts.batchSize ?? PG_EXPORT_BATCH;
-  const pagesAtOnce = Math.max(1, opts.pagesAtOnce ?? PAGES_AT_ONCE);
   let capacity = 0; // the previous page's size: the next is likely alike
   const read = <T>(fn: (db: PoolClient) => Promise<T>, snapshot: boolean) =>
     withTenantRead(pool, tenantId, fn, { signal, statementTimeoutMs: opts.pageTimeoutMs, actorId: q.actorId, snapshot });
@@ -152,7 +151,7 @@ export async function* pgExportNdjson(
     planning = end !== null && (unplanned === null || unplanned > 0n);
   };
   while (planning || planned.length) {
-    while (planning && planned.length < pagesAtOnce) await planNext();
+    while (planning && planned.length < PAGES_AT_ONCE) await planNext();
     const { bytes, lines } = await planned.shift()!;
     signal.throwIfAborted();
     if (remaining === null || BigInt(lines) <= remaining) {
