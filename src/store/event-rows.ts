@@ -4,6 +4,7 @@
 import type { JsonObject } from "@bufbuild/protobuf";
 import type { ActorTypeName, OutcomeName, SeverityName, StoredRecord } from "../domain/event-record.ts";
 import { formatMicros, type Micros, parseMicros } from "../domain/timestamp.ts";
+import { sqlString } from "./sql-literal.ts";
 
 export const EVENT_COLUMNS = `tenant_id, sequence, id,
   to_char(occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS occurred_at,
@@ -187,18 +188,31 @@ export function* copyEventsChunks(records: StoredRecord[], chunkChars = COPY_CHU
   if (out !== "") yield out;
 }
 
-export const COPY_EVENT_IDS_SQL = "COPY event_ids (tenant_id, event_id, content_hash, sequence, received_at) FROM STDIN";
+const EVENT_IDS_COLUMNS = "event_ids (tenant_id, event_id, content_hash, sequence, received_at)";
+export const COPY_EVENT_IDS_SQL = `COPY ${EVENT_IDS_COLUMNS} FROM STDIN`;
 
-/**
- * The idempotency rows of `records` in COPY text format; `digests[i]` is the
- * content digest of `records[i]` (contentDigest, without salt), what a retry
- * is compared with.
- */
-export function eventIdsText(records: StoredRecord[], digests: readonly string[], receivedAt: Micros): string {
+/** The idempotency rows of `records`; `digests[i]` is the content digest of `records[i]` (contentDigest, without salt), what a retry is compared with. */
+function eventIdsRows(records: StoredRecord[], digests: readonly string[], receivedAt: Micros): string[][] {
   const at = formatMicros(receivedAt);
+  return records.map((r, i) => [r.tenantId, r.id, digests[i]!, r.sequence.toString(), at]);
+}
+
+/** The idempotency rows of `records` in COPY text format. */
+export function eventIdsText(records: StoredRecord[], digests: readonly string[], receivedAt: Micros): string {
   let out = "";
-  records.forEach((r, i) => {
-    out += `${copyField(r.tenantId)}\t${copyField(r.id)}\t${digests[i]}\t${r.sequence}\t${at}\n`;
-  });
+  for (const row of eventIdsRows(records, digests, receivedAt)) out += `${row.map(copyField).join("\t")}\n`;
   return out;
+}
+
+// The same rows as one INSERT of literal values, for a batch small enough
+// to go in one simple query with the statements around it (event-writer.ts).
+const literal = (v: string | null) => (v === null ? "NULL" : sqlString(v));
+const valuesOf = (rows: (string | null)[][]) => rows.map((r) => `(${r.map(literal).join(", ")})`).join(",\n");
+
+export function insertEventIdsSql(records: StoredRecord[], digests: readonly string[], receivedAt: Micros): string {
+  return `INSERT INTO ${EVENT_IDS_COLUMNS} VALUES ${valuesOf(eventIdsRows(records, digests, receivedAt))}`;
+}
+
+export function insertEventsSql(records: StoredRecord[]): string {
+  return `INSERT INTO events (${INSERT_COLUMNS.join(", ")}) VALUES ${valuesOf(records.map(rowValues))}`;
 }

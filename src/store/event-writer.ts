@@ -3,17 +3,18 @@
 // out duplicates and conflicts against the idempotency table, assign
 // sequences and chain hashes, insert, move the heads, commit. Nothing is
 // acknowledged before COMMIT returns; if anything fails, nothing is written.
-import type { Pool, PoolClient } from "pg";
+import type { Pool, PoolClient, QueryResult } from "pg";
 import type { EventRecord, StoredRecord } from "../domain/event-record.ts";
 import { chainHash, type SealedContent } from "../domain/hash-chain.ts";
 import { type Micros, microsFromDate } from "../domain/timestamp.ts";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { from as copyFrom } from "pg-copy-streams";
-import { COPY_EVENT_IDS_SQL, COPY_EVENTS_SQL, copyEventsChunks, eventIdsText } from "./event-rows.ts";
+import { COPY_EVENT_IDS_SQL, COPY_EVENTS_SQL, copyEventsChunks, eventIdsText, insertEventIdsSql, insertEventsSql } from "./event-rows.ts";
 import { SYSTEM_SCOPE_BEGIN } from "./system-scope.ts";
-import { inTransaction } from "./transaction.ts";
+import { inTransactionCommitting } from "./transaction.ts";
 import { COMMIT_CHANNEL, commitPayload } from "../platform/commit-channel.ts";
+import { sqlString } from "./sql-literal.ts";
 
 /**
  * One event to write, sealed by hash-chain.ts's sealContent (computed before
@@ -54,8 +55,16 @@ function retryStatus(prior: Known, item: WriteItem): "duplicate" | "conflict" {
  * A batch spans tenants, so it is written in system scope
  * (migrations/0004_force_rls.sql).
  */
-export function writeBatch(pool: Pool, items: WriteItem[], now: () => Micros = () => microsFromDate(new Date())): Promise<WriteResult[]> {
-  return inTransaction(pool, SYSTEM_SCOPE_BEGIN, async (db) => writeInTransaction(db, items, now(), await copyMode(pool, db)));
+export async function writeBatch(
+  pool: Pool,
+  items: WriteItem[],
+  now: () => Micros = () => microsFromDate(new Date()),
+): Promise<WriteResult[]> {
+  const tenants = [...new Set(items.map((i) => i.tenantId))].sort();
+  const mode = await copyMode(pool);
+  return inTransactionCommitting(pool, beginSql(tenants, mode), async (db, began) =>
+    writeInTransaction(db, items, tenants, headsOf(began, tenants), now(), mode),
+  );
 }
 
 type CopyMode = "direct" | "staged";
@@ -69,10 +78,10 @@ const copyModes = new WeakMap<Pool, Promise<CopyMode>>();
  * database, most installations) keeps the direct COPY. Decided once per pool:
  * every connection logs in as the same role.
  */
-function copyMode(pool: Pool, db: PoolClient): Promise<CopyMode> {
+function copyMode(pool: Pool): Promise<CopyMode> {
   let mode = copyModes.get(pool);
   if (!mode) {
-    mode = db
+    mode = pool
       .query<{ active: boolean }>("SELECT row_security_active('events') AS active")
       .then((r) => (r.rows[0]!.active ? "staged" : "direct"));
     mode.catch(() => copyModes.delete(pool));
@@ -141,45 +150,108 @@ async function copyRows(db: PoolClient, mode: CopyMode, sql: string, text: strin
 
 const UNIQUE_VIOLATION = "23505";
 
-async function writeInTransaction(db: PoolClient, items: WriteItem[], receivedAt: Micros, mode: CopyMode): Promise<WriteResult[]> {
-  if (mode === "staged") await db.query(STAGE_TABLES_SQL);
-  const tenants = [...new Set(items.map((i) => i.tenantId))].sort();
+const textArray = (values: readonly string[]) => `ARRAY[${values.map((v) => sqlString(v)).join(", ")}]::text[]`;
+
+/**
+ * The batch's first round trip, one simple query: BEGIN in system scope,
+ * the staging tables when staged, the tenants' chain heads locked (the last
+ * but one result), and the savepoint the optimistic id claim falls back to.
+ */
+function beginSql(tenants: readonly string[], mode: CopyMode): string {
+  return [
+    SYSTEM_SCOPE_BEGIN,
+    ...(mode === "staged" ? [STAGE_TABLES_SQL] : []),
+    `SELECT tenant_id, sequence, hash FROM chain_heads WHERE tenant_id = ANY(${textArray(tenants)}) ORDER BY tenant_id FOR UPDATE`,
+    "SAVEPOINT claim_ids",
+  ].join(";\n");
+}
+
+function headsOf(began: QueryResult[], tenants: readonly string[]): Heads {
   const locked: Heads = new Map();
-  const headRows = await db.query<{ tenant_id: string; sequence: string; hash: string }>(
-    "SELECT tenant_id, sequence, hash FROM chain_heads WHERE tenant_id = ANY($1::text[]) ORDER BY tenant_id FOR UPDATE",
-    [tenants],
-  );
-  for (const r of headRows.rows) locked.set(r.tenant_id, { sequence: BigInt(r.sequence), hash: r.hash });
-  for (const t of tenants) if (!locked.has(t)) throw new UnknownTenantError(t);
-
-  // Optimistic path: most events are new, so claim their ids with one COPY.
-  // A retry among them makes the COPY fail on the primary key; then the
-  // batch is planned again against the ids already stored.
-  let p = plan(items, locked, new Map(), receivedAt);
-  if (p.stored.length) {
-    await db.query("SAVEPOINT claim_ids");
-    try {
-      await copyRows(db, mode, COPY_EVENT_IDS_SQL, eventIdsText(p.stored, p.digests, receivedAt));
-    } catch (err) {
-      if ((err as { code?: string }).code !== UNIQUE_VIOLATION) throw err;
-      await db.query("ROLLBACK TO SAVEPOINT claim_ids");
-      p = plan(items, locked, await storedIds(db, items), receivedAt);
-      if (p.stored.length) await copyRows(db, mode, COPY_EVENT_IDS_SQL, eventIdsText(p.stored, p.digests, receivedAt));
-    }
+  for (const r of began.at(-2)!.rows as { tenant_id: string; sequence: string; hash: string }[]) {
+    locked.set(r.tenant_id, { sequence: BigInt(r.sequence), hash: r.hash });
   }
-  if (p.stored.length === 0) return p.results;
+  for (const t of tenants) if (!locked.has(t)) throw new UnknownTenantError(t);
+  return locked;
+}
 
+/**
+ * The batch's last round trip: the heads moved, the commit notification
+ * (delivered at commit: it wakes the search indexer and the live tail
+ * without polling delay), and COMMIT.
+ */
+function endSql(moved: readonly string[], heads: Heads): string {
+  const at = (t: string) => heads.get(t)!;
+  return [
+    `UPDATE chain_heads h SET sequence = u.sequence, hash = u.hash
+     FROM unnest(${textArray(moved)}, ARRAY[${moved.map((t) => at(t).sequence).join(", ")}]::bigint[], ${textArray(moved.map((t) => at(t).hash))})
+       AS u(tenant_id, sequence, hash)
+     WHERE h.tenant_id = u.tenant_id`,
+    `SELECT pg_notify(${sqlString(COMMIT_CHANNEL)}, ${sqlString(commitPayload(moved.map((t) => [t, at(t).sequence])))})`,
+    "COMMIT",
+  ].join(";\n");
+}
+
+/**
+ * Batches of up to this many new events are inserted with literal values in
+ * the last round trip; larger ones go by COPY, several times faster per row
+ * but two round trips per table.
+ */
+export const INLINE_MAX_EVENTS = 32;
+
+/**
+ * Writes the plan and commits: a batch of up to INLINE_MAX_EVENTS new events
+ * in one round trip (its rows, the heads moved, the notification and COMMIT),
+ * a larger one by two COPY and that last round trip. Each round trip is a
+ * turn of the event loop that other work can delay, so an Append of a few
+ * events is two round trips with the one that began the transaction.
+ */
+async function writePlan(
+  db: PoolClient,
+  p: Plan,
+  tenants: readonly string[],
+  locked: Heads,
+  receivedAt: Micros,
+  mode: CopyMode,
+): Promise<void> {
+  if (p.stored.length === 0) {
+    await db.query("COMMIT");
+    return;
+  }
+  const end = endSql(
+    tenants.filter((t) => p.heads.get(t) !== locked.get(t)),
+    p.heads,
+  );
+  if (p.stored.length <= INLINE_MAX_EVENTS) {
+    await db.query([insertEventIdsSql(p.stored, p.digests, receivedAt), insertEventsSql(p.stored), end].join(";\n"));
+    return;
+  }
+  await copyRows(db, mode, COPY_EVENT_IDS_SQL, eventIdsText(p.stored, p.digests, receivedAt));
   // COPY is several times faster than a multi-row INSERT for large batches.
   await copyRows(db, mode, COPY_EVENTS_SQL, copyEventsChunks(p.stored));
-  const moved = tenants.filter((t) => p.heads.get(t) !== locked.get(t));
-  await db.query(
-    `UPDATE chain_heads h SET sequence = u.sequence, hash = u.hash
-     FROM unnest($1::text[], $2::bigint[], $3::text[]) AS u(tenant_id, sequence, hash)
-     WHERE h.tenant_id = u.tenant_id`,
-    [moved, moved.map((t) => p.heads.get(t)!.sequence.toString()), moved.map((t) => p.heads.get(t)!.hash)],
-  );
-  // Delivered at commit: wakes the search indexer without polling delay.
-  await db.query("SELECT pg_notify($1, $2)", [COMMIT_CHANNEL, commitPayload(moved.map((t) => [t, p.heads.get(t)!.sequence]))]);
+  await db.query(end);
+}
+
+async function writeInTransaction(
+  db: PoolClient,
+  items: WriteItem[],
+  tenants: readonly string[],
+  locked: Heads,
+  receivedAt: Micros,
+  mode: CopyMode,
+): Promise<WriteResult[]> {
+  // Optimistic path: most events are new, so their ids are claimed without
+  // looking first. A retry among them fails the claim on the primary key;
+  // then the batch is planned again against the ids already stored.
+  let p = plan(items, locked, new Map(), receivedAt);
+  try {
+    await writePlan(db, p, tenants, locked, receivedAt, mode);
+  } catch (err) {
+    if ((err as { code?: string }).code !== UNIQUE_VIOLATION) throw err;
+    await db.query("ROLLBACK TO SAVEPOINT claim_ids");
+    p = plan(items, locked, await storedIds(db, items), receivedAt);
+    await writePlan(db, p, tenants, locked, receivedAt, mode);
+  }
   return p.results;
 }
 

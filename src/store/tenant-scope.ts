@@ -9,6 +9,7 @@
 import { connect } from "node:net";
 import pg, { type Pool, type PoolClient } from "pg";
 import { inTransaction } from "./transaction.ts";
+import { sqlString } from "./sql-literal.ts";
 
 export type TenantReadOptions = {
   /** One snapshot for multi-statement reads (a chain walk in pages). */
@@ -58,9 +59,9 @@ export function withTenantRead<T>(
   // query of several statements, so the values are literals): a read is
   // then three round trips with its statement and COMMIT, not five, which
   // is most of what a cheap read (GetEvent) costs the service.
-  let setup = `${begin}; SET LOCAL ROLE auditlog_reader; SELECT set_config('auditlog.tenant_id', ${pg.escapeLiteral(tenantId)}, true), set_config('jit', 'off', true)`;
-  if (statementTimeoutMs !== undefined) setup += `, set_config('statement_timeout', ${pg.escapeLiteral(String(statementTimeoutMs))}, true)`;
-  if (actorId !== undefined) setup += `, set_config('auditlog.actor_id', ${pg.escapeLiteral(actorId)}, true)`;
+  let setup = `${begin}; SET LOCAL ROLE auditlog_reader; SELECT set_config('auditlog.tenant_id', ${sqlString(tenantId)}, true), set_config('jit', 'off', true)`;
+  if (statementTimeoutMs !== undefined) setup += `, set_config('statement_timeout', ${sqlString(String(statementTimeoutMs))}, true)`;
+  if (actorId !== undefined) setup += `, set_config('auditlog.actor_id', ${sqlString(actorId)}, true)`;
   let cancelled = false;
   return inTransaction(pool, setup, async (db) => {
     signal?.throwIfAborted(); // the caller left while this waited for a connection

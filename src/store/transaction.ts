@@ -1,4 +1,4 @@
-import pg, { type Pool, type PoolClient } from "pg";
+import pg, { type Pool, type PoolClient, type QueryResult } from "pg";
 
 /**
  * Runs `fn` on a connection of its own from the pool. A connection that
@@ -35,12 +35,30 @@ export async function withConnection<T>(pool: Pool, fn: (db: PoolClient) => Prom
  * one after BEGIN fails, the rollback still leaves the connection clean.
  */
 export function inTransaction<T>(pool: Pool, begin: string, fn: (db: PoolClient) => Promise<T>): Promise<T> {
+  return inTransactionCommitting(pool, begin, async (db) => {
+    const result = await fn(db);
+    await db.query("COMMIT");
+    return result;
+  });
+}
+
+/**
+ * inTransaction for a caller that saves round trips at both ends: `fn`
+ * receives the results of `begin`'s statements (one per statement, so
+ * `begin` may hold the transaction's first reads too), and commits itself,
+ * COMMIT being the last statement of its last simple query. If `fn` fails,
+ * the transaction is rolled back (which only warns when it had already
+ * ended, e.g. its COMMIT failed).
+ */
+export function inTransactionCommitting<T>(
+  pool: Pool,
+  begin: string,
+  fn: (db: PoolClient, began: QueryResult[]) => Promise<T>,
+): Promise<T> {
   return withConnection(pool, async (client) => {
     try {
-      await client.query(begin);
-      const result = await fn(client);
-      await client.query("COMMIT");
-      return result;
+      const began = (await client.query(begin)) as QueryResult | QueryResult[];
+      return await fn(client, Array.isArray(began) ? began : [began]);
     } catch (err) {
       try {
         await client.query("ROLLBACK");

@@ -1,9 +1,9 @@
 // EventQuery -> SQL over `events`. Every value is a bind parameter; the
 // tenant condition is always first, and row-level security enforces it again.
-import pg from "pg";
 import type { Condition, EventQuery, SortDirection, TermField } from "../../domain/event-query.ts";
 import type { PagePosition } from "../../domain/page-token.ts";
 import { formatMicros } from "../../domain/timestamp.ts";
+import { sqlString } from "../../store/sql-literal.ts";
 
 export type Sql = { text: string; values: unknown[] };
 
@@ -170,9 +170,9 @@ export function countSql(tenantId: string, q: EventQuery): Sql {
   return { text: `SELECT count(*)::bigint AS n FROM ${fromClause(q)} WHERE ${where.text}`, values: where.values };
 }
 
-/** A bind value as an SQL literal (strings escaped by pg's escapeLiteral, E'' when they hold a backslash). */
+/** A bind value as an SQL literal (strings escaped as pg's escapeLiteral does, E'' when they hold a backslash). */
 function literal(v: unknown): string {
-  if (typeof v === "string") return pg.escapeLiteral(v);
+  if (typeof v === "string") return sqlString(v);
   if ((typeof v === "number" && Number.isSafeInteger(v)) || typeof v === "bigint") return v.toString();
   if (Array.isArray(v)) return v.length ? `ARRAY[${v.map(literal).join(", ")}]` : "'{}'";
   throw new Error(`no SQL literal for a ${typeof v}`);
