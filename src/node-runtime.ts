@@ -22,8 +22,10 @@ import module from "node:module";
 export const HEAP_FLAGS: readonly string[] = [
   // Each of the two semi-spaces of the young generation, in MB (default on 64-bit Node 24: up to 64).
   "--max-semi-space-size=16",
-  // The old generation may grow to 1.5 x what survived the last full GC before the next one (default: up to 4 x).
-  "--heap-growing-percent=50",
+  // The old generation may grow to 2 x what survived the last full GC before the next one (default: up to 4 x).
+  // 50 (1.5 x) kept 23 MB less at its peak but made full GCs so frequent that
+  // ingest cost 39 % more CPU and Append's p99 rose by a third (docs/PERFORMANCE.md, "Round three").
+  "--heap-growing-percent=100",
 ];
 
 const flagName = (flag: string) => flag.replace(/^--/, "").split("=")[0]!.replaceAll("_", "-");
