@@ -6,7 +6,7 @@ import type { StoredRecord } from "../domain/event-record.ts";
 import { EVENT_COLUMNS, type EventRow, recordFromRow } from "./event-rows.ts";
 import { committedHead } from "./index-progress.ts";
 import { chainAnchor } from "./retention-store.ts";
-import { withTenantRead } from "./tenant-scope.ts";
+import { tenantReadQueries, withTenantRead } from "./tenant-scope.ts";
 
 export type EventReaderOptions = {
   /** statement_timeout of each read statement; unset: the server's setting. */
@@ -25,19 +25,17 @@ export class EventReader {
 
   /** `actorId`: only if this actor's (a User's read; row-level security enforces it). */
   getEvent(tenantId: string, id: string, signal?: AbortSignal, actorId?: string): Promise<StoredRecord | null> {
-    return withTenantRead(
-      this.pool,
-      tenantId,
-      async (db) => {
-        const rows = await db.query<EventRow>(
-          `SELECT ${EVENT_COLUMNS} FROM events
+    const statement = {
+      text: `SELECT ${EVENT_COLUMNS} FROM events
          WHERE tenant_id = $1 AND (sequence, received_at) =
            (SELECT sequence, received_at FROM event_ids WHERE tenant_id = $1 AND event_id = $2)`,
-          [tenantId, id],
-        );
-        return rows.rows[0] ? recordFromRow(rows.rows[0]) : null;
+      values: [tenantId, id],
+    };
+    return tenantReadQueries(this.pool, tenantId, [statement], { signal, statementTimeoutMs: this.statementTimeoutMs, actorId }).then(
+      ([result]) => {
+        const row = result!.rows[0] as EventRow | undefined;
+        return row ? recordFromRow(row) : null;
       },
-      { signal, statementTimeoutMs: this.statementTimeoutMs, actorId },
     );
   }
 

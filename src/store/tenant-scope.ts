@@ -7,9 +7,9 @@
 // (a cancel request on a connection of its own, so it works when every pool
 // connection is busy) and destroys the connection rather than reusing it.
 import { connect } from "node:net";
-import pg, { type Pool, type PoolClient } from "pg";
-import { inTransaction } from "./transaction.ts";
-import { sqlString } from "./sql-literal.ts";
+import pg, { type Pool, type PoolClient, type QueryResult } from "pg";
+import { transactionOn, withConnection } from "./transaction.ts";
+import { inlineParams, sqlString } from "./sql-literal.ts";
 
 export type TenantReadOptions = {
   /** One snapshot for multi-statement reads (a chain walk in pages). */
@@ -47,6 +47,44 @@ export function withTenantRead<T>(
   fn: (db: PoolClient) => Promise<T>,
   opts: TenantReadOptions = {},
 ): Promise<T> {
+  return tenantRead(pool, tenantId, opts, (db, setup) =>
+    transactionOn(db, setup, async () => {
+      const result = await fn(db);
+      await db.query("COMMIT");
+      return result;
+    }),
+  );
+}
+
+/**
+ * withTenantRead of statements that need nothing from each other: the
+ * transaction's setup, the statements (their values written in as
+ * literals) and COMMIT go as one simple query, one round trip in all.
+ * Answers each statement's result, in order.
+ */
+export function tenantReadQueries(
+  pool: Pool,
+  tenantId: string,
+  statements: readonly { text: string; values: readonly unknown[] }[],
+  opts: TenantReadOptions = {},
+): Promise<QueryResult[]> {
+  const sql = [...statements.map(inlineParams), "COMMIT"].join(";\n");
+  return tenantRead(pool, tenantId, opts, (db, setup) =>
+    transactionOn(db, `${setup};\n${sql}`, async (began) => began.slice(-1 - statements.length, -1)),
+  );
+}
+
+/**
+ * A connection for a tenant read and the statements that begin its
+ * transaction: read only (one snapshot if asked), the reading role, the
+ * tenant, the timeout. A caller's abort cancels the statement running on it.
+ */
+function tenantRead<T>(
+  pool: Pool,
+  tenantId: string,
+  opts: TenantReadOptions,
+  run: (db: PoolClient, setup: string) => Promise<T>,
+): Promise<T> {
   const { signal, statementTimeoutMs } = opts;
   signal?.throwIfAborted();
   const begin = opts.snapshot ? "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY" : "BEGIN READ ONLY";
@@ -56,14 +94,13 @@ export function withTenantRead<T>(
   const { actorId } = opts;
   if (actorId === "") throw new Error("withTenantRead: empty actor id");
   // The transaction, its role and its settings in one round trip (a simple
-  // query of several statements, so the values are literals): a read is
-  // then three round trips with its statement and COMMIT, not five, which
-  // is most of what a cheap read (GetEvent) costs the service.
+  // query of several statements, so the values are literals): each round
+  // trip is a turn of the event loop that other callers' work can delay.
   let setup = `${begin}; SET LOCAL ROLE auditlog_reader; SELECT set_config('auditlog.tenant_id', ${sqlString(tenantId)}, true), set_config('jit', 'off', true)`;
   if (statementTimeoutMs !== undefined) setup += `, set_config('statement_timeout', ${sqlString(String(statementTimeoutMs))}, true)`;
   if (actorId !== undefined) setup += `, set_config('auditlog.actor_id', ${sqlString(actorId)}, true)`;
   let cancelled = false;
-  return inTransaction(pool, setup, async (db) => {
+  return withConnection(pool, async (db) => {
     signal?.throwIfAborted(); // the caller left while this waited for a connection
     const onAbort = () => {
       cancelled = true;
@@ -71,12 +108,12 @@ export function withTenantRead<T>(
     };
     signal?.addEventListener("abort", onAbort, { once: true });
     try {
-      return await fn(db);
+      return await run(db, setup);
     } finally {
       signal?.removeEventListener("abort", onAbort);
       // Not a DatabaseError, so the connection is destroyed: a cancel request
       // still on its way must never hit the next user of this connection.
-      // biome-ignore lint/correctness/noUnsafeFinally: the abort must win over fn's outcome, whatever it was.
+      // biome-ignore lint/correctness/noUnsafeFinally: the abort must win over the read's outcome, whatever it was.
       if (cancelled) throw signal!.reason instanceof Error ? signal!.reason : new Error("read aborted by the caller");
     }
   }).catch((err: unknown) => {

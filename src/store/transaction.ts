@@ -55,17 +55,20 @@ export function inTransactionCommitting<T>(
   begin: string,
   fn: (db: PoolClient, began: QueryResult[]) => Promise<T>,
 ): Promise<T> {
-  return withConnection(pool, async (client) => {
+  return withConnection(pool, (client) => transactionOn(client, begin, (began) => fn(client, began)));
+}
+
+/** inTransactionCommitting on a connection the caller holds. */
+export async function transactionOn<T>(client: PoolClient, begin: string, fn: (began: QueryResult[]) => Promise<T>): Promise<T> {
+  try {
+    const began = (await client.query(begin)) as QueryResult | QueryResult[];
+    return await fn(Array.isArray(began) ? began : [began]);
+  } catch (err) {
     try {
-      const began = (await client.query(begin)) as QueryResult | QueryResult[];
-      return await fn(client, Array.isArray(began) ? began : [began]);
-    } catch (err) {
-      try {
-        await client.query("ROLLBACK");
-      } catch (rollbackErr) {
-        throw new AggregateError([err, rollbackErr], `${(err as Error).message} (and the rollback failed)`, { cause: err });
-      }
-      throw err;
+      await client.query("ROLLBACK");
+    } catch (rollbackErr) {
+      throw new AggregateError([err, rollbackErr], `${(err as Error).message} (and the rollback failed)`, { cause: err });
     }
-  });
+    throw err;
+  }
 }

@@ -46,12 +46,12 @@ describe("event writer: literal values and COPY", () => {
   const records = Array.from({ length: n }, (_, i) => record(i));
 
   const stored = async (tenantId: string) =>
-    (
-      await systemQuery<EventRow>(pool, `SELECT ${EVENT_COLUMNS} FROM events WHERE tenant_id = $1 ORDER BY sequence`, [tenantId])
-    ).rows.map((r) => {
-      const { tenantId: _t, hash: _h, prevHash: _p, salt: _s, contentHash: _c, receivedAt: _r, ...rest } = recordFromRow(r);
-      return rest;
-    });
+    (await systemQuery<EventRow>(pool, `SELECT ${EVENT_COLUMNS} FROM events WHERE tenant_id = $1 ORDER BY sequence`, [tenantId])).rows.map(
+      (r) => {
+        const { tenantId: _t, hash: _h, prevHash: _p, salt: _s, contentHash: _c, receivedAt: _r, ...rest } = recordFromRow(r);
+        return rest;
+      },
+    );
 
   beforeAll(async () => {
     db = await freshDatabase();
@@ -70,10 +70,19 @@ describe("event writer: literal values and COPY", () => {
   it("stores the same rows from literal values as from COPY", async () => {
     // One batch one event over the inline limit goes by COPY; the same events
     // in batches at the limit and below go as literal values.
-    const copied = await writeBatch(pool, records.map((r) => item("by-copy", r)));
+    const copied = await writeBatch(
+      pool,
+      records.map((r) => item("by-copy", r)),
+    );
     const inline = [
-      ...(await writeBatch(pool, records.slice(0, INLINE_MAX_EVENTS).map((r) => item("inline", r)))),
-      ...(await writeBatch(pool, records.slice(INLINE_MAX_EVENTS).map((r) => item("inline", r)))),
+      ...(await writeBatch(
+        pool,
+        records.slice(0, INLINE_MAX_EVENTS).map((r) => item("inline", r)),
+      )),
+      ...(await writeBatch(
+        pool,
+        records.slice(INLINE_MAX_EVENTS).map((r) => item("inline", r)),
+      )),
     ];
     expect(copied.map((r) => r.status)).toEqual(Array(n).fill("accepted"));
     expect(inline).toEqual(copied);
@@ -90,7 +99,10 @@ describe("event writer: literal values and COPY", () => {
   ])("replans a batch with retries among its events (%s): duplicates, conflicts and new events, in order", async (_, size) => {
     const base = size * 10;
     const first = Array.from({ length: size }, (_, i) => record(base + i));
-    await writeBatch(pool, first.slice(0, 2).map((r) => item("retry", r)));
+    await writeBatch(
+      pool,
+      first.slice(0, 2).map((r) => item("retry", r)),
+    );
     const before = (await stored("retry")).length;
     const results = await writeBatch(pool, [
       item("retry", first[0]!),

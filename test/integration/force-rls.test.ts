@@ -18,7 +18,7 @@ import { ensurePartitions } from "../../src/store/partitions.ts";
 import { systemQuery } from "../../src/store/system-scope.ts";
 import { TenantStore } from "../../src/store/tenant-store.ts";
 import { inTransaction } from "../../src/store/transaction.ts";
-import { withTenantRead } from "../../src/store/tenant-scope.ts";
+import { tenantReadQueries, withTenantRead } from "../../src/store/tenant-scope.ts";
 import { freshDatabase } from "../support/db.ts";
 
 const TABLES = ["events", "event_ids", "chain_heads"] as const;
@@ -128,6 +128,38 @@ describe("forced row-level security with a non-superuser owner", () => {
       await expect(inTransaction(one, "BEGIN READ ONLY; SELECT 1 / 0", async () => "never")).rejects.toThrow(/division by zero/);
       // The same (only) connection: outside any transaction, so not "current transaction is aborted".
       expect((await one.query("SELECT now() = statement_timestamp() AS fresh")).rows).toEqual([{ fresh: true }]);
+    } finally {
+      await one.end();
+    }
+  });
+
+  it("tenantReadQueries: several statements in one round trip, each one's result, under the same row-level security", async () => {
+    const [events, ids, who] = await tenantReadQueries(pool, "t-b", [
+      { text: "SELECT DISTINCT tenant_id FROM events WHERE tenant_id <> $1", values: ["nobody"] },
+      { text: "SELECT count(*)::int AS n FROM event_ids WHERE event_id = ANY($1)", values: [["ev-1", "ev-2", "it's"]] },
+      { text: "SELECT current_user AS who, current_setting('transaction_read_only') AS ro", values: [] },
+    ]);
+    expect(events!.rows).toEqual([{ tenant_id: "t-b" }]);
+    expect(ids!.rows).toEqual([{ n: 2 }]);
+    expect(who!.rows).toEqual([{ who: "auditlog_reader", ro: "on" }]);
+    const hostile = await tenantReadQueries(pool, "t-a", [
+      { text: "SELECT count(*)::int AS n FROM events WHERE id = $1", values: ["x' OR 't'='t"] },
+    ]);
+    expect(hostile[0]!.rows).toEqual([{ n: 0 }]);
+  });
+
+  it("tenantReadQueries: a failing statement rolls the read back and leaves its connection clean", async () => {
+    const one = new pg.Pool({ connectionString: db.url, max: 1 });
+    try {
+      await expect(
+        tenantReadQueries(one, "t-a", [
+          { text: "SELECT 1 AS one", values: [] },
+          { text: "SELECT 1 / $1::int", values: [0] },
+        ]),
+      ).rejects.toThrow(/division by zero/);
+      expect((await one.query("SELECT now() = statement_timestamp() AS fresh, current_user = 'auditlog_reader' AS reader")).rows).toEqual([
+        { fresh: true, reader: false },
+      ]);
     } finally {
       await one.end();
     }

@@ -1,16 +1,8 @@
 import { describe, expect, it } from "vitest";
 import type { Condition, EventQuery } from "../../src/domain/event-query.ts";
 import { TERM_FIELDS } from "../../src/domain/event-query.ts";
-import {
-  countSql,
-  fromClause,
-  inlineParams,
-  metadataJsonPath,
-  searchSql,
-  type Sql,
-  TERM_COLUMNS,
-  whereClause,
-} from "../../src/search/postgres/sql.ts";
+import { countSql, fromClause, metadataJsonPath, searchSql, type Sql, TERM_COLUMNS, whereClause } from "../../src/search/postgres/sql.ts";
+import { inlineParams } from "../../src/store/sql-literal.ts";
 
 const EVIL = `x'); DROP TABLE events; --`;
 const EVIL2 = `O'Brien"; DELETE FROM events WHERE '1'='1`;

@@ -8,7 +8,7 @@ import type { PagePosition } from "../../domain/page-token.ts";
 import type { IndexStatus, SearchBackend, SearchPage, Stats, StatsInterval } from "../backend.ts";
 import { EVENT_COLUMNS, type EventRow, recordFromRow } from "../../store/event-rows.ts";
 import { committedHead } from "../../store/index-progress.ts";
-import { withTenantRead } from "../../store/tenant-scope.ts";
+import { tenantReadQueries, withTenantRead } from "../../store/tenant-scope.ts";
 import { pgExportNdjson } from "./copy-export.ts";
 import { pgExport } from "./export.ts";
 import { countSql, searchSql } from "./sql.ts";
@@ -43,22 +43,20 @@ export class PostgresSearchBackend implements SearchBackend {
     withTotal: boolean,
     signal?: AbortSignal,
   ): Promise<SearchPage> {
-    return withTenantRead(
-      this.pool,
-      tenantId,
-      async (db) => {
-        const page = searchSql(tenantId, q, direction, after, limit, EVENT_COLUMNS);
-        const rows = await db.query<EventRow>(page.text, page.values);
-        let total: bigint | null = null;
-        if (withTotal) {
-          const c = countSql(tenantId, q);
-          total = BigInt((await db.query<{ n: string }>(c.text, c.values)).rows[0]!.n);
-        }
-        return { records: rows.rows.map(recordFromRow), total, totalIsLowerBound: false };
-      },
-      // Row-level security holds a User's read to their own events, whatever the SQL says.
-      { signal, statementTimeoutMs: this.statementTimeoutMs, actorId: q.actorId },
-    );
+    const page = searchSql(tenantId, q, direction, after, limit, EVENT_COLUMNS);
+    const statements = withTotal ? [page, countSql(tenantId, q)] : [page];
+    // One round trip: the read's setup, the page (and the count) and COMMIT.
+    // Row-level security holds a User's read to their own events, whatever the SQL says.
+    const [rows, count] = await tenantReadQueries(this.pool, tenantId, statements, {
+      signal,
+      statementTimeoutMs: this.statementTimeoutMs,
+      actorId: q.actorId,
+    });
+    return {
+      records: (rows!.rows as EventRow[]).map(recordFromRow),
+      total: count ? BigInt((count.rows[0] as { n: string }).n) : null,
+      totalIsLowerBound: false,
+    };
   }
 
   /** PostgreSQL is the system of record: a committed position is searchable. */

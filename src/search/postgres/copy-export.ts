@@ -24,7 +24,8 @@ import { PG_EXPORT_BATCH } from "./export.ts";
 import { finishCopyLines } from "./copy-lines.ts";
 import { copyOut } from "./copy-out.ts";
 import { ndjsonLinesSql } from "./ndjson-sql.ts";
-import { inlineParams, searchSql } from "./sql.ts";
+import { searchSql } from "./sql.ts";
+import { inlineParams } from "../../store/sql-literal.ts";
 
 const NEWLINE = 0x0a;
 

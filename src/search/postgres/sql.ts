@@ -3,7 +3,6 @@
 import type { Condition, EventQuery, SortDirection, TermField } from "../../domain/event-query.ts";
 import type { PagePosition } from "../../domain/page-token.ts";
 import { formatMicros } from "../../domain/timestamp.ts";
-import { sqlString } from "../../store/sql-literal.ts";
 
 export type Sql = { text: string; values: unknown[] };
 
@@ -168,26 +167,4 @@ export function searchSql(
 export function countSql(tenantId: string, q: EventQuery): Sql {
   const where = whereClause(tenantId, q);
   return { text: `SELECT count(*)::bigint AS n FROM ${fromClause(q)} WHERE ${where.text}`, values: where.values };
-}
-
-/** A bind value as an SQL literal (strings escaped as pg's escapeLiteral does, E'' when they hold a backslash). */
-function literal(v: unknown): string {
-  if (typeof v === "string") return sqlString(v);
-  if ((typeof v === "number" && Number.isSafeInteger(v)) || typeof v === "bigint") return v.toString();
-  if (Array.isArray(v)) return v.length ? `ARRAY[${v.map(literal).join(", ")}]` : "'{}'";
-  throw new Error(`no SQL literal for a ${typeof v}`);
-}
-
-/**
- * The statement with its values written in as literals, for COPY, which
- * takes no bind parameters. Each $n becomes its value once (what is put in
- * is not read again); every `$n` of these statements is a parameter (none
- * is inside a quoted literal of the statement text).
- */
-export function inlineParams(s: Sql): string {
-  return s.text.replace(/\$(\d+)/g, (_m, n: string) => {
-    const i = Number(n) - 1;
-    if (i >= s.values.length) throw new Error(`no value for $${n}`);
-    return literal(s.values[i]);
-  });
 }
