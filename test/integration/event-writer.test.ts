@@ -2,17 +2,14 @@
 // round trip (up to INLINE_MAX_EVENTS new events) and COPY (larger batches).
 // Both must store the same rows, byte for byte, whatever the strings hold,
 // and both must fall back to the stored ids when a retry is among the events.
-import pg from "pg";
+import type pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { EventRecord } from "../../src/domain/event-record.ts";
 import { sealContent } from "../../src/domain/hash-chain.ts";
 import { EVENT_COLUMNS, type EventRow, recordFromRow } from "../../src/store/event-rows.ts";
 import { INLINE_MAX_EVENTS, type WriteItem, writeBatch } from "../../src/store/event-writer.ts";
-import { migrate } from "../../src/store/migrate.ts";
-import { ensurePartitions } from "../../src/store/partitions.ts";
 import { systemQuery } from "../../src/store/system-scope.ts";
-import { TenantStore } from "../../src/store/tenant-store.ts";
-import { freshDatabase } from "../support/db.ts";
+import { migratedDatabase } from "../support/db.ts";
 
 // Strings that an SQL literal or COPY's text format must carry unchanged.
 const AWKWARD = ["it's", "back\\slash", "\\'; DROP TABLE events; --", "tab\tnew\nline\rcr", "E'x'", "ünï ✓ 🎉", "$1 $$ $tag$", ""];
@@ -54,12 +51,7 @@ describe("event writer: literal values and COPY", () => {
     );
 
   beforeAll(async () => {
-    db = await freshDatabase();
-    pool = new pg.Pool({ connectionString: db.url, max: 4 });
-    await migrate(pool);
-    await ensurePartitions(pool);
-    const tenants = new TenantStore(pool);
-    for (const t of ["by-copy", "inline", "retry"]) await tenants.create(t, t);
+    ({ db, pool } = await migratedDatabase(["by-copy", "inline", "retry"].map((t) => [t, t] as const)));
   });
 
   afterAll(async () => {

@@ -13,7 +13,7 @@ import { createValidator } from "@bufbuild/protovalidate";
 import { Code, createContextValues, createHandlerContext, type HandlerContext } from "@connectrpc/connect";
 import { Client } from "@elastic/elasticsearch";
 import { parse as parseCsv } from "csv-parse/sync";
-import pg from "pg";
+import type pg from "pg";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { type ActorType, EventSchema, type Outcome, type Severity } from "../../gen/auditlog/v1/event_pb.js";
 import {
@@ -52,12 +52,9 @@ import { queryService } from "../../src/services/query-service.ts";
 import type { EventReader } from "../../src/store/event-reader.ts";
 import { ApiKeyStore } from "../../src/store/api-key-store.ts";
 import { type WriteItem, writeBatch } from "../../src/store/event-writer.ts";
-import { migrate } from "../../src/store/migrate.ts";
-import { ensurePartitions } from "../../src/store/partitions.ts";
 import { pgExport } from "../../src/search/postgres/export.ts";
 import { pgStats } from "../../src/search/postgres/stats.ts";
-import { TenantStore } from "../../src/store/tenant-store.ts";
-import { freshDatabase } from "../support/db.ts";
+import { type freshDatabase, migratedDatabase } from "../support/db.ts";
 
 const TENANT_A = "tenant-a";
 const TENANT_B = "tenant-b";
@@ -214,13 +211,10 @@ describe("export and statistics: Elasticsearch and PostgreSQL agree", () => {
   }
 
   beforeAll(async () => {
-    db = await freshDatabase();
-    pool = new pg.Pool({ connectionString: db.url, max: 4 });
-    await migrate(pool);
-    await ensurePartitions(pool);
-    const tenants = new TenantStore(pool);
-    await tenants.create(TENANT_A, "A");
-    await tenants.create(TENANT_B, "B");
+    ({ db, pool } = await migratedDatabase([
+      [TENANT_A, "A"],
+      [TENANT_B, "B"],
+    ]));
     const items: WriteItem[] = [];
     for (let i = 0; i < Math.max(COUNT_A, COUNT_B); i++) {
       for (const [tenantId, n] of [

@@ -9,7 +9,11 @@
 // migrations you need. Databases a test forgets to drop are dropped at the end
 // of the run by the global setup, which drops everything with the run's prefix.
 import { randomBytes } from "node:crypto";
+import pg from "pg";
 import { inject } from "vitest";
+import { migrate } from "../../src/store/migrate.ts";
+import { ensurePartitions } from "../../src/store/partitions.ts";
+import { TenantStore } from "../../src/store/tenant-store.ts";
 import { createDatabase, dropDatabases, withDatabase } from "../setup/global-setup.ts";
 
 export async function freshDatabase(): Promise<{ url: string; drop: () => Promise<void> }> {
@@ -22,4 +26,17 @@ export async function freshDatabase(): Promise<{ url: string; drop: () => Promis
     url: withDatabase(adminUrl, name),
     drop: () => (dropped ??= dropDatabases(adminUrl, name)),
   };
+}
+
+/** freshDatabase with the migrations run, the partitions made and these tenants created; `pool` is the caller's to end. */
+export async function migratedDatabase(
+  tenants: readonly (readonly [id: string, name: string])[],
+): Promise<{ db: { url: string; drop: () => Promise<void> }; pool: pg.Pool }> {
+  const db = await freshDatabase();
+  const pool = new pg.Pool({ connectionString: db.url, max: 4 });
+  await migrate(pool);
+  await ensurePartitions(pool);
+  const store = new TenantStore(pool);
+  for (const [id, name] of tenants) await store.create(id, name);
+  return { db, pool };
 }
