@@ -225,12 +225,14 @@ describe("TailEvents", () => {
     const reachedCommit = new Promise<void>((r) => {
       committing = r;
     });
+    // COMMIT ends the writer's last simple query (the rows, the heads and the notification with it).
     const held = {
+      query: pool.query.bind(pool),
       async connect() {
         const c = await pool.connect();
         const query = c.query.bind(c) as (...args: unknown[]) => Promise<unknown>;
         (c as unknown as { query: unknown }).query = (...args: unknown[]) => {
-          if (args[0] !== "COMMIT") return query(...args);
+          if (typeof args[0] !== "string" || !/(^|;\s*)COMMIT$/.test(args[0])) return query(...args);
           committing();
           return gate.then(() => query(...args));
         };
