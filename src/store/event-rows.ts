@@ -197,10 +197,18 @@ function eventIdsRows(records: StoredRecord[], digests: readonly string[], recei
   return records.map((r, i) => [r.tenantId, r.id, digests[i]!, r.sequence.toString(), at]);
 }
 
-/** The idempotency rows of `records` in COPY text format. */
+/**
+ * eventIdsRows in COPY text format, written out directly: bulk ingest makes
+ * these for every event, so no array per row (digests, sequences and the
+ * time need no escaping).
+ */
 export function eventIdsText(records: StoredRecord[], digests: readonly string[], receivedAt: Micros): string {
+  const at = formatMicros(receivedAt);
   let out = "";
-  for (const row of eventIdsRows(records, digests, receivedAt)) out += `${row.map(copyField).join("\t")}\n`;
+  for (let i = 0; i < records.length; i++) {
+    const r = records[i]!;
+    out += `${copyField(r.tenantId)}\t${copyField(r.id)}\t${digests[i]}\t${r.sequence}\t${at}\n`;
+  }
   return out;
 }
 
