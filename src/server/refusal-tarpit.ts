@@ -15,6 +15,7 @@
 // for at most `maxCallers` callers at once (past that, new callers are not
 // delayed: memory stays bounded).
 import { Code, ConnectError, type ContextValues, type Interceptor } from "@connectrpc/connect";
+import { sleepUntilAborted } from "../platform/abortable-sleep.ts";
 
 /** What a client's own mistakes and refusals are answered with (not the service's failures). */
 const REFUSALS = new Set([Code.InvalidArgument, Code.ResourceExhausted, Code.PermissionDenied, Code.Unauthenticated]);
@@ -63,19 +64,6 @@ export class RefusalTarpit {
   }
 }
 
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const done = () => {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal.addEventListener("abort", done, { once: true });
-  });
-}
-
 /**
  * Delays the refusals `tarpit` says to (see the note at the top); the error
  * is the call's own, only later. `callerOf` names the caller from the call's
@@ -86,10 +74,10 @@ export function refusalTarpitInterceptor(tarpit: RefusalTarpit, callerOf: (value
     try {
       return await next(req);
     } catch (err) {
-      const code = err instanceof ConnectError ? err.code : ConnectError.from(err).code;
+      const code = ConnectError.from(err).code;
       const caller = REFUSALS.has(code) ? callerOf(req.contextValues) : null;
       const ms = caller === null ? 0 : tarpit.refused(caller, Date.now());
-      if (ms > 0) await sleep(ms, req.signal);
+      if (ms > 0) await sleepUntilAborted(ms, req.signal);
       throw err;
     }
   };

@@ -30,6 +30,7 @@ import type { Logger } from "../../platform/log.ts";
 import { type IngestDeps, submitEvents } from "../ingest-service.ts";
 import { SummaryBuilder } from "../ingest-summary.ts";
 import { authorizationOf, decodeEvent, type QueueBinding, type Refusal } from "./queue-message.ts";
+import { sleepUntilAborted } from "../../platform/abortable-sleep.ts";
 
 export type AmqpIngestOptions = {
   url: string;
@@ -90,7 +91,7 @@ export class AmqpIngestConsumer {
       this.connection = null;
       failures++;
       const delay = Math.min(200 * 2 ** Math.min(failures, 8), MAX_BACKOFF_MS);
-      await sleep(delay, this.stopping.signal);
+      await sleepUntilAborted(delay, this.stopping.signal);
     }
   }
 
@@ -168,7 +169,7 @@ export class AmqpIngestConsumer {
     this.counts.retried++;
     if (!this.stopping.signal.aborted) {
       this.o.log.warn("amqp ingest: could not store a message; it goes back to the queue", { err: (err as Error).message });
-      await sleep(RETRY_PAUSE_MS, this.stopping.signal);
+      await sleepUntilAborted(RETRY_PAUSE_MS, this.stopping.signal);
     }
     settle(() => ch.nack(msg, false, true));
   }
@@ -222,17 +223,4 @@ function settle(fn: () => void): void {
 function isStorageTrouble(err: unknown): boolean {
   // authenticateRequest answers UNAVAILABLE when the key store cannot be reached.
   return err instanceof ConnectError && err.code === Code.Unavailable;
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const t = setTimeout(done, ms);
-    function done() {
-      clearTimeout(t);
-      signal.removeEventListener("abort", done);
-      resolve();
-    }
-    signal.addEventListener("abort", done, { once: true });
-  });
 }
