@@ -4,7 +4,7 @@
 import type { JsonObject } from "@bufbuild/protobuf";
 import type { ActorTypeName, OutcomeName, SeverityName, StoredRecord } from "../domain/event-record.ts";
 import { formatMicros, type Micros, parseMicros } from "../domain/timestamp.ts";
-import { sqlString } from "./sql-literal.ts";
+import { sqlLiteral } from "./sql-literal.ts";
 
 export const EVENT_COLUMNS = `tenant_id, sequence, id,
   to_char(occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS occurred_at,
@@ -214,8 +214,7 @@ export function eventIdsText(records: StoredRecord[], digests: readonly string[]
 
 // The same rows as one INSERT of literal values, for a batch small enough
 // to go in one simple query with the statements around it (event-writer.ts).
-const literal = (v: string | null) => (v === null ? "NULL" : sqlString(v));
-const valuesOf = (rows: (string | null)[][]) => rows.map((r) => `(${r.map(literal).join(", ")})`).join(",\n");
+const valuesOf = (rows: (string | null)[][]) => rows.map((r) => `(${r.map(sqlLiteral).join(", ")})`).join(",\n");
 
 export function insertEventIdsSql(records: StoredRecord[], digests: readonly string[], receivedAt: Micros): string {
   return `INSERT INTO ${EVENT_IDS_COLUMNS} VALUES ${valuesOf(eventIdsRows(records, digests, receivedAt))}`;

@@ -14,7 +14,7 @@ import { COPY_EVENT_IDS_SQL, COPY_EVENTS_SQL, copyEventsChunks, eventIdsText, in
 import { SYSTEM_SCOPE_BEGIN } from "./system-scope.ts";
 import { inTransactionCommitting } from "./transaction.ts";
 import { COMMIT_CHANNEL, commitPayload } from "../platform/commit-channel.ts";
-import { sqlString } from "./sql-literal.ts";
+import { inlineParams } from "./sql-literal.ts";
 
 /**
  * One event to write, sealed by hash-chain.ts's sealContent (computed before
@@ -150,8 +150,6 @@ async function copyRows(db: PoolClient, mode: CopyMode, sql: string, text: strin
 
 const UNIQUE_VIOLATION = "23505";
 
-const textArray = (values: readonly string[]) => `ARRAY[${values.map((v) => sqlString(v)).join(", ")}]::text[]`;
-
 /**
  * The batch's first round trip, one simple query: BEGIN in system scope,
  * the staging tables when staged, the tenants' chain heads locked (the last
@@ -161,7 +159,10 @@ function beginSql(tenants: readonly string[], mode: CopyMode): string {
   return [
     SYSTEM_SCOPE_BEGIN,
     ...(mode === "staged" ? [STAGE_TABLES_SQL] : []),
-    `SELECT tenant_id, sequence, hash FROM chain_heads WHERE tenant_id = ANY(${textArray(tenants)}) ORDER BY tenant_id FOR UPDATE`,
+    inlineParams({
+      text: "SELECT tenant_id, sequence, hash FROM chain_heads WHERE tenant_id = ANY($1::text[]) ORDER BY tenant_id FOR UPDATE",
+      values: [tenants],
+    }),
     "SAVEPOINT claim_ids",
   ].join(";\n");
 }
@@ -183,11 +184,13 @@ function headsOf(began: QueryResult[], tenants: readonly string[]): Heads {
 function endSql(moved: readonly string[], heads: Heads): string {
   const at = (t: string) => heads.get(t)!;
   return [
-    `UPDATE chain_heads h SET sequence = u.sequence, hash = u.hash
-     FROM unnest(${textArray(moved)}, ARRAY[${moved.map((t) => at(t).sequence).join(", ")}]::bigint[], ${textArray(moved.map((t) => at(t).hash))})
-       AS u(tenant_id, sequence, hash)
-     WHERE h.tenant_id = u.tenant_id`,
-    `SELECT pg_notify(${sqlString(COMMIT_CHANNEL)}, ${sqlString(commitPayload(moved.map((t) => [t, at(t).sequence])))})`,
+    inlineParams({
+      text: `UPDATE chain_heads h SET sequence = u.sequence, hash = u.hash
+       FROM unnest($1::text[], $2::bigint[], $3::text[]) AS u(tenant_id, sequence, hash)
+       WHERE h.tenant_id = u.tenant_id`,
+      values: [moved, moved.map((t) => at(t).sequence), moved.map((t) => at(t).hash)],
+    }),
+    inlineParams({ text: "SELECT pg_notify($1, $2)", values: [COMMIT_CHANNEL, commitPayload(moved.map((t) => [t, at(t).sequence]))] }),
     "COMMIT",
   ].join(";\n");
 }

@@ -12,8 +12,9 @@ export function sqlString(s: string): string {
   return s.includes("\\") ? ` E${quoted.replaceAll("\\", "\\\\")}` : quoted;
 }
 
-/** A bind value as an SQL literal: a string as sqlString, a whole number, or an array of them. */
-function sqlLiteral(v: unknown): string {
+/** A bind value as an SQL literal: NULL, a string as sqlString, a whole number, or an array of them. */
+export function sqlLiteral(v: unknown): string {
+  if (v === null) return "NULL";
   if (typeof v === "string") return sqlString(v);
   if ((typeof v === "number" && Number.isSafeInteger(v)) || typeof v === "bigint") return v.toString();
   if (Array.isArray(v)) return v.length ? `ARRAY[${v.map(sqlLiteral).join(", ")}]` : "'{}'";

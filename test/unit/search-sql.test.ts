@@ -2,7 +2,6 @@ import { describe, expect, it } from "vitest";
 import type { Condition, EventQuery } from "../../src/domain/event-query.ts";
 import { TERM_FIELDS } from "../../src/domain/event-query.ts";
 import { countSql, fromClause, metadataJsonPath, searchSql, type Sql, TERM_COLUMNS, whereClause } from "../../src/search/postgres/sql.ts";
-import { inlineParams } from "../../src/store/sql-literal.ts";
 
 const EVIL = `x'); DROP TABLE events; --`;
 const EVIL2 = `O'Brien"; DELETE FROM events WHERE '1'='1`;
@@ -220,21 +219,5 @@ describe("countSql", () => {
     expect(sql.values).toEqual(where.values);
     expectNoInputInText(sql);
     expectParamsConsistent(sql);
-  });
-});
-
-describe("inlineParams (COPY takes no bind parameters)", () => {
-  it("writes every value in as a literal, once, whatever it holds", () => {
-    const values: unknown[] = [EVIL, ["a", `b'\\c`], [], 51, "$2 \\ '", ...Array.from({ length: 6 }, (_, i) => `v${i}`)];
-    const text = "a = $1 AND b = ANY($2::text[]) AND c = ANY($3::text[]) LIMIT $4 -- $5 $11";
-    expect(inlineParams({ text, values })).toBe(
-      `a = 'x''); DROP TABLE events; --' AND b = ANY(ARRAY['a',  E'b''\\\\c']::text[]) AND c = ANY('{}'::text[]) LIMIT 51 --  E'$2 \\\\ ''' 'v5'`,
-    );
-  });
-
-  it("refuses a missing value and a value it cannot write", () => {
-    expect(() => inlineParams({ text: "$2", values: ["a"] })).toThrow(/no value for \$2/);
-    expect(() => inlineParams({ text: "$1", values: [{}] })).toThrow(/no SQL literal/);
-    expect(() => inlineParams({ text: "$1", values: [1.5] })).toThrow(/no SQL literal/);
   });
 });
