@@ -19,7 +19,7 @@ import { ndjsonLineOfRecord } from "../../domain/export-format.ts";
 import type { PagePosition } from "../../domain/page-token.ts";
 import { parseMicros } from "../../domain/timestamp.ts";
 import { EVENT_COLUMNS, type EventRow, recordFromRow } from "../../store/event-rows.ts";
-import { withTenantRead } from "../../store/tenant-scope.ts";
+import { tenantReadQueries, withTenantRead } from "../../store/tenant-scope.ts";
 import { PG_EXPORT_BATCH } from "./export.ts";
 import { finishCopyLines } from "./copy-lines.ts";
 import { copyOut } from "./copy-out.ts";
@@ -78,8 +78,8 @@ export async function* pgExportNdjson(
 ): AsyncGenerator<Buffer, void, undefined> {
   const batchSize = opts.batchSize ?? PG_EXPORT_BATCH;
   let capacity = 0; // the previous page's size: the next is likely alike
-  const read = <T>(fn: (db: PoolClient) => Promise<T>, snapshot: boolean) =>
-    withTenantRead(pool, tenantId, fn, { signal, statementTimeoutMs: opts.pageTimeoutMs, actorId: q.actorId, snapshot });
+  const readOptions = (snapshot: boolean) => ({ signal, statementTimeoutMs: opts.pageTimeoutMs, actorId: q.actorId, snapshot });
+  const read = <T>(fn: (db: PoolClient) => Promise<T>) => withTenantRead(pool, tenantId, fn, readOptions(true));
   // The lines of at most `size` events after `after` (and up to `until`).
   const lines = async (db: PoolClient, after: PagePosition | null, until: PagePosition | null, size: number): Promise<Page> => {
     const sql = `COPY (${ndjsonLinesSql(inlineParams(searchSql(tenantId, q, direction, after, size, "events.*", until)))}) TO STDOUT WITH (FORMAT binary)`;
@@ -111,19 +111,16 @@ export async function* pgExportNdjson(
         total += more.lines;
       }
       return { bytes: Buffer.concat(parts), lines: total };
-    }, true);
+    });
   // Where the page of `size` events after `after` ends (the position of its
   // last event), or null when fewer follow: the order's columns only, which
   // the page-order index holds, so far cheaper than building the page.
-  const pageEnd = (after: PagePosition | null, size: number): Promise<PagePosition | null> => {
+  const pageEnd = async (after: PagePosition | null, size: number): Promise<PagePosition | null> => {
     const s = searchSql(tenantId, q, direction, after, size, "events.occurred_at, events.sequence");
-    return read(async (db) => {
-      const { rows } = await db.query<{ micros: string; sequence: string }>(
-        `SELECT (extract(epoch FROM p.occurred_at) * 1000000)::bigint::text AS micros, p.sequence::text AS sequence FROM (${s.text}) p OFFSET ${size - 1}`,
-        s.values,
-      );
-      return rows[0] ? { occurredAt: BigInt(rows[0].micros), sequence: BigInt(rows[0].sequence) } : null;
-    }, false);
+    const text = `SELECT (extract(epoch FROM p.occurred_at) * 1000000)::bigint::text AS micros, p.sequence::text AS sequence FROM (${s.text}) p OFFSET ${size - 1}`;
+    const [result] = await tenantReadQueries(pool, tenantId, [{ text, values: s.values }], readOptions(false));
+    const row = result!.rows[0] as { micros: string; sequence: string } | undefined;
+    return row ? { occurredAt: BigInt(row.micros), sequence: BigInt(row.sequence) } : null;
   };
 
   // Pages are planned ahead: each one's end is found first, so the next can
