@@ -12,7 +12,8 @@
 // the content hash an erased event keeps confirms no guess of what it held.
 // The encoding is specified in docs/HASH_CHAIN.md so auditors can verify
 // independently.
-import { hash, randomBytes } from "node:crypto";
+import { hash } from "node:crypto";
+import { randomHex } from "./random-hex.ts";
 import { canonicalJson, type Json } from "./json-canonical.ts";
 import type { EventRecord, StoredRecord } from "./event-record.ts";
 import { formatMicros, type Micros } from "./timestamp.ts";
@@ -97,7 +98,7 @@ const SALT_BYTES = 16;
 
 /** A fresh random salt for one event's content hash (version 2). */
 export function newSalt(): string {
-  return randomBytes(SALT_BYTES).toString("hex");
+  return randomHex(SALT_BYTES);
 }
 
 function saltedHash(salt: string, canonical: string): string {
