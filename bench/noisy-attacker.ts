@@ -11,7 +11,16 @@ import { EventSchema } from "../gen/auditlog/v1/event_pb.js";
 import { IngestService } from "../gen/auditlog/v1/ingest_pb.js";
 import { QueryService } from "../gen/auditlog/v1/query_pb.js";
 
-export type AttackerOptions = { url: string; key: string; attacks: string[]; searchStreams: number; burstStreams: number };
+export type AttackerOptions = {
+  url: string;
+  key: string;
+  attacks: string[];
+  searchStreams: number;
+  burstStreams: number;
+  /** steady: events a second, in Appends of 100, and GetEvent calls a second (0: none). */
+  steadyIngestRate?: number;
+  steadyReadRate?: number;
+};
 
 function bearer(key: string): Interceptor {
   return (next) => (req) => {
@@ -60,6 +69,32 @@ function attack(o: AttackerOptions): { stop: () => Promise<Record<string, number
       }
     }
   };
+  // Calls started on a fixed schedule, `perSecond` a second, whatever the answers take (open loop).
+  const paced = async (kind: string, perSecond: number, fn: () => Promise<unknown>) => {
+    if (perSecond <= 0) return;
+    const start = performance.now();
+    const inFlight = new Set<Promise<void>>();
+    for (let i = 0; running; i++) {
+      const due = start + (i * 1000) / perSecond;
+      const wait = due - performance.now();
+      if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+      if (!running) break;
+      const call: Promise<void> = fn().then(
+        () => outcome(kind),
+        (err: unknown) => outcome(kind, err),
+      );
+      inFlight.add(call);
+      void call.finally(() => inFlight.delete(call));
+    }
+    await Promise.all(inFlight);
+  };
+  const smallEvents = (action: string) =>
+    Array.from({ length: 100 }, () => ({
+      action,
+      occurredAt: timestampFromDate(new Date()),
+      actor: { id: "a" },
+      target: { type: "t", id: "t" },
+    }));
   const month = (n: number) => timestampFromDate(new Date(Date.UTC(2100, n % 1_800, 1)));
   const negated = Array.from({ length: 40 }, (_, i) => `-w${i}${"q".repeat(1)}`)
     .join(" ")
@@ -100,24 +135,21 @@ function attack(o: AttackerOptions): { stop: () => Promise<Record<string, number
     ),
     // No pause after a refusal either: a client that ignores the retry delay.
     ...Array.from({ length: ATTACKS.has("burst") ? BURST_STREAMS : 0 }, () =>
-      burstLoop("burst-append", () =>
-        attackerIngest.append(
-          {
-            events: Array.from({ length: 100 }, () => ({
-              action: "x.burst",
-              occurredAt: timestampFromDate(new Date()),
-              actor: { id: "a" },
-              target: { type: "t", id: "t" },
-            })),
-          },
-          { timeoutMs: 60_000 },
-        ),
-      ),
+      burstLoop("burst-append", () => attackerIngest.append({ events: smallEvents("x.burst") }, { timeoutMs: 60_000 })),
     ),
     ...Array.from({ length: ATTACKS.has("burst") ? BURST_STREAMS : 0 }, () =>
       // Cheap calls (a lookup by id), so that their number, not their cost, is what the tenant's read rate stops.
       burstLoop("burst-read", () => attackerQuery.getEvent({ id: "no-such-event" }, { timeoutMs: 60_000 }).catch(notFoundIsFine)),
     ),
+    // The tenant at its limits, never over them: what the limits let it cost the others.
+    ATTACKS.has("steady") &&
+      paced("steady-append", (o.steadyIngestRate ?? 0) / 100, () =>
+        attackerIngest.append({ events: smallEvents("x.steady") }, { timeoutMs: 60_000 }),
+      ),
+    ATTACKS.has("steady") &&
+      paced("steady-read", o.steadyReadRate ?? 0, () =>
+        attackerQuery.getEvent({ id: "no-such-event" }, { timeoutMs: 60_000 }).catch(notFoundIsFine),
+      ),
   ];
   return {
     async stop() {

@@ -6,6 +6,7 @@
 //                          [--attacks shards,timestamp,search] [--search-streams 10]
 //                          [--tenant-ingest-rate 2000] [--tenant-ingest-burst 2000]
 //                          [--tenant-read-rate 500] [--burst-streams 8] [--attacker-nice 19]
+//                          [--baseline steady]
 //
 // Starts the service on a fresh database (like `npm run bench -- --start`),
 // then measures tenant "victim" alone for --seconds, and again while tenant
@@ -19,7 +20,16 @@
 //                 events and as many of GetEvent, without pause, far
 //                 above the tenant's ingest and read rates (set
 //                 --tenant-ingest-rate; the read rate has a default): what
-//                 is refused RESOURCE_EXHAUSTED shows in the attacker's calls.
+//                 is refused RESOURCE_EXHAUSTED shows in the attacker's calls;
+//   5. steady:    the tenant at its limits and never over them: Appends of
+//                 100 events at 90 % of --tenant-ingest-rate and GetEvents
+//                 at 90 % of --tenant-read-rate (none when unset), on a
+//                 fixed schedule.
+// --baseline ATTACKS adds a phase between the two with those attacks only
+// (steady, say), and reports the victim's p99 under attack against that
+// phase too: with --baseline steady --attacks burst, what a burst over the
+// limits costs the victim beyond what the tenant's own limits allow it to
+// cost (the access-control issue's "its value without the burst").
 // The victim runs one loop: Append of one event, GetEvent of it, then a
 // search that must see it (min_position of the Append). With Elasticsearch
 // the search also measures how soon the victim's own write is searchable.
@@ -67,6 +77,7 @@ const { values: args } = parseArgs({
     "tenant-read-rate": { type: "string", default: "" },
     "attacker-nice": { type: "string", default: "19" },
     "burst-streams": { type: "string", default: "8" },
+    baseline: { type: "string", default: "" },
     out: { type: "string" },
     "keep-db": { type: "boolean", default: false },
   },
@@ -75,7 +86,16 @@ const SECONDS = Number(args.seconds);
 const SEARCH_STREAMS = Number(args["search-streams"]);
 const BURST_STREAMS = Number(args["burst-streams"]);
 const ATTACKER_NICE = Number(args["attacker-nice"]);
-const ATTACKS = new Set(args.attacks!.split(",").map((a) => a.trim()));
+const attackList = (list: string) =>
+  new Set(
+    list
+      .split(",")
+      .map((a) => a.trim())
+      .filter(Boolean),
+  );
+const ATTACKS = attackList(args.attacks!);
+const BASELINE = attackList(args.baseline!);
+const STEADY = 0.9;
 const log = (msg: string) => process.stderr.write(`[noisy] ${msg}\n`);
 
 type Ops = "append" | "get" | "search";
@@ -176,13 +196,15 @@ try {
     return p;
   }
 
-  function attack(): { pid: number; stop: () => Promise<Record<string, number>> } {
+  function attack(attacks: Set<string>): { pid: number; stop: () => Promise<Record<string, number>> } {
     const options: AttackerOptions = {
       url: service.url,
       key: keys.attacker!,
-      attacks: [...ATTACKS],
+      attacks: [...attacks],
       searchStreams: SEARCH_STREAMS,
       burstStreams: BURST_STREAMS,
+      steadyIngestRate: STEADY * Number(args["tenant-ingest-rate"] || 0),
+      steadyReadRate: STEADY * Number(args["tenant-read-rate"] || 0),
     };
     const child = fork(new URL("./noisy-attacker.ts", import.meta.url), { stdio: ["ignore", "inherit", "inherit", "ipc"] });
     os.setPriority(child.pid!, ATTACKER_NICE);
@@ -201,26 +223,36 @@ try {
     };
   }
 
+  const describe = (attacks: Set<string>) =>
+    [...attacks].map((a) => (a === "search" ? `${SEARCH_STREAMS} searches` : a === "burst" ? `burst x${BURST_STREAMS}` : a)).join(" + ");
+  // The victim's figures while the attacker runs `attacks`, with the CPU share of both over that time.
+  const attackedPhase = async (name: string, attacks: Set<string>) => {
+    log(`${name} phase, ${SECONDS} s (attacker: ${describe(attacks)})`);
+    const a = attack(attacks);
+    await new Promise((r) => setTimeout(r, 2_000));
+    const s0 = procSample(service.pid);
+    const a0 = procSample(a.pid);
+    const phase = await victimPhase(name);
+    const s1 = procSample(service.pid);
+    const a1 = procSample(a.pid);
+    const counts = await a.stop();
+    return { phase, counts, service: cpuShare(s0, s1), attacker: cpuShare(a0, a1), rss: s1 };
+  };
+  const cpuShare = (from: ProcSample | null, to: ProcSample | null) => (from && to ? (to.cpuSeconds - from.cpuSeconds) / SECONDS : null);
+
   log(`idle phase, ${SECONDS} s`);
   const sample0 = procSample(service.pid);
   const idle = await victimPhase("idle");
-  log(
-    `attack phase, ${SECONDS} s (attacker: ${[...ATTACKS].map((a) => (a === "search" ? `${SEARCH_STREAMS} searches` : a === "burst" ? `burst x${BURST_STREAMS}` : a)).join(" + ")})`,
-  );
   const sample1 = procSample(service.pid);
-  const a = attack();
-  await new Promise((r) => setTimeout(r, 2_000));
-  const sample2 = procSample(service.pid);
-  const attackerSample0 = procSample(a.pid);
-  const attacked = await victimPhase("under attack");
-  const sample3 = procSample(service.pid);
-  const attackerSample1 = procSample(a.pid);
-  const attackCounts = await a.stop();
-  const cpuShare = (from: ProcSample | null, to: ProcSample | null) => (from && to ? (to.cpuSeconds - from.cpuSeconds) / SECONDS : null);
+  const baseline = BASELINE.size ? await attackedPhase("baseline", BASELINE) : null;
+  const main = await attackedPhase("attack", ATTACKS);
+  const attacked = main.phase;
+  const attackCounts = main.counts;
   const cpu = {
     serviceIdle: cpuShare(sample0, sample1),
-    serviceAttacked: cpuShare(sample2, sample3),
-    attackerAttacked: cpuShare(attackerSample0, attackerSample1),
+    serviceAttacked: main.service,
+    attackerAttacked: main.attacker,
+    ...(baseline ? { serviceBaseline: baseline.service, attackerBaseline: baseline.attacker } : {}),
   };
 
   const pct = (h: hdr.Histogram) => ({
@@ -233,7 +265,17 @@ try {
     (["append", "get", "search"] as Ops[]).map((op) => {
       const i = pct(idle.histograms[op]);
       const u = pct(attacked.histograms[op]);
-      return [op, { idle: i, attacked: u, p50Ratio: i.p50 ? u.p50 / i.p50 : null, p99Ratio: i.p99 ? u.p99 / i.p99 : null }];
+      const b = baseline ? pct(baseline.phase.histograms[op]) : null;
+      return [
+        op,
+        {
+          idle: i,
+          attacked: u,
+          p50Ratio: i.p50 ? u.p50 / i.p50 : null,
+          p99Ratio: i.p99 ? u.p99 / i.p99 : null,
+          ...(b ? { baseline: b, p99RatioToBaseline: b.p99 ? u.p99 / b.p99 : null } : {}),
+        },
+      ];
     }),
   );
   const result = {
@@ -242,30 +284,36 @@ try {
     seconds: SECONDS,
     searchStreams: SEARCH_STREAMS,
     attacks: [...ATTACKS],
+    baseline: [...BASELINE],
     tenantIngestRate: args["tenant-ingest-rate"] ? Number(args["tenant-ingest-rate"]) : null,
     tenantIngestBurst: args["tenant-ingest-burst"] ? Number(args["tenant-ingest-burst"]) : null,
     tenantReadRate: args["tenant-read-rate"] ? Number(args["tenant-read-rate"]) : null,
     burstStreams: ATTACKS.has("burst") ? BURST_STREAMS : null,
     victim: summary,
-    victimErrors: { idle: idle.errors, attacked: attacked.errors },
+    victimErrors: { idle: idle.errors, attacked: attacked.errors, ...(baseline ? { baseline: baseline.phase.errors } : {}) },
     attackerCalls: attackCounts,
+    ...(baseline ? { attackerCallsBaseline: baseline.counts } : {}),
     attackerNice: ATTACKER_NICE,
-    server: { peakRssMb: sample3 ? sample3.hwmKb / 1024 : null },
+    server: { peakRssMb: main.rss ? main.rss.hwmKb / 1024 : null },
     // Share of one core over each phase.
     cpu,
   };
+  const n = (x: number | null | undefined, digits = 1) => (x ?? Number.NaN).toFixed(digits);
+  const baseCols = baseline ? ` ${"base p99".padStart(9)} ${"x base".padStart(6)}` : "";
   process.stdout.write(
-    `${"op".padEnd(8)} ${"idle p50".padStart(9)} ${"idle p99".padStart(9)} ${"att p50".padStart(9)} ${"att p99".padStart(9)} ${"p99 x".padStart(6)}\n`,
+    `${"op".padEnd(8)} ${"idle p50".padStart(9)} ${"idle p99".padStart(9)} ${"att p50".padStart(9)} ${"att p99".padStart(9)} ${"p99 x".padStart(6)}${baseCols}\n`,
   );
   for (const [op, s] of Object.entries(summary)) {
+    const base = baseline ? ` ${n(s.baseline?.p99).padStart(9)} ${n(s.p99RatioToBaseline, 2).padStart(6)}` : "";
     process.stdout.write(
-      `${op.padEnd(8)} ${s.idle.p50.toFixed(1).padStart(9)} ${s.idle.p99.toFixed(1).padStart(9)} ${s.attacked.p50.toFixed(1).padStart(9)} ${s.attacked.p99.toFixed(1).padStart(9)} ${(s.p99Ratio ?? Number.NaN).toFixed(2).padStart(6)}\n`,
+      `${op.padEnd(8)} ${n(s.idle.p50).padStart(9)} ${n(s.idle.p99).padStart(9)} ${n(s.attacked.p50).padStart(9)} ${n(s.attacked.p99).padStart(9)} ${n(s.p99Ratio, 2).padStart(6)}${base}\n`,
     );
   }
   process.stdout.write(`attacker calls: ${JSON.stringify(attackCounts)}\nvictim errors: ${JSON.stringify(result.victimErrors)}\n`);
+  if (baseline) process.stdout.write(`attacker calls in the baseline: ${JSON.stringify(baseline.counts)}\n`);
   const pctOf = (x: number | null) => (x === null ? "?" : `${Math.round(x * 100)}%`);
   process.stdout.write(
-    `CPU (share of a core): service idle ${pctOf(cpu.serviceIdle)}, under attack ${pctOf(cpu.serviceAttacked)}; attacker process (nice ${ATTACKER_NICE}) ${pctOf(cpu.attackerAttacked)}\n`,
+    `CPU (share of a core): service idle ${pctOf(cpu.serviceIdle)}, under attack ${pctOf(cpu.serviceAttacked)}; attacker process (nice ${ATTACKER_NICE}) ${pctOf(cpu.attackerAttacked)}${baseline ? `; baseline: service ${pctOf(baseline.service)}, attacker ${pctOf(baseline.attacker)}` : ""}\n`,
   );
   const out = args.out ?? join(ROOT, "bench", "results", `noisy-${result.elasticsearch ? "es" : "pg"}-${stamp}.json`);
   mkdirSync(dirname(out), { recursive: true });

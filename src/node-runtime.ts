@@ -18,7 +18,7 @@
 //   the temporary directory), NODE_DISABLE_COMPILE_CACHE=1 turns it off.
 import module from "node:module";
 
-/** The flags, each `--name=value`. */
+/** The flags, each `--name=value` or `--name`. */
 export const HEAP_FLAGS: readonly string[] = [
   // Each of the two semi-spaces of the young generation, in MB (default on 64-bit Node 24: up to 64).
   "--max-semi-space-size=16",
@@ -28,13 +28,19 @@ export const HEAP_FLAGS: readonly string[] = [
   "--heap-growing-percent=100",
 ];
 
-const flagName = (flag: string) => flag.replace(/^--/, "").split("=")[0]!.replaceAll("_", "-");
+// `--no-x` sets the same flag as `--x`, so an operator's `--no-x` keeps ours out.
+const flagName = (flag: string) =>
+  flag
+    .replace(/^--(no-)?/, "")
+    .split("=")[0]!
+    .replaceAll("_", "-");
 
-const FLAG = /^--[a-z][a-z0-9-]*=[^\s=]+$/;
+const FLAG = /^--[a-z][a-z0-9-]*(=[^\s=]+)?$/;
 
 /**
  * The flags wanted: `HEAP_FLAGS`, or AUDITLOG_HEAP_FLAGS when set: `off`
- * (none: Node's defaults) or its own space-separated `--name=value` list.
+ * (none: Node's defaults) or its own space-separated list of `--name=value`
+ * and `--name` (a V8 boolean flag).
  */
 export function wantedHeapFlags(setting: string | undefined): readonly string[] {
   if (setting === undefined) return HEAP_FLAGS;

@@ -5,7 +5,7 @@ import { HEAP_FLAGS, missingHeapFlags, wantedHeapFlags } from "../../src/node-ru
 describe("wantedHeapFlags", () => {
   it("HEAP_FLAGS unless AUDITLOG_HEAP_FLAGS says otherwise", () => {
     expect(wantedHeapFlags(undefined)).toEqual(HEAP_FLAGS);
-    expect(HEAP_FLAGS.every((f) => /^--[a-z-]+=\d+$/.test(f))).toBe(true);
+    expect(HEAP_FLAGS.every((f) => /^--[a-z-]+(=\d+)?$/.test(f))).toBe(true);
   });
 
   it("off: none (Node's defaults)", () => {
@@ -13,16 +13,18 @@ describe("wantedHeapFlags", () => {
     expect(wantedHeapFlags(" off ")).toEqual([]);
   });
 
-  it("its own list of --name=value", () => {
-    expect(wantedHeapFlags("--max-semi-space-size=8  --max-old-space-size=256")).toEqual([
+  it("its own list of --name=value and --name", () => {
+    expect(wantedHeapFlags("--max-semi-space-size=8  --max-old-space-size=256 --single-threaded-gc")).toEqual([
       "--max-semi-space-size=8",
       "--max-old-space-size=256",
+      "--single-threaded-gc",
     ]);
   });
 
   it("refuses anything else, naming it", () => {
     expect(() => wantedHeapFlags("")).toThrow(/AUDITLOG_HEAP_FLAGS/);
-    expect(() => wantedHeapFlags("--max-semi-space-size")).toThrow(/"--max-semi-space-size"/);
+    expect(() => wantedHeapFlags("-single-threaded-gc")).toThrow(/"-single-threaded-gc"/);
+    expect(() => wantedHeapFlags("--Single")).toThrow(/"--Single"/);
     expect(() => wantedHeapFlags("--expose-gc=1 rm")).toThrow(/"rm"/);
     expect(() => wantedHeapFlags("--require=x=y")).toThrow(/--require=x=y/);
   });
@@ -43,5 +45,12 @@ describe("missingHeapFlags", () => {
     expect(missingHeapFlags(wanted, ["--max_semi_space_size=64"], undefined)).toEqual(["--heap-growing-percent=50"]);
     expect(missingHeapFlags(wanted, [], "--max-semi-space-size=4 --enable-source-maps")).toEqual(["--heap-growing-percent=50"]);
     expect(missingHeapFlags(wanted, ["--heap-growing-percent=0"], "--max-semi-space-size=4")).toEqual([]);
+  });
+
+  it("a boolean flag is kept out by the operator's --no- form of it", () => {
+    expect(missingHeapFlags(["--single-threaded-gc"], ["--no-single-threaded-gc"], undefined)).toEqual([]);
+    expect(missingHeapFlags(["--single-threaded-gc"], [], "--no-single_threaded_gc")).toEqual([]);
+    expect(missingHeapFlags(["--single-threaded-gc"], ["--single-threaded-gc"], undefined)).toEqual([]);
+    expect(missingHeapFlags(["--single-threaded-gc"], [], undefined)).toEqual(["--single-threaded-gc"]);
   });
 });
