@@ -71,6 +71,9 @@ export interface SearchBackend {
    * each, in the same order, in chunks that end at a line's end. Optional: a
    * backend that can produce the lines cheaper than from records (PostgreSQL
    * builds them in SQL); exports use export() where it is absent.
+   * `reuseBuffers`: the caller is done with each chunk once it asks for the
+   * next (it has copied or written it), so later chunks may be written into
+   * the same memory.
    */
   exportNdjson?(
     tenantId: string,
@@ -78,6 +81,7 @@ export interface SearchBackend {
     direction: SortDirection,
     limit: bigint | null,
     signal: AbortSignal,
+    opts?: { reuseBuffers?: boolean },
   ): AsyncIterable<Uint8Array>;
 
   stats(tenantId: string, q: EventQuery, interval: StatsInterval, top: number, signal?: AbortSignal): Promise<Stats>;

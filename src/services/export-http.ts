@@ -29,8 +29,10 @@
 // chunked body never gets its final chunk; HTTP/2: RST_STREAM), so a client
 // never mistakes a truncated file for a complete one.
 //
-// Writes respect backpressure: after res.write() returns false the export
-// waits for 'drain', so a slow reader pauses the backend reads. A client that
+// Writes respect backpressure: the next chunk is asked for only once the
+// last one's write has completed (its callback), so a slow reader pauses the
+// backend reads, and the export may read later pages into the memory of the
+// chunks written (export-stream.ts, `consumedOnNext`). A client that
 // disconnects aborts the export (and closes its point in time).
 //
 // The RPCs' limits apply (limits-interceptor.ts, docs/ARCHITECTURE.md,
@@ -132,20 +134,22 @@ function sendError(res: NodeResponse, err: ConnectError): void {
   plain(res).end(body);
 }
 
-/** Resolves once the response can take more data; rejects if the client goes away first. */
-function drained(res: NodeResponse, signal: AbortSignal): Promise<void> {
+/**
+ * Writes `chunk` and resolves once the write has completed (the bytes are
+ * handed to the socket: the chunk's memory is free again); rejects if the
+ * write fails or the client goes away first.
+ */
+function written(res: NodeResponse, chunk: Buffer, signal: AbortSignal): Promise<void> {
   return new Promise((resolve, reject) => {
-    const done = (err?: Error) => {
-      res.off("drain", onDrain);
+    const done = (err?: Error | null) => {
       signal.removeEventListener("abort", onAbort);
       if (err) reject(err);
       else resolve();
     };
-    const onDrain = () => done();
     const onAbort = () => done(signal.reason instanceof Error ? signal.reason : new Error("client went away"));
     if (signal.aborted) return onAbort();
-    res.on("drain", onDrain);
     signal.addEventListener("abort", onAbort);
+    plain(res).write(chunk, done);
   });
 }
 
@@ -212,7 +216,7 @@ export function exportHttpHandler(deps: ExportHttpDeps): (req: NodeRequest, res:
 
       const counter = new ExportRecordCounter(plan.format);
       const view = viewOf(protection, principal, tenantId);
-      const chunks = boundedExportChunks(backend, plan, guard.signal, limiter, checkpointKey ?? null, view);
+      const chunks = boundedExportChunks(backend, plan, guard.signal, limiter, checkpointKey ?? null, view, { consumedOnNext: true });
       try {
         // The first chunk before the status line: errors up to here are still JSON.
         let next = await chunks.next();
@@ -227,7 +231,7 @@ export function exportHttpHandler(deps: ExportHttpDeps): (req: NodeRequest, res:
         while (!next.done) {
           bytes += next.value.length;
           counter.add(next.value);
-          if (!plain(res).write(next.value)) await drained(res, guard.signal);
+          await written(res, next.value, guard.signal);
           guard.signal.throwIfAborted();
           next = await chunks.next();
         }

@@ -44,6 +44,15 @@ export type ExportPlan = {
 };
 
 /**
+ * How the caller uses the chunks. `consumedOnNext`: it is done with each
+ * chunk once it asks for the next (the RPC has encoded it into its message,
+ * the HTTP download has seen its write complete), so the backend may read
+ * later pages into the memory of earlier ones; without it every chunk stays
+ * the caller's to keep.
+ */
+export type ChunkUse = { consumedOnNext?: boolean };
+
+/**
  * The file as a sequence of byte chunks of about CHUNK_BYTES (the CSV header
  * is in the first). Nothing is read from the backend before the first
  * next(), and every chunk is produced only when asked for. `view`: how the
@@ -57,11 +66,13 @@ export async function* exportChunks(
   signal: AbortSignal,
   signer: SigningKey | null = null,
   view: RecordView = asStored,
+  use: ChunkUse = {},
 ): AsyncGenerator<Buffer, void, undefined> {
   const manifest = plan.manifest ? manifestBuilder(plan, signer) : null;
   // Plain NDJSON as stored needs nothing of each record: the backend's lines as they come.
   if (plan.format === "ndjson" && !manifest && view === asStored && backend.exportNdjson) {
-    yield* lineChunks(backend.exportNdjson(plan.tenantId, plan.q, plan.direction, plan.limit, signal));
+    const reuseBuffers = use.consumedOnNext === true;
+    yield* lineChunks(backend.exportNdjson(plan.tenantId, plan.q, plan.direction, plan.limit, signal, { reuseBuffers }));
     return;
   }
   const show = manifest ? asStored : view;
@@ -92,7 +103,9 @@ const NEWLINE = 0x0a;
 /**
  * `lines` (whole lines, each ending in "\n") as chunks of about CHUNK_BYTES
  * that end at a line's end, as exportChunks makes them from records. Parts
- * of the backend's buffers, not copies, when they are large enough.
+ * of the backend's buffers, not copies, when they are large enough; what is
+ * left of a buffer short of a chunk is copied before the next is asked for,
+ * so nothing of a buffer is held once the backend may use it again.
  */
 async function* lineChunks(lines: AsyncIterable<Uint8Array>): AsyncGenerator<Buffer, void, undefined> {
   let pending: Buffer[] = [];
@@ -114,8 +127,9 @@ async function* lineChunks(lines: AsyncIterable<Uint8Array>): AsyncGenerator<Buf
         size = 0;
       }
     }
+    if (pending.length) pending = [Buffer.concat(pending, size)];
   }
-  if (pending.length) yield pending.length === 1 ? pending[0]! : Buffer.concat(pending);
+  if (pending.length) yield pending[0]!;
 }
 
 /**
@@ -142,11 +156,12 @@ export async function* boundedExportChunks(
   limiter?: TenantReadLimiter,
   signer: SigningKey | null = null,
   view: RecordView = asStored,
+  use: ChunkUse = {},
 ): AsyncGenerator<Buffer, void, undefined> {
   let release: (() => void) | null = null;
   try {
     if (limiter) release = await limiter.acquire(plan.tenantId, signal);
-    yield* exportChunks(backend, plan, signal, signer, view);
+    yield* exportChunks(backend, plan, signal, signer, view, use);
   } catch (err) {
     throw asConnectError(err);
   } finally {

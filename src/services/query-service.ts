@@ -108,7 +108,9 @@ export function queryService(deps: QueryDeps): ServiceImpl<typeof QueryService> 
       const plan = exportPlan(validator, tenantId, req, ownActorOf(principal));
       await awaitPosition(backend, tenantId, req.minPosition, ctx.signal);
       const view = viewOf(deps.protection, principal, tenantId);
-      for await (const chunk of boundedExportChunks(backend, plan, ctx.signal, limiter, checkpoints?.key ?? null, view)) {
+      // Each message is encoded before the next chunk is asked for (Connect's serializing stage pulls one at a time).
+      const use = { consumedOnNext: true };
+      for await (const chunk of boundedExportChunks(backend, plan, ctx.signal, limiter, checkpoints?.key ?? null, view, use)) {
         yield create(ExportEventsResponseSchema, { chunk });
       }
     },

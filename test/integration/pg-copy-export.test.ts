@@ -193,9 +193,18 @@ async function viaRecords(pool: pg.Pool, tenantId: string, q: EventQuery, dir: S
   return out;
 }
 
-async function viaCopy(pool: pg.Pool, tenantId: string, q: EventQuery, dir: SortDirection, limit: bigint | null, batchSize?: number) {
+/** The export's bytes, each page copied as it comes (so buffers may be reused: `reuseBuffers`, by default). */
+async function viaCopy(
+  pool: pg.Pool,
+  tenantId: string,
+  q: EventQuery,
+  dir: SortDirection,
+  limit: bigint | null,
+  batchSize?: number,
+  reuseBuffers = true,
+) {
   const parts: Buffer[] = [];
-  for await (const bytes of pgExportNdjson(pool, tenantId, q, dir, limit, new AbortController().signal, { batchSize })) {
+  for await (const bytes of pgExportNdjson(pool, tenantId, q, dir, limit, new AbortController().signal, { batchSize, reuseBuffers })) {
     parts.push(Buffer.from(bytes));
   }
   return Buffer.concat(parts).toString("utf8");
@@ -326,6 +335,33 @@ describe("NDJSON export built by PostgreSQL (COPY)", () => {
     const parts: Buffer[] = [];
     for await (const bytes of backend.exportNdjson(TENANT, all, "asc", null, new AbortController().signal)) parts.push(Buffer.from(bytes));
     expect(Buffer.concat(parts).toString("utf8")).toBe(await viaRecords(pool, TENANT, all, "asc", null));
+  });
+
+  it("reads later pages into the buffers of pages the consumer is done with, only when asked to", async () => {
+    const pagesAndBuffers = async (reuseBuffers: boolean) => {
+      const buffers = new Set<ArrayBufferLike>();
+      const parts: Buffer[] = [];
+      for await (const bytes of pgExportNdjson(pool, TENANT, all, "asc", null, new AbortController().signal, {
+        batchSize: 40,
+        reuseBuffers,
+      })) {
+        buffers.add(bytes.buffer);
+        // A consumer that takes its time with a page (a transport writing it) while the next pages are read.
+        await new Promise((r) => setTimeout(r, 5));
+        parts.push(Buffer.from(bytes));
+      }
+      return { pages: parts.length, buffers: buffers.size, text: Buffer.concat(parts).toString("utf8") };
+    };
+    const expected = await viaRecords(pool, TENANT, all, "asc", null, 40);
+    const reused = await pagesAndBuffers(true);
+    expect(reused.pages).toBe(EVENTS / 40);
+    // The pages in flight and the spare ones, whatever the number of pages.
+    expect(reused.buffers).toBeLessThanOrEqual(5);
+    expect(firstDifference(expected, reused.text)).toBeNull();
+    const fresh = await pagesAndBuffers(false);
+    expect(fresh.buffers).toBe(fresh.pages);
+    expect(fresh.text).toBe(expected);
+    expect(await viaCopy(pool, TENANT, all, "desc", 77n, 7, false)).toBe(await viaRecords(pool, TENANT, all, "desc", 77n, 7));
   });
 
   it("writes nothing for no match or a limit of 0, and stops when aborted", async () => {

@@ -70,6 +70,36 @@ describe("exportChunks with a backend's own NDJSON lines", () => {
     }
   });
 
+  it("lets the backend reuse its buffers only for a caller done with each chunk on next(), and holds nothing of one", async () => {
+    // Pages whose sizes leave a part of a chunk at the end of each.
+    const pages = [lines.slice(0, 37), lines.slice(37, 90), lines.slice(90, 91), lines.slice(91, 230), lines.slice(230)];
+    const asked: (boolean | undefined)[] = [];
+    const reusing = backend();
+    // One buffer for every page, written over with "X" as soon as the consumer asks for the next.
+    reusing.exportNdjson = async function* (_t, _q, _d, _l, _s, opts) {
+      asked.push(opts?.reuseBuffers);
+      const shared = Buffer.alloc(Math.max(...pages.map((p) => Buffer.byteLength(p.join("")))));
+      for (const p of pages) {
+        const n = shared.write(p.join(""));
+        yield shared.subarray(0, n);
+        shared.fill("X");
+      }
+    };
+    const copies: Buffer[] = [];
+    // The caller's side of consumedOnNext: each chunk is used up before the next is asked for.
+    for await (const c of exportChunks(reusing, plan, new AbortController().signal, null, asStored, { consumedOnNext: true })) {
+      copies.push(Buffer.from(c));
+    }
+    expect(Buffer.concat(copies).toString()).toBe(lines.join(""));
+    const keeping = backend([lines]);
+    keeping.exportNdjson = async function* (_t, _q, _d, _l, _s, opts) {
+      asked.push(opts?.reuseBuffers);
+      yield* [];
+    };
+    await chunksOf(exportChunks(keeping, plan, new AbortController().signal));
+    expect(asked).toEqual([true, false]);
+  });
+
   it("gives the same bytes as the record path", async () => {
     const fromLines = await chunksOf(exportChunks(backend([lines]), plan, new AbortController().signal));
     const fromRecords = await chunksOf(exportChunks(backend(), plan, new AbortController().signal));

@@ -95,8 +95,9 @@ export class PostgresSearchBackend implements SearchBackend {
     direction: SortDirection,
     limit: bigint | null,
     signal: AbortSignal,
+    opts: { reuseBuffers?: boolean } = {},
   ): AsyncIterable<Uint8Array> {
-    return pgExportNdjson(this.pool, tenantId, q, direction, limit, signal, { pageTimeoutMs: this.exportPageTimeoutMs });
+    return pgExportNdjson(this.pool, tenantId, q, direction, limit, signal, { pageTimeoutMs: this.exportPageTimeoutMs, ...opts });
   }
 
   stats(tenantId: string, q: EventQuery, interval: StatsInterval, top: number, signal?: AbortSignal): Promise<Stats> {

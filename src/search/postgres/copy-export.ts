@@ -8,6 +8,10 @@
 // two connections: each page's end is found first from the page-order
 // index (cheap), and the pages are ranges of the order between those ends.
 //
+// With `reuseBuffers` (a consumer that is done with each page once it asks
+// for the next), later pages are read into the memory of earlier ones
+// (page-buffers.ts).
+//
 // A page is read whole before it is handed on, so a slow client never holds
 // a statement open (its statement timeout would otherwise count the time
 // the client takes to read). The few lines that copy-lines.ts names are
@@ -23,6 +27,7 @@ import { tenantReadQueries, withTenantRead } from "../../store/tenant-scope.ts";
 import { PG_EXPORT_BATCH } from "./export.ts";
 import { finishCopyLines } from "./copy-lines.ts";
 import { copyOut } from "./copy-out.ts";
+import { PageBuffers } from "./page-buffers.ts";
 import { ndjsonLinesSql } from "./ndjson-sql.ts";
 import { searchSql } from "./sql.ts";
 import { inlineParams } from "../../store/sql-literal.ts";
@@ -40,8 +45,28 @@ function positionOf(buf: Buffer, start: number, end: number): PagePosition {
   return { occurredAt: parseMicros(o.event.occurredAt), sequence: BigInt(o.sequence) };
 }
 
-/** `buf` with the lines at `redo` written from their records (ndjsonLineOfRecord). */
-async function rewriteLines(db: PoolClient, tenantId: string, buf: Buffer, redo: [number, number][]): Promise<Buffer> {
+/** `parts` one after the other in one buffer (from `buffers` when given). */
+function joined(parts: readonly Uint8Array[], buffers: PageBuffers | undefined): Buffer {
+  if (!buffers) return Buffer.concat(parts);
+  let size = 0;
+  for (const p of parts) size += p.length;
+  const out = buffers.take(size);
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out.subarray(0, size);
+}
+
+/** `buf` with the lines at `redo` written from their records (ndjsonLineOfRecord), in a new buffer. */
+async function rewriteLines(
+  db: PoolClient,
+  tenantId: string,
+  buf: Buffer,
+  redo: [number, number][],
+  buffers: PageBuffers | undefined,
+): Promise<Buffer> {
   const sequences = redo.map(([start, end]) => positionOf(buf, start, end).sequence.toString());
   const rows = await db.query<EventRow>(`SELECT ${EVENT_COLUMNS} FROM events WHERE tenant_id = $1 AND sequence = ANY($2::bigint[])`, [
     tenantId,
@@ -57,7 +82,7 @@ async function rewriteLines(db: PoolClient, tenantId: string, buf: Buffer, redo:
     at = end;
   });
   parts.push(buf.subarray(at));
-  return Buffer.concat(parts);
+  return joined(parts, buffers);
 }
 
 /** The bytes of the first `n` lines of `buf`. */
@@ -74,20 +99,26 @@ export async function* pgExportNdjson(
   direction: SortDirection,
   limit: bigint | null,
   signal: AbortSignal,
-  opts: { batchSize?: number; pageTimeoutMs?: number } = {},
+  opts: { batchSize?: number; pageTimeoutMs?: number; reuseBuffers?: boolean } = {},
 ): AsyncGenerator<Buffer, void, undefined> {
   const batchSize = opts.batchSize ?? PG_EXPORT_BATCH;
+  // The pages being built, the one being consumed, and two spare.
+  const buffers = opts.reuseBuffers ? new PageBuffers(PAGES_AT_ONCE + 2) : undefined;
   let capacity = 0; // the previous page's size: the next is likely alike
   const readOptions = (snapshot: boolean) => ({ signal, statementTimeoutMs: opts.pageTimeoutMs, actorId: q.actorId, snapshot });
   const read = <T>(fn: (db: PoolClient) => Promise<T>) => withTenantRead(pool, tenantId, fn, readOptions(true));
   // The lines of at most `size` events after `after` (and up to `until`).
   const lines = async (db: PoolClient, after: PagePosition | null, until: PagePosition | null, size: number): Promise<Page> => {
     const sql = `COPY (${ndjsonLinesSql(inlineParams(searchSql(tenantId, q, direction, after, size, "events.*", until)))}) TO STDOUT WITH (FORMAT binary)`;
-    let bytes = await copyOut(db, sql, capacity);
+    let bytes = await copyOut(db, sql, capacity, buffers);
     capacity = bytes.length;
     const finished = finishCopyLines(bytes);
     bytes = bytes.subarray(0, finished.length);
-    if (finished.redo.length) bytes = await rewriteLines(db, tenantId, bytes, finished.redo);
+    if (finished.redo.length) {
+      const rewritten = await rewriteLines(db, tenantId, bytes, finished.redo, buffers);
+      buffers?.give(bytes);
+      bytes = rewritten;
+    }
     return { bytes, lines: finished.lines };
   };
   // The lines of every event in (after, until] (`until` null: to the end of
@@ -110,7 +141,9 @@ export async function* pgExportNdjson(
         parts.push(more.bytes);
         total += more.lines;
       }
-      return { bytes: Buffer.concat(parts), lines: total };
+      const bytes = joined(parts, buffers);
+      for (const part of parts) buffers?.give(part);
+      return { bytes, lines: total };
     });
   // Where the page of `size` events after `after` ends (the position of its
   // last event), or null when fewer follow: the order's columns only, which
@@ -159,6 +192,8 @@ export async function* pgExportNdjson(
       yield firstLines(bytes, Number(remaining));
       remaining = 0n;
     }
+    // The consumer asked for more, so it is done with this page.
+    buffers?.give(bytes);
     if (remaining === 0n) return;
   }
 }

@@ -10,9 +10,11 @@
 // of MB/s the garbage collector, not the copying, is what that costs
 // (docs/PERFORMANCE.md, "Round two, continued").
 import type { Connection, Submittable } from "pg";
+import { MIN_PAGE_BUFFER, type PageBuffers } from "./page-buffers.ts";
 
 class CopyOut implements Submittable {
   private readonly text: string;
+  private readonly buffers: PageBuffers | undefined;
   private buf: Buffer;
   private size = 0;
   private failed: Error | null = null;
@@ -20,9 +22,10 @@ class CopyOut implements Submittable {
   private resolve!: (b: Buffer) => void;
   private reject!: (e: Error) => void;
 
-  constructor(text: string, capacity: number) {
+  constructor(text: string, capacity: number, buffers: PageBuffers | undefined) {
     this.text = text;
-    this.buf = Buffer.allocUnsafe(Math.max(capacity, 64 * 1024));
+    this.buffers = buffers;
+    this.buf = this.allocate(capacity);
     this.done = new Promise((resolve, reject) => {
       this.resolve = resolve;
       this.reject = reject;
@@ -36,12 +39,17 @@ class CopyOut implements Submittable {
   handleCopyData(msg: { chunk: Buffer }): void {
     const chunk = msg.chunk;
     if (this.size + chunk.length > this.buf.length) {
-      const grown = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.size + chunk.length));
+      const grown = this.allocate(Math.max(this.buf.length * 2, this.size + chunk.length));
       this.buf.copy(grown, 0, 0, this.size);
+      this.buffers?.give(this.buf);
       this.buf = grown;
     }
     chunk.copy(this.buf, this.size);
     this.size += chunk.length;
+  }
+
+  private allocate(size: number): Buffer {
+    return this.buffers ? this.buffers.take(size) : Buffer.allocUnsafe(Math.max(size, MIN_PAGE_BUFFER));
   }
 
   /** The server's error, or the connection's end (after which no ReadyForQuery comes). */
@@ -71,10 +79,11 @@ class CopyOut implements Submittable {
 /**
  * The whole output of `sql` (a `COPY ... TO STDOUT`) on `db`, in one buffer;
  * `capacity`: the size to start with (the previous page's, say), which it
- * outgrows by doubling. Rejects with the server's error.
+ * outgrows by doubling. The buffers come from `buffers` when given (and
+ * one outgrown goes back to it). Rejects with the server's error.
  */
-export function copyOut(db: { query(q: Submittable): unknown }, sql: string, capacity = 0): Promise<Buffer> {
-  const q = new CopyOut(sql, capacity);
+export function copyOut(db: { query(q: Submittable): unknown }, sql: string, capacity = 0, buffers?: PageBuffers): Promise<Buffer> {
+  const q = new CopyOut(sql, capacity, buffers);
   db.query(q);
   return q.done;
 }
