@@ -102,8 +102,9 @@ export async function* pgExportNdjson(
   opts: { batchSize?: number; pageTimeoutMs?: number; reuseBuffers?: boolean } = {},
 ): AsyncGenerator<Buffer, void, undefined> {
   const batchSize = opts.batchSize ?? PG_EXPORT_BATCH;
-  // The pages being built, the one being consumed, and two spare.
-  const buffers = opts.reuseBuffers ? new PageBuffers(PAGES_AT_ONCE + 2) : undefined;
+  // In use: the pages being built and the one being consumed, which is free
+  // again before the next page is planned; so few are ever free at once.
+  const buffers = opts.reuseBuffers ? new PageBuffers(2) : undefined;
   let capacity = 0; // the previous page's size: the next is likely alike
   const readOptions = (snapshot: boolean) => ({ signal, statementTimeoutMs: opts.pageTimeoutMs, actorId: q.actorId, snapshot });
   const read = <T>(fn: (db: PoolClient) => Promise<T>) => withTenantRead(pool, tenantId, fn, readOptions(true));

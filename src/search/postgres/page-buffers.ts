@@ -2,9 +2,9 @@
 // consumer is done with a page. A page of 2,000 lines is a few MB; at
 // 50,000 lines a second a new buffer per page allocates about 90 MB/s
 // outside V8's heap, and V8 frees such memory only some 64 MB after its
-// last full collection: the dead pages were 50-70 MB of the service's peak
-// RSS (docs/PERFORMANCE.md, "Round three", memory). Reused, an export holds
-// the pages in flight and a few free ones.
+// last full collection: the export added 54-61 MB to the service's peak
+// RSS, 41-45 MB with reuse (docs/PERFORMANCE.md, "Round four"). Reused, an
+// export holds the pages in flight and a few free ones.
 
 /** Smallest buffer handed out. */
 export const MIN_PAGE_BUFFER = 64 * 1024;
