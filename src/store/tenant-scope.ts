@@ -8,7 +8,7 @@
 // connection is busy) and destroys the connection rather than reusing it.
 import { connect } from "node:net";
 import pg, { type Pool, type PoolClient, type QueryResult } from "pg";
-import { transactionOn, withConnection } from "./transaction.ts";
+import { inTransactionOn, transactionOn, withConnection } from "./transaction.ts";
 import { inlineParams, sqlString } from "./sql-literal.ts";
 
 export type TenantReadOptions = {
@@ -47,13 +47,7 @@ export function withTenantRead<T>(
   fn: (db: PoolClient) => Promise<T>,
   opts: TenantReadOptions = {},
 ): Promise<T> {
-  return tenantRead(pool, tenantId, opts, (db, setup) =>
-    transactionOn(db, setup, async () => {
-      const result = await fn(db);
-      await db.query("COMMIT");
-      return result;
-    }),
-  );
+  return tenantRead(pool, tenantId, opts, (db, setup) => inTransactionOn(db, setup, () => fn(db)));
 }
 
 /**

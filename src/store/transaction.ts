@@ -35,9 +35,14 @@ export async function withConnection<T>(pool: Pool, fn: (db: PoolClient) => Prom
  * one after BEGIN fails, the rollback still leaves the connection clean.
  */
 export function inTransaction<T>(pool: Pool, begin: string, fn: (db: PoolClient) => Promise<T>): Promise<T> {
-  return inTransactionCommitting(pool, begin, async (db) => {
-    const result = await fn(db);
-    await db.query("COMMIT");
+  return withConnection(pool, (client) => inTransactionOn(client, begin, () => fn(client)));
+}
+
+/** inTransaction on a connection the caller holds. */
+export function inTransactionOn<T>(client: PoolClient, begin: string, fn: () => Promise<T>): Promise<T> {
+  return transactionOn(client, begin, async () => {
+    const result = await fn();
+    await client.query("COMMIT");
     return result;
   });
 }
