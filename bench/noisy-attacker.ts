@@ -88,6 +88,8 @@ function attack(o: AttackerOptions): { stop: () => Promise<Record<string, number
     }
     await Promise.all(inFlight);
   };
+  // Cheap calls (a lookup by id), so that their number, not their cost, is what the tenant's read rate stops.
+  const missingEvent = () => attackerQuery.getEvent({ id: "no-such-event" }, { timeoutMs: 60_000 }).catch(notFoundIsFine);
   const smallEvents = (action: string) =>
     Array.from({ length: 100 }, () => ({
       action,
@@ -137,19 +139,13 @@ function attack(o: AttackerOptions): { stop: () => Promise<Record<string, number
     ...Array.from({ length: ATTACKS.has("burst") ? BURST_STREAMS : 0 }, () =>
       burstLoop("burst-append", () => attackerIngest.append({ events: smallEvents("x.burst") }, { timeoutMs: 60_000 })),
     ),
-    ...Array.from({ length: ATTACKS.has("burst") ? BURST_STREAMS : 0 }, () =>
-      // Cheap calls (a lookup by id), so that their number, not their cost, is what the tenant's read rate stops.
-      burstLoop("burst-read", () => attackerQuery.getEvent({ id: "no-such-event" }, { timeoutMs: 60_000 }).catch(notFoundIsFine)),
-    ),
+    ...Array.from({ length: ATTACKS.has("burst") ? BURST_STREAMS : 0 }, () => burstLoop("burst-read", missingEvent)),
     // The tenant at its limits, never over them: what the limits let it cost the others.
     ATTACKS.has("steady") &&
       paced("steady-append", (o.steadyIngestRate ?? 0) / 100, () =>
         attackerIngest.append({ events: smallEvents("x.steady") }, { timeoutMs: 60_000 }),
       ),
-    ATTACKS.has("steady") &&
-      paced("steady-read", o.steadyReadRate ?? 0, () =>
-        attackerQuery.getEvent({ id: "no-such-event" }, { timeoutMs: 60_000 }).catch(notFoundIsFine),
-      ),
+    ATTACKS.has("steady") && paced("steady-read", o.steadyReadRate ?? 0, missingEvent),
   ];
   return {
     async stop() {
