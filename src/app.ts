@@ -60,6 +60,8 @@ import { RetentionStore } from "./store/retention-store.ts";
 import { TailFeed } from "./services/tail/tail-feed.ts";
 import { CommitListener } from "./store/commit-listener.ts";
 import { chainHttpRoutes } from "./server/http-routes.ts";
+import { binaryTwin } from "./server/binary-twin.ts";
+import { AppendRequestWireSchema, IngestRequestWireSchema } from "../gen/auditlog/internal/v1/ingest_wire_pb.js";
 import { staticFilesHandler } from "./server/static-files.ts";
 import { fileURLToPath } from "node:url";
 import { readFileSync } from "node:fs";
@@ -265,7 +267,11 @@ export async function startApp(config: Config & { databaseUrl: string }, log: Lo
     host: config.host,
     port: config.port,
     routes: (router) => {
-      router.service(IngestService, ingestService({ validator, committer, log, limiter: ingestLimiter, protect: protection.forIngest }));
+      const ingest = ingestService({ validator, committer, log, limiter: ingestLimiter, protect: protection.forIngest });
+      router.service(IngestService, ingest);
+      // Binary requests: events read with their open content still encoded (src/server/binary-twin.ts).
+      router.rpc(binaryTwin(IngestService.method.append, AppendRequestWireSchema), ingest.append as never);
+      router.rpc(binaryTwin(IngestService.method.ingest, IngestRequestWireSchema), ingest.ingest as never);
       const archivedChain = archive ? verifyArchivedChain.bind(null, archive) : undefined;
       router.service(
         QueryService,

@@ -7,6 +7,7 @@ import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { codeToString } from "@connectrpc/connect/protocol-connect";
 import { accessLogInterceptor, accessLogStateKey, peerAddressKey, protocolOf } from "./access-log.ts";
 import { withCors } from "./cors.ts";
+import { mergeBinaryTwins } from "./binary-twin.ts";
 import { remapConnectParseFailures, remapParseFailures } from "./parse-error-status.ts";
 import { strictJsonDecoder } from "./strict-json.ts";
 import { registerHealth, type HealthState } from "./health.ts";
@@ -182,6 +183,7 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
     },
     routes(router) {
       opts.routes(strictJsonRouter(router, JSON_OPTIONS, new Set(opts.uncompressedResponses)));
+      mergeBinaryTwins(router.handlers);
       const files = new Map<string, DescFile>();
       for (const h of router.handlers) files.set(h.service.file.proto.name, h.service.file);
       // Infrastructure endpoints: access log only, no app interceptors.

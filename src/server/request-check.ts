@@ -7,8 +7,9 @@ import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import { requestViolation } from "../domain/request-check.ts";
 import { fieldError } from "../platform/error-details.ts";
 
-// Events are validated one by one and refused per event (REJECTED in the summary).
-const SKIP = new Set(["auditlog.v1.Event"]);
+// Events are validated one by one and refused per event (REJECTED in the
+// summary), whether read as the contract's type or as the binary twin's.
+const SKIP = new Set(["auditlog.v1.Event", "auditlog.internal.v1.EventWire"]);
 
 function check(desc: DescMessage, message: object): void {
   const v = requestViolation(desc, message, SKIP);

@@ -2,9 +2,11 @@ import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
 import type { Validator } from "@bufbuild/protovalidate";
 import type { Event } from "../../gen/auditlog/v1/event_pb.js";
+import type { EventWire } from "../../gen/auditlog/internal/v1/ingest_wire_pb.js";
 import { AppendResponseSchema, type IngestRequest, IngestResponseSchema, type IngestService } from "../../gen/auditlog/v1/ingest_pb.js";
 import { type EventRecord, recordFromEvent } from "../domain/event-record.ts";
 import { validateEvent } from "../domain/event-validation.ts";
+import { eventFromWire, isEventWire, OpenContentDecodeError } from "../domain/event-wire.ts";
 import { sealContent } from "../domain/hash-chain.ts";
 import { ClosedError, type GroupCommitter } from "../store/group-commit.ts";
 import { UnknownTenantError, type WriteItem, type WriteResult } from "../store/event-writer.ts";
@@ -46,7 +48,28 @@ const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resol
 
 const MAX_EVENTS_PER_MESSAGE = 1000;
 
-function checkBatchSize(events: Event[]): void {
+/**
+ * An event of a request: as the contract's Event (JSON requests, AMQP) or
+ * with its open content still encoded (binary requests, read with
+ * auditlog.internal.v1's wire types; src/server/binary-twin.ts).
+ */
+export type IncomingEvent = Event | EventWire;
+
+/** Depth of an event in an AppendRequest or IngestRequest, as protobuf-es counts it for its recursion limit. */
+const EVENT_DEPTH_IN_REQUEST = 2;
+
+/** The Event of the `index`th event of a message; open content that does not decode refuses the whole message, as protobuf-es would. */
+function eventOf(e: IncomingEvent, index: number): Event {
+  if (!isEventWire(e)) return e;
+  try {
+    return eventFromWire(e, EVENT_DEPTH_IN_REQUEST);
+  } catch (err) {
+    if (err instanceof OpenContentDecodeError) throw fieldError(`events[${index}].${err.field}`, err.message);
+    throw err;
+  }
+}
+
+function checkBatchSize(events: readonly IncomingEvent[]): void {
   if (events.length === 0 || events.length > MAX_EVENTS_PER_MESSAGE) {
     throw fieldError("events", `${events.length} events in one message; send 1 to ${MAX_EVENTS_PER_MESSAGE}`);
   }
@@ -85,7 +108,7 @@ function writeFailure(err: unknown, tenantId: string, log: Logger): ConnectError
 export async function submitEvents(
   deps: IngestDeps,
   tenantId: string,
-  events: Event[],
+  events: readonly IncomingEvent[],
   firstIndex: number,
   summary: SummaryBuilder,
   signal: AbortSignal,
@@ -97,7 +120,7 @@ export async function submitEvents(
     span.setAttribute("auditlog.events", events.length);
     for (let i = 0; i < events.length; i++) {
       if (i > 0 && i % VALIDATION_CHUNK === 0) await yieldToEventLoop();
-      const e = events[i]!;
+      const e = eventOf(events[i]!, i);
       const violations = validateEvent(deps.validator, e);
       if (violations.length) {
         summary.reject(firstIndex + i, e.id, violations);

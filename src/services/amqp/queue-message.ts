@@ -3,6 +3,8 @@
 // consumer's connection handling so it can be tested without a broker.
 import { fromBinary, fromJsonString } from "@bufbuild/protobuf";
 import { type Event, EventSchema } from "../../../gen/auditlog/v1/event_pb.js";
+import { EventWireSchema } from "../../../gen/auditlog/internal/v1/ingest_wire_pb.js";
+import { eventFromWire, OpenContentDecodeError } from "../../domain/event-wire.ts";
 import { strictTimestampViolation } from "../../domain/strict-json.ts";
 
 const PROTOBUF = new Set(["application/x-protobuf", "application/protobuf", "application/vnd.google.protobuf"]);
@@ -18,9 +20,11 @@ export function decodeEvent(contentType: string | undefined, body: Buffer): Deco
   const type = (contentType ?? "").split(";")[0]!.trim().toLowerCase();
   if (PROTOBUF.has(type)) {
     try {
-      return { event: fromBinary(EventSchema, body) };
+      // As the binary API requests are read (an event on its own: depth 1).
+      return { event: eventFromWire(fromBinary(EventWireSchema, body), 1) };
     } catch (err) {
-      return { refusal: { reason: `the body is not a protobuf auditlog.v1.Event: ${(err as Error).message}`, field: "" } };
+      const field = err instanceof OpenContentDecodeError ? err.field : "";
+      return { refusal: { reason: `the body is not a protobuf auditlog.v1.Event: ${(err as Error).message}`, field } };
     }
   }
   if (JSON_TYPES.has(type)) {
