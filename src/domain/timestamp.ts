@@ -24,18 +24,46 @@ export function microsFromDate(d: Date): Micros {
   return BigInt(d.getTime()) * 1000n;
 }
 
-// The last time formatted: a batch's rows all share one received_at.
-let lastMicros: Micros | null = null;
-let lastText = "";
+const MICROS_PER_DAY = 86_400_000_000;
+// Within ±2^53 µs of the epoch (the years 1684 to 2255) a time is exact as
+// a Number, and formatMicros does plain arithmetic: it runs two or three
+// times per ingested event, and the BigInt division and the Date of each
+// call were 5 % of the service's CPU (docs/PERFORMANCE.md, "Round five").
+const SAFE_MICROS = BigInt(Number.MAX_SAFE_INTEGER);
+
+// The date part of the last day formatted: most times of a batch share it.
+let lastDay = Number.NaN;
+let lastDayText = "";
+
+const pad2 = (n: number) => (n < 10 ? `0${n}` : `${n}`);
 
 export function formatMicros(us: Micros): string {
-  if (us === lastMicros) return lastText;
   if (us < MIN_MICROS || us > MAX_MICROS) throw new RangeError(`time ${us} µs is outside the years 1 to 9999`);
+  if (us > SAFE_MICROS || us < -SAFE_MICROS) return formatMicrosExact(us);
+  const n = Number(us);
+  // Exact: a quotient that is not a whole number is at least 1/MICROS_PER_DAY
+  // (1.2e-11) away from one, more than half the spacing of doubles below
+  // 2^17 days (7.3e-12), so rounding never carries it across midnight.
+  const day = Math.floor(n / MICROS_PER_DAY);
+  const rest = n - day * MICROS_PER_DAY;
+  if (day !== lastDay) {
+    lastDayText = new Date(day * 86_400_000).toISOString().slice(0, 10);
+    lastDay = day;
+  }
+  const micros = rest % 1_000_000;
+  let seconds = (rest - micros) / 1_000_000;
+  const ss = seconds % 60;
+  seconds = (seconds - ss) / 60;
+  const mm = seconds % 60;
+  const hh = (seconds - mm) / 60;
+  return `${lastDayText}T${pad2(hh)}:${pad2(mm)}:${pad2(ss)}.${String(micros).padStart(6, "0")}Z`;
+}
+
+/** formatMicros for any time in range, with BigInt arithmetic. */
+export function formatMicrosExact(us: Micros): string {
   const { seconds, nanos } = timestampFromMicros(us);
   const iso = new Date(Number(seconds) * 1000).toISOString(); // YYYY-MM-DDTHH:MM:SS.mmmZ
-  lastText = `${iso.slice(0, 19)}.${String(nanos / 1000).padStart(6, "0")}Z`;
-  lastMicros = us;
-  return lastText;
+  return `${iso.slice(0, 19)}.${String(nanos / 1000).padStart(6, "0")}Z`;
 }
 
 const rfc3339 = /^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:\.(\d{1,9}))?Z$/;

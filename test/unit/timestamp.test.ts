@@ -7,6 +7,7 @@ import { field as fieldRules } from "@bufbuild/protovalidate/gen/buf/validate/va
 import { EventSchema } from "../../gen/auditlog/v1/event_pb.js";
 import {
   formatMicros,
+  formatMicrosExact,
   MAX_MICROS,
   MAX_TIMESTAMP_SECONDS,
   microsFromDate,
@@ -77,6 +78,28 @@ describe("formatMicros", () => {
     expect(formatMicros(1_714_979_289_123_456n)).toBe("2024-05-06T07:08:09.123456Z");
     expect(formatMicros(1n)).toBe("1970-01-01T00:00:00.000001Z");
     expect(formatMicros(1_714_979_289_000_000n)).toBe("2024-05-06T07:08:09.000000Z");
+  });
+
+  it("equals the BigInt arithmetic everywhere: random times of every range, midnights and their neighbours", () => {
+    let x = 12345;
+    const random = () => {
+      x = (x * 1103515245 + 12345) % 2 ** 31;
+      return x / 2 ** 31;
+    };
+    const day = 86_400_000_000n;
+    const times: bigint[] = [0n, -1n, 1n, MIN_MICROS, MAX_MICROS, BigInt(Number.MAX_SAFE_INTEGER), -BigInt(Number.MAX_SAFE_INTEGER)];
+    for (const edge of [BigInt(Number.MAX_SAFE_INTEGER), -BigInt(Number.MAX_SAFE_INTEGER)]) times.push(edge + 1n, edge - 1n);
+    for (let i = 0; i < 20_000; i++) {
+      // Midnights of random days, and random times, over the whole range and near now.
+      const d = BigInt(Math.floor((random() - 0.5) * 2 * 104_000)) * day;
+      times.push(d - 1n, d, d + 1n, BigInt(Math.floor((random() - 0.5) * 2 * Number.MAX_SAFE_INTEGER)));
+      times.push(MIN_MICROS + BigInt(Math.floor(random() * 1e15)) * 250_000n, 1_764_000_000_000_000n + BigInt(Math.floor(random() * 1e11)));
+    }
+    for (const t of times) {
+      if (t < MIN_MICROS || t > MAX_MICROS) continue;
+      expect(formatMicros(t), String(t)).toBe(formatMicrosExact(t));
+      expect(parseMicros(formatMicros(t))).toBe(t);
+    }
   });
 
   it("writes times before 1970 correctly", () => {
