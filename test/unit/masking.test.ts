@@ -54,6 +54,13 @@ describe("masking at ingest", () => {
     expect(r.metadata).toEqual({ note: "card=[masked:card ****4242]", n: 4111111111111111 });
   });
 
+  it("masks the shortest card number and address it knows (the length below which strings are skipped)", () => {
+    const mask = compileMasking(rules({ patterns: ["card", "email"] }));
+    const r = mask(record({ message: "4222222222222", metadata: { to: "a@b.cd", short: "a@b.c", digits: "422222222222" } }));
+    expect(r.message).toBe("[masked:card ****2222]");
+    expect(r.metadata).toEqual({ to: "[masked:email]", short: "a@b.c", digits: "422222222222" });
+  });
+
   it("masks e-mail addresses only when the tenant asks", () => {
     const input = record({ message: "invited ada@example.com", metadata: { to: "bob@mail.example.org" } });
     expect(compileMasking(DEFAULT_MASKING_RULES)(input).message).toBe("invited ada@example.com");
