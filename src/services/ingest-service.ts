@@ -108,7 +108,7 @@ function writeFailure(err: unknown, tenantId: string, log: Logger): ConnectError
 export async function submitEvents(
   deps: IngestDeps,
   tenantId: string,
-  events: readonly IncomingEvent[],
+  events: IncomingEvent[],
   firstIndex: number,
   summary: SummaryBuilder,
   signal: AbortSignal,
@@ -121,6 +121,9 @@ export async function submitEvents(
     for (let i = 0; i < events.length; i++) {
       if (i > 0 && i % VALIDATION_CHUNK === 0) await yieldToEventLoop();
       const e = eventOf(events[i]!, i);
+      // In place: the wire event's views of the request's bytes would keep
+      // the whole body alive until the commit.
+      events[i] = e;
       const violations = validateEvent(deps.validator, e);
       if (violations.length) {
         summary.reject(firstIndex + i, e.id, violations);
