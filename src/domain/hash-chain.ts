@@ -14,7 +14,7 @@
 // independently.
 import { hash } from "node:crypto";
 import { randomHex } from "./random-hex.ts";
-import { canonicalJson, type Json } from "./json-canonical.ts";
+import { canonicalJson, type Json, jsonString } from "./json-canonical.ts";
 import type { EventRecord, StoredRecord } from "./event-record.ts";
 import { formatMicros, type Micros } from "./timestamp.ts";
 
@@ -69,7 +69,7 @@ export function canonicalContent(r: EventRecord): CanonicalContent {
   };
 }
 
-const str = JSON.stringify;
+const str = jsonString;
 
 /**
  * canonicalJson(canonicalContent(r)), written out directly: the envelope's

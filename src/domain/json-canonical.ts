@@ -26,9 +26,25 @@ function sortKeys(keys: string[]): void {
   }
 }
 
+/**
+ * JSON.stringify(s) for a string: quoted as it is when nothing in it needs an
+ * escape, which is nearly every key and value of an event. A call of
+ * JSON.stringify per string was a third of canonicalJson's time.
+ */
+export function jsonString(s: string): string {
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    // Control characters, quote and backslash are escaped; surrogates are
+    // escaped when unpaired, which JSON.stringify decides.
+    if (c < 0x20 || c === 0x22 || c === 0x5c || (c >= 0xd800 && c <= 0xdfff)) return JSON.stringify(s);
+  }
+  return `"${s}"`;
+}
+
 // Runs over every value of every ingested event: plain loops and string
 // concatenation rather than map/join, which allocate an array per level.
 export function canonicalJson(value: Json): string {
+  if (typeof value === "string") return jsonString(value);
   if (value === null || typeof value !== "object") {
     if (typeof value === "number" && !Number.isFinite(value)) {
       throw new Error(`cannot encode non-finite number ${value}`);
@@ -45,7 +61,7 @@ export function canonicalJson(value: Json): string {
   let s = "{";
   for (let i = 0; i < keys.length; i++) {
     const k = keys[i]!;
-    s += (i ? "," : "") + JSON.stringify(k) + ":" + canonicalJson(value[k]!);
+    s += (i ? "," : "") + jsonString(k) + ":" + canonicalJson(value[k]!);
   }
   return s + "}";
 }

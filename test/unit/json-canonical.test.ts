@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { canonicalJson, type Json } from "../../src/domain/json-canonical.ts";
+import { canonicalJson, type Json, jsonString } from "../../src/domain/json-canonical.ts";
 
 describe("canonicalJson", () => {
   it("encodes scalars like JSON.stringify", () => {
@@ -97,5 +97,27 @@ describe("canonicalJson", () => {
   it("distinguishes values that differ only in type", () => {
     const texts = [1, "1", true, "true", null, "null", [1], { 1: 1 }].map((v) => canonicalJson(v as Json));
     expect(new Set(texts).size).toBe(texts.length);
+  });
+});
+
+describe("jsonString", () => {
+  it("equals JSON.stringify on strings of every kind of code unit: controls, quotes, backslashes, paired and lone surrogates", () => {
+    const units = [
+      0x00, 0x08, 0x09, 0x0a, 0x1f, 0x20, 0x22, 0x27, 0x2f, 0x41, 0x5c, 0x7f, 0xe9, 0x2028, 0x2029, 0xd800, 0xdbff, 0xdc00, 0xdfff, 0xfeff,
+      0xffff,
+    ];
+    let x = 7;
+    const next = () => {
+      x = (x * 48271) % 2147483647;
+      return x;
+    };
+    const samples = ["", "plan", "日本語", "😀", "a\u0000b", '"quoted"', "back\\slash", "\ud83d", "\ude00x", "x\ud83d\ude00y"];
+    for (let i = 0; i < 20_000; i++) {
+      let s = "";
+      for (let n = next() % 12; n > 0; n--)
+        s += String.fromCharCode(next() % 3 === 0 ? units[next() % units.length]! : 0x61 + (next() % 26));
+      samples.push(s);
+    }
+    for (const s of samples) expect(jsonString(s), JSON.stringify(s)).toBe(JSON.stringify(s));
   });
 });
