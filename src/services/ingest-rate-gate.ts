@@ -37,10 +37,14 @@ export type IngestRateGateDeps = {
 
 const APPEND = IngestService.method.append;
 
+// By name: binary Appends are served by a copy of the method that reads
+// them with another request type (src/server/binary-twin.ts).
+const isAppend = (ctx: HandlerContext) => ctx.method.name === APPEND.name && ctx.service.typeName === APPEND.parent.typeName;
+
 /** The gate for the transport's `requestGate`; it throws the refusal, or returns to let the call go on. */
 export function ingestRateGate(deps: IngestRateGateDeps): (ctx: HandlerContext) => Promise<void> {
   return async (ctx) => {
-    if (ctx.method !== APPEND || !deps.limiter.limited) return;
+    if (!isAppend(ctx) || !deps.limiter.limited) return;
     let principal: Principal;
     try {
       principal = await authenticateEarly(deps.auth, deps.tenants, ctx.values, ctx.requestHeader, ctx.service.typeName, ctx.method.name);
