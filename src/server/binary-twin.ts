@@ -8,6 +8,10 @@
 // type. Both handlers are registered with the same request path; before the
 // server serves them, mergeBinaryTwins puts each pair behind one handler
 // that picks by the request's content type.
+//
+// A binary call's context, interceptors and request gate see the twin's
+// descriptor, a copy of the method's (same service, same name): compare
+// methods by service and name, never by identity (ingest-rate-gate.ts).
 import type { DescMessage, DescMethod } from "@bufbuild/protobuf";
 import type { UniversalHandler, UniversalServerRequest } from "@connectrpc/connect/protocol";
 
