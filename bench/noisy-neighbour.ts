@@ -21,7 +21,9 @@
 //                 above the tenant's ingest and read rates (set
 //                 --tenant-ingest-rate; the read rate has a default): what
 //                 is refused RESOURCE_EXHAUSTED shows in the attacker's calls;
-//   5. steady:    the tenant at its limits and never over them: Appends of
+//   5. shards-paced: the Appends of 1 at 90 % of --tenant-ingest-rate on a
+//                 fixed schedule, none refused;
+//   6. steady:    the tenant at its limits and never over them: Appends of
 //                 100 events at 90 % of --tenant-ingest-rate and GetEvents
 //                 at 90 % of --tenant-read-rate (none when unset), on a
 //                 fixed schedule.

@@ -17,6 +17,7 @@ import { Indexer } from "./search/elasticsearch/indexer.ts";
 import { Reconciler } from "./search/elasticsearch/reconciler.ts";
 import { ElasticsearchLifecycle } from "./search/elasticsearch/retention-documents.ts";
 import { deleteTenantDocuments } from "./search/elasticsearch/tenant-documents.ts";
+import { withExportsFromRecords } from "./search/export-routing.ts";
 import type { SearchLifecycle } from "./search/lifecycle.ts";
 import type { HealthState } from "./server/health.ts";
 
@@ -40,6 +41,7 @@ export function startElasticsearchSearch(
   config: Config & { elasticsearchUrl: string },
   pool: pg.Pool,
   readPool: pg.Pool,
+  records: SearchBackend,
   log: Logger,
   health: HealthState,
   metrics: Metrics,
@@ -48,7 +50,10 @@ export function startElasticsearchSearch(
   const client = new Client({ node: config.elasticsearchUrl, requestTimeout: 30_000, maxRetries: 2 });
   const esLog = log.child({ component: "search" });
   const prefix = config.elasticsearchIndexPrefix;
-  const backend = new ElasticsearchSearchBackend(client, readPool, { readAlias: indexNames(prefix).alias });
+  const backend = withExportsFromRecords(
+    new ElasticsearchSearchBackend(client, readPool, { readAlias: indexNames(prefix).alias }),
+    records,
+  );
   const indexer = new Indexer({ pool, client, log: esLog.child({ component: "indexer" }), prefix });
   indexer.start();
   // Only QueryService depends on the index; ingest and admin stay SERVING.

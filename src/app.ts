@@ -88,7 +88,8 @@ export type App = {
 /**
  * Elasticsearch when configured (app-elasticsearch.ts, loaded only then:
  * without it the service never loads the client, docs/PERFORMANCE.md,
- * "Round two: memory"). Otherwise search, export and stats are served from PostgreSQL.
+ * "Round two: memory"). Otherwise search, export and stats are served from
+ * PostgreSQL; with it, exports of envelope filters still are (export-routing.ts).
  */
 async function startSearch(
   config: Config,
@@ -99,15 +100,13 @@ async function startSearch(
   metrics: Metrics,
 ): Promise<SearchSide> {
   const { elasticsearchUrl } = config;
-  if (!elasticsearchUrl) {
-    const backend = new PostgresSearchBackend(readPool, {
-      statementTimeoutMs: config.readTimeoutMs,
-      exportPageTimeoutMs: config.exportPageTimeoutMs,
-    });
-    return { backend, indexer: null, reconciler: null, close: async () => {} };
-  }
+  const records = new PostgresSearchBackend(readPool, {
+    statementTimeoutMs: config.readTimeoutMs,
+    exportPageTimeoutMs: config.exportPageTimeoutMs,
+  });
+  if (!elasticsearchUrl) return { backend: records, indexer: null, reconciler: null, close: async () => {} };
   const { startElasticsearchSearch } = await import("./app-elasticsearch.ts");
-  return startElasticsearchSearch({ ...config, elasticsearchUrl }, pool, readPool, log, health, metrics);
+  return startElasticsearchSearch({ ...config, elasticsearchUrl }, pool, readPool, records, log, health, metrics);
 }
 
 const PARTITION_CHECK_MS = 60 * 60 * 1000;

@@ -24,7 +24,7 @@ export type Config = {
   readQueueMs: number;
   /** Refusals of one caller per second answered at once; the tarpit (src/server/refusal-tarpit.ts). */
   refusalFreePerSecond: number;
-  /** How late a caller's further refusals in that second are answered; 0 turns the tarpit off. */
+  /** How late (at least; at most 1.5 times) a caller's further refusals are answered; 0 turns the tarpit off. */
   refusalDelayMs: number;
   /** Events per second one tenant may submit to one replica; 0: unlimited. */
   tenantIngestRate: number;

@@ -10,10 +10,18 @@
 // Concurrency itself is bounded by HTTP/2's streams per connection
 // (listener.ts) and the per-key stream limits.
 //
+// Free refusals come from a token bucket per caller (`freePerSecond` a
+// second, as many at most in a burst), not a fixed one-second window: with
+// a window, a client's parallel loops were all answered at once at the start
+// of each second and came back together, a burst of calls every second that
+// the event loop worked through while other tenants' calls waited. For the
+// same reason each late answer is `delayMs` to 1.5 times that, at random, so
+// that a client's streams held together are not answered together either.
+//
 // Callers are told apart by `callerOf` (the authenticated key or token,
-// else the peer address). Counts are per replica, in one-second windows,
-// for at most `maxCallers` callers at once (past that, new callers are not
-// delayed: memory stays bounded).
+// else the peer address). Counts are per replica, for at most `maxCallers`
+// callers at once (past that, new callers are not delayed: memory stays
+// bounded).
 import { Code, ConnectError, type ContextValues, type Interceptor } from "@connectrpc/connect";
 import { sleepUntilAborted } from "../platform/abortable-sleep.ts";
 
@@ -21,37 +29,47 @@ import { sleepUntilAborted } from "../platform/abortable-sleep.ts";
 const REFUSALS = new Set([Code.InvalidArgument, Code.ResourceExhausted, Code.PermissionDenied, Code.Unauthenticated]);
 
 export type RefusalTarpitOptions = {
-  /** Refusals of one caller in one second answered at once. */
+  /** Refusals of one caller a second answered at once, on average; as many at most in a burst. */
   freePerSecond: number;
-  /** How late each further refusal in that second is answered; 0: never delayed. */
+  /** How late each further refusal is answered, at least (at most 1.5 times this); 0: never delayed. */
   delayMs: number;
   maxCallers?: number;
+  /** In [0, 1): where in its range each delay falls (Math.random; fixed in tests). */
+  random?: () => number;
 };
 
-type Window = { start: number; count: number };
+/** A caller's free refusals left at `at` (ms). */
+type Bucket = { tokens: number; at: number };
 
 export class RefusalTarpit {
   private readonly opts: Required<RefusalTarpitOptions>;
-  private readonly windows = new Map<string, Window>();
+  private readonly buckets = new Map<string, Bucket>();
   private delayedCount = 0;
 
   constructor(opts: RefusalTarpitOptions) {
-    this.opts = { maxCallers: 100_000, ...opts };
+    this.opts = { maxCallers: 100_000, random: Math.random, ...opts };
   }
 
   /** Counts one refusal of `caller` at `now` (ms) and returns how late to answer it. */
   refused(caller: string, now: number): number {
-    let w = this.windows.get(caller);
-    if (!w || now - w.start >= 1000) {
-      if (!w && this.windows.size >= this.opts.maxCallers) this.sweep(now);
-      if (!w && this.windows.size >= this.opts.maxCallers) return 0;
-      w = { start: now, count: 0 };
-      this.windows.set(caller, w);
+    const { freePerSecond, delayMs } = this.opts;
+    let b = this.buckets.get(caller);
+    if (!b) {
+      if (this.buckets.size >= this.opts.maxCallers) this.sweep(now);
+      if (this.buckets.size >= this.opts.maxCallers) return 0;
+      b = { tokens: freePerSecond, at: now };
+      this.buckets.set(caller, b);
+    } else {
+      b.tokens = Math.min(freePerSecond, b.tokens + ((now - b.at) * freePerSecond) / 1000);
+      b.at = now;
     }
-    w.count++;
-    if (w.count <= this.opts.freePerSecond || this.opts.delayMs === 0) return 0;
+    if (b.tokens >= 1) {
+      b.tokens -= 1;
+      return 0;
+    }
+    if (delayMs === 0) return 0;
     this.delayedCount++;
-    return this.opts.delayMs;
+    return delayMs + Math.floor((this.opts.random() * delayMs) / 2);
   }
 
   /** Refusals answered late since start. */
@@ -59,8 +77,13 @@ export class RefusalTarpit {
     return this.delayedCount;
   }
 
+  /** Forgets the callers whose buckets are full again (a second untouched, without free refusals): nothing is lost. */
   private sweep(now: number): void {
-    for (const [k, w] of this.windows) if (now - w.start >= 1000) this.windows.delete(k);
+    const free = this.opts.freePerSecond;
+    for (const [k, b] of this.buckets) {
+      const full = free > 0 ? b.tokens + ((now - b.at) * free) / 1000 >= free : now - b.at >= 1000;
+      if (full) this.buckets.delete(k);
+    }
   }
 }
 

@@ -6,18 +6,35 @@ import { describe, expect, it } from "vitest";
 import { RefusalTarpit, refusalTarpitInterceptor } from "../../src/server/refusal-tarpit.ts";
 
 describe("RefusalTarpit", () => {
-  it("answers the first refusals of a second at once and delays the rest, per caller", () => {
-    const t = new RefusalTarpit({ freePerSecond: 3, delayMs: 250 });
+  it("answers a burst of freePerSecond refusals at once and delays the rest, per caller", () => {
+    const t = new RefusalTarpit({ freePerSecond: 3, delayMs: 250, random: () => 0 });
     expect([1, 2, 3, 4, 5].map(() => t.refused("a", 1000))).toEqual([0, 0, 0, 250, 250]);
     expect(t.refused("b", 1100)).toBe(0);
-    // A new second starts afresh.
-    expect(t.refused("a", 2000)).toBe(0);
-    expect(t.delayed).toBe(2);
+    // A second later the bucket is full again.
+    expect([1, 2, 3, 4].map(() => t.refused("a", 2000))).toEqual([0, 0, 0, 250]);
+    expect(t.delayed).toBe(3);
+  });
+
+  it("frees refusals as the bucket refills, not all at the start of a second", () => {
+    const t = new RefusalTarpit({ freePerSecond: 4, delayMs: 100, random: () => 0 });
+    for (let i = 0; i < 4; i++) t.refused("a", 0);
+    expect(t.refused("a", 200)).toBe(100); // 0.8 of a refusal earned
+    expect(t.refused("a", 250)).toBe(0); // one earned by 250 ms
+    expect(t.refused("a", 260)).toBe(100);
+    expect(t.refused("a", 500)).toBe(0);
+  });
+
+  it("spreads the delays over delayMs to 1.5 times it", () => {
+    const at = (r: number) => new RefusalTarpit({ freePerSecond: 0, delayMs: 500, random: () => r }).refused("a", 0);
+    expect([at(0), at(0.5), at(0.999)]).toEqual([500, 625, 749]);
+    const spread = new Set(Array.from({ length: 50 }, () => new RefusalTarpit({ freePerSecond: 0, delayMs: 500 }).refused("a", 0)));
+    for (const d of spread) expect(d >= 500 && d < 750).toBe(true);
+    expect(spread.size).toBeGreaterThan(1);
   });
 
   it("never delays with delayMs 0, nor new callers past maxCallers (until old windows expire)", () => {
     expect(new RefusalTarpit({ freePerSecond: 0, delayMs: 0 }).refused("a", 0)).toBe(0);
-    const t = new RefusalTarpit({ freePerSecond: 0, delayMs: 100, maxCallers: 1 });
+    const t = new RefusalTarpit({ freePerSecond: 0, delayMs: 100, maxCallers: 1, random: () => 0 });
     expect(t.refused("a", 0)).toBe(100);
     expect(t.refused("b", 500)).toBe(0);
     expect(t.refused("b", 1000)).toBe(100);
