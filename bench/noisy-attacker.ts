@@ -10,6 +10,7 @@ import { createGrpcTransport } from "@connectrpc/connect-node";
 import { EventSchema } from "../gen/auditlog/v1/event_pb.js";
 import { IngestService } from "../gen/auditlog/v1/ingest_pb.js";
 import { QueryService } from "../gen/auditlog/v1/query_pb.js";
+import type { TimedCall } from "./call-overlap.ts";
 
 export type AttackerOptions = {
   url: string;
@@ -20,7 +21,15 @@ export type AttackerOptions = {
   /** steady: events a second, in Appends of 100, and GetEvent calls a second (0: none). */
   steadyIngestRate?: number;
   steadyReadRate?: number;
+  /** Keep every call's kind, answer, start and end (bench/call-overlap.ts). */
+  timeline?: boolean;
 };
+
+/** What the attacker sends back when stopped: its calls by kind and answer, and with `timeline` each call. */
+export type AttackerReport = { counts: Record<string, number>; timeline: TimedCall[] };
+
+/** Milliseconds on a clock the parent process shares. */
+export const wallClock = () => performance.timeOrigin + performance.now();
 
 function bearer(key: string): Interceptor {
   return (next) => (req) => {
@@ -29,7 +38,7 @@ function bearer(key: string): Interceptor {
   };
 }
 
-function attack(o: AttackerOptions): { stop: () => Promise<Record<string, number>> } {
+function attack(o: AttackerOptions): { stop: () => Promise<AttackerReport> } {
   const transport = createGrpcTransport({ baseUrl: o.url, interceptors: [bearer(o.key)] });
   const attackerIngest = createClient(IngestService, transport);
   const attackerQuery = createClient(QueryService, transport);
@@ -38,18 +47,21 @@ function attack(o: AttackerOptions): { stop: () => Promise<Record<string, number
   const BURST_STREAMS = o.burstStreams;
   let running = true;
   const counts: Record<string, number> = {};
-  const count = (k: string) => {
+  const timeline: TimedCall[] = [];
+  /** Counts a call that started at `start` (wallClock) and has just been answered. */
+  const outcome = (kind: string, start: number, err?: unknown) => {
+    const k = `${kind}:${err === undefined ? "OK" : err instanceof ConnectError ? Code[err.code] : "error"}`;
     counts[k] = (counts[k] ?? 0) + 1;
+    if (o.timeline) timeline.push({ kind: k, start, end: wallClock() });
   };
-  const outcome = (kind: string, err?: unknown) =>
-    count(`${kind}:${err === undefined ? "OK" : err instanceof ConnectError ? Code[err.code] : "error"}`);
   const loop = async (kind: string, fn: (i: number) => Promise<unknown>) => {
     for (let i = 0; running; i++) {
+      const start = wallClock();
       try {
         await fn(i);
-        outcome(kind);
+        outcome(kind, start);
       } catch (err) {
-        outcome(kind, err);
+        outcome(kind, start, err);
         await new Promise((r) => setTimeout(r, 10));
       }
     }
@@ -59,11 +71,12 @@ function attack(o: AttackerOptions): { stop: () => Promise<Record<string, number
   };
   const burstLoop = async (kind: string, fn: () => Promise<unknown>) => {
     while (running) {
+      const start = wallClock();
       try {
         await fn();
-        outcome(kind);
+        outcome(kind, start);
       } catch (err) {
-        outcome(kind, err);
+        outcome(kind, start, err);
         // Yield to the event loop, no more.
         await new Promise((r) => setImmediate(r));
       }
@@ -79,9 +92,10 @@ function attack(o: AttackerOptions): { stop: () => Promise<Record<string, number
       const wait = due - performance.now();
       if (wait > 0) await new Promise((r) => setTimeout(r, wait));
       if (!running) break;
+      const begun = wallClock();
       const call: Promise<void> = fn().then(
-        () => outcome(kind),
-        (err: unknown) => outcome(kind, err),
+        () => outcome(kind, begun),
+        (err: unknown) => outcome(kind, begun, err),
       );
       inFlight.add(call);
       void call.finally(() => inFlight.delete(call));
@@ -154,17 +168,17 @@ function attack(o: AttackerOptions): { stop: () => Promise<Record<string, number
     async stop() {
       running = false;
       await Promise.all(loops.filter(Boolean));
-      return counts;
+      return { counts, timeline };
     },
   };
 }
 
 // Child protocol (IPC): the first message is the options and starts the
-// loops; "stop" ends them and is answered with the call counts.
+// loops; "stop" ends them and is answered with an AttackerReport.
 if (process.send) {
   let running: ReturnType<typeof attack> | null = null;
   process.on("message", (msg: AttackerOptions | "stop") => {
     if (msg !== "stop") running = attack(msg);
-    else void running?.stop().then((counts) => process.send!(counts, () => process.exit(0)));
+    else void running?.stop().then((report) => process.send!(report, () => process.exit(0)));
   });
 }

@@ -6,7 +6,7 @@
 //                          [--attacks shards,timestamp,search] [--search-streams 10]
 //                          [--tenant-ingest-rate 2000] [--tenant-ingest-burst 2000]
 //                          [--tenant-read-rate 500] [--burst-streams 8] [--attacker-nice 19]
-//                          [--baseline steady]
+//                          [--baseline steady] [--timeline]
 //
 // Starts the service on a fresh database (like `npm run bench -- --start`),
 // then measures tenant "victim" alone for --seconds, and again while tenant
@@ -50,6 +50,10 @@
 // 0 puts the attacker's client on an equal footing (the runs before this
 // option). The CPU seconds of the service and of the attacker's process are
 // reported for both phases.
+// --timeline keeps the start and end of every call of the attack phase,
+// the victim's and the attacker's, and reports for each victim operation
+// which attacker calls were in flight during its slowest 1 % of calls
+// against during all of them (bench/call-overlap.ts).
 // Figures go to stdout and to --out as JSON.
 import { randomBytes, randomUUID } from "node:crypto";
 import { mkdirSync, writeFileSync } from "node:fs";
@@ -67,7 +71,8 @@ import { AdminService, Scope } from "../gen/auditlog/v1/admin_pb.js";
 import type { EventSchema } from "../gen/auditlog/v1/event_pb.js";
 import { IngestService } from "../gen/auditlog/v1/ingest_pb.js";
 import { QueryService } from "../gen/auditlog/v1/query_pb.js";
-import type { AttackerOptions } from "./noisy-attacker.ts";
+import { callOverlap, type OverlapReport, type TimedCall } from "./call-overlap.ts";
+import { type AttackerOptions, type AttackerReport, wallClock } from "./noisy-attacker.ts";
 import { type ProcSample, procSample, startServiceChild } from "./service-child.ts";
 
 const ROOT = join(import.meta.dirname, "..");
@@ -87,6 +92,7 @@ const { values: args } = parseArgs({
     baseline: { type: "string", default: "" },
     out: { type: "string" },
     "keep-db": { type: "boolean", default: false },
+    timeline: { type: "boolean", default: false },
   },
 });
 const SECONDS = Number(args.seconds);
@@ -106,8 +112,21 @@ const BASELINE = attackList(args.baseline!);
 const STEADY = 0.9;
 const log = (msg: string) => process.stderr.write(`[noisy] ${msg}\n`);
 
+/** Per victim operation: the attacker calls in flight during all its calls and during its slowest 1 %. */
+function printOverlap(reports: OverlapReport[]): void {
+  const pct = (x: number) => `${(x * 100).toFixed(1)}%`.padStart(7);
+  for (const r of reports) {
+    process.stdout.write(
+      `${r.op}: ${r.slowCalls} slowest of ${r.calls} calls (>= ${r.thresholdMs.toFixed(1)} ms); attacker calls in flight\n`,
+    );
+    process.stdout.write(`  ${"kind".padEnd(32)} ${"all".padStart(7)} ${"slowest".padStart(7)}\n`);
+    for (const row of r.rows) process.stdout.write(`  ${row.kind.padEnd(32)} ${pct(row.all)} ${pct(row.slow)}\n`);
+  }
+}
+
 type Ops = "append" | "get" | "search";
-type Phase = { histograms: Record<Ops, hdr.Histogram>; errors: Record<string, number>; loops: number };
+/** `calls`: with --timeline, each answered call (kind = the operation). */
+type Phase = { histograms: Record<Ops, hdr.Histogram>; errors: Record<string, number>; loops: number; calls: TimedCall[] };
 const newHistogram = () => hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 120_000_000, numberOfSignificantValueDigits: 3 });
 
 function bearer(key: string): Interceptor {
@@ -173,13 +192,20 @@ try {
   });
 
   async function victimPhase(name: string, seconds = SECONDS): Promise<Phase> {
-    const p: Phase = { histograms: { append: newHistogram(), get: newHistogram(), search: newHistogram() }, errors: {}, loops: 0 };
+    const p: Phase = {
+      histograms: { append: newHistogram(), get: newHistogram(), search: newHistogram() },
+      errors: {},
+      loops: 0,
+      calls: [],
+    };
     const end = performance.now() + seconds * 1000;
     const time = async <T>(op: Ops, fn: () => Promise<T>): Promise<T | undefined> => {
       const t0 = performance.now();
+      const start = wallClock();
       try {
         const out = await fn();
         p.histograms[op].recordValue(Math.max(1, Math.round((performance.now() - t0) * 1000)));
+        if (args.timeline) p.calls.push({ kind: op, start, end: wallClock() });
         return out;
       } catch (err) {
         const key = `${op}:${err instanceof ConnectError ? Code[err.code] : String(err)}`;
@@ -217,7 +243,7 @@ try {
     return p;
   }
 
-  function attack(attacks: Set<string>): { pid: number; stop: () => Promise<Record<string, number>> } {
+  function attack(attacks: Set<string>): { pid: number; stop: () => Promise<AttackerReport> } {
     const options: AttackerOptions = {
       url: service.url,
       key: keys.attacker!,
@@ -226,6 +252,7 @@ try {
       burstStreams: BURST_STREAMS,
       steadyIngestRate: STEADY * Number(args["tenant-ingest-rate"] || 0),
       steadyReadRate: STEADY * Number(args["tenant-read-rate"] || 0),
+      timeline: args.timeline,
     };
     const child = fork(new URL("./noisy-attacker.ts", import.meta.url), { stdio: ["ignore", "inherit", "inherit", "ipc"] });
     os.setPriority(child.pid!, ATTACKER_NICE);
@@ -235,9 +262,9 @@ try {
     return {
       pid: child.pid!,
       async stop() {
-        const counts = once(child, "message").then(([c]) => c as Record<string, number>);
+        const report = once(child, "message").then(([r]) => r as AttackerReport);
         child.send("stop");
-        const result = await counts;
+        const result = await report;
         await once(child, "exit");
         return result;
       },
@@ -256,8 +283,10 @@ try {
     const phase = await victimPhase(name);
     const s1 = procSample(service.pid);
     const a1 = procSample(a.pid);
-    const counts = await a.stop();
-    return { phase, counts, service: cpuShare(s0, s1), attacker: cpuShare(a0, a1), rss: s1 };
+    const { counts, timeline } = await a.stop();
+    // Only the victim's calls under attack; the attacker's before them (the 2 s above) count when still in flight.
+    const overlap = args.timeline ? callOverlap(phase.calls, timeline) : null;
+    return { phase, counts, overlap, service: cpuShare(s0, s1), attacker: cpuShare(a0, a1), rss: s1 };
   };
   const cpuShare = (from: ProcSample | null, to: ProcSample | null) => (from && to ? (to.cpuSeconds - from.cpuSeconds) / SECONDS : null);
 
@@ -321,6 +350,7 @@ try {
     attackerCalls: attackCounts,
     ...(baseline ? { attackerCallsBaseline: baseline.counts } : {}),
     attackerNice: ATTACKER_NICE,
+    ...(main.overlap ? { overlap: main.overlap } : {}),
     server: { peakRssMb: main.rss ? main.rss.hwmKb / 1024 : null },
     // Share of one core over each phase.
     cpu,
@@ -337,6 +367,7 @@ try {
     );
   }
   process.stdout.write(`attacker calls: ${JSON.stringify(attackCounts)}\nvictim errors: ${JSON.stringify(result.victimErrors)}\n`);
+  if (main.overlap) printOverlap(main.overlap);
   if (baseline) process.stdout.write(`attacker calls in the baseline: ${JSON.stringify(baseline.counts)}\n`);
   const pctOf = (x: number | null) => (x === null ? "?" : `${Math.round(x * 100)}%`);
   process.stdout.write(

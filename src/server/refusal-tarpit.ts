@@ -60,8 +60,9 @@ export class RefusalTarpit {
       b = { tokens: freePerSecond, at: now };
       this.buckets.set(caller, b);
     } else {
-      b.tokens = Math.min(freePerSecond, b.tokens + ((now - b.at) * freePerSecond) / 1000);
-      b.at = now;
+      // Date.now() may step back (clock adjustments): never take refusals back for it.
+      b.tokens = Math.min(freePerSecond, b.tokens + (Math.max(0, now - b.at) * freePerSecond) / 1000);
+      b.at = Math.max(b.at, now);
     }
     if (b.tokens >= 1) {
       b.tokens -= 1;

@@ -22,6 +22,9 @@ describe("RefusalTarpit", () => {
     expect(t.refused("a", 250)).toBe(0); // one earned by 250 ms
     expect(t.refused("a", 260)).toBe(100);
     expect(t.refused("a", 500)).toBe(0);
+    // A clock that steps back neither refills nor drains the bucket.
+    expect(t.refused("a", 100)).toBe(100);
+    expect(t.refused("a", 750)).toBe(0);
   });
 
   it("spreads the delays over delayMs to 1.5 times it", () => {
