@@ -70,7 +70,8 @@ export interface SearchBackend {
    * The NDJSON file of export()'s records as bytes: ndjsonLineOfRecord of
    * each, in the same order, in chunks that end at a line's end. Optional: a
    * backend that can produce the lines cheaper than from records (PostgreSQL
-   * builds them in SQL); exports use export() where it is absent.
+   * builds them in SQL); exports use export() where it is absent or answers
+   * null (a query it serves no cheaper, export-routing.ts).
    * `reuseBuffers`: the caller is done with each chunk once it asks for the
    * next (it has copied or written it), so later chunks may be written into
    * the same memory.
@@ -82,7 +83,7 @@ export interface SearchBackend {
     limit: bigint | null,
     signal: AbortSignal,
     opts?: { reuseBuffers?: boolean },
-  ): AsyncIterable<Uint8Array>;
+  ): AsyncIterable<Uint8Array> | null;
 
   stats(tenantId: string, q: EventQuery, interval: StatsInterval, top: number, signal?: AbortSignal): Promise<Stats>;
 

@@ -14,8 +14,6 @@
 // reports those): for an auditor, more complete than the index. Search,
 // stats and index status are the index's.
 import type { EventQuery } from "../domain/event-query.ts";
-import type { StoredRecord } from "../domain/event-record.ts";
-import { ndjsonLineOfRecord } from "../domain/export-format.ts";
 import type { SearchBackend } from "./backend.ts";
 
 /** True when the PostgreSQL backend exports `q` without building any row's open text. */
@@ -23,24 +21,19 @@ export function exportableFromRecords(q: EventQuery): boolean {
   return q.conditions.every((c) => c.kind !== "text" && c.kind !== "metadata");
 }
 
-/** `index` for everything but the exports that `records` (the PostgreSQL backend) serves better. */
+/**
+ * `index` for everything but the exports that `records` (the PostgreSQL
+ * backend) serves better. The lines of the others are made from the index's
+ * records by the export itself (exportNdjson answers null).
+ */
 export function withExportsFromRecords(index: SearchBackend, records: SearchBackend): SearchBackend {
-  const recordsNdjson = records.exportNdjson?.bind(records);
   return {
     name: index.name,
     search: (...args) => index.search(...args),
     export: (tenantId, q, ...rest) => (exportableFromRecords(q) ? records : index).export(tenantId, q, ...rest),
-    exportNdjson: (tenantId, q, direction, limit, signal, opts) =>
-      recordsNdjson && exportableFromRecords(q)
-        ? recordsNdjson(tenantId, q, direction, limit, signal, opts)
-        : linesOf(index.export(tenantId, q, direction, limit, signal)),
+    exportNdjson: (tenantId, q, ...rest) => (exportableFromRecords(q) ? (records.exportNdjson?.(tenantId, q, ...rest) ?? null) : null),
     stats: (...args) => index.stats(...args),
     waitForPosition: (...args) => index.waitForPosition(...args),
     indexStatus: (...args) => index.indexStatus(...args),
   };
-}
-
-/** Each batch of records as its NDJSON lines, in one buffer. */
-async function* linesOf(batches: AsyncIterable<StoredRecord[]>): AsyncGenerator<Uint8Array> {
-  for await (const batch of batches) yield Buffer.from(batch.map(ndjsonLineOfRecord).join(""));
 }

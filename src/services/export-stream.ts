@@ -69,10 +69,13 @@ export async function* exportChunks(
   use: ChunkUse = {},
 ): AsyncGenerator<Buffer, void, undefined> {
   const manifest = plan.manifest ? manifestBuilder(plan, signer) : null;
-  // Plain NDJSON as stored needs nothing of each record: the backend's lines as they come.
-  if (plan.format === "ndjson" && !manifest && view === asStored && backend.exportNdjson) {
-    const reuseBuffers = use.consumedOnNext === true;
-    yield* lineChunks(backend.exportNdjson(plan.tenantId, plan.q, plan.direction, plan.limit, signal, { reuseBuffers }));
+  // Plain NDJSON as stored needs nothing of each record: the backend's lines as they come, where it has them.
+  const lines =
+    plan.format === "ndjson" && !manifest && view === asStored
+      ? backend.exportNdjson?.(plan.tenantId, plan.q, plan.direction, plan.limit, signal, { reuseBuffers: use.consumedOnNext === true })
+      : null;
+  if (lines) {
+    yield* lineChunks(lines);
     return;
   }
   const show = manifest ? asStored : view;

@@ -6,6 +6,7 @@ import type { StoredRecord } from "../../src/domain/event-record.ts";
 import { ndjsonLineOfRecord } from "../../src/domain/export-format.ts";
 import type { SearchBackend } from "../../src/search/backend.ts";
 import { exportableFromRecords, withExportsFromRecords } from "../../src/search/export-routing.ts";
+import { type ExportPlan, exportChunks } from "../../src/services/export-stream.ts";
 
 const never = new AbortController().signal;
 
@@ -82,20 +83,20 @@ describe("withExportsFromRecords", () => {
     const calls: string[] = [];
     const b = withExportsFromRecords(fake("elasticsearch", false, calls), fake("postgresql", true, calls));
     const q = { conditions: [{ kind: "terms" as const, field: "action" as const, values: ["a.b"] }] };
-    expect((await collect(b.exportNdjson!("t", q, "asc", null, never))).map(String)).toEqual(["postgresql\n"]);
+    expect((await collect(b.exportNdjson!("t", q, "asc", null, never)!)).map(String)).toEqual(["postgresql\n"]);
     expect((await collect(b.export("t", q, "asc", null, never))).flat().map((r) => r.sequence)).toEqual([1n, 2n, 3n]);
     expect(calls).toEqual(["postgresql.exportNdjson", "postgresql.export"]);
   });
 
-  it("exports free text and metadata from the index, its records as the same NDJSON lines", async () => {
+  it("exports free text and metadata from the index: no lines of its own, so the file is made from its records", async () => {
     const calls: string[] = [];
     const b = withExportsFromRecords(fake("elasticsearch", false, calls), fake("postgresql", true, calls));
     const q = { conditions: [{ kind: "text" as const, words: ["x"], negate: false }] };
-    const chunks = await collect(b.exportNdjson!("t", q, "asc", null, never));
-    expect(chunks.map((c) => Buffer.from(c).toString())).toEqual([
-      ndjsonLineOfRecord(record(1n)) + ndjsonLineOfRecord(record(2n)),
-      ndjsonLineOfRecord(record(3n)),
-    ]);
+    expect(b.exportNdjson!("t", q, "asc", null, never)).toBeNull();
+    expect(calls).toEqual([]);
+    const plan: ExportPlan = { tenantId: "t", q, direction: "asc", limit: null, format: "ndjson" };
+    const file = Buffer.concat(await collect(exportChunks(b, plan, never))).toString();
+    expect(file).toBe([1n, 2n, 3n].map((n) => ndjsonLineOfRecord(record(n))).join(""));
     await collect(b.export("t", { conditions: [{ kind: "metadata", path: ["k"], values: ["v"] }] }, "desc", 5n, never));
     expect(calls).toEqual(["elasticsearch.export", "elasticsearch.export"]);
   });

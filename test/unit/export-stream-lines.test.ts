@@ -123,4 +123,13 @@ describe("exportChunks with a backend's own NDJSON lines", () => {
     await chunksOf(exportChunks(stored, plan, signal, null, asStored));
     expect(stored.used).toEqual(["lines"]);
   });
+
+  it("takes the record path when the backend has no lines for the query (exportNdjson answers null)", async () => {
+    const declining = backend();
+    declining.exportNdjson = () => null;
+    const file = await chunksOf(exportChunks(declining, plan, new AbortController().signal));
+    expect(declining.used).toEqual(["records"]);
+    expect(Buffer.concat(file)).toEqual(Buffer.concat(await chunksOf(exportChunks(backend(), plan, new AbortController().signal))));
+    expect(file.length).toBeGreaterThan(0);
+  });
 });
