@@ -54,17 +54,14 @@ export function callOverlap(victim: readonly TimedCall[], attacker: readonly Tim
     const slowCalls = Math.min(calls.length, Math.max(1, Math.ceil(calls.length * slowShare)));
     const fastestSlow = calls[slowCalls - 1];
     const during = calls.map((c) => kindsDuring(index, c.start, c.end));
-    const share = (from: number, to: number, kind: string) => {
-      let n = 0;
-      for (let i = from; i < to; i++) if (during[i]!.has(kind)) n++;
-      return to > from ? n / (to - from) : 0;
-    };
+    /** The share of the first `n` calls (the slowest first) with `kind` in flight. */
+    const share = (n: number, kind: string) => (n > 0 ? during.slice(0, n).filter((k) => k.has(kind)).length / n : 0);
     return {
       op,
       calls: calls.length,
       slowCalls,
       thresholdMs: fastestSlow ? fastestSlow.end - fastestSlow.start : 0,
-      rows: kinds.map((kind) => ({ kind, all: share(0, calls.length, kind), slow: share(0, slowCalls, kind) })),
+      rows: kinds.map((kind) => ({ kind, all: share(calls.length, kind), slow: share(slowCalls, kind) })),
     };
   });
 }
