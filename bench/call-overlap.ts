@@ -4,7 +4,9 @@
 // of attacker call (kind and answer, "shards:OK") was in flight during the
 // victim's call. A kind in flight during the slow calls much more often than
 // during calls in general is what the slow calls wait for; one that is in
-// flight as often either way is not.
+// flight as often either way is not. And how long the victim's calls took
+// with each kind in flight against without it: what a kind costs the
+// victim's call that runs beside it.
 
 /** One call: what it was, and when it started and ended (ms, one clock for both processes). */
 export type TimedCall = { kind: string; start: number; end: number };
@@ -16,7 +18,20 @@ export type OverlapRow = {
   all: number;
   /** The same share among its slowest 1 %. */
   slow: number;
+  /** Median and 90th percentile duration (ms) of the victim's calls with one of these in flight, and without; null for no calls. */
+  beside: Durations | null;
+  apart: Durations | null;
 };
+
+export type Durations = { p50: number; p90: number };
+
+/** Nearest-rank percentiles of `ms`, sorted in any order. */
+function durations(ms: number[]): Durations | null {
+  if (ms.length === 0) return null;
+  const sorted = [...ms].sort((a, b) => a - b);
+  const at = (q: number) => sorted[Math.max(0, Math.ceil(q * sorted.length) - 1)]!;
+  return { p50: at(0.5), p90: at(0.9) };
+}
 
 export type OverlapReport = { op: string; calls: number; slowCalls: number; thresholdMs: number; rows: OverlapRow[] };
 
@@ -61,7 +76,13 @@ export function callOverlap(victim: readonly TimedCall[], attacker: readonly Tim
       calls: calls.length,
       slowCalls,
       thresholdMs: fastestSlow ? fastestSlow.end - fastestSlow.start : 0,
-      rows: kinds.map((kind) => ({ kind, all: share(calls.length, kind), slow: share(slowCalls, kind) })),
+      rows: kinds.map((kind) => ({
+        kind,
+        all: share(calls.length, kind),
+        slow: share(slowCalls, kind),
+        beside: durations(calls.filter((_, i) => during[i]!.has(kind)).map((c) => c.end - c.start)),
+        apart: durations(calls.filter((_, i) => !during[i]!.has(kind)).map((c) => c.end - c.start)),
+      })),
     };
   });
 }

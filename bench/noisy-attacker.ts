@@ -3,6 +3,7 @@
 // measure the service, not a client loop shared with the attacker, and the
 // parent can lower its CPU priority (--attacker-nice) as a stand-in for an
 // attacker on another machine.
+import { randomUUID } from "node:crypto";
 import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, createClient, type Interceptor } from "@connectrpc/connect";
@@ -128,11 +129,17 @@ function attack(o: AttackerOptions): { stop: () => Promise<AttackerReport> } {
     })),
   };
   const monthsApart = () => attackerIngest.append(monthsApartBody, { timeoutMs: 60_000 });
+  // The same events with the same ids every time: after the first, each
+  // Append is 1,000 duplicates, all the service's own work on the request
+  // and almost none of PostgreSQL's (nothing new is written).
+  const sameIdsBody = { events: monthsApartBody.events.map((e) => ({ ...e, id: randomUUID() })) };
+  const sameIds = () => attackerIngest.append(sameIdsBody, { timeoutMs: 60_000 });
   const loops = [
     ATTACKS.has("shards") && loop("shards", monthsApart),
     // The same Appends at 90 % of the tenant's ingest rate, none refused:
     // what its accepted 1,000-event transactions cost, apart from its refused bodies.
     ATTACKS.has("shards-paced") && paced("shards-paced", (o.steadyIngestRate ?? 0) / 1000, monthsApart),
+    ATTACKS.has("duplicates-paced") && paced("duplicates-paced", (o.steadyIngestRate ?? 0) / 1000, sameIds),
     ATTACKS.has("timestamp") &&
       loop("timestamp", () =>
         attackerIngest.append(

@@ -23,6 +23,10 @@
 //                 is refused RESOURCE_EXHAUSTED shows in the attacker's calls;
 //   5. shards-paced: the Appends of 1 at 90 % of --tenant-ingest-rate on a
 //                 fixed schedule, none refused;
+//   5b. duplicates-paced: the same, but with the same event ids every
+//                 time, so each Append after the first is 1,000 duplicates:
+//                 the service's work on the request without PostgreSQL's
+//                 work of writing them;
 //   6. steady:    the tenant at its limits and never over them: Appends of
 //                 100 events at 90 % of --tenant-ingest-rate and GetEvents
 //                 at 90 % of --tenant-read-rate (none when unset), on a
@@ -53,7 +57,8 @@
 // --timeline keeps the start and end of every call of the attack phase,
 // the victim's and the attacker's, and reports for each victim operation
 // which attacker calls were in flight during its slowest 1 % of calls
-// against during all of them (bench/call-overlap.ts).
+// against during all of them, and how long its calls took with each kind
+// in flight against without it (bench/call-overlap.ts).
 // Figures go to stdout and to --out as JSON.
 import { randomBytes, randomUUID } from "node:crypto";
 import { mkdirSync, writeFileSync } from "node:fs";
@@ -71,7 +76,7 @@ import { AdminService, Scope } from "../gen/auditlog/v1/admin_pb.js";
 import type { EventSchema } from "../gen/auditlog/v1/event_pb.js";
 import { IngestService } from "../gen/auditlog/v1/ingest_pb.js";
 import { QueryService } from "../gen/auditlog/v1/query_pb.js";
-import { callOverlap, type OverlapReport, type TimedCall } from "./call-overlap.ts";
+import { callOverlap, type Durations, type OverlapReport, type TimedCall } from "./call-overlap.ts";
 import { type AttackerOptions, type AttackerReport, wallClock } from "./noisy-attacker.ts";
 import { type ProcSample, procSample, startServiceChild } from "./service-child.ts";
 
@@ -115,12 +120,19 @@ const log = (msg: string) => process.stderr.write(`[noisy] ${msg}\n`);
 /** Per victim operation: the attacker calls in flight during all its calls and during its slowest 1 %. */
 function printOverlap(reports: OverlapReport[]): void {
   const pct = (x: number) => `${(x * 100).toFixed(1)}%`.padStart(7);
+  const ms = (d: Durations | null) => (d ? `${d.p50.toFixed(1)}/${d.p90.toFixed(1)}` : "-");
   for (const r of reports) {
     process.stdout.write(
       `${r.op}: ${r.slowCalls} slowest of ${r.calls} calls (>= ${r.thresholdMs.toFixed(1)} ms); attacker calls in flight\n`,
     );
-    process.stdout.write(`  ${"kind".padEnd(32)} ${"all".padStart(7)} ${"slowest".padStart(7)}\n`);
-    for (const row of r.rows) process.stdout.write(`  ${row.kind.padEnd(32)} ${pct(row.all)} ${pct(row.slow)}\n`);
+    process.stdout.write(
+      `  ${"kind".padEnd(32)} ${"all".padStart(7)} ${"slowest".padStart(7)}  ${"p50/p90 ms beside".padStart(17)}  ${"apart".padStart(11)}\n`,
+    );
+    for (const row of r.rows) {
+      process.stdout.write(
+        `  ${row.kind.padEnd(32)} ${pct(row.all)} ${pct(row.slow)}  ${ms(row.beside).padStart(17)}  ${ms(row.apart).padStart(11)}\n`,
+      );
+    }
   }
 }
 

@@ -1,9 +1,13 @@
 // The service as a child process on a database of its own, for benchmarks
 // that measure it from outside (its peak RSS and CPU come from /proc).
+// For a diagnosis: AUDITLOG_BENCH_SERVICE_NODE_OPTIONS becomes its
+// NODE_OPTIONS (a CPU profile, say), and AUDITLOG_BENCH_SERVICE_STDOUT=FILE
+// keeps its standard output (a GC trace through AUDITLOG_HEAP_FLAGS, which
+// NODE_OPTIONS does not accept).
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { once } from "node:events";
-import { readFileSync } from "node:fs";
+import { createWriteStream, readFileSync } from "node:fs";
 import { join } from "node:path";
 import pg from "pg";
 import { freePort } from "../src/devservers/processes.ts";
@@ -105,7 +109,10 @@ export async function startServiceChild(o: ServiceChildOptions): Promise<Service
     if (!o.keepDb) await dropDb();
     throw err;
   }
-  c.stdout!.resume();
+  // The service's standard output (its logs; --trace-gc lines) to a file for a diagnosis, else dropped.
+  const stdoutFile = process.env["AUDITLOG_BENCH_SERVICE_STDOUT"];
+  if (stdoutFile) c.stdout!.pipe(createWriteStream(stdoutFile));
+  else c.stdout!.resume();
   return {
     url: `http://127.0.0.1:${port}`,
     operatorKey,

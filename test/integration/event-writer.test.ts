@@ -88,6 +88,7 @@ describe("event writer: literal values and COPY", () => {
   it.each([
     ["literal values", 3],
     ["COPY", INLINE_MAX_EVENTS + 5],
+    ["COPY, a few hundred events", 250],
   ])("replans a batch with retries among its events (%s): duplicates, conflicts and new events, in order", async (_, size) => {
     const base = size * 10;
     const first = Array.from({ length: size }, (_, i) => record(base + i));
@@ -104,5 +105,16 @@ describe("event writer: literal values and COPY", () => {
     expect(results.map((r) => r.status)).toEqual(["duplicate", "conflict", ...Array(size - 2).fill("accepted")]);
     expect(results.slice(2).map((r) => r.sequence)).toEqual(Array.from({ length: size - 2 }, (_, i) => BigInt(before + 1 + i)));
     expect((await stored("retry")).map((r) => r.id).slice(-size)).toEqual(first.map((r) => r.id));
+    // Each event links to the one before it.
+    const links = (
+      await systemQuery<{ sequence: string; hash: string; prev_hash: string }>(
+        pool,
+        "SELECT sequence, hash, prev_hash FROM events WHERE tenant_id = 'retry' ORDER BY sequence",
+      )
+    ).rows;
+    for (let i = 1; i < links.length; i++) {
+      expect(BigInt(links[i]!.sequence)).toBe(BigInt(links[i - 1]!.sequence) + 1n);
+      expect(links[i]!.prev_hash).toBe(links[i - 1]!.hash);
+    }
   });
 });

@@ -15,7 +15,13 @@ describe("callOverlap", () => {
     const [report] = callOverlap(victim, attacker);
     expect(report).toMatchObject({ op: "append", calls: 100, slowCalls: 1, thresholdMs: 50 });
     const row = (kind: string) => report!.rows.find((r) => r.kind === kind)!;
-    expect(row("shards:OK")).toEqual({ kind: "shards:OK", all: 0.01, slow: 1 });
+    expect(row("shards:OK")).toEqual({
+      kind: "shards:OK",
+      all: 0.01,
+      slow: 1,
+      beside: { p50: 50, p90: 50 },
+      apart: { p50: 5, p90: 5 },
+    });
     // Refused searches: during half of all the appends, and during the slow one too.
     expect(row("search:InvalidArgument").all).toBe(0.5);
     expect(row("search:InvalidArgument").slow).toBe(1);
@@ -27,10 +33,17 @@ describe("callOverlap", () => {
     const ended = call("timestamp:OK", 0, 99);
     const [report] = callOverlap(victim, [long, ended, call("short", 150, 151)]);
     expect(report!.rows).toEqual([
-      { kind: "shards:OK", all: 0.5, slow: 1 },
-      { kind: "short", all: 0, slow: 0 },
-      { kind: "timestamp:OK", all: 0, slow: 0 },
+      { kind: "shards:OK", all: 0.5, slow: 1, beside: { p50: 10, p90: 10 }, apart: { p50: 1, p90: 1 } },
+      { kind: "short", all: 0, slow: 0, beside: null, apart: { p50: 1, p90: 10 } },
+      { kind: "timestamp:OK", all: 0, slow: 0, beside: null, apart: { p50: 1, p90: 10 } },
     ]);
+  });
+
+  it("gives the durations of the calls beside a kind and apart from it as nearest-rank percentiles", () => {
+    // Ten gets of 1..10 ms, one after the other; a slow Append beside the last three.
+    const victim = Array.from({ length: 10 }, (_, i) => call("get", i * 100, i * 100 + i + 1));
+    const [report] = callOverlap(victim, [call("shards:OK", 700, 1000)]);
+    expect(report!.rows[0]).toMatchObject({ beside: { p50: 9, p90: 10 }, apart: { p50: 4, p90: 7 } });
   });
 
   it("reports each operation apart, and nothing for none", () => {
