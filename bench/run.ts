@@ -50,6 +50,7 @@ import { ensurePartitions } from "../src/store/partitions.ts";
 import { connectCall } from "../scripts/lib/connect-json.ts";
 import { bearer, type GrpcStub, loadAuditlogStubs, newClient } from "../scripts/lib/grpc-client.ts";
 import { benchEventJson, newHistogram, type ProducerReport, type ProducerTask, wallMs } from "./producer.ts";
+import { type CpuShares, cpuShares, formatCpuShares, readCpuCounters } from "./machine-cpu.ts";
 import { adminQuery, databaseUrlFor, procSample, type ServiceChild, startServiceChild } from "./service-child.ts";
 
 const ROOT = join(import.meta.dirname, "..");
@@ -157,14 +158,23 @@ function pct(h: hdr.Histogram): { p50: number | null; p99: number | null; p999: 
 let serverPid: number | null = args["server-pid"] ? Number(args["server-pid"]) : null;
 const sample = () => procSample(serverPid);
 
-type Usage = { cpuSeconds: number | null; peakRssMb: number | null; rssMb: number | null };
+const sharesNote = (u: { machine: CpuShares | null }) => (u.machine ? `; ${formatCpuShares(u.machine)}` : "");
+
+type Usage = { cpuSeconds: number | null; peakRssMb: number | null; rssMb: number | null; machine: CpuShares | null };
 async function measured<T>(fn: () => Promise<T>): Promise<[T, Usage]> {
   const a = sample();
+  const cpuA = readCpuCounters(serverPid);
   const out = await fn();
+  const cpuB = readCpuCounters(serverPid);
   const b = sample();
   return [
     out,
-    { cpuSeconds: a && b ? b.cpuSeconds - a.cpuSeconds : null, peakRssMb: b ? b.hwmKb / 1024 : null, rssMb: b ? b.rssKb / 1024 : null },
+    {
+      cpuSeconds: a && b ? b.cpuSeconds - a.cpuSeconds : null,
+      peakRssMb: b ? b.hwmKb / 1024 : null,
+      rssMb: b ? b.rssKb / 1024 : null,
+      machine: cpuA && cpuB ? cpuShares(cpuA, cpuB) : null,
+    },
   ];
 }
 
@@ -318,7 +328,7 @@ async function phaseIngest(ctx: Ctx): Promise<void> {
       seconds: m.seconds,
       rate,
       ...p,
-      note: `${PRODUCERS}x${STREAMS} streams; ack=stream end->summary${m.errors ? `; ${m.errors} errors: ${m.firstError}` : ""}${cpuPer1k !== null ? `; server ${cpuPer1k.toFixed(3)} CPU s/1k ev` : ""}`,
+      note: `${PRODUCERS}x${STREAMS} streams; ack=stream end->summary${m.errors ? `; ${m.errors} errors: ${m.firstError}` : ""}${cpuPer1k !== null ? `; server ${cpuPer1k.toFixed(3)} CPU s/1k ev` : ""}${sharesNote(usage)}`,
     });
     out.push({
       scale: `${mult}x`,
@@ -366,7 +376,7 @@ async function phaseAppend(ctx: Ctx): Promise<void> {
     seconds: m.seconds,
     rate: m.accepted / m.seconds,
     ...p,
-    note: `open loop, latency from due time${m.accepted / m.seconds < 0.95 * rate ? "; TARGET RATE NOT REACHED" : ""}${m.errors ? `; ${m.errors} errors: ${m.firstError}` : ""}`,
+    note: `open loop, latency from due time${m.accepted / m.seconds < 0.95 * rate ? "; TARGET RATE NOT REACHED" : ""}${m.errors ? `; ${m.errors} errors: ${m.firstError}` : ""}${sharesNote(usage)}`,
   });
   results["append"] = {
     targetRate: rate,
@@ -414,12 +424,15 @@ async function phaseCopy(): Promise<void> {
   await once(ws, "finish");
   const columns = /COPY events \(([^)]*)\)/.exec(COPY_EVENTS_SQL)![1]!;
   const bytes = readFileSync(file).length;
+  const cpuA = readCpuCounters(serverPid);
   const t0 = performance.now();
   execFileSync("psql", [url, "-v", "ON_ERROR_STOP=1", "-q", "-c", `\\copy events (${columns}) FROM '${file}'`], {
     stdio: ["ignore", "ignore", "inherit"],
     timeout: PHASE_TIMEOUT_MS,
   });
   const seconds = (performance.now() - t0) / 1000;
+  const cpuB = readCpuCounters(serverPid);
+  const machine = cpuA && cpuB ? cpuShares(cpuA, cpuB) : null;
   rmSync(file, { force: true });
   const rate = n / seconds;
   const ratio = ingestTotals.rate16x !== null ? ingestTotals.rate16x / rate : null;
@@ -431,9 +444,9 @@ async function phaseCopy(): Promise<void> {
     p50: null,
     p99: null,
     p999: null,
-    note: `${(bytes / n).toFixed(0)} B/row; ingest 16x = ${ratio === null ? "-" : `${(ratio * 100).toFixed(0)}%`} of it`,
+    note: `${(bytes / n).toFixed(0)} B/row; ingest 16x = ${ratio === null ? "-" : `${(ratio * 100).toFixed(0)}%`} of it${sharesNote({ machine })}`,
   });
-  results["copyBaseline"] = { rows: n, seconds, rowsPerSecond: rate, bytesPerRow: bytes / n, ingestRateRatio: ratio };
+  results["copyBaseline"] = { rows: n, seconds, rowsPerSecond: rate, bytesPerRow: bytes / n, ingestRateRatio: ratio, machine };
 }
 
 async function indexStatus(
@@ -641,20 +654,21 @@ async function phaseSearch(ctx: Ctx): Promise<void> {
       let hits = 0;
       const t0 = performance.now();
       const deadline = t0 + 120_000;
-      let i = 0;
-      for (; i < QUERIES && performance.now() < deadline; i++) {
-        const req = shape.req(i);
-        if (!req) break;
-        const s = performance.now();
-        try {
-          const r = await search(req);
-          h.recordValue(Math.max(1, Math.round((performance.now() - s) * 1000)));
-          hits += r.events.length;
-        } catch (e) {
-          errors++;
-          firstError ||= (e as Error).message;
+      const [, usage] = await measured(async () => {
+        for (let i = 0; i < QUERIES && performance.now() < deadline; i++) {
+          const req = shape.req(i);
+          if (!req) break;
+          const s = performance.now();
+          try {
+            const r = await search(req);
+            h.recordValue(Math.max(1, Math.round((performance.now() - s) * 1000)));
+            hits += r.events.length;
+          } catch (e) {
+            errors++;
+            firstError ||= (e as Error).message;
+          }
         }
-      }
+      });
       const seconds = (performance.now() - t0) / 1000;
       const p = pct(h);
       addRow({
@@ -663,7 +677,7 @@ async function phaseSearch(ctx: Ctx): Promise<void> {
         seconds,
         rate: h.totalCount / seconds,
         ...p,
-        note: `${h.totalCount} queries, avg ${(hits / Math.max(1, h.totalCount)).toFixed(0)} hits${shape.name.startsWith("deep") && deepNote ? `; ${deepNote}` : ""}${errors ? `; ${errors} errors: ${firstError}` : ""}`,
+        note: `${h.totalCount} queries, avg ${(hits / Math.max(1, h.totalCount)).toFixed(0)} hits${shape.name.startsWith("deep") && deepNote ? `; ${deepNote}` : ""}${errors ? `; ${errors} errors: ${firstError}` : ""}${sharesNote(usage)}`,
       });
       out[shape.name] = {
         queries: h.totalCount,
@@ -671,6 +685,7 @@ async function phaseSearch(ctx: Ctx): Promise<void> {
         firstError: firstError || null,
         latencyMs: p,
         avgHits: hits / Math.max(1, h.totalCount),
+        server: usage,
       };
     }
   } finally {
@@ -712,7 +727,7 @@ async function phaseExport(ctx: Ctx): Promise<void> {
     p50: null,
     p99: null,
     p999: null,
-    note: `${(bytes / 1e6 / seconds).toFixed(1)} MB/s; ${note}`,
+    note: `${(bytes / 1e6 / seconds).toFixed(1)} MB/s; ${note}${sharesNote(usage)}`,
   });
   results["export"] = {
     rows: lines,

@@ -4,13 +4,14 @@
 // NODE_OPTIONS (a CPU profile, say), and AUDITLOG_BENCH_SERVICE_STDOUT=FILE
 // keeps its standard output (a GC trace through AUDITLOG_HEAP_FLAGS, which
 // NODE_OPTIONS does not accept).
-import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { once } from "node:events";
 import { createWriteStream, readFileSync } from "node:fs";
 import { join } from "node:path";
 import pg from "pg";
 import { freePort } from "../src/devservers/processes.ts";
+import { parsePidStat } from "./machine-cpu.ts";
 
 const ROOT = join(import.meta.dirname, "..");
 
@@ -128,24 +129,14 @@ export async function startServiceChild(o: ServiceChildOptions): Promise<Service
 
 export type ProcSample = { hwmKb: number; rssKb: number; cpuSeconds: number };
 
-const CLK_TCK = (() => {
-  try {
-    return Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).trim()) || 100;
-  } catch {
-    return 100;
-  }
-})();
-
 /** Peak and current RSS and CPU seconds of a process on this machine, or null when it is gone. */
 export function procSample(pid: number | null): ProcSample | null {
   if (!pid) return null;
   try {
     const status = readFileSync(`/proc/${pid}/status`, "utf8");
     const kb = (k: string) => Number(new RegExp(`^${k}:\\s+(\\d+)`, "m").exec(status)?.[1] ?? 0);
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" "); // f[0] is field 3 (state)
-    const cpu = (Number(f[11]) + Number(f[12])) / CLK_TCK; // fields 14 utime, 15 stime
-    return { hwmKb: kb("VmHWM"), rssKb: kb("VmRSS"), cpuSeconds: cpu };
+    const { own } = parsePidStat(readFileSync(`/proc/${pid}/stat`, "utf8"));
+    return { hwmKb: kb("VmHWM"), rssKb: kb("VmRSS"), cpuSeconds: own };
   } catch {
     return null;
   }
