@@ -51,6 +51,7 @@ import { connectCall } from "../scripts/lib/connect-json.ts";
 import { bearer, type GrpcStub, loadAuditlogStubs, newClient } from "../scripts/lib/grpc-client.ts";
 import { benchEventJson, newHistogram, type ProducerReport, type ProducerTask, wallMs } from "./producer.ts";
 import { type CpuShares, cpuShares, formatCpuShares, readCpuCounters } from "./machine-cpu.ts";
+import { formatMemorySample, MemorySampler } from "./memory-sampler.ts";
 import { adminQuery, databaseUrlFor, procSample, type ServiceChild, startServiceChild } from "./service-child.ts";
 
 const ROOT = join(import.meta.dirname, "..");
@@ -758,8 +759,11 @@ async function main(): Promise<void> {
   const ctx = await setupTenant(url, operatorKey);
   log(`tenant ${ctx.tenantId}; scale ${SCALE}; ${PRODUCERS} producers; phases ${[...PHASES].join(",")}`);
   printHeader();
+  const memory = new MemorySampler(url);
+  memory.start();
   const run = async (name: string, fn: () => Promise<void>) => {
     if (!PHASES.has(name)) return;
+    memory.phase = name;
     try {
       await fn();
     } catch (e) {
@@ -775,11 +779,15 @@ async function main(): Promise<void> {
   await run("search", () => phaseSearch(ctx));
   await run("export", () => phaseExport(ctx));
 
+  memory.phase = "end";
+  await memory.stop();
   const fin = sample();
   const server = {
     pid: serverPid,
     peakRssMb: fin ? fin.hwmKb / 1024 : null,
     rssMb: fin ? fin.rssKb / 1024 : null,
+    highestSampledMemory: memory.highest,
+    memorySamples: { taken: memory.samples, failed: memory.failures },
     cpuSecondsTotal: fin?.cpuSeconds ?? null,
     ingestEvents: ingestTotals.events,
     cpuSecondsPer1kIngested: fin && ingestTotals.events ? (ingestTotals.cpuSeconds / ingestTotals.events) * 1000 : null,
@@ -792,9 +800,12 @@ async function main(): Promise<void> {
     p50: null,
     p99: null,
     p999: null,
-    note: fin
-      ? `peak RSS ${server.peakRssMb!.toFixed(0)} MB; ${server.cpuSecondsPer1kIngested?.toFixed(3) ?? "-"} CPU s per 1k ingested (seconds column = server CPU s in ingest)`
-      : "no server pid (use --start or --server-pid)",
+    note:
+      (fin
+        ? `peak RSS ${server.peakRssMb!.toFixed(0)} MB; ${server.cpuSecondsPer1kIngested?.toFixed(3) ?? "-"} CPU s per 1k ingested (seconds column = server CPU s in ingest)`
+        : "no server pid (use --start or --server-pid)") +
+      (memory.highest ? `; ${formatMemorySample(memory.highest)}` : "") +
+      (memory.failures ? `; ${memory.failures} of ${memory.samples + memory.failures} /metrics samples failed` : ""),
   });
   results["server"] = server;
 

@@ -170,7 +170,7 @@ export async function startApp(config: Config & { databaseUrl: string }, log: Lo
   const auth = new Authenticator(keys, config.bootstrapKey, config.keyCacheMs, {
     tokens: config.jwt ? new JwtVerifier(config.jwt) : null,
   });
-  const metrics = new Metrics();
+  const metrics = new Metrics({ runtime: config.telemetry.metricsEnabled });
   registerPoolMetrics(metrics, { write: pool, read: readPool });
   const committer = new GroupCommitter<WriteItem, WriteResult>((items) => writeBatch(pool, items), {
     maxBatchEvents: config.batchMaxEvents,

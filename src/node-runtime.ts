@@ -10,6 +10,14 @@
 //   they have to be on the command line: the process replaces itself
 //   (execve: same pid, same stdio, so a supervisor's signals still reach it)
 //   with one started with the flags.
+// - glibc's malloc settings, which the C library reads from the environment
+//   when a process starts (so they too need the relaunch). Under load the
+//   memory outside V8's heap (Buffers, sockets, native code's allocations)
+//   was the larger part of the peak: glibc kept freed multi-megabyte Buffers
+//   in its main heap (its mmap threshold rises to the size of each large
+//   block freed, so later ones came from the heap, where freed memory in the
+//   middle stays resident) and gave each busy thread an arena of its own.
+//   Linux only; musl and other C libraries ignore these variables.
 // - Node's compile cache (module.enableCompileCache). Node strips the types
 //   of every .ts module with a WebAssembly compiler that stays loaded (about
 //   30 MB resident); with the cache, a module unchanged since an earlier
@@ -27,6 +35,32 @@ export const HEAP_FLAGS: readonly string[] = [
   // ingest cost 39 % more CPU and Append's p99 rose by a third (docs/PERFORMANCE.md, "Round three").
   "--heap-growing-percent=100",
 ];
+
+/**
+ * glibc malloc settings (environment variables) for the relaunched process.
+ * Why these values: docs/PERFORMANCE.md, "Round ten: the memory outside V8's heap".
+ */
+export const MALLOC_ENV: Readonly<Record<string, string>> = {
+  // At most 2 arenas (default: 8 per core) for the threads V8 and libuv run beside the event loop.
+  MALLOC_ARENA_MAX: "2",
+  // Blocks of 128 KB or more are mapped on their own and unmapped when freed. Setting it also fixes it:
+  // glibc no longer raises it to the size of each large block freed.
+  MALLOC_MMAP_THRESHOLD_: "131072",
+};
+
+/**
+ * The variables of MALLOC_ENV that `env` does not set (an operator's own
+ * value wins); none with AUDITLOG_MALLOC=off or on a system other than
+ * Linux (where they mean nothing).
+ */
+export function missingMallocEnv(env: NodeJS.ProcessEnv, platform: NodeJS.Platform): Record<string, string> {
+  const setting = env["AUDITLOG_MALLOC"]?.trim();
+  if (setting !== undefined && setting !== "on" && setting !== "off") {
+    throw new Error(`AUDITLOG_MALLOC: "on" or "off", not ${JSON.stringify(env["AUDITLOG_MALLOC"])}`);
+  }
+  if (setting === "off" || platform !== "linux") return {};
+  return Object.fromEntries(Object.entries(MALLOC_ENV).filter(([name]) => env[name] === undefined));
+}
 
 // `--no-x` sets the same flag as `--x`, so an operator's `--no-x` keeps ours out.
 const flagName = (flag: string) =>
@@ -65,26 +99,29 @@ export function missingHeapFlags(wanted: readonly string[], execArgv: readonly s
 
 /**
  * Turns the compile cache on for the modules loaded from now on, then, when
- * heap flags are missing, replaces this process with the same command plus
- * those flags (and the cache's directory in NODE_COMPILE_CACHE, so that the
- * new process reads even main.ts from it). Must run before anything else:
- * nothing of this process survives a relaunch but its pid and standard
- * streams.
+ * heap flags or malloc settings are missing, replaces this process with the
+ * same command plus those flags and variables (and the cache's directory in
+ * NODE_COMPILE_CACHE, so that the new process reads even main.ts from it).
+ * Must run before anything else: nothing of this process survives a
+ * relaunch but its pid and standard streams.
  */
 export function prepareNodeRuntime(): void {
   const cache = module.enableCompileCache();
   const missing = missingHeapFlags(wantedHeapFlags(process.env["AUDITLOG_HEAP_FLAGS"]), process.execArgv, process.env["NODE_OPTIONS"]);
+  const malloc = missingMallocEnv(process.env, process.platform);
   // process.execve is Linux/macOS only (and Node >= 23.11): elsewhere the service runs with Node's defaults.
-  if (missing.length === 0 || typeof process.execve !== "function" || process.platform === "win32") return;
-  const env = { ...process.env };
+  if ((missing.length === 0 && Object.keys(malloc).length === 0) || typeof process.execve !== "function" || process.platform === "win32")
+    return;
+  const env = { ...process.env, ...malloc };
   const cacheOn =
     cache.status === module.constants.compileCacheStatus.ENABLED || cache.status === module.constants.compileCacheStatus.ALREADY_ENABLED;
   if (cacheOn && cache.directory !== undefined) env["NODE_COMPILE_CACHE"] ??= cache.directory;
   try {
-    // execArgv holds the flags just added, so the relaunched process does not relaunch again.
+    // Its execArgv holds the flags and its environment the variables just added: the new process does not relaunch again.
     process.execve(process.execPath, [process.execPath, ...missing, ...process.execArgv, ...process.argv.slice(1)], env);
   } catch (err) {
     // Only memory is at stake: serve with Node's defaults rather than not at all.
-    process.stderr.write(`could not restart with the heap flags ${missing.join(" ")} (${String(err)}); running with Node's defaults\n`);
+    const added = [...missing, ...Object.entries(malloc).map(([k, v]) => `${k}=${v}`)].join(" ");
+    process.stderr.write(`could not restart with ${added} (${String(err)}); running with Node's defaults\n`);
   }
 }

@@ -9,6 +9,7 @@
 // key or event labels: tenants are created at run time, so their number is
 // not bounded by configuration.
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
+import { runtimeRegistry } from "./runtime-metrics.ts";
 
 export type CommitOutcome = "ok" | "failed";
 export type ReconcileOutcome = "clean" | "repaired" | "failed";
@@ -19,6 +20,13 @@ const BATCH_BUCKETS = [1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 100
 
 export class Metrics {
   readonly registry = new Registry();
+  /** The process's own figures (runtime-metrics.ts), after the app's; null: the app's alone. */
+  private readonly runtime: Registry | null;
+
+  /** `runtime`: include the process's memory, GC, event loop and CPU (started now, once per process). */
+  constructor(opts: { runtime?: boolean } = {}) {
+    this.runtime = opts.runtime ? runtimeRegistry() : null;
+  }
   private readonly rpcRequests = new Counter({
     name: "auditlog_rpc_requests_total",
     help: "RPCs handled, by service, method and status code (code != ok: errors).",
@@ -131,6 +139,8 @@ export class Metrics {
 
   /** The exposition text and its content type, for GET /metrics. */
   async render(): Promise<{ contentType: string; body: string }> {
-    return { contentType: this.registry.contentType, body: await this.registry.metrics() };
+    const [own, runtime] = await Promise.all([this.registry.metrics(), this.runtime?.metrics() ?? ""]);
+    // Each text ends with a newline; a blank line between metric families, as within one registry.
+    return { contentType: this.registry.contentType, body: runtime ? `${own}\n${runtime}` : own };
   }
 }

@@ -4,6 +4,7 @@
 // and Elasticsearch. No figure is asserted (speed is measured by real runs,
 // docs/PERFORMANCE.md); what is checked is that every phase ran and wrote
 // its results.
+import type { MemorySample } from "../../bench/memory-sampler.ts";
 import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
@@ -77,5 +78,13 @@ describe("bench smoke run", () => {
       expect({ shape, queries: r.queries > 0, errors: r.errors }).toEqual({ shape, queries: true, errors: 0 });
     expect((doc.results["indexLag"] as { skipped?: string }).skipped).toBeUndefined();
     expect((doc.results["export"] as { rows: number }).rows).toBeGreaterThan(0);
+    // The service's memory was sampled from its /metrics, and split.
+    const server = doc.results["server"] as { highestSampledMemory: MemorySample | null; memorySamples: { taken: number; failed: number } };
+    expect(server.memorySamples.failed).toBe(0);
+    expect(server.memorySamples.taken).toBeGreaterThan(0);
+    const m = server.highestSampledMemory!;
+    expect(m.rssMb).toBeGreaterThan(m.heapTotalMb);
+    // Labelled with the phase it fell in, or before the first ("start") or after the last ("end").
+    expect(["start", ...PHASES, "end"]).toContain(m.phase);
   });
 });

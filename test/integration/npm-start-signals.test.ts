@@ -8,7 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { signingKeyFromPem } from "../../src/domain/signing.ts";
-import { HEAP_FLAGS } from "../../src/node-runtime.ts";
+import { HEAP_FLAGS, MALLOC_ENV } from "../../src/node-runtime.ts";
 
 const ROOT = join(import.meta.dirname, "..", "..");
 /** Shutdown grace of the service (1 s here) plus stopping PostgreSQL, on a busy machine. */
@@ -80,6 +80,7 @@ describe("npm start and signals", () => {
   it("SIGTERM to the npm process stops the service and its embedded PostgreSQL", async () => {
     const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.toLowerCase().startsWith("npm_")));
     delete env.DATABASE_URL;
+    for (const name of Object.keys(MALLOC_ENV)) delete env[name];
     npm = spawn("npm", ["start"], {
       cwd: ROOT,
       env: {
@@ -118,6 +119,10 @@ describe("npm start and signals", () => {
       commands.some((c) => c.includes("src/main.ts") && HEAP_FLAGS.every((f) => c.includes(f))),
       commands.join("\n"),
     ).toBe(true);
+    // ... and its malloc settings, in the environment it replaced itself with.
+    const service = tree.find((pid) => commandOf(pid).includes("src/main.ts"))!;
+    const environ = readFileSync(`/proc/${service}/environ`, "utf8").split("\0");
+    for (const [name, value] of Object.entries(MALLOC_ENV)) expect(environ).toContain(`${name}=${value}`);
     expect(
       commands.some((c) => /\/postgres\b/.test(c)),
       commands.join("\n"),

@@ -144,6 +144,31 @@ describe("GET /metrics with Elasticsearch", () => {
     expect(sample(t, "auditlog_indexer_problem_seconds")).toBe(0);
   });
 
+  it("reports the process: resident memory and its peak, the V8 heap, GC pauses, event-loop delay", async () => {
+    // Enough short-lived garbage for young-generation collections, whose pauses the GC histogram records.
+    let keep = 0;
+    for (let i = 0; i < 200_000; i++) keep += JSON.stringify({ i, s: "x".repeat(64) }).length;
+    expect(keep).toBeGreaterThan(0);
+    await expect
+      .poll(async () => sample((await scrape(svc.app.url)).text, "nodejs_gc_duration_seconds_count", { kind: "minor" }) ?? 0)
+      .toBeGreaterThan(0);
+    const t = (await scrape(svc.app.url)).text;
+    const rss = sample(t, "process_resident_memory_bytes")!;
+    const peak = sample(t, "auditlog_process_resident_memory_peak_bytes")!;
+    // The test runs in the service's process: its figures are this process's.
+    expect(rss).toBeGreaterThan(10 * 1024 * 1024);
+    expect(peak).toBeGreaterThanOrEqual(rss);
+    expect(peak).toBeGreaterThanOrEqual(process.memoryUsage.rss() / 2);
+    expect(sample(t, "nodejs_heap_size_used_bytes")).toBeGreaterThan(0);
+    expect(sample(t, "nodejs_heap_space_size_used_bytes", { space: "old" })).toBeGreaterThan(0);
+    expect(sample(t, "nodejs_eventloop_lag_p99_seconds")).toBeGreaterThanOrEqual(0);
+    expect(sample(t, "process_cpu_seconds_total")).toBeGreaterThan(0);
+    // The finer GC buckets: a young-generation pause is about a millisecond.
+    expect(t).toContain('nodejs_gc_duration_seconds_bucket{le="0.0005",kind="minor"}');
+    // Once each, however many apps the process runs (this file starts several).
+    expect(t.match(/^# TYPE process_resident_memory_bytes /gm)).toHaveLength(1);
+  });
+
   it("reports both PostgreSQL pools and the reconciler's results", async () => {
     const t = (await scrape(svc.app.url)).text;
     for (const pool of ["write", "read"]) {

@@ -1,6 +1,6 @@
-// Which heap flags the service adds to its own command line (src/node-runtime.ts).
+// Which heap flags and malloc settings the service adds to its own start (src/node-runtime.ts).
 import { describe, expect, it } from "vitest";
-import { HEAP_FLAGS, missingHeapFlags, wantedHeapFlags } from "../../src/node-runtime.ts";
+import { HEAP_FLAGS, MALLOC_ENV, missingHeapFlags, missingMallocEnv, wantedHeapFlags } from "../../src/node-runtime.ts";
 
 describe("wantedHeapFlags", () => {
   it("HEAP_FLAGS unless AUDITLOG_HEAP_FLAGS says otherwise", () => {
@@ -52,5 +52,29 @@ describe("missingHeapFlags", () => {
     expect(missingHeapFlags(["--single-threaded-gc"], [], "--no-single_threaded_gc")).toEqual([]);
     expect(missingHeapFlags(["--single-threaded-gc"], ["--single-threaded-gc"], undefined)).toEqual([]);
     expect(missingHeapFlags(["--single-threaded-gc"], [], undefined)).toEqual(["--single-threaded-gc"]);
+  });
+});
+
+describe("missingMallocEnv", () => {
+  it("all of MALLOC_ENV on Linux when the environment sets none", () => {
+    expect(missingMallocEnv({}, "linux")).toEqual(MALLOC_ENV);
+    expect(missingMallocEnv({ AUDITLOG_MALLOC: "on" }, "linux")).toEqual(MALLOC_ENV);
+  });
+
+  it("none once they are there: a relaunched process does not relaunch", () => {
+    expect(missingMallocEnv({ ...MALLOC_ENV }, "linux")).toEqual({});
+  });
+
+  it("an operator's own value wins", () => {
+    expect(missingMallocEnv({ MALLOC_ARENA_MAX: "4" }, "linux")).toEqual({ MALLOC_MMAP_THRESHOLD_: MALLOC_ENV["MALLOC_MMAP_THRESHOLD_"] });
+  });
+
+  it("none with AUDITLOG_MALLOC=off, or on another system", () => {
+    expect(missingMallocEnv({ AUDITLOG_MALLOC: "off" }, "linux")).toEqual({});
+    expect(missingMallocEnv({}, "darwin")).toEqual({});
+  });
+
+  it("refuses another AUDITLOG_MALLOC, naming it", () => {
+    expect(() => missingMallocEnv({ AUDITLOG_MALLOC: "2" }, "linux")).toThrow(/AUDITLOG_MALLOC: "on" or "off", not "2"/);
   });
 });
