@@ -11,6 +11,7 @@ import { createWriteStream, readFileSync } from "node:fs";
 import { join } from "node:path";
 import pg from "pg";
 import { freePort } from "../src/devservers/processes.ts";
+import { procStatusBytes } from "../src/platform/runtime-metrics.ts";
 import { parsePidStat } from "./machine-cpu.ts";
 
 const ROOT = join(import.meta.dirname, "..");
@@ -134,7 +135,7 @@ export function procSample(pid: number | null): ProcSample | null {
   if (!pid) return null;
   try {
     const status = readFileSync(`/proc/${pid}/status`, "utf8");
-    const kb = (k: string) => Number(new RegExp(`^${k}:\\s+(\\d+)`, "m").exec(status)?.[1] ?? 0);
+    const kb = (field: "VmHWM" | "VmRSS") => (procStatusBytes(status, field) ?? 0) / 1024;
     const { own } = parsePidStat(readFileSync(`/proc/${pid}/stat`, "utf8"));
     return { hwmKb: kb("VmHWM"), rssKb: kb("VmRSS"), cpuSeconds: own };
   } catch {

@@ -23,10 +23,6 @@ export class Metrics {
   /** The process's own figures (runtime-metrics.ts), after the app's; null: the app's alone. */
   private readonly runtime: Registry | null;
 
-  /** `runtime`: include the process's memory, GC, event loop and CPU (started now, once per process). */
-  constructor(opts: { runtime?: boolean } = {}) {
-    this.runtime = opts.runtime ? runtimeRegistry() : null;
-  }
   private readonly rpcRequests = new Counter({
     name: "auditlog_rpc_requests_total",
     help: "RPCs handled, by service, method and status code (code != ok: errors).",
@@ -69,6 +65,11 @@ export class Metrics {
     help: "Documents the reconciler removed from Elasticsearch.",
     registers: [this.registry],
   });
+
+  /** `runtime`: include the process's memory, GC, event loop and CPU (started now, once per process). */
+  constructor(opts: { runtime?: boolean } = {}) {
+    this.runtime = opts.runtime ? runtimeRegistry() : null;
+  }
 
   /** One RPC's outcome (the transport's interceptor calls it). */
   observeRpc(service: string, method: string, code: string, seconds: number): void {

@@ -17,9 +17,9 @@ import { collectDefaultMetrics, Gauge, Registry } from "prom-client";
  */
 const GC_SECONDS_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1];
 
-/** `VmHWM` of a /proc/<pid>/status text, in bytes (null: not there). */
-export function peakResidentBytes(status: string): number | null {
-  const m = /^VmHWM:\s+(\d+)\s+kB$/m.exec(status);
+/** A memory field (`VmHWM`: peak resident, `VmRSS`: resident now) of a /proc/<pid>/status text, in bytes (null: not there). */
+export function procStatusBytes(status: string, field: "VmHWM" | "VmRSS"): number | null {
+  const m = new RegExp(`^${field}:\\s+(\\d+)\\s+kB$`, "m").exec(status);
   return m ? Number(m[1]) * 1024 : null;
 }
 
@@ -36,7 +36,7 @@ export function runtimeRegistry(): Registry {
       help: "Highest resident memory of this process since it started (VmHWM): what a scrape interval may miss of process_resident_memory_bytes.",
       registers: [r],
       collect() {
-        const peak = peakResidentBytes(readFileSync("/proc/self/status", "utf8"));
+        const peak = procStatusBytes(readFileSync("/proc/self/status", "utf8"), "VmHWM");
         if (peak !== null) this.set(peak);
       },
     });

@@ -7,6 +7,7 @@ import type * as grpc from "@grpc/grpc-js";
 import { connectCall } from "../../scripts/lib/connect-json.ts";
 import { makeEvent, toConnectJson, toProtoLoader } from "../support/events.ts";
 import { bearer } from "../../scripts/lib/grpc-client.ts";
+import { procStatusBytes } from "../../src/platform/runtime-metrics.ts";
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
@@ -218,7 +219,7 @@ export async function verifyChain(url: string, queryKey: string): Promise<{ ok: 
 export async function rssBytes(pid: number): Promise<number> {
   const { readFile } = await import("node:fs/promises");
   const status = await readFile(`/proc/${pid}/status`, "utf8");
-  const m = /VmRSS:\s+(\d+)\s+kB/.exec(status);
-  if (!m) throw new Error(`no VmRSS for ${pid}`);
-  return Number(m[1]) * 1024;
+  const bytes = procStatusBytes(status, "VmRSS");
+  if (bytes === null) throw new Error(`no VmRSS for ${pid}`);
+  return bytes;
 }

@@ -165,7 +165,7 @@ describe("GET /metrics with Elasticsearch", () => {
     expect(sample(t, "process_cpu_seconds_total")).toBeGreaterThan(0);
     // The finer GC buckets: a young-generation pause is about a millisecond.
     expect(t).toContain('nodejs_gc_duration_seconds_bucket{le="0.0005",kind="minor"}');
-    // Once each, however many apps the process runs (this file starts several).
+    // The app's families and the process's in one text, each once.
     expect(t.match(/^# TYPE process_resident_memory_bytes /gm)).toHaveLength(1);
   });
 
